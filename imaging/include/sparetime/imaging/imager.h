@@ -1,0 +1,56 @@
+// Imager: backs up a BlockDevice into a ChunkSink and records a snapshot.
+//
+// Pipeline: one reader thread does large sequential reads into a fixed pool
+// of chunk buffers; worker threads (one per core) take each chunk through
+//   zero check (hole) -> id -> dedup (sink.Contains) -> seal -> sink.Put.
+// Memory is bounded by the pool (chunks_in_flight x chunk_size), whatever
+// the device size. Every `checkpoint_bytes` of progress the imager flushes
+// the sink and journals the finished chunks, so an interrupted backup
+// (kill -9, disk full, cancel) resumes from there on the next run. The
+// snapshot is recorded only after the manifest is stored and flushed.
+#ifndef SPARETIME_IMAGING_IMAGER_H_
+#define SPARETIME_IMAGING_IMAGER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "sparetime/base/status.h"
+#include "sparetime/imaging/catalog.h"
+#include "sparetime/imaging/chunk_store.h"
+#include "sparetime/imaging/codec.h"
+#include "sparetime/imaging/device.h"
+
+namespace sparetime {
+
+// Progress of a long operation, reported from any thread, at most a few times
+// per second.
+struct ProgressInfo {
+  uint64_t bytes_done = 0;
+  uint64_t bytes_total = 0;
+};
+using ProgressFn = std::function<void(const ProgressInfo&)>;
+
+struct BackupOptions {
+  uint32_t chunk_size = 0;        // 0: kDefaultChunkSize
+  std::string label;
+  unsigned threads = 0;           // 0: one per core
+  unsigned chunks_in_flight = 0;  // 0: 2 x threads + 2
+  uint64_t checkpoint_bytes = 256ull << 20;
+  ProgressFn progress;
+  const std::atomic<bool>* cancel = nullptr;  // set to stop early (kCancelled)
+};
+
+struct BackupEnv {
+  const Codec& codec;
+  ChunkSink& sink;
+  BackupJournal& journal;
+  SnapshotRecorder& recorder;
+};
+
+Result<Snapshot> Backup(BlockDevice& device, const BackupEnv& env, const BackupOptions& options);
+
+}  // namespace sparetime
+
+#endif  // SPARETIME_IMAGING_IMAGER_H_

@@ -1,0 +1,87 @@
+// PackStore: a local ChunkSink + ChunkSource made of append-only pack files
+// and an SQLite index.
+//
+// Layout under the store directory:
+//   index.db            SQLite (WAL): chunks(id PRIMARY KEY, pack, offset,
+//                       length, hash) and packs(pack, name, committed_size)
+//   packs/NN/PPPPPPPP.pack
+// A pack is a sequence of records: header (magic, length, id) + sealed blob;
+// the record format is in docs/formats.md. `hash` is an unkeyed BLAKE2b-256
+// of the stored blob, checked on every Get and by Scrub, so a damaged pack is
+// reported as kCorruption naming the pack and offset.
+//
+// Durability: Put appends to this writer's open pack; Flush fsyncs the pack
+// and then commits the index rows, so the index never points past durable
+// bytes. On Open, bytes in a pack beyond its committed size are a torn tail:
+// complete, valid records are re-indexed, the rest is cut off (truncated), and
+// the repair is reported.
+//
+// Concurrency: safe for many threads in one process; several processes may
+// open the same store at once — each writer appends only to packs it created
+// and holds an exclusive flock on, and SQLite serialises the index.
+#ifndef SPARETIME_IMAGING_PACK_STORE_H_
+#define SPARETIME_IMAGING_PACK_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "sparetime/base/status.h"
+#include "sparetime/imaging/chunk_store.h"
+
+namespace sparetime {
+
+struct PackStoreOptions {
+  uint64_t target_pack_bytes = 64ull << 20;  // start a new pack beyond this size
+  uint32_t max_blob_bytes = 8u << 20;        // larger records are corrupt
+};
+
+struct PackStoreStats {
+  uint64_t chunks = 0;
+  uint64_t stored_bytes = 0;  // sum of sealed blob lengths
+  uint64_t packs = 0;
+};
+
+// What Open() found and repaired.
+struct PackRecovery {
+  uint64_t packs_repaired = 0;
+  uint64_t records_recovered = 0;  // valid records past the committed size, re-indexed
+  uint64_t bytes_truncated = 0;    // torn bytes cut off
+};
+
+class PackStore final : public ChunkSink, public ChunkSource {
+ public:
+  // Creates an empty store at `dir` (which may exist but must be empty of a store).
+  static Result<std::unique_ptr<PackStore>> Create(const std::string& dir,
+                                                   PackStoreOptions options = {});
+  // Opens an existing store, repairing torn tails. kNotFound when `dir` holds no store.
+  static Result<std::unique_ptr<PackStore>> Open(const std::string& dir,
+                                                 PackStoreOptions options = {});
+  ~PackStore() override;
+
+  Result<bool> Contains(const ChunkId& id) override;
+  Result<bool> Put(const ChunkId& id, std::span<const std::byte> sealed) override;
+  Status Flush() override;
+  Result<std::vector<std::byte>> Get(const ChunkId& id) override;
+
+  // Removes chunks from the index (space is reclaimed by a later repack).
+  Status Remove(std::span<const ChunkId> ids);
+
+  PackStoreStats Stats();
+  const PackRecovery& recovery() const;
+
+  // Reads every stored blob and checks its hash; calls `bad` for each
+  // damaged one. Returns the number of chunks checked.
+  Result<uint64_t> Scrub(const std::function<void(const ChunkId&, const Status&)>& bad);
+
+  class Impl;
+
+ private:
+  explicit PackStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sparetime
+
+#endif  // SPARETIME_IMAGING_PACK_STORE_H_

@@ -1,0 +1,60 @@
+// Repository: a local sparetime repository directory — the façade the CLI
+// opens. It owns the key file, the pack store and the catalog, and hands out
+// the narrow roles (Codec, ChunkSink/Source, BackupJournal) to the pipelines.
+//
+//   DIR/config.json   format version, defaults (chunk size, zstd level)
+//   DIR/key           WrappedKey JSON (mode 0600)
+//   DIR/catalog.db    Catalog
+//   DIR/store/        PackStore
+//
+// Open() checks the passphrase before anything else is touched: a wrong one
+// is kAuthFailed. A directory that is not a repository is kNotFound with a
+// message that says to run `sparetime init`.
+#ifndef SPARETIME_IMAGING_REPOSITORY_H_
+#define SPARETIME_IMAGING_REPOSITORY_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "sparetime/base/status.h"
+#include "sparetime/imaging/catalog.h"
+#include "sparetime/imaging/codec.h"
+#include "sparetime/imaging/keys.h"
+#include "sparetime/imaging/pack_store.h"
+
+namespace sparetime {
+
+struct RepositoryConfig {
+  int version = 1;
+  uint32_t chunk_size = 0;  // 0: kDefaultChunkSize
+  int zstd_level = 3;
+};
+
+class Repository {
+ public:
+  // Creates a new repository in `dir` (missing or empty). kAlreadyExists when
+  // `dir` already holds one.
+  static Status Init(const std::string& dir, const SecretBuffer& passphrase,
+                     const RepositoryConfig& config, KdfLimits limits);
+  static Result<std::unique_ptr<Repository>> Open(const std::string& dir,
+                                                  const SecretBuffer& passphrase);
+
+  const std::string& dir() const { return dir_; }
+  const RepositoryConfig& config() const { return config_; }
+  const Codec& codec() const { return *codec_; }
+  PackStore& store() { return *store_; }
+  Catalog& catalog() { return *catalog_; }
+
+ private:
+  Repository() = default;
+  std::string dir_;
+  RepositoryConfig config_;
+  std::unique_ptr<Codec> codec_;
+  std::unique_ptr<PackStore> store_;
+  std::unique_ptr<Catalog> catalog_;
+};
+
+}  // namespace sparetime
+
+#endif  // SPARETIME_IMAGING_REPOSITORY_H_

@@ -1,0 +1,58 @@
+// Restorer and verifier: read a snapshot's chunks back from a ChunkSource.
+//
+// Restore checks the target is at least the image size, then worker threads
+// fetch chunks in parallel, open each (AEAD + id check, see codec.h) and
+// write it at its offset; holes go to RestoreTarget::Hole. Any chunk that
+// fails is an error naming its offset and id; nothing is written for it.
+// Verify does the same reads and checks without a target and reports every
+// bad chunk rather than stopping at the first.
+#ifndef SPARETIME_IMAGING_RESTORER_H_
+#define SPARETIME_IMAGING_RESTORER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "sparetime/base/status.h"
+#include "sparetime/imaging/chunk_store.h"
+#include "sparetime/imaging/codec.h"
+#include "sparetime/imaging/device.h"
+#include "sparetime/imaging/imager.h"
+#include "sparetime/imaging/manifest.h"
+
+namespace sparetime {
+
+struct RestoreOptions {
+  unsigned threads = 0;  // 0: max(4, 2 x cores) (fetches may wait on peers)
+  ProgressFn progress;
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+struct RestoreStats {
+  uint64_t chunks_written = 0;
+  uint64_t holes = 0;
+  uint64_t bytes_written = 0;
+};
+
+Result<RestoreStats> Restore(const Manifest& manifest, const Codec& codec, ChunkSource& source,
+                             RestoreTarget& target, const RestoreOptions& options);
+
+struct BadChunk {
+  uint64_t offset;  // byte offset in the image of the first use of this chunk
+  ChunkId id;
+  Status error;
+};
+
+struct VerifyReport {
+  uint64_t chunks_checked = 0;  // distinct ids read and opened
+  std::vector<BadChunk> bad;
+  bool ok() const { return bad.empty(); }
+};
+
+// Reads and opens every distinct chunk of `manifest`.
+Result<VerifyReport> Verify(const Manifest& manifest, const Codec& codec, ChunkSource& source,
+                            const RestoreOptions& options);
+
+}  // namespace sparetime
+
+#endif  // SPARETIME_IMAGING_RESTORER_H_

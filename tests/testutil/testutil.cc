@@ -1,0 +1,95 @@
+#include "testutil/testutil.h"
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+namespace sparetime::testing {
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/sparetime-test-XXXXXX";
+  if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::vector<std::byte> RandomBytes(size_t n, uint64_t seed) {
+  std::vector<std::byte> out(n);
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (size_t i = 0; i < n; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    out[i] = std::byte(x >> 24);
+  }
+  return out;
+}
+
+void WriteFileOrDie(const std::string& path, const std::vector<std::byte>& data) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+  if (!f) std::abort();
+}
+
+std::vector<std::byte> ReadFileOrDie(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) std::abort();
+  std::vector<char> c((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::vector<std::byte> out(c.size());
+  std::memcpy(out.data(), c.data(), c.size());
+  return out;
+}
+
+static std::string Slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+CommandResult RunCommand(const std::string& command) {
+  TempDir tmp;
+  std::string full = "(" + command + ") >" + tmp / "out" + " 2>" + tmp / "err";
+  int rc = std::system(full.c_str());
+  CommandResult r;
+  r.exit_code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  r.out = Slurp(tmp / "out");
+  r.err = Slurp(tmp / "err");
+  return r;
+}
+
+std::string ShellQuote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) {
+    if (c == '\'') q += "'\\''";
+    else q += c;
+  }
+  return q + "'";
+}
+
+bool IsRoot() { return ::geteuid() == 0; }
+
+LoopDevice::LoopDevice(const std::string& backing_file) {
+  CommandResult r = RunCommand("losetup --find --show " + ShellQuote(backing_file));
+  if (r.exit_code != 0) {
+    ADD_FAILURE() << "losetup failed: " << r.err;
+    return;
+  }
+  path_ = r.out.substr(0, r.out.find('\n'));
+}
+
+LoopDevice::~LoopDevice() {
+  if (!path_.empty()) (void)RunCommand("losetup -d " + path_);
+}
+
+}  // namespace sparetime::testing

@@ -1,0 +1,61 @@
+// Shared test helpers: temporary directories, deterministic data, running
+// commands, and loop devices for integration tests (root only).
+#ifndef SPARETIME_TESTS_TESTUTIL_H_
+#define SPARETIME_TESTS_TESTUTIL_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sparetime::testing {
+
+// A fresh directory under $TMPDIR (or /tmp), removed recursively on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Deterministic pseudo-random bytes (xorshift) for test data.
+std::vector<std::byte> RandomBytes(size_t n, uint64_t seed);
+
+// Writes bytes to a file (creating/truncating it).
+void WriteFileOrDie(const std::string& path, const std::vector<std::byte>& data);
+std::vector<std::byte> ReadFileOrDie(const std::string& path);
+
+struct CommandResult {
+  int exit_code = -1;  // -1 when killed by a signal
+  std::string out;     // stdout
+  std::string err;     // stderr
+};
+// Runs `/bin/sh -c command`, capturing stdout and stderr.
+CommandResult RunCommand(const std::string& command);
+// Single-quotes a string for the shell.
+std::string ShellQuote(const std::string& s);
+
+bool IsRoot();
+
+// A loop device over `backing_file`, detached on destruction.
+class LoopDevice {
+ public:
+  explicit LoopDevice(const std::string& backing_file);
+  ~LoopDevice();
+  LoopDevice(const LoopDevice&) = delete;
+  LoopDevice& operator=(const LoopDevice&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace sparetime::testing
+
+#endif  // SPARETIME_TESTS_TESTUTIL_H_
