@@ -1,1 +1,115 @@
-int main() { return 0; }
+// `sparetime`: the command-line interface. Parses arguments (CLI11), installs
+// the interrupt handler, dispatches to a subcommand, and is the only place
+// exceptions are caught (mapped to exit codes, see exit_codes.h).
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+
+#include "commands.h"
+#include "exit_codes.h"
+
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+
+void OnSignal(int) {
+  // The first signal asks the running job to stop cleanly (it checkpoints);
+  // a second one kills the process the default way.
+  g_interrupted.store(true);
+  ::signal(SIGINT, SIG_DFL);
+  ::signal(SIGTERM, SIG_DFL);
+}
+
+void InstallSignalHandlers() {
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  ::sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+}
+
+int Main(int argc, char** argv) {
+  using namespace sparetime::cli;
+  CLI::App app{"sparetime: idle-time, encrypted, deduplicated block-device backup"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "sparetime 0.1.0");
+
+  GlobalOptions g;
+  g.interrupted = &g_interrupted;
+  std::string passphrase_file;
+  app.add_option("--repo", g.repo, "repository directory")->envname("SPARETIME_REPO");
+  app.add_option("--passphrase-file", passphrase_file,
+                 "read the passphrase from this file (mode 0600) instead of $SPARETIME_PASSPHRASE");
+  app.add_flag("--json", g.json, "print machine-readable JSON on stdout");
+  app.add_flag("-q,--quiet", g.quiet, "print nothing but errors");
+
+  InitOptions init;
+  auto* init_cmd = app.add_subcommand("init", "create a new repository");
+  init_cmd->add_option("--chunk-size", init.chunk_size,
+                       "chunk size in bytes (power of two, 65536..4194304; default 1048576)");
+  init_cmd->add_option("--compression", init.compression, "zstd level 0..19 (0: none)")
+      ->check(CLI::Range(0, 19));
+  init_cmd->add_option("--kdf", init.kdf, "Argon2id cost: moderate (default), interactive, min")
+      ->check(CLI::IsMember({"moderate", "interactive", "min"}));
+
+  BackupCommandOptions backup;
+  auto* backup_cmd = app.add_subcommand("backup", "image a block device or image file");
+  backup_cmd->add_option("device", backup.device, "block device or image file")->required();
+  backup_cmd->add_option("--label", backup.label, "a label for the snapshot");
+  backup_cmd->add_flag("--direct-io", backup.direct_io, "read with O_DIRECT");
+
+  auto* snapshots_cmd = app.add_subcommand("snapshots", "list snapshots");
+
+  RestoreCommandOptions restore;
+  auto* restore_cmd = app.add_subcommand("restore", "write a snapshot to a device or file");
+  restore_cmd->add_option("snapshot", restore.snapshot, "snapshot id, unique prefix, or 'latest'")
+      ->required();
+  restore_cmd->add_option("--to", restore.target, "target device or file")->required();
+  restore_cmd->add_flag("--zero-holes", restore.zero_holes,
+                        "write zeroes for all-zero chunks on block devices");
+
+  std::string verify_snapshot;
+  auto* verify_cmd = app.add_subcommand("verify", "read and check every chunk of snapshots");
+  verify_cmd->add_option("snapshot", verify_snapshot, "one snapshot (default: all)");
+
+  std::string forget_snapshot;
+  auto* forget_cmd = app.add_subcommand("forget", "remove a snapshot from the catalog");
+  forget_cmd->add_option("snapshot", forget_snapshot, "snapshot id or unique prefix")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+  if (!passphrase_file.empty()) g.passphrase_file = passphrase_file;
+  InstallSignalHandlers();
+
+  if (*init_cmd) return RunInit(g, init);
+  if (*backup_cmd) return RunBackup(g, backup);
+  if (*snapshots_cmd) return RunSnapshots(g);
+  if (*restore_cmd) return RunRestore(g, restore);
+  if (*verify_cmd) {
+    return RunVerify(g, verify_snapshot.empty() ? std::nullopt
+                                                : std::optional<std::string>(verify_snapshot));
+  }
+  if (*forget_cmd) return RunForget(g, forget_snapshot);
+  return kExitUsage;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Main(argc, argv);
+  } catch (const std::bad_alloc&) {
+    std::fputs("sparetime: out of memory\n", stderr);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sparetime: internal error: %s\n", e.what());
+  }
+  return sparetime::cli::kExitFailure;
+}

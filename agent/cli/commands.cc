@@ -1,0 +1,254 @@
+// Subcommand implementations: open the repository (passphrase first), run
+// the imaging pipeline, print a human summary or JSON.
+#include "commands.h"
+
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "exit_codes.h"
+#include "progress_bar.h"
+#include "sparetime/imaging/device.h"
+#include "sparetime/imaging/imager.h"
+#include "sparetime/imaging/manifest.h"
+#include "sparetime/imaging/repository.h"
+#include "sparetime/imaging/restorer.h"
+
+namespace sparetime::cli {
+namespace {
+
+int Fail(const Status& status, Stage stage) {
+  std::fprintf(stderr, "sparetime: %s\n", status.message().c_str());
+  return ExitCodeFor(status, stage);
+}
+
+Result<SecretBuffer> Passphrase(const GlobalOptions& g) { return ReadPassphrase(g.passphrase_file); }
+
+Result<std::unique_ptr<Repository>> OpenRepo(const GlobalOptions& g) {
+  if (g.repo.empty()) {
+    return InvalidArgument("no repository given: pass --repo DIR or set SPARETIME_REPO");
+  }
+  ST_ASSIGN_OR_RETURN(SecretBuffer passphrase, Passphrase(g));
+  return Repository::Open(g.repo, passphrase);
+}
+
+std::string IsoTime(int64_t t) {
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  ::gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+nlohmann::json SnapshotJson(const Snapshot& s) {
+  return {{"id", s.id},
+          {"label", s.label},
+          {"time", IsoTime(s.time)},
+          {"unix_time", s.time},
+          {"device", s.device.path},
+          {"device_key", s.device.Key()},
+          {"identity", s.device.ToJson()},
+          {"size", s.size},
+          {"chunk_size", s.chunk_size},
+          {"manifest", s.manifest_root.hex()},
+          {"stats",
+           {{"chunks", s.stats.chunks},
+            {"holes", s.stats.holes},
+            {"new_chunks", s.stats.new_chunks},
+            {"new_bytes", s.stats.new_bytes},
+            {"stored_bytes", s.stats.stored_bytes},
+            {"resumed_chunks", s.stats.resumed_chunks},
+            {"seconds", s.stats.seconds}}}};
+}
+
+bool ShowProgress(const GlobalOptions& g) { return !g.json && !g.quiet; }
+
+}  // namespace
+
+int RunInit(const GlobalOptions& g, const InitOptions& o) {
+  if (g.repo.empty()) {
+    return Fail(InvalidArgument("no repository given: pass --repo DIR or set SPARETIME_REPO"),
+                Stage::kWork);
+  }
+  Result<SecretBuffer> passphrase = Passphrase(g);
+  if (!passphrase.ok()) return Fail(passphrase.status(), Stage::kWork);
+  KdfLimits limits = o.kdf == "min"           ? KdfLimits::FastForTests()
+                     : o.kdf == "interactive" ? KdfLimits::Interactive()
+                                              : KdfLimits::Moderate();
+  RepositoryConfig config{.chunk_size = o.chunk_size, .zstd_level = o.compression};
+  Status st = Repository::Init(g.repo, *passphrase, config, limits);
+  if (!st.ok()) return Fail(st, Stage::kWork);
+  if (g.json) {
+    std::cout << nlohmann::json{{"repository", g.repo}}.dump() << "\n";
+  } else if (!g.quiet) {
+    std::cout << "created sparetime repository at " << g.repo << "\n"
+              << "keep the passphrase safe: without it the backups cannot be read\n";
+  }
+  return kExitOk;
+}
+
+int RunBackup(const GlobalOptions& g, const BackupCommandOptions& o) {
+  auto repo = OpenRepo(g);
+  if (!repo.ok()) return Fail(repo.status(), Stage::kOpenRepository);
+  auto device = OpenBlockDevice(o.device, {.direct_io = o.direct_io});
+  if (!device.ok()) return Fail(device.status(), Stage::kWork);
+
+  ProgressBar bar("backup", ShowProgress(g));
+  BackupOptions options;
+  options.chunk_size = (*repo)->config().chunk_size;
+  options.label = o.label;
+  options.progress = bar.Callback();
+  options.cancel = g.interrupted;
+  Catalog& catalog = (*repo)->catalog();
+  BackupEnv env{(*repo)->codec(), (*repo)->store(), catalog, catalog};
+  Result<Snapshot> snap = Backup(**device, env, options);
+  if (!snap.ok()) return Fail(snap.status().WithContext("backup of " + o.device), Stage::kWork);
+
+  const SnapshotStats& s = snap->stats;
+  if (g.json) {
+    std::cout << SnapshotJson(*snap).dump() << "\n";
+  } else if (!g.quiet) {
+    std::printf("snapshot %s of %s saved\n", snap->id.c_str(), o.device.c_str());
+    std::printf("  %s in %llu chunks: %llu new (%s, stored as %s), %llu holes, %llu resumed\n",
+                HumanBytes(snap->size).c_str(), static_cast<unsigned long long>(s.chunks),
+                static_cast<unsigned long long>(s.new_chunks), HumanBytes(s.new_bytes).c_str(),
+                HumanBytes(s.stored_bytes).c_str(), static_cast<unsigned long long>(s.holes),
+                static_cast<unsigned long long>(s.resumed_chunks));
+    std::printf("  %.1f s, %.1f MB/s\n", s.seconds,
+                s.seconds > 0 ? static_cast<double>(snap->size) / s.seconds / 1e6 : 0.0);
+  }
+  return kExitOk;
+}
+
+int RunSnapshots(const GlobalOptions& g) {
+  auto repo = OpenRepo(g);
+  if (!repo.ok()) return Fail(repo.status(), Stage::kOpenRepository);
+  auto list = (*repo)->catalog().ListSnapshots();
+  if (!list.ok()) return Fail(list.status(), Stage::kWork);
+  if (g.json) {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const Snapshot& s : *list) arr.push_back(SnapshotJson(s));
+    std::cout << arr.dump() << "\n";
+    return kExitOk;
+  }
+  std::printf("%-16s  %-20s  %-10s  %-20s  %s\n", "ID", "TIME", "SIZE", "DEVICE", "LABEL");
+  for (const Snapshot& s : *list) {
+    std::printf("%-16s  %-20s  %-10s  %-20s  %s\n", s.id.c_str(), IsoTime(s.time).c_str(),
+                HumanBytes(s.size).c_str(), s.device.path.c_str(), s.label.c_str());
+  }
+  return kExitOk;
+}
+
+int RunRestore(const GlobalOptions& g, const RestoreCommandOptions& o) {
+  auto repo = OpenRepo(g);
+  if (!repo.ok()) return Fail(repo.status(), Stage::kOpenRepository);
+  auto snap = (*repo)->catalog().FindSnapshot(o.snapshot);
+  if (!snap.ok()) return Fail(snap.status(), Stage::kWork);
+  const Codec& codec = (*repo)->codec();
+  auto manifest = LoadManifest(snap->manifest_root, codec, (*repo)->store());
+  if (!manifest.ok()) {
+    return Fail(manifest.status().WithContext("snapshot " + snap->id), Stage::kWork);
+  }
+  auto target = OpenRestoreTarget(o.target, manifest->size, {.zero_holes = o.zero_holes});
+  if (!target.ok()) return Fail(target.status(), Stage::kWork);
+
+  ProgressBar bar("restore", ShowProgress(g));
+  RestoreOptions options{.progress = bar.Callback(), .cancel = g.interrupted};
+  auto stats = Restore(*manifest, codec, (*repo)->store(), **target, options);
+  if (!stats.ok()) {
+    return Fail(stats.status().WithContext("restore of snapshot " + snap->id + " to " + o.target),
+                Stage::kWork);
+  }
+  if (g.json) {
+    std::cout << nlohmann::json{{"snapshot", snap->id},
+                                {"target", o.target},
+                                {"bytes_written", stats->bytes_written},
+                                {"chunks_written", stats->chunks_written},
+                                {"holes", stats->holes}}
+                     .dump()
+              << "\n";
+  } else if (!g.quiet) {
+    std::printf("restored snapshot %s (%s) to %s: %llu chunks written, %llu holes\n",
+                snap->id.c_str(), HumanBytes(manifest->size).c_str(), o.target.c_str(),
+                static_cast<unsigned long long>(stats->chunks_written),
+                static_cast<unsigned long long>(stats->holes));
+  }
+  return kExitOk;
+}
+
+int RunVerify(const GlobalOptions& g, const std::optional<std::string>& which) {
+  auto repo = OpenRepo(g);
+  if (!repo.ok()) return Fail(repo.status(), Stage::kOpenRepository);
+  std::vector<Snapshot> snaps;
+  if (which) {
+    auto one = (*repo)->catalog().FindSnapshot(*which);
+    if (!one.ok()) return Fail(one.status(), Stage::kWork);
+    snaps.push_back(*one);
+  } else {
+    auto all = (*repo)->catalog().ListSnapshots();
+    if (!all.ok()) return Fail(all.status(), Stage::kWork);
+    snaps = std::move(*all);
+  }
+  const Codec& codec = (*repo)->codec();
+  nlohmann::json out = nlohmann::json::array();
+  uint64_t bad_total = 0;
+  for (const Snapshot& s : snaps) {
+    nlohmann::json entry = {{"snapshot", s.id}};
+    auto manifest = LoadManifest(s.manifest_root, codec, (*repo)->store());
+    if (!manifest.ok()) {
+      ++bad_total;
+      std::fprintf(stderr, "sparetime: snapshot %s: manifest is damaged: %s\n", s.id.c_str(),
+                   manifest.status().message().c_str());
+      entry["errors"] = {{{"offset", nullptr}, {"error", manifest.status().message()}}};
+      out.push_back(entry);
+      continue;
+    }
+    ProgressBar bar("verify " + s.id, ShowProgress(g));
+    RestoreOptions options{.progress = bar.Callback(), .cancel = g.interrupted};
+    auto report = Verify(*manifest, codec, (*repo)->store(), options);
+    if (!report.ok()) return Fail(report.status(), Stage::kWork);
+    entry["chunks_checked"] = report->chunks_checked;
+    entry["errors"] = nlohmann::json::array();
+    for (const BadChunk& b : report->bad) {
+      ++bad_total;
+      std::fprintf(stderr, "sparetime: snapshot %s: %s\n", s.id.c_str(),
+                   b.error.message().c_str());
+      entry["errors"].push_back({{"offset", b.offset}, {"id", b.id.hex()},
+                                 {"error", b.error.message()}});
+    }
+    if (!g.json && !g.quiet) {
+      std::printf("snapshot %s: %llu chunks checked, %s\n", s.id.c_str(),
+                  static_cast<unsigned long long>(report->chunks_checked),
+                  report->ok() ? "all good" : "DAMAGED");
+    }
+    out.push_back(entry);
+  }
+  if (g.json) std::cout << out.dump() << "\n";
+  if (bad_total > 0) {
+    std::fprintf(stderr, "sparetime: %llu damaged chunk(s) found; the snapshots named above "
+                         "cannot be fully restored from this repository\n",
+                 static_cast<unsigned long long>(bad_total));
+    return kExitCorruption;
+  }
+  return kExitOk;
+}
+
+int RunForget(const GlobalOptions& g, const std::string& which) {
+  auto repo = OpenRepo(g);
+  if (!repo.ok()) return Fail(repo.status(), Stage::kOpenRepository);
+  auto snap = (*repo)->catalog().FindSnapshot(which);
+  if (!snap.ok()) return Fail(snap.status(), Stage::kWork);
+  Status st = (*repo)->catalog().ForgetSnapshot(snap->id);
+  if (!st.ok()) return Fail(st, Stage::kWork);
+  if (g.json) {
+    std::cout << nlohmann::json{{"forgotten", snap->id}}.dump() << "\n";
+  } else if (!g.quiet) {
+    std::printf("forgot snapshot %s (its chunks stay in the store until a prune)\n",
+                snap->id.c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace sparetime::cli

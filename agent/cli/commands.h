@@ -1,0 +1,47 @@
+// The `sparetime` subcommands over a local repository. Each returns an exit
+// code (exit_codes.h) and prints its own errors: one line on stderr that says
+// what failed and what to do.
+#ifndef SPARETIME_AGENT_CLI_COMMANDS_H_
+#define SPARETIME_AGENT_CLI_COMMANDS_H_
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace sparetime::cli {
+
+struct GlobalOptions {
+  std::string repo;  // --repo or $SPARETIME_REPO
+  std::optional<std::string> passphrase_file;
+  bool json = false;
+  bool quiet = false;
+  const std::atomic<bool>* interrupted = nullptr;  // set by SIGINT/SIGTERM
+};
+
+struct InitOptions {
+  uint32_t chunk_size = 0;
+  int compression = 3;
+  std::string kdf = "moderate";  // moderate | interactive | min (tests only)
+};
+struct BackupCommandOptions {
+  std::string device;
+  std::string label;
+  bool direct_io = false;
+};
+struct RestoreCommandOptions {
+  std::string snapshot;
+  std::string target;
+  bool zero_holes = false;
+};
+
+int RunInit(const GlobalOptions& g, const InitOptions& o);
+int RunBackup(const GlobalOptions& g, const BackupCommandOptions& o);
+int RunSnapshots(const GlobalOptions& g);
+int RunRestore(const GlobalOptions& g, const RestoreCommandOptions& o);
+int RunVerify(const GlobalOptions& g, const std::optional<std::string>& snapshot);
+int RunForget(const GlobalOptions& g, const std::string& snapshot);
+
+}  // namespace sparetime::cli
+
+#endif  // SPARETIME_AGENT_CLI_COMMANDS_H_

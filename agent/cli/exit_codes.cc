@@ -1,0 +1,28 @@
+// Status -> exit code.
+#include "exit_codes.h"
+
+namespace sparetime::cli {
+
+int ExitCodeFor(const Status& status, Stage stage) {
+  switch (status.code()) {
+    case ErrorCode::kOk: return kExitOk;
+    case ErrorCode::kAuthFailed: return kExitWrongPassphrase;
+    case ErrorCode::kInvalidArgument: return kExitUsage;
+    case ErrorCode::kNoSpace: return kExitNoSpace;
+    case ErrorCode::kCancelled: return kExitInterrupted;
+    default: break;
+  }
+  if (stage == Stage::kOpenRepository) return kExitNoRepository;
+  switch (status.code()) {
+    case ErrorCode::kNotFound:
+    case ErrorCode::kPermissionDenied:
+    case ErrorCode::kFailedPrecondition:
+      return kExitDevice;
+    case ErrorCode::kCorruption:
+      return kExitCorruption;
+    default:
+      return kExitFailure;
+  }
+}
+
+}  // namespace sparetime::cli

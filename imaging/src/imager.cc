@@ -1,0 +1,235 @@
+// Imager: the backup pipeline (see imager.h for the shape and invariants).
+//
+// Resume invariant: a chunk index is journaled only after its blob was
+// acknowledged by sink.Put and the sink was flushed, so everything the journal
+// lists is durable; on resume those indices are skipped (their ids re-checked
+// against the sink, since a store can lose chunks to forget/prune).
+#include "sparetime/imaging/imager.h"
+
+#include <algorithm>
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "progress_reporter.h"
+#include "sparetime/base/clock.h"
+#include "sparetime/imaging/chunker.h"
+#include "sparetime/imaging/manifest.h"
+#include "work_queue.h"
+
+namespace sparetime {
+namespace {
+
+struct ChunkWork {
+  uint64_t index;
+  AlignedBuffer buffer;
+};
+
+class BackupRun {
+ public:
+  BackupRun(BlockDevice& device, const BackupEnv& env, const BackupOptions& options,
+            uint32_t chunk_size)
+      : device_(device),
+        env_(env),
+        options_(options),
+        chunker_(device.size(), chunk_size),
+        job_key_(device.identity().Key() + ":chunk=" + std::to_string(chunk_size)),
+        ids_(chunker_.count()),
+        done_(chunker_.count(), false),
+        progress_(options.progress, device.size()) {}
+
+  Result<Snapshot> Run();
+
+ private:
+  Status LoadResumeState();
+  void ReadLoop(BoundedQueue<AlignedBuffer>& free, BoundedQueue<ChunkWork>& work);
+  void WorkLoop(BoundedQueue<AlignedBuffer>& free, BoundedQueue<ChunkWork>& work);
+  Status ProcessChunk(uint64_t index, std::span<const std::byte> data);
+  void Completed(uint64_t index, const ChunkId& id, uint64_t bytes);
+  // Flushes the sink and journals `batch`.
+  Status Checkpoint(std::vector<std::pair<uint64_t, ChunkId>> batch);
+  bool ShouldStop() const {
+    return errors_.failed() || (options_.cancel && options_.cancel->load());
+  }
+
+  BlockDevice& device_;
+  const BackupEnv& env_;
+  const BackupOptions& options_;
+  const FixedChunker chunker_;
+  const std::string job_key_;
+  std::vector<ChunkId> ids_;
+  std::vector<bool> done_;  // only touched before the pipeline starts
+  ProgressReporter progress_;
+  FirstError errors_;
+
+  std::mutex mu_;  // guards stats_, pending_, pending_bytes_, ids_ writes
+  SnapshotStats stats_;
+  std::vector<std::pair<uint64_t, ChunkId>> pending_;
+  uint64_t pending_bytes_ = 0;
+  std::mutex checkpoint_mu_;  // serialises Flush + RecordProgress
+};
+
+Status BackupRun::LoadResumeState() {
+  ST_ASSIGN_OR_RETURN(std::optional<JobProgress> progress, env_.journal.LoadProgress(job_key_));
+  if (!progress) return Status::Ok();
+  for (const auto& [index, id] : progress->done) {
+    if (index >= chunker_.count() || done_[index]) continue;
+    if (!id.is_hole()) {
+      ST_ASSIGN_OR_RETURN(bool held, env_.sink.Contains(id));
+      if (!held) continue;  // the store lost it since; read it again
+    } else {
+      ++stats_.holes;
+    }
+    ids_[index] = id;
+    done_[index] = true;
+    ++stats_.resumed_chunks;
+    progress_.Add(chunker_.At(index).length);
+  }
+  return Status::Ok();
+}
+
+void BackupRun::ReadLoop(BoundedQueue<AlignedBuffer>& free, BoundedQueue<ChunkWork>& work) {
+  for (uint64_t i = 0; i < chunker_.count() && !ShouldStop(); ++i) {
+    if (done_[i]) continue;
+    std::optional<AlignedBuffer> buffer = free.Pop();
+    if (!buffer) break;
+    ChunkExtent extent = chunker_.At(i);
+    Result<size_t> got = device_.ReadAt(extent.offset, buffer->span().first(extent.length));
+    if (!got.ok()) {
+      errors_.Set(got.status());
+      break;
+    }
+    if (*got != extent.length) {
+      errors_.Set(IoError(device_.identity().path + ": device ended at offset " +
+                          std::to_string(extent.offset + *got) + ", expected " +
+                          std::to_string(device_.size()) + " bytes (did it shrink during the backup?)"));
+      break;
+    }
+    if (!work.Push(ChunkWork{i, std::move(*buffer)})) break;
+  }
+  work.Close();
+}
+
+void BackupRun::WorkLoop(BoundedQueue<AlignedBuffer>& free, BoundedQueue<ChunkWork>& work) {
+  while (std::optional<ChunkWork> item = work.Pop()) {
+    ChunkExtent extent = chunker_.At(item->index);
+    if (!ShouldStop()) {
+      errors_.Set(ProcessChunk(item->index, item->buffer.span().first(extent.length)));
+    }
+    device_.DoneWith(extent.offset, extent.length);
+    free.Push(std::move(item->buffer));
+  }
+}
+
+Status BackupRun::ProcessChunk(uint64_t index, std::span<const std::byte> data) {
+  if (IsAllZero(data)) {
+    {
+      std::lock_guard lock(mu_);
+      ++stats_.holes;
+    }
+    Completed(index, kHoleId, data.size());
+    return Status::Ok();
+  }
+  const Codec& codec = env_.codec;
+  ChunkId id = codec.Id(data);
+  ST_ASSIGN_OR_RETURN(bool known, env_.sink.Contains(id));
+  if (!known) {
+    std::vector<std::byte> sealed = codec.Seal(BlobKind::kData, id, data);
+    ST_ASSIGN_OR_RETURN(bool existed, env_.sink.Put(id, sealed));
+    if (!existed) {
+      std::lock_guard lock(mu_);
+      ++stats_.new_chunks;
+      stats_.new_bytes += data.size();
+      stats_.stored_bytes += sealed.size();
+    }
+  }
+  Completed(index, id, data.size());
+  return Status::Ok();
+}
+
+void BackupRun::Completed(uint64_t index, const ChunkId& id, uint64_t bytes) {
+  std::vector<std::pair<uint64_t, ChunkId>> batch;
+  {
+    std::lock_guard lock(mu_);
+    ids_[index] = id;
+    pending_.emplace_back(index, id);
+    pending_bytes_ += bytes;
+    if (pending_bytes_ >= options_.checkpoint_bytes) {
+      batch.swap(pending_);
+      pending_bytes_ = 0;
+    }
+  }
+  progress_.Add(bytes);
+  if (!batch.empty()) errors_.Set(Checkpoint(std::move(batch)));
+}
+
+Status BackupRun::Checkpoint(std::vector<std::pair<uint64_t, ChunkId>> batch) {
+  std::lock_guard lock(checkpoint_mu_);
+  ST_RETURN_IF_ERROR(env_.sink.Flush());
+  return env_.journal.RecordProgress(job_key_, batch);
+}
+
+Result<Snapshot> BackupRun::Run() {
+  auto started = std::chrono::steady_clock::now();
+  ST_RETURN_IF_ERROR(LoadResumeState());
+
+  unsigned threads = options_.threads ? options_.threads
+                                      : std::max(1u, std::thread::hardware_concurrency());
+  unsigned in_flight = options_.chunks_in_flight ? options_.chunks_in_flight : 2 * threads + 2;
+  BoundedQueue<AlignedBuffer> free(in_flight);
+  BoundedQueue<ChunkWork> work(in_flight);
+  for (unsigned i = 0; i < in_flight; ++i) (void)free.Push(AlignedBuffer(chunker_.chunk_size()));
+  {
+    std::vector<std::jthread> workers;
+    for (unsigned i = 0; i < threads; ++i) workers.emplace_back([&] { WorkLoop(free, work); });
+    ReadLoop(free, work);
+  }  // joins the workers
+
+  // Journal what finished, also after an error, so the next run resumes.
+  std::vector<std::pair<uint64_t, ChunkId>> rest;
+  rest.swap(pending_);
+  Status tail = rest.empty() ? Status::Ok() : Checkpoint(std::move(rest));
+  if (errors_.failed()) return errors_.Get();
+  if (options_.cancel && options_.cancel->load()) {
+    return Cancelled("backup of " + device_.identity().path +
+                     " was interrupted; run it again to resume where it stopped");
+  }
+  ST_RETURN_IF_ERROR(tail);
+
+  Manifest manifest;
+  manifest.device = device_.identity();
+  manifest.size = device_.size();
+  manifest.chunk_size = chunker_.chunk_size();
+  manifest.chunks = std::move(ids_);
+  ST_ASSIGN_OR_RETURN(ChunkId root, StoreManifest(manifest, env_.codec, env_.sink));
+  ST_RETURN_IF_ERROR(env_.sink.Flush());
+  progress_.Finish();
+
+  Snapshot snapshot;
+  snapshot.label = options_.label;
+  snapshot.time = ToUnixSeconds(SystemClock().WallNow());
+  snapshot.device = device_.identity();
+  snapshot.size = manifest.size;
+  snapshot.chunk_size = manifest.chunk_size;
+  snapshot.manifest_root = root;
+  snapshot.stats = stats_;
+  snapshot.stats.chunks = chunker_.count();
+  snapshot.stats.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  ST_ASSIGN_OR_RETURN(Snapshot stored, env_.recorder.AddSnapshot(std::move(snapshot)));
+  ST_RETURN_IF_ERROR(env_.journal.ClearProgress(job_key_));
+  return stored;
+}
+
+}  // namespace
+
+Result<Snapshot> Backup(BlockDevice& device, const BackupEnv& env, const BackupOptions& options) {
+  uint32_t chunk_size = options.chunk_size ? options.chunk_size : kDefaultChunkSize;
+  ST_RETURN_IF_ERROR(ValidateChunkSize(chunk_size));
+  BackupRun run(device, env, options, chunk_size);
+  return run.Run();
+}
+
+}  // namespace sparetime

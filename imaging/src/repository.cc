@@ -1,0 +1,134 @@
+// Repository: creates and opens a local repository directory (layout in
+// repository.h). config.json is written last by Init, so its presence marks a
+// complete repository; the passphrase is checked before the store or catalog
+// is opened.
+#include "sparetime/imaging/repository.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <nlohmann/json.hpp>
+
+#include "sparetime/base/fd.h"
+#include "sparetime/imaging/chunker.h"
+
+namespace sparetime {
+namespace {
+
+constexpr char kFormatName[] = "sparetime-repository";
+
+std::string ConfigPath(const std::string& dir) { return dir + "/config.json"; }
+std::string KeyPath(const std::string& dir) { return dir + "/key"; }
+std::string StorePath(const std::string& dir) { return dir + "/store"; }
+std::string CatalogPath(const std::string& dir) { return dir + "/catalog.db"; }
+
+// OK when `dir` is missing or an empty directory.
+Status CheckInitTarget(const std::string& dir) {
+  struct stat sb;
+  if (::stat(dir.c_str(), &sb) != 0) return Status::Ok();
+  if (!S_ISDIR(sb.st_mode)) return AlreadyExists(dir + " exists and is not a directory");
+  if (::stat(ConfigPath(dir).c_str(), &sb) == 0) {
+    return AlreadyExists(dir + " already holds a sparetime repository");
+  }
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return ErrnoStatus("open " + dir, errno);
+  bool empty = true;
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name != "." && name != "..") empty = false;
+  }
+  ::closedir(d);
+  if (!empty) return AlreadyExists(dir + " is not empty; choose a new or empty directory");
+  return Status::Ok();
+}
+
+Result<RepositoryConfig> ParseConfig(const std::string& path, const std::string& text) {
+  try {
+    nlohmann::json j = nlohmann::json::parse(text);
+    if (j.value("format", "") != kFormatName) {
+      return Corruption(path + " is not a sparetime repository config");
+    }
+    RepositoryConfig config;
+    config.version = j.at("version").get<int>();
+    config.chunk_size = j.at("chunk_size").get<uint32_t>();
+    config.zstd_level = j.at("zstd_level").get<int>();
+    if (config.version != 1) {
+      return FailedPrecondition(path + ": repository format version " +
+                                std::to_string(config.version) +
+                                " is newer than this sparetime supports (1); upgrade sparetime");
+    }
+    ST_RETURN_IF_ERROR(ValidateChunkSize(config.chunk_size).WithContext(path));
+    return config;
+  } catch (const nlohmann::json::exception& e) {
+    return Corruption(path + " is damaged: " + e.what());
+  }
+}
+
+}  // namespace
+
+Status Repository::Init(const std::string& dir, const SecretBuffer& passphrase,
+                        const RepositoryConfig& requested, KdfLimits limits) {
+  ST_RETURN_IF_ERROR(InitCrypto());
+  RepositoryConfig config = requested;
+  if (config.chunk_size == 0) config.chunk_size = kDefaultChunkSize;
+  ST_RETURN_IF_ERROR(ValidateChunkSize(config.chunk_size));
+  if (config.zstd_level < 0 || config.zstd_level > 19) {
+    return InvalidArgument("compression level " + std::to_string(config.zstd_level) +
+                           " is out of range: use 0 (none) to 19");
+  }
+  ST_RETURN_IF_ERROR(CheckInitTarget(dir));
+  ST_RETURN_IF_ERROR(MakeDirs(dir, 0700));
+
+  SecretBuffer master = NewMasterKey();
+  ST_ASSIGN_OR_RETURN(WrappedKey wrapped, WrapMasterKey(master, passphrase, limits));
+  ST_RETURN_IF_ERROR(WriteFileAtomic(KeyPath(dir), wrapped.ToJson(), 0600));
+  ST_ASSIGN_OR_RETURN(auto store, PackStore::Create(StorePath(dir)));
+  ST_ASSIGN_OR_RETURN(auto catalog, Catalog::Open(CatalogPath(dir)));
+
+  nlohmann::json j = {{"format", kFormatName},
+                      {"version", config.version},
+                      {"chunk_size", config.chunk_size},
+                      {"zstd_level", config.zstd_level}};
+  return WriteFileAtomic(ConfigPath(dir), j.dump(2) + "\n", 0600);
+}
+
+Result<std::unique_ptr<Repository>> Repository::Open(const std::string& dir,
+                                                     const SecretBuffer& passphrase) {
+  ST_RETURN_IF_ERROR(InitCrypto());
+  struct stat sb;
+  if (::stat(dir.c_str(), &sb) != 0) {
+    return NotFound("repository " + dir + " does not exist; create it with `sparetime --repo " +
+                    dir + " init`");
+  }
+  Result<std::string> config_text = ReadFileToString(ConfigPath(dir));
+  if (!config_text.ok()) {
+    if (config_text.status().code() == ErrorCode::kNotFound) {
+      return NotFound(dir + " is not a sparetime repository (no config.json); create one with "
+                      "`sparetime --repo DIR init`");
+    }
+    return config_text.status();
+  }
+  ST_ASSIGN_OR_RETURN(RepositoryConfig config, ParseConfig(ConfigPath(dir), *config_text));
+
+  ST_ASSIGN_OR_RETURN(std::string key_text, ReadFileToString(KeyPath(dir)));
+  ST_ASSIGN_OR_RETURN(WrappedKey wrapped, WrappedKey::FromJson(key_text));
+  Result<SecretBuffer> master = UnwrapMasterKey(wrapped, passphrase);
+  if (!master.ok()) {
+    if (master.status().code() == ErrorCode::kAuthFailed) {
+      return AuthFailed("wrong passphrase for repository " + dir +
+                        " (or its key file was altered)");
+    }
+    return master.status();
+  }
+
+  std::unique_ptr<Repository> repo(new Repository());
+  repo->dir_ = dir;
+  repo->config_ = config;
+  repo->codec_ = std::make_unique<Codec>(KeySet::Derive(*master),
+                                         CodecOptions{.zstd_level = config.zstd_level});
+  ST_ASSIGN_OR_RETURN(repo->store_, PackStore::Open(StorePath(dir)));
+  ST_ASSIGN_OR_RETURN(repo->catalog_, Catalog::Open(CatalogPath(dir)));
+  return repo;
+}
+
+}  // namespace sparetime
