@@ -2,6 +2,7 @@
 // the imaging pipeline, print a human summary or JSON.
 #include "commands.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -101,6 +102,7 @@ int RunBackup(const GlobalOptions& g, const BackupCommandOptions& o) {
   options.label = o.label;
   options.progress = bar.Callback();
   options.cancel = g.interrupted;
+  options.checkpoint_bytes = std::max<uint64_t>(1, o.checkpoint_mib) << 20;
   Catalog& catalog = (*repo)->catalog();
   BackupEnv env{(*repo)->codec(), (*repo)->store(), catalog, catalog};
   Result<Snapshot> snap = Backup(**device, env, options);

@@ -28,6 +28,7 @@ struct BackupCommandOptions {
   std::string device;
   std::string label;
   bool direct_io = false;
+  uint64_t checkpoint_mib = 256;  // journal progress every this many MiB
 };
 struct RestoreCommandOptions {
   std::string snapshot;

@@ -61,6 +61,10 @@ int Main(int argc, char** argv) {
   backup_cmd->add_option("device", backup.device, "block device or image file")->required();
   backup_cmd->add_option("--label", backup.label, "a label for the snapshot");
   backup_cmd->add_flag("--direct-io", backup.direct_io, "read with O_DIRECT");
+  backup_cmd->add_option("--checkpoint-mib", backup.checkpoint_mib,
+                         "make progress durable every N MiB, so an interrupted backup resumes "
+                         "from there (default 256)")
+      ->check(CLI::Range(1, 1 << 20));
 
   auto* snapshots_cmd = app.add_subcommand("snapshots", "list snapshots");
 
