@@ -1,0 +1,199 @@
+// Codec: chunk plaintext <-> sealed blob. The chunk id is a keyed BLAKE2b-256;
+// the blob is format || nonce || XChaCha20-Poly1305(payload, AD = format ||
+// kind || id), where the payload is a zstd frame (format 0x02) or the
+// plaintext itself (0x01). Layout and test vectors: docs/formats.md.
+//
+// Invariants: a zstd payload is kept only when strictly smaller than the
+// plaintext, and always records its content size, so Open() knows the output
+// size before decompressing and refuses anything above max_plaintext. Open()
+// returns plaintext only after authentication succeeded and the plaintext
+// hashed back to the expected id. This is the backup hot path: Seal
+// compresses straight into the output vector and encrypts it in place; zstd
+// contexts are per thread and reused.
+#include "sparetime/imaging/codec.h"
+
+#include <sodium.h>
+#include <zstd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "sparetime/base/bytes.h"
+
+namespace sparetime {
+namespace {
+
+constexpr std::byte kFormatRaw{0x01};
+constexpr std::byte kFormatZstd{0x02};
+constexpr size_t kNonceBytes = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+constexpr size_t kTagBytes = crypto_aead_xchacha20poly1305_ietf_ABYTES;
+constexpr size_t kHeaderBytes = 1 + kNonceBytes;  // format || nonce
+constexpr size_t kAdBytes = 2 + ChunkId::kSize;   // format || kind || id
+
+static_assert(Codec::kOverhead == kHeaderBytes + kTagBytes);
+static_assert(ChunkId::kSize == crypto_generichash_BYTES);
+
+struct CctxDeleter {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+};
+struct DctxDeleter {
+  void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
+};
+
+// One compression / decompression context per thread, reused across calls.
+ZSTD_CCtx* ThreadCctx() {
+  thread_local std::unique_ptr<ZSTD_CCtx, CctxDeleter> cctx(ZSTD_createCCtx());
+  if (!cctx) std::abort();  // out of memory: nothing sensible to do
+  return cctx.get();
+}
+ZSTD_DCtx* ThreadDctx() {
+  thread_local std::unique_ptr<ZSTD_DCtx, DctxDeleter> dctx(ZSTD_createDCtx());
+  if (!dctx) std::abort();
+  return dctx.get();
+}
+
+std::array<unsigned char, kAdBytes> Ad(std::byte format, BlobKind kind, const ChunkId& id) {
+  std::array<unsigned char, kAdBytes> ad;
+  ad[0] = std::to_integer<unsigned char>(format);
+  ad[1] = static_cast<unsigned char>(kind);
+  std::memcpy(ad.data() + 2, id.bytes.data(), ChunkId::kSize);
+  return ad;
+}
+
+// Data and manifest chunks are sealed under different subkeys.
+const SecretBuffer& KeyFor(const KeySet& keys, BlobKind kind) {
+  return kind == BlobKind::kManifest ? keys.manifest_key() : keys.chunk_key();
+}
+
+unsigned char* Uchar(std::byte* p) { return reinterpret_cast<unsigned char*>(p); }
+const unsigned char* Uchar(const std::byte* p) { return reinterpret_cast<const unsigned char*>(p); }
+
+// "chunk 1a2b3c4d" for messages.
+std::string Name(const ChunkId& id) { return "chunk " + id.short_hex(); }
+
+Status TooBig(const ChunkId& id, std::string_view what, uint64_t size, size_t max_plaintext) {
+  return Corruption(Name(id) + ": " + std::string(what) + " " + std::to_string(size) +
+                    " bytes, more than the " + std::to_string(max_plaintext) + " allowed");
+}
+
+}  // namespace
+
+Codec::Codec(std::shared_ptr<const KeySet> keys, CodecOptions options)
+    : keys_(std::move(keys)), options_(options) {}
+
+ChunkId Codec::Id(std::span<const std::byte> plaintext) const {
+  ChunkId id;
+  const SecretBuffer& key = keys_->id_key();
+  crypto_generichash(Uchar(id.bytes.data()), id.bytes.size(), Uchar(plaintext.data()),
+                     plaintext.size(), key.uchar(), key.size());
+  return id;
+}
+
+std::vector<std::byte> Codec::Seal(BlobKind kind, const ChunkId& id,
+                                   std::span<const std::byte> plaintext) const {
+  std::array<std::byte, kNonceBytes> nonce;
+  randombytes_buf(nonce.data(), nonce.size());
+  return SealWithNonce(kind, id, plaintext, nonce);
+}
+
+std::vector<std::byte> Codec::SealWithNonce(BlobKind kind, const ChunkId& id,
+                                            std::span<const std::byte> plaintext,
+                                            std::span<const std::byte, 24> nonce) const {
+  const size_t n = plaintext.size();
+  // Room for the worst-case zstd frame, which is always larger than n.
+  const bool compress = options_.zstd_level != 0 && n > 0;
+  const size_t room = compress ? ZSTD_compressBound(n) : n;
+  std::vector<std::byte> out(kHeaderBytes + room + kTagBytes);
+  std::byte* payload = out.data() + kHeaderBytes;
+
+  std::byte format = kFormatRaw;
+  size_t payload_size = n;
+  if (compress) {
+    size_t z =
+        ZSTD_compressCCtx(ThreadCctx(), payload, room, plaintext.data(), n, options_.zstd_level);
+    if (!ZSTD_isError(z) && z < n) {
+      format = kFormatZstd;
+      payload_size = z;
+    }
+  }
+  if (format == kFormatRaw && n > 0) std::memcpy(payload, plaintext.data(), n);
+
+  out[0] = format;
+  std::memcpy(out.data() + 1, nonce.data(), kNonceBytes);
+  auto ad = Ad(format, kind, id);
+  const SecretBuffer& key = KeyFor(*keys_, kind);
+  // In place: libsodium allows c == m; the tag lands right after the payload.
+  crypto_aead_xchacha20poly1305_ietf_encrypt(Uchar(payload), nullptr, Uchar(payload), payload_size,
+                                             ad.data(), ad.size(), nullptr, Uchar(nonce.data()),
+                                             key.uchar());
+  out.resize(kHeaderBytes + payload_size + kTagBytes);
+  return out;
+}
+
+Result<std::vector<std::byte>> Codec::Open(BlobKind kind, const ChunkId& id,
+                                           std::span<const std::byte> sealed,
+                                           size_t max_plaintext) const {
+  if (sealed.size() < kOverhead) {
+    return Corruption(Name(id) + ": sealed blob is " + std::to_string(sealed.size()) +
+                      " bytes, less than the " + std::to_string(kOverhead) +
+                      "-byte minimum (truncated)");
+  }
+  const std::byte format = sealed[0];
+  if (format != kFormatRaw && format != kFormatZstd) {
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "0x%02x", std::to_integer<unsigned>(format));
+    return Corruption(Name(id) + ": unknown format byte " + hex +
+                      " (damaged, or written by a newer sparetime)");
+  }
+  const std::byte* ciphertext = sealed.data() + kHeaderBytes;
+  const size_t ciphertext_size = sealed.size() - kHeaderBytes;
+  const size_t payload_size = ciphertext_size - kTagBytes;
+  if (format == kFormatRaw && payload_size > max_plaintext) {
+    return TooBig(id, "holds", payload_size, max_plaintext);
+  }
+
+  auto ad = Ad(format, kind, id);
+  const SecretBuffer& key = KeyFor(*keys_, kind);
+  auto decrypt = [&](std::byte* out) -> Status {
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(Uchar(out), nullptr, nullptr, Uchar(ciphertext),
+                                                   ciphertext_size, ad.data(), ad.size(),
+                                                   Uchar(sealed.data() + 1), key.uchar()) != 0) {
+      return Corruption(Name(id) +
+                        ": authentication failed (damaged or tampered data, or a different key)");
+    }
+    return Status::Ok();
+  };
+
+  std::vector<std::byte> plaintext;
+  if (format == kFormatRaw) {
+    plaintext.resize(payload_size);
+    ST_RETURN_IF_ERROR(decrypt(plaintext.data()));
+  } else {
+    auto frame = std::make_unique_for_overwrite<std::byte[]>(payload_size);
+    ST_RETURN_IF_ERROR(decrypt(frame.get()));
+    unsigned long long size = ZSTD_getFrameContentSize(frame.get(), payload_size);
+    if (size == ZSTD_CONTENTSIZE_UNKNOWN || size == ZSTD_CONTENTSIZE_ERROR) {
+      return Corruption(Name(id) + ": payload is not a zstd frame with a recorded size");
+    }
+    if (size > max_plaintext) {
+      return TooBig(id, "would expand to", size, max_plaintext);
+    }
+    plaintext.resize(size);
+    size_t got = ZSTD_decompressDCtx(ThreadDctx(), plaintext.data(), plaintext.size(), frame.get(),
+                                     payload_size);
+    if (ZSTD_isError(got) || got != size) {
+      return Corruption(Name(id) + ": zstd payload does not decompress (" +
+                        (ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short output") + ")");
+    }
+  }
+  if (Id(plaintext) != id) {
+    return Corruption(Name(id) + ": content does not hash to its id (damaged before sealing?)");
+  }
+  return plaintext;
+}
+
+}  // namespace sparetime
