@@ -36,6 +36,7 @@ int Main(int argc, char** argv) {
   using namespace sparetime::cli;
   CLI::App app{"sparetime: idle-time, encrypted, deduplicated block-device backup"};
   app.require_subcommand(1);
+  app.fallthrough();  // global options may also follow the subcommand
   app.set_version_flag("--version", "sparetime 0.1.0");
 
   GlobalOptions g;

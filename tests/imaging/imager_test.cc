@@ -1,0 +1,188 @@
+// The backup and restore pipelines over the real codec, pack store and
+// catalog on regular files: ordering under many threads, holes, dedup within
+// and across runs, cancel + resume, and restore/verify refusals.
+#include "sparetime/imaging/imager.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstring>
+
+#include "sparetime/imaging/catalog.h"
+#include "sparetime/imaging/chunker.h"
+#include "sparetime/imaging/codec.h"
+#include "sparetime/imaging/device.h"
+#include "sparetime/imaging/manifest.h"
+#include "sparetime/imaging/pack_store.h"
+#include "sparetime/imaging/restorer.h"
+#include "testutil/testutil.h"
+
+namespace sparetime {
+namespace {
+
+using testing::RandomBytes;
+using testing::TempDir;
+
+constexpr uint32_t kChunk = 64 << 10;
+
+std::shared_ptr<const KeySet> TestKeys() {
+  SecretBuffer master(32);
+  for (size_t i = 0; i < 32; ++i) master.data()[i] = std::byte(i * 7 + 1);
+  return KeySet::Derive(master);
+}
+
+// An image of 200 chunks: random ones, zero ones, and repeats of chunk 0.
+std::vector<std::byte> MixedImage() {
+  std::vector<std::byte> img = RandomBytes(200 * kChunk + 1234, 42);
+  for (uint64_t i = 0; i < 200; ++i) {
+    std::byte* c = img.data() + i * kChunk;
+    if (i % 5 == 1) {
+      std::memset(c, 0, kChunk);  // 40 holes
+    } else if (i % 7 == 3) {
+      std::memcpy(c, img.data(), kChunk);  // repeats of chunk 0
+    }
+  }
+  return img;
+}
+
+class ImagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    image_ = MixedImage();
+    testing::WriteFileOrDie(tmp_ / "disk.img", image_);
+    auto store = PackStore::Create(tmp_ / "store");
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(*store);
+    auto catalog = Catalog::Open(tmp_ / "catalog.db");
+    ASSERT_TRUE(catalog.ok()) << catalog.status().ToString();
+    catalog_ = std::move(*catalog);
+  }
+
+  Result<Snapshot> RunBackup(BackupOptions options) {
+    auto device = OpenBlockDevice(tmp_ / "disk.img");
+    if (!device.ok()) return device.status();
+    options.chunk_size = kChunk;
+    BackupEnv env{codec_, *store_, *catalog_, *catalog_};
+    return Backup(**device, env, options);
+  }
+
+  std::vector<std::byte> RestoreToFile(const Snapshot& s, const std::string& name) {
+    auto manifest = LoadManifest(s.manifest_root, codec_, *store_);
+    EXPECT_TRUE(manifest.ok()) << manifest.status().ToString();
+    auto target = OpenRestoreTarget(tmp_ / name, manifest->size);
+    EXPECT_TRUE(target.ok()) << target.status().ToString();
+    auto stats = Restore(*manifest, codec_, *store_, **target, {});
+    EXPECT_TRUE(stats.ok()) << stats.status().ToString();
+    return testing::ReadFileOrDie(tmp_ / name);
+  }
+
+  TempDir tmp_;
+  std::vector<std::byte> image_;
+  Codec codec_{TestKeys(), {.zstd_level = 1}};
+  std::unique_ptr<PackStore> store_;
+  std::unique_ptr<Catalog> catalog_;
+};
+
+TEST_F(ImagerTest, ManyThreadsKeepChunkOrderHolesAndDedup) {
+  BackupOptions options;
+  options.threads = 4;
+  options.chunks_in_flight = 3;
+  auto snap = RunBackup(options);
+  ASSERT_TRUE(snap.ok()) << snap.status().ToString();
+  EXPECT_EQ(snap->stats.chunks, 201u);
+  EXPECT_EQ(snap->stats.holes, 40u);
+  // Distinct non-zero chunks: 201 - 40 holes - repeats of chunk 0 that are not holes.
+  uint64_t repeats = 0;
+  for (uint64_t i = 1; i < 200; ++i) repeats += (i % 7 == 3 && i % 5 != 1);
+  EXPECT_EQ(snap->stats.new_chunks, 201u - 40u - repeats);
+  EXPECT_EQ(RestoreToFile(*snap, "out.img"), image_);
+}
+
+TEST_F(ImagerTest, SecondRunStoresNothingNew) {
+  ASSERT_TRUE(RunBackup({}).ok());
+  auto again = RunBackup({});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->stats.new_chunks, 0u);
+  EXPECT_EQ(again->stats.stored_bytes, 0u);
+}
+
+TEST_F(ImagerTest, CancelledBackupResumesWhereItStopped) {
+  std::atomic<bool> cancel{false};
+  BackupOptions first;
+  first.threads = 2;
+  first.checkpoint_bytes = 4 * kChunk;
+  first.progress = [&](const ProgressInfo& p) {
+    if (p.bytes_done > 60 * kChunk) cancel = true;
+  };
+  first.cancel = &cancel;
+  auto stopped = RunBackup(first);
+  ASSERT_FALSE(stopped.ok());
+  EXPECT_EQ(stopped.error().code(), ErrorCode::kCancelled);
+  auto listed = catalog_->ListSnapshots();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_TRUE(listed->empty()) << "no snapshot for an interrupted backup";
+
+  auto resumed = RunBackup({});
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  EXPECT_GT(resumed->stats.resumed_chunks, 50u);
+  EXPECT_LT(resumed->stats.resumed_chunks, 201u);
+  EXPECT_EQ(RestoreToFile(*resumed, "out.img"), image_);
+  // The journal is cleared once the snapshot exists.
+  auto job = catalog_->LoadProgress(resumed->device.Key() + ":chunk=" + std::to_string(kChunk));
+  ASSERT_TRUE(job.ok());
+  EXPECT_FALSE(job->has_value());
+}
+
+TEST_F(ImagerTest, ResumeRereadsChunksTheStoreNoLongerHolds) {
+  std::atomic<bool> cancel{false};
+  BackupOptions first;
+  first.threads = 1;
+  first.checkpoint_bytes = kChunk;
+  first.progress = [&](const ProgressInfo& p) {
+    if (p.bytes_done > 30 * kChunk) cancel = true;
+  };
+  first.cancel = &cancel;
+  ASSERT_FALSE(RunBackup(first).ok());
+  // Drop the first chunk's id from the store: the resume must read it again.
+  ChunkId id0 = codec_.Id(std::span(image_).first(kChunk));
+  ASSERT_TRUE(store_->Remove(std::span(&id0, 1)).ok());
+  auto resumed = RunBackup({});
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  EXPECT_EQ(RestoreToFile(*resumed, "out.img"), image_);
+}
+
+TEST_F(ImagerTest, RestoreRefusesASmallerTarget) {
+  auto snap = RunBackup({});
+  ASSERT_TRUE(snap.ok());
+  auto manifest = LoadManifest(snap->manifest_root, codec_, *store_);
+  ASSERT_TRUE(manifest.ok());
+  testing::WriteFileOrDie(tmp_ / "small.img", RandomBytes(1000, 1));
+  auto target = OpenRestoreTarget(tmp_ / "small.img", manifest->size);
+  ASSERT_FALSE(target.ok());
+  EXPECT_EQ(target.error().code(), ErrorCode::kFailedPrecondition);
+}
+
+TEST_F(ImagerTest, VerifyFindsEveryDamagedChunkAndItsOffset) {
+  auto snap = RunBackup({});
+  ASSERT_TRUE(snap.ok());
+  auto manifest = LoadManifest(snap->manifest_root, codec_, *store_);
+  ASSERT_TRUE(manifest.ok());
+  auto report = Verify(*manifest, codec_, *store_, {});
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->ok());
+  EXPECT_EQ(report->chunks_checked, snap->stats.new_chunks);
+
+  // A wrong key finds every chunk bad, each named by offset.
+  SecretBuffer other(32);
+  Codec wrong(KeySet::Derive(other), {});
+  auto bad = Verify(*manifest, wrong, *store_, {});
+  ASSERT_TRUE(bad.ok());
+  ASSERT_EQ(bad->bad.size(), snap->stats.new_chunks);
+  EXPECT_EQ(bad->bad[0].offset, 0u);
+  EXPECT_EQ(bad->bad[0].error.code(), ErrorCode::kCorruption);
+  EXPECT_NE(bad->bad[1].error.message().find("offset " + std::to_string(bad->bad[1].offset)),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace sparetime
