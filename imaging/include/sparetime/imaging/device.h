@@ -106,7 +106,9 @@ class RestoreTarget {
 
 // Opens `path` for restoring an image of `image_size` bytes. A missing path is
 // created as a regular file of that size; an existing file or device smaller
-// than the image is kFailedPrecondition; a read-only target kPermissionDenied.
+// than the image is kFailedPrecondition; a larger existing regular file is
+// truncated to the image size (a larger device keeps its tail); a read-only
+// target is kPermissionDenied; a mounted (busy) device kFailedPrecondition.
 Result<std::unique_ptr<RestoreTarget>> OpenRestoreTarget(const std::string& path,
                                                          uint64_t image_size,
                                                          TargetOptions options = {});
