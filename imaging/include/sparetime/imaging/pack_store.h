@@ -6,7 +6,7 @@
 //                       length, hash) and packs(pack, name, committed_size)
 //   packs/NN/PPPPPPPP.pack
 // A pack is a sequence of records: header (magic, length, id) + sealed blob;
-// the record format is in docs/formats.md. `hash` is an unkeyed BLAKE2b-256
+// the record format is in docs/storage.md. `hash` is an unkeyed BLAKE2b-256
 // of the stored blob, checked on every Get and by Scrub, so a damaged pack is
 // reported as kCorruption naming the pack and offset.
 //

@@ -1,0 +1,95 @@
+// PackIndex: the PackStore's SQLite index (index.db, WAL) — which pack,
+// offset, length and hash hold each chunk, and how much of each pack is
+// committed. Schema and rules in docs/storage.md.
+//
+// Thread safety: safe for concurrent use (one connection behind a mutex);
+// several processes may share index.db (SQLite serialises the writers).
+#ifndef SPARETIME_IMAGING_PACK_INDEX_H_
+#define SPARETIME_IMAGING_PACK_INDEX_H_
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "pack_file.h"
+#include "sparetime/base/status.h"
+#include "sparetime/imaging/chunk_id.h"
+#include "sparetime/imaging/pack_store.h"
+#include "sqlite_db.h"
+
+namespace sparetime {
+
+// A chunks row.
+struct IndexEntry {
+  ChunkId id;
+  uint64_t pack = 0;
+  uint64_t offset = 0;
+  uint32_t length = 0;
+  BlobHash hash{};
+};
+
+// A chunks row joined with its pack's path.
+struct IndexRow {
+  ChunkId id;
+  uint64_t pack = 0;
+  RecordLocation loc;  // loc.pack_path is empty when the pack is not listed
+};
+
+struct PackInfo {
+  uint64_t id = 0;
+  std::string path;
+};
+
+class PackIndex {
+ public:
+  // Opens (or, with kCreate, creates) DIR/index.db and checks its schema.
+  static Result<std::unique_ptr<PackIndex>> Open(const std::string& dir, SqliteDb::Mode mode);
+
+  const std::string& dir() const { return dir_; }
+
+  Result<bool> Contains(const ChunkId& id);
+  Result<std::optional<IndexRow>> Find(const ChunkId& id);
+
+  // Registers a new pack with committed_size 0; returns it (path under dir).
+  Result<PackInfo> AddPack();
+  // Forgets a pack that was never written (best effort).
+  void DropPack(uint64_t id);
+  Result<std::vector<PackInfo>> ListPacks();
+  // kNotFound when the pack is not listed.
+  Result<uint64_t> CommittedSize(uint64_t pack);
+
+  // In one transaction: adds `rows` (ids already indexed are left as they
+  // are) and sets committed_size of each (pack, size). Returns rows added.
+  Result<uint64_t> Commit(std::span<const IndexEntry> rows,
+                          std::span<const std::pair<uint64_t, uint64_t>> pack_sizes);
+  // Deletes rows, in one transaction.
+  Status Remove(std::span<const ChunkId> ids);
+
+  // Indexed chunks, their total length, and listed packs. Zero on errors.
+  PackStoreStats Counts();
+  // Up to `limit` rows with ids greater than `after` (the empty blob sorts
+  // first), in id order.
+  Result<std::vector<IndexRow>> Page(std::span<const std::byte> after, int limit);
+
+ private:
+  PackIndex(std::string dir, std::unique_ptr<SqliteDb> db)
+      : dir_(std::move(dir)), db_(std::move(db)) {}
+  Status Prepare();
+  // Steps `q` and reads the row into `r`; false when there are no more.
+  Result<bool> ReadRow(SqliteQuery& q, IndexRow& r);
+
+  const std::string dir_;
+  std::mutex mu_;  // guards db_ and the statements
+  std::unique_ptr<SqliteDb> db_;
+  SqliteStmt contains_, find_, insert_chunk_, set_committed_, delete_chunk_, next_pack_, add_pack_,
+      drop_pack_, list_packs_, get_committed_, count_chunks_, count_packs_, page_;
+};
+
+}  // namespace sparetime
+
+#endif  // SPARETIME_IMAGING_PACK_INDEX_H_
