@@ -35,7 +35,9 @@ class BackupRun {
         env_(env),
         options_(options),
         chunker_(device.size(), chunk_size),
-        job_key_(device.identity().Key() + ":chunk=" + std::to_string(chunk_size)),
+        // The path too: two clones with one filesystem UUID must not share progress.
+        job_key_(device.identity().Key() + ":path=" + device.identity().path +
+                 ":chunk=" + std::to_string(chunk_size)),
         ids_(chunker_.count()),
         done_(chunker_.count(), false),
         progress_(options.progress, device.size()) {}
@@ -47,6 +49,7 @@ class BackupRun {
   void ReadLoop(BoundedQueue<AlignedBuffer>& free, BoundedQueue<ChunkWork>& work);
   void WorkLoop(BoundedQueue<AlignedBuffer>& free, BoundedQueue<ChunkWork>& work);
   Status ProcessChunk(uint64_t index, std::span<const std::byte> data);
+  void RecordHole(uint64_t index, uint64_t bytes);
   void Completed(uint64_t index, const ChunkId& id, uint64_t bytes);
   // Flushes the sink and journals `batch`.
   Status Checkpoint(std::vector<std::pair<uint64_t, ChunkId>> batch);
@@ -91,11 +94,17 @@ Status BackupRun::LoadResumeState() {
 }
 
 void BackupRun::ReadLoop(BoundedQueue<AlignedBuffer>& free, BoundedQueue<ChunkWork>& work) {
+  uint64_t data_from = 0;  // [previous lookup, data_from) is known to be a hole
   for (uint64_t i = 0; i < chunker_.count() && !ShouldStop(); ++i) {
     if (done_[i]) continue;
+    ChunkExtent extent = chunker_.At(i);
+    if (extent.offset >= data_from) data_from = device_.NextDataOffset(extent.offset);
+    if (data_from >= extent.offset + extent.length) {
+      RecordHole(i, extent.length);  // a hole in a sparse file: nothing to read
+      continue;
+    }
     std::optional<AlignedBuffer> buffer = free.Pop();
     if (!buffer) break;
-    ChunkExtent extent = chunker_.At(i);
     Result<size_t> got = device_.ReadAt(extent.offset, buffer->span().first(extent.length));
     if (!got.ok()) {
       errors_.Set(got.status());
@@ -123,13 +132,17 @@ void BackupRun::WorkLoop(BoundedQueue<AlignedBuffer>& free, BoundedQueue<ChunkWo
   }
 }
 
+void BackupRun::RecordHole(uint64_t index, uint64_t bytes) {
+  {
+    std::lock_guard lock(mu_);
+    ++stats_.holes;
+  }
+  Completed(index, kHoleId, bytes);
+}
+
 Status BackupRun::ProcessChunk(uint64_t index, std::span<const std::byte> data) {
   if (IsAllZero(data)) {
-    {
-      std::lock_guard lock(mu_);
-      ++stats_.holes;
-    }
-    Completed(index, kHoleId, data.size());
+    RecordHole(index, data.size());
     return Status::Ok();
   }
   const Codec& codec = env_.codec;

@@ -5,9 +5,13 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cstring>
 
+#include "sparetime/base/fd.h"
 #include "sparetime/imaging/catalog.h"
 #include "sparetime/imaging/chunker.h"
 #include "sparetime/imaging/codec.h"
@@ -64,6 +68,23 @@ class CancelAfterPuts final : public ChunkSink {
   std::atomic<bool>& cancel_;
 };
 
+// Passes everything to a real device and counts the reads.
+class CountingDevice final : public BlockDevice {
+ public:
+  explicit CountingDevice(std::unique_ptr<BlockDevice> inner) : inner_(std::move(inner)) {}
+  const DeviceIdentity& identity() const override { return inner_->identity(); }
+  Result<size_t> ReadAt(uint64_t offset, std::span<std::byte> buf) override {
+    ++reads;
+    return inner_->ReadAt(offset, buf);
+  }
+  void DoneWith(uint64_t offset, uint64_t len) override { inner_->DoneWith(offset, len); }
+  uint64_t NextDataOffset(uint64_t offset) override { return inner_->NextDataOffset(offset); }
+  std::atomic<int> reads{0};
+
+ private:
+  std::unique_ptr<BlockDevice> inner_;
+};
+
 class ImagerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -83,6 +104,13 @@ class ImagerTest : public ::testing::Test {
     options.chunk_size = kChunk;
     BackupEnv env{codec_, sink ? *sink : *store_, *catalog_, *catalog_};
     return Backup(**device, env, options);
+  }
+
+  // The key the imager journals the disk image's progress under.
+  std::string JobKey() {
+    auto dev = OpenBlockDevice(tmp_ / "disk.img");
+    return (*dev)->identity().Key() + ":path=" + (*dev)->identity().path +
+           ":chunk=" + std::to_string(kChunk);
   }
 
   std::vector<std::byte> RestoreToFile(const Snapshot& s, const std::string& name) {
@@ -117,6 +145,30 @@ TEST_F(ImagerTest, ManyThreadsKeepChunkOrderHolesAndDedup) {
   EXPECT_EQ(RestoreToFile(*snap, "out.img"), image_);
 }
 
+TEST_F(ImagerTest, HolesOfSparseFilesAreNeverRead) {
+  // 1000 chunks, data written in chunks 3, 500 (partly) and 999 only.
+  std::string path = tmp_ / "sparse.img";
+  {
+    auto fd = OpenFile(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    ASSERT_TRUE(fd.ok());
+    ASSERT_EQ(::ftruncate(fd->get(), 1000 * kChunk), 0);
+    for (uint64_t at : {3 * kChunk, 500 * kChunk + 4096, 999 * kChunk + kChunk - 10}) {
+      ASSERT_TRUE(WriteFullAt(fd->get(), RandomBytes(10, at), at).ok());
+    }
+  }
+  auto inner = OpenBlockDevice(path);
+  ASSERT_TRUE(inner.ok());
+  CountingDevice device(std::move(*inner));
+  BackupOptions options;
+  options.chunk_size = kChunk;
+  BackupEnv env{codec_, *store_, *catalog_, *catalog_};
+  auto snap = Backup(device, env, options);
+  ASSERT_TRUE(snap.ok()) << snap.status().ToString();
+  EXPECT_EQ(device.reads, 3);
+  EXPECT_EQ(snap->stats.holes, 997u);
+  EXPECT_EQ(RestoreToFile(*snap, "sparse-out.img"), testing::ReadFileOrDie(path));
+}
+
 TEST_F(ImagerTest, SecondRunStoresNothingNew) {
   ASSERT_TRUE(RunBackup({}).ok());
   auto again = RunBackup({});
@@ -139,13 +191,18 @@ TEST_F(ImagerTest, CancelledBackupResumesWhereItStopped) {
   ASSERT_TRUE(listed.ok());
   EXPECT_TRUE(listed->empty()) << "no snapshot for an interrupted backup";
 
+  auto journaled = catalog_->LoadProgress(JobKey());
+  ASSERT_TRUE(journaled.ok());
+  ASSERT_TRUE(journaled->has_value()) << "an interrupted backup leaves its progress";
+  EXPECT_GE((*journaled)->done.size(), 60u);
+
   auto resumed = RunBackup({});
   ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
   EXPECT_GT(resumed->stats.resumed_chunks, 60u);  // 60 puts plus holes and repeats
   EXPECT_LT(resumed->stats.resumed_chunks, 201u);
   EXPECT_EQ(RestoreToFile(*resumed, "out.img"), image_);
   // The journal is cleared once the snapshot exists.
-  auto job = catalog_->LoadProgress(resumed->device.Key() + ":chunk=" + std::to_string(kChunk));
+  auto job = catalog_->LoadProgress(JobKey());
   ASSERT_TRUE(job.ok());
   EXPECT_FALSE(job->has_value());
 }

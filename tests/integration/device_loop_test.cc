@@ -76,6 +76,7 @@ TEST_F(DeviceLoopTest, IdentityFromSysfsAndExt4Superblock) {
   EXPECT_EQ(id.backing_file, backing);
   EXPECT_EQ(id.fs_uuid, "");
   EXPECT_EQ(id.Key(), "loopfile:" + backing + ":size=" + std::to_string(16 * kMiB));
+  EXPECT_EQ((*dev)->NextDataOffset(4096), 4096u) << "a block device has no hole map";
 
   const std::string uuid = "3f1c9a52-7b1e-4d2a-9c11-0123456789ab";
   Run("mkfs.ext4 -q -F -U " + uuid + " " + loop->path());

@@ -78,6 +78,10 @@ class BlockDevice {
   virtual Result<size_t> ReadAt(uint64_t offset, std::span<std::byte> buf) = 0;
   // Tells the kernel we are done with [offset, offset+len) (drops it from cache).
   virtual void DoneWith(uint64_t offset, uint64_t len) = 0;
+  // The first offset >= `offset` that may hold data: SEEK_DATA on sparse
+  // image files, so their holes are never read; size() when only a hole
+  // follows. Devices that cannot tell return `offset`.
+  virtual uint64_t NextDataOffset(uint64_t offset) = 0;
 };
 
 // Opens a device or image file read-only. kNotFound when missing,
