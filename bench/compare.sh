@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: sparetime vs restic vs borg on the same disk-image
+# corpus (see bench/README.md and docs/performance.md).
+#
+# Usage: bench/compare.sh [--size MIB] [--out DIR] [--tools "sparetime restic ..."]
+#                         [--repeat N] [--no-sparse]
+#   --size MIB   corpus size (default 2048); the corpus is built once and cached
+#                in $BENCH_CACHE (default /var/tmp/sparetime-bench)
+#   --out DIR    where repos, logs and results.md go (default
+#                $BENCH_CACHE/compare-<size>-<time>); must be on the same
+#                filesystem as the cache (the source image is a hard link)
+#   --tools      any of: sparetime (default KDF, moderate), sparetime-kdfmin (the
+#                same with --kdf min: the data path without the per-run Argon2id
+#                cost), restic, borg (default: these four); also sparetime-zN
+#                (--kdf min --compression N: zstd level N instead of 3)
+#   --repeat N   run every tool's sequence N times (fresh repos each time) and
+#                keep each step's fastest run: on a shared machine this filters
+#                out moments of foreign load (default 1)
+#   --no-sparse  skip the sparetime memory test on 2 GiB and 64 GiB sparse files
+# Env: SPARETIME_BIN (default build/agent/sparetime), BENCH_CACHE, MAKE_CORPUS,
+#      BENCH_QUIET_WAIT=SEC (before each step wait up to SEC for an idle machine).
+#
+# Each tool: init, full backup of disk-v1.img, incremental backup of
+# disk-v2.img into the same repo, restore of the v2 snapshot to a file (then
+# compared with disk-v2.img), bytes stored (du -sb of the repo). Every tool
+# backs up the same path, SRC=<corpus>/current/disk.img, a hard link first to
+# disk-v1.img and then to disk-v2.img: the same file name with new content, so
+# restic's and borg's file caches see a changed file and read it all, as
+# sparetime does.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$here/lib.sh"
+
+size=2048 out="" tools="sparetime sparetime-kdfmin restic borg" sparse=1 repeat=1
+while [ $# -gt 0 ]; do
+  case $1 in
+    --size) size=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --tools) tools=$2; shift 2 ;;
+    --repeat) repeat=$2; shift 2 ;;
+    --no-sparse) sparse=0; shift ;;
+    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+    *) bench_die "unknown argument $1 (see --help)" ;;
+  esac
+done
+bench_require_root
+cache=${BENCH_CACHE:-/var/tmp/sparetime-bench}
+sparetime=$(bench_find_sparetime)
+for t in $tools; do [[ $t == sparetime* ]] || command -v "$t" > /dev/null ||
+  bench_die "$t not installed: apt-get install -y restic borgbackup"; done
+corpus=$(bench_corpus "$size")
+out=${out:-$cache/compare-$size-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$out"; out=$(cd "$out" && pwd)
+STEPS=$out/steps; mkdir -p "$STEPS"
+src=$corpus/current/disk.img
+mkdir -p "$corpus/current"
+link_src() { ln -f "$corpus/$1" "$src" || bench_die "cannot hard-link $corpus/$1 to $src"; }
+
+export SPARETIME_PASSPHRASE=bench-passphrase RESTIC_PASSWORD=bench-passphrase \
+  BORG_PASSPHRASE=bench-passphrase RESTIC_CACHE_DIR=$out/cache/restic \
+  BORG_BASE_DIR=$out/cache/borg BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+
+# Per tool: init ARGS, backup LABEL, restore DIR (prints the restored file), open.
+tool_init() {
+  local t=$1 repo=$out/repo-$1
+  case $t in
+    sparetime) "$sparetime" -q --repo "$repo" init ;;  # default KDF (moderate)
+    sparetime-kdfmin) "$sparetime" -q --repo "$repo" init --kdf min ;;
+    sparetime-z*) "$sparetime" -q --repo "$repo" init --kdf min --compression "${t#sparetime-z}" ;;
+    restic) restic -q -r "$repo" init --repository-version 2 ;;
+    borg) borg init -e repokey-blake2 "$repo" ;;
+  esac
+}
+tool_backup() {
+  local t=$1 repo=$out/repo-$1 label=$2
+  case $t in
+    sparetime*) bench_step "$t-$label.r$rep" "$sparetime" --json --repo "$repo" backup "$src" --label "$label" ;;
+    restic) bench_step "$t-$label.r$rep" restic -r "$repo" backup --compression auto --host bench --json "$src" ;;
+    borg) bench_step "$t-$label.r$rep" borg create --compression zstd,3 --stats "$repo::$label" "$src" ;;
+  esac
+}
+tool_restore() {  # restores the latest (v2) snapshot under $1; prints the file
+  local t=$1 repo=$out/repo-$1 dir=$2
+  case $t in
+    sparetime*) bench_step "$t-restore.r$rep" "$sparetime" --json --repo "$repo" restore latest --to "$dir/disk.img"
+      echo "$dir/disk.img" ;;
+    # restic 0.14 has no sparse restore: it writes the zero ranges too.
+    restic) bench_step "$t-restore.r$rep" restic -r "$repo" restore latest --target "$dir"
+      echo "$dir$src" ;;
+    borg) (cd "$dir" && bench_step "$t-restore.r$rep" borg extract --sparse "$repo::v2")
+      echo "$dir/${src#/}" ;;
+  esac
+}
+tool_open() {  # a read-only command: the per-invocation cost (KDF, index load)
+  local t=$1 repo=$out/repo-$1
+  case $t in
+    sparetime*) bench_step "$t-open.r$rep" "$sparetime" --json --repo "$repo" snapshots ;;
+    restic) bench_step "$t-open.r$rep" restic -r "$repo" snapshots ;;
+    borg) bench_step "$t-open.r$rep" borg list "$repo" ;;
+  esac
+}
+
+{ bench_env
+  echo "corpus: $size MiB ext4 images, $(du -s -B1 "$corpus/disk-v1.img" | cut -f1) / $(du -s -B1 "$corpus/disk-v2.img" | cut -f1) bytes allocated (v1 / v2)"
+  echo "sparetime: $sparetime (git $(git -C "$here" describe --always --dirty 2>/dev/null || echo unknown))"
+  for t in restic borg; do case " $tools " in *" $t "*) echo "$t: $($t version 2>/dev/null || $t --version)" ;; esac; done
+} > "$out/env.txt"
+cat "$out/env.txt"
+
+for rep in $(seq 1 "$repeat"); do
+  for t in $tools; do
+    echo "== $t (run $rep of $repeat)" >&2
+    rm -rf "$out/repo-$t" "$out/restore-$t"
+    tool_init "$t" > "$STEPS/$t-init.out" 2>&1 || { cat "$STEPS/$t-init.out" >&2; bench_die "$t init failed"; }
+    link_src disk-v1.img; tool_backup "$t" v1
+    link_src disk-v2.img; tool_backup "$t" v2
+    du -sb "$out/repo-$t" | cut -f1 > "$STEPS/$t-stored"
+    tool_open "$t"
+    mkdir -p "$out/restore-$t"
+    restored=$(tool_restore "$t" "$out/restore-$t")
+    cmp "$restored" "$corpus/disk-v2.img" || bench_die "$t restored an image that differs from disk-v2.img"
+    rm -rf "$out/restore-$t"
+    echo "  full $(bench_res "$t-v1.r$rep" wall)s, incr $(bench_res "$t-v2.r$rep" wall)s, restore $(bench_res "$t-restore.r$rep" wall)s, restore verified" >&2
+  done
+done
+for t in $tools; do for s in v1 v2 restore open; do bench_best "$t-$s" "$repeat"; done; done
+
+# sparetime's memory on sparse files: 16 x 256 KiB of random data spread over
+# an otherwise empty file; peak RSS should not grow with the device size.
+if [ "$sparse" = 1 ] && [[ " $tools " == *" sparetime "* ]]; then
+  for gib in 2 64; do
+    f=$out/sparse-${gib}G.img; rm -f "$f"; truncate -s "${gib}G" "$f"
+    for i in $(seq 0 15); do
+      dd if=/dev/urandom of="$f" bs=256K count=1 conv=notrunc status=none \
+        seek=$(( i * gib * 4096 / 16 + 7 ))  # in 256 KiB blocks, not chunk-aligned
+    done
+    rm -rf "$out/repo-sparse-$gib"
+    # --kdf min: Argon2id's 256 MiB (moderate) would hide the data path's peak.
+    "$sparetime" -q --repo "$out/repo-sparse-$gib" init --kdf min
+    echo "== sparetime sparse ${gib} GiB" >&2
+    bench_step "sparse-${gib}G" "$sparetime" --json --repo "$out/repo-sparse-$gib" backup "$f"
+    rm -f "$f"
+  done
+fi
+
+# ---- results ----
+row() {  # tool: one markdown row of the main table
+  local t=$1
+  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$t" \
+    "$(bench_res "$t-v1" wall)" "$(bench_res "$t-v1" cpu)" "$(bench_res "$t-v2" wall)" \
+    "$(bench_res "$t-restore" wall)" "$(bench_mib "$(cat "$STEPS/$t-stored")")" \
+    "$(bench_mib $(( $(bench_res "$t-v1" rss) * 1024 )))"
+}
+{
+  echo
+  echo "### Main table ($size MiB corpus, best of $repeat runs)"
+  echo
+  echo "| tool | full wall s | full CPU s | incr wall s | restore wall s | stored MiB | peak RSS (full) MiB |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  for t in $tools; do row "$t"; done
+  echo
+  echo "### Every step (wall s / CPU s / peak RSS MiB / foreign load in cores)"
+  echo
+  echo "Wall includes the final sync. Foreign load: CPU that other processes used"
+  echo "during the step; above ~0.2 cores the wall time is inflated."
+  echo
+  echo "| tool | full | incr | restore | open (snapshots/list) |"
+  echo "|---|---|---|---|---|"
+  for t in $tools; do
+    cells=""
+    for s in v1 v2 restore open; do
+      cells="$cells | $(bench_res "$t-$s" wall) / $(bench_res "$t-$s" cpu) / $(bench_mib $(( $(bench_res "$t-$s" rss) * 1024 ))) / $(bench_res "$t-$s" foreign)"
+    done
+    echo "| $t$cells |"
+  done
+  verdict() {  # name a b target
+    local r; r=$(bench_ratio "$2" "$3")
+    printf '| %s | %s | %s | %s | ≤ %s | %s |\n' "$1" "$2" "$3" "$r" "$4" \
+      "$(awk -v r="$r" -v t="$4" 'BEGIN {print (r + 0 <= t + 0) ? "met" : "MISSED"}')"
+  }
+  for st in $tools; do
+    [[ $st == sparetime* && " $tools " == *" restic "* ]] || continue
+    echo
+    echo "### $st / restic against the targets"
+    echo
+    echo "| measure | $st | restic | ratio | target | verdict |"
+    echo "|---|---:|---:|---:|---:|---|"
+    verdict "full backup wall s" "$(bench_res "$st-v1" wall)" "$(bench_res restic-v1 wall)" 0.40
+    verdict "incremental wall s" "$(bench_res "$st-v2" wall)" "$(bench_res restic-v2 wall)" 0.30
+    verdict "restore wall s" "$(bench_res "$st-restore" wall)" "$(bench_res restic-restore wall)" 0.50
+    verdict "stored bytes" "$(cat "$STEPS/$st-stored")" "$(cat "$STEPS/restic-stored")" 1.00
+    verdict "peak RSS KiB (full)" "$(bench_res "$st-v1" rss)" "$(bench_res restic-v1 rss)" 0.5
+  done
+  if [ -f "$STEPS/sparse-2G.res" ]; then
+    echo
+    echo "### sparetime on sparse files (16 x 256 KiB of data, repo with --kdf min)"
+    echo
+    echo "| file size | wall s | CPU s | peak RSS MiB |"
+    echo "|---|---:|---:|---:|"
+    for gib in 2 64; do
+      echo "| $gib GiB | $(bench_res "sparse-${gib}G" wall) | $(bench_res "sparse-${gib}G" cpu) | $(bench_mib $(( $(bench_res "sparse-${gib}G" rss) * 1024 ))) |"
+    done
+  fi
+} > "$out/results.md"
+cat "$out/results.md"
+echo
+echo "results: $out/results.md, logs: $STEPS (repos kept in $out; remove when done)"
