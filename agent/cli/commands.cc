@@ -194,6 +194,7 @@ int RunVerify(const GlobalOptions& g, const std::optional<std::string>& which) {
     snaps = std::move(*all);
   }
   const Codec& codec = (*repo)->codec();
+  VerifyCache cache;  // chunks shared by several snapshots are read once
   nlohmann::json out = nlohmann::json::array();
   uint64_t bad_total = 0;
   for (const Snapshot& s : snaps) {
@@ -209,9 +210,10 @@ int RunVerify(const GlobalOptions& g, const std::optional<std::string>& which) {
     }
     ProgressBar bar("verify " + s.id, ShowProgress(g));
     RestoreOptions options{.progress = bar.Callback(), .cancel = g.interrupted};
-    auto report = Verify(*manifest, codec, (*repo)->store(), options);
+    auto report = Verify(*manifest, codec, (*repo)->store(), options, &cache);
     if (!report.ok()) return Fail(report.status(), Stage::kWork);
     entry["chunks_checked"] = report->chunks_checked;
+    entry["chunks_checked_before"] = report->chunks_known;
     entry["errors"] = nlohmann::json::array();
     for (const BadChunk& b : report->bad) {
       ++bad_total;
@@ -221,8 +223,10 @@ int RunVerify(const GlobalOptions& g, const std::optional<std::string>& which) {
                                  {"error", b.error.message()}});
     }
     if (!g.json && !g.quiet) {
-      std::printf("snapshot %s: %llu chunks checked, %s\n", s.id.c_str(),
-                  static_cast<unsigned long long>(report->chunks_checked),
+      std::printf("snapshot %s: %llu chunks checked (%llu shared with snapshots above), %s\n",
+                  s.id.c_str(),
+                  static_cast<unsigned long long>(report->chunks_checked + report->chunks_known),
+                  static_cast<unsigned long long>(report->chunks_known),
                   report->ok() ? "all good" : "DAMAGED");
     }
     out.push_back(entry);

@@ -99,8 +99,20 @@ Result<RestoreStats> Restore(const Manifest& manifest, const Codec& codec, Chunk
   return stats;
 }
 
+std::optional<Status> VerifyCache::Find(const ChunkId& id) const {
+  std::lock_guard lock(mu_);
+  auto it = verdicts_.find(id);
+  if (it == verdicts_.end()) return std::nullopt;
+  return it->second;
+}
+
+void VerifyCache::Record(const ChunkId& id, const Status& verdict) {
+  std::lock_guard lock(mu_);
+  verdicts_.emplace(id, verdict);
+}
+
 Result<VerifyReport> Verify(const Manifest& manifest, const Codec& codec, ChunkSource& source,
-                            const RestoreOptions& options) {
+                            const RestoreOptions& options, VerifyCache* cache) {
   // First use of each distinct id: verify reads each stored chunk once.
   std::vector<uint64_t> firsts;
   {
@@ -116,12 +128,19 @@ Result<VerifyReport> Verify(const Manifest& manifest, const Codec& codec, ChunkS
   ProgressReporter progress(options.progress, firsts.size() * uint64_t{manifest.chunk_size});
   ParallelFor(firsts.size(), options, errors, [&](uint64_t k) -> Status {
     uint64_t i = firsts[k];
-    Result<std::vector<std::byte>> plain = FetchChunk(manifest, codec, source, i);
-    std::lock_guard lock(mu);
-    ++report.chunks_checked;
-    if (!plain.ok()) {
-      report.bad.push_back({i * manifest.chunk_size, manifest.chunks[i], plain.status()});
+    const ChunkId& id = manifest.chunks[i];
+    std::optional<Status> known = cache ? cache->Find(id) : std::nullopt;
+    Status verdict;
+    if (known) {
+      // The cached error names where it was first found; add this snapshot's offset.
+      if (!known->ok()) verdict = known->WithContext(ChunkWhere(i * manifest.chunk_size, id));
+    } else {
+      verdict = FetchChunk(manifest, codec, source, i).status();
+      if (cache) cache->Record(id, verdict);
     }
+    std::lock_guard lock(mu);
+    ++(known ? report.chunks_known : report.chunks_checked);
+    if (!verdict.ok()) report.bad.push_back({i * manifest.chunk_size, id, verdict});
     progress.Add(manifest.chunk_size);
     return Status::Ok();
   });

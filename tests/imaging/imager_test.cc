@@ -256,5 +256,33 @@ TEST_F(ImagerTest, VerifyFindsEveryDamagedChunkAndItsOffset) {
             std::string::npos);
 }
 
+TEST_F(ImagerTest, VerifyCacheReadsSharedChunksOnceAndStillReportsDamage) {
+  auto snap = RunBackup({});
+  ASSERT_TRUE(snap.ok());
+  auto manifest = LoadManifest(snap->manifest_root, codec_, *store_);
+  ASSERT_TRUE(manifest.ok());
+  uint64_t distinct = snap->stats.new_chunks;
+
+  VerifyCache cache;
+  auto first = Verify(*manifest, codec_, *store_, {}, &cache);
+  auto second = Verify(*manifest, codec_, *store_, {}, &cache);
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_EQ(first->chunks_checked, distinct);
+  EXPECT_EQ(first->chunks_known, 0u);
+  EXPECT_EQ(second->chunks_checked, 0u);
+  EXPECT_EQ(second->chunks_known, distinct);
+  EXPECT_TRUE(second->ok());
+
+  SecretBuffer other(32);
+  Codec wrong(KeySet::Derive(other), {});
+  VerifyCache bad_cache;
+  auto bad1 = Verify(*manifest, wrong, *store_, {}, &bad_cache);
+  auto bad2 = Verify(*manifest, wrong, *store_, {}, &bad_cache);
+  ASSERT_TRUE(bad1.ok() && bad2.ok());
+  EXPECT_EQ(bad2->chunks_checked, 0u);
+  ASSERT_EQ(bad2->bad.size(), distinct) << "a damaged chunk is reported in every snapshot";
+  EXPECT_EQ(bad2->bad[0].error.code(), ErrorCode::kCorruption);
+}
+
 }  // namespace
 }  // namespace sparetime

@@ -11,6 +11,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
 #include <vector>
 
 #include "sparetime/base/status.h"
@@ -45,13 +48,29 @@ struct BadChunk {
 
 struct VerifyReport {
   uint64_t chunks_checked = 0;  // distinct ids read and opened
+  uint64_t chunks_known = 0;    // distinct ids whose verdict came from the cache
   std::vector<BadChunk> bad;
   bool ok() const { return bad.empty(); }
 };
 
-// Reads and opens every distinct chunk of `manifest`.
+// Verdicts of chunks already checked, shared by the Verify calls of one run
+// so that a chunk common to many snapshots is read once; a bad chunk is still
+// reported in every snapshot that uses it. Thread-safe.
+class VerifyCache {
+ public:
+  // The verdict for `id` (OK or the error found), if it was checked.
+  std::optional<Status> Find(const ChunkId& id) const;
+  void Record(const ChunkId& id, const Status& verdict);
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<ChunkId, Status, ChunkIdHash> verdicts_;
+};
+
+// Reads and opens every distinct chunk of `manifest` (skipping those `cache`
+// already holds a verdict for, when given).
 Result<VerifyReport> Verify(const Manifest& manifest, const Codec& codec, ChunkSource& source,
-                            const RestoreOptions& options);
+                            const RestoreOptions& options, VerifyCache* cache = nullptr);
 
 }  // namespace sparetime
 
