@@ -26,10 +26,13 @@ int Fail(const Status& status, Stage stage) {
 
 Result<SecretBuffer> Passphrase(const GlobalOptions& g) { return ReadPassphrase(g.passphrase_file); }
 
+Status RequireRepo(const GlobalOptions& g) {
+  if (!g.repo.empty()) return Status::Ok();
+  return InvalidArgument("no repository given: pass --repo DIR or set SPARETIME_REPO");
+}
+
 Result<std::unique_ptr<Repository>> OpenRepo(const GlobalOptions& g) {
-  if (g.repo.empty()) {
-    return InvalidArgument("no repository given: pass --repo DIR or set SPARETIME_REPO");
-  }
+  ST_RETURN_IF_ERROR(RequireRepo(g));
   ST_ASSIGN_OR_RETURN(SecretBuffer passphrase, Passphrase(g));
   return Repository::Open(g.repo, passphrase);
 }
@@ -69,10 +72,7 @@ bool ShowProgress(const GlobalOptions& g) { return !g.json && !g.quiet; }
 }  // namespace
 
 int RunInit(const GlobalOptions& g, const InitOptions& o) {
-  if (g.repo.empty()) {
-    return Fail(InvalidArgument("no repository given: pass --repo DIR or set SPARETIME_REPO"),
-                Stage::kWork);
-  }
+  if (Status st = RequireRepo(g); !st.ok()) return Fail(st, Stage::kWork);
   Result<SecretBuffer> passphrase = Passphrase(g);
   if (!passphrase.ok()) return Fail(passphrase.status(), Stage::kWork);
   KdfLimits limits = o.kdf == "min"           ? KdfLimits::FastForTests()

@@ -93,11 +93,9 @@ TEST_F(CliErrors, TargetTooSmallOrReadOnly) {
   r = cli_.Run("restore latest --to " + small.path());
   EXPECT_EQ(r.exit_code, 5) << r.err;
   Sh("truncate -s 8M " + tmp_ / "ro.img");
-  CommandResult ro = RunCommand("losetup --find --show -r " + tmp_ / "ro.img");
-  ASSERT_EQ(ro.exit_code, 0);
-  std::string dev = ro.out.substr(0, ro.out.find('\n'));
-  r = cli_.Run("restore latest --to " + dev);
-  (void)RunCommand("losetup -d " + dev);
+  LoopDevice ro(tmp_ / "ro.img", /*read_only=*/true);
+  ASSERT_FALSE(ro.path().empty());
+  r = cli_.Run("restore latest --to " + ro.path());
   EXPECT_EQ(r.exit_code, 5);
   EXPECT_NE(r.err.find("read-only"), std::string::npos) << r.err;
 }

@@ -146,23 +146,18 @@ TEST_F(DeviceLoopTest, WritesLandOnTheDevice) {
 }
 
 TEST_F(DeviceLoopTest, ReadOnlyDeviceIsPermissionDenied) {
-  // losetup -r, not blockdev --setro: the latter outlives the detach and
-  // would leave the loop device read-only for whoever attaches it next.
   WriteFileOrDie(tmp_ / "ro.img", RandomBytes(kMiB, 7));
-  testing::CommandResult r = RunCommand("losetup -r --find --show " + (tmp_ / "ro.img"));
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  struct Detach {
-    std::string path;
-    ~Detach() { (void)RunCommand("losetup -d " + path); }
-  } loop{r.out.substr(0, r.out.find('\n'))};
+  testing::LoopDevice ro(tmp_ / "ro.img", /*read_only=*/true);
+  ASSERT_FALSE(ro.path().empty());
+  const std::string& path = ro.path();
 
-  Result<std::unique_ptr<RestoreTarget>> t = OpenRestoreTarget(loop.path, kMiB);
+  Result<std::unique_ptr<RestoreTarget>> t = OpenRestoreTarget(path, kMiB);
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.error().code(), ErrorCode::kPermissionDenied);
-  EXPECT_NE(t.error().message().find("target " + loop.path + " is read-only"), std::string::npos)
+  EXPECT_NE(t.error().message().find("target " + path + " is read-only"), std::string::npos)
       << t.error().message();
   // Reading a read-only device is fine.
-  EXPECT_TRUE(OpenBlockDevice(loop.path).ok());
+  EXPECT_TRUE(OpenBlockDevice(path).ok());
 }
 
 TEST_F(DeviceLoopTest, BusyDeviceIsRefused) {

@@ -79,8 +79,9 @@ std::string ShellQuote(const std::string& s) {
 
 bool IsRoot() { return ::geteuid() == 0; }
 
-LoopDevice::LoopDevice(const std::string& backing_file) {
-  CommandResult r = RunCommand("losetup --find --show " + ShellQuote(backing_file));
+LoopDevice::LoopDevice(const std::string& backing_file, bool read_only) {
+  CommandResult r = RunCommand(std::string("losetup --find --show ") + (read_only ? "-r " : "") +
+                               ShellQuote(backing_file));
   if (r.exit_code != 0) {
     ADD_FAILURE() << "losetup failed: " << r.err;
     return;

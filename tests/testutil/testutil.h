@@ -43,10 +43,12 @@ std::string ShellQuote(const std::string& s);
 
 bool IsRoot();
 
-// A loop device over `backing_file`, detached on destruction.
+// A loop device over `backing_file`, detached on destruction. `read_only`
+// attaches with `losetup -r` (not `blockdev --setro`, which would outlive the
+// detach and leave the loop node read-only for whoever attaches it next).
 class LoopDevice {
  public:
-  explicit LoopDevice(const std::string& backing_file);
+  explicit LoopDevice(const std::string& backing_file, bool read_only = false);
   ~LoopDevice();
   LoopDevice(const LoopDevice&) = delete;
   LoopDevice& operator=(const LoopDevice&) = delete;
