@@ -16,7 +16,7 @@
 
 #include "sparetime/base/bytes.h"
 #include "sparetime/base/clock.h"
-#include "sqlite_db.h"
+#include "sparetime/base/sqlite_db.h"
 
 namespace sparetime {
 

@@ -20,7 +20,7 @@
 #include "sparetime/base/status.h"
 #include "sparetime/imaging/chunk_id.h"
 #include "sparetime/imaging/pack_store.h"
-#include "sqlite_db.h"
+#include "sparetime/base/sqlite_db.h"
 
 namespace sparetime {
 

@@ -15,8 +15,8 @@
 //
 // Thread safety: none. A connection and its statements are used by one
 // thread at a time; the owners serialise access with their own mutex.
-#ifndef SPARETIME_IMAGING_SQLITE_DB_H_
-#define SPARETIME_IMAGING_SQLITE_DB_H_
+#ifndef SPARETIME_BASE_SQLITE_DB_H_
+#define SPARETIME_BASE_SQLITE_DB_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -145,4 +145,4 @@ class SqliteTransaction {
 
 }  // namespace sparetime
 
-#endif  // SPARETIME_IMAGING_SQLITE_DB_H_
+#endif  // SPARETIME_BASE_SQLITE_DB_H_

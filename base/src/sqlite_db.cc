@@ -4,7 +4,7 @@
 // Invariants: every connection runs in WAL mode with synchronous=FULL,
 // foreign keys on and a busy timeout; every statement handed out is
 // finalized exactly once; a SqliteQuery always leaves its statement reset.
-#include "sqlite_db.h"
+#include "sparetime/base/sqlite_db.h"
 
 #include <sqlite3.h>
 #include <sys/stat.h>

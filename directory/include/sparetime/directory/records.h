@@ -1,0 +1,112 @@
+// Records: agent and policy entries parsed and validated, and the view of a
+// whole directory that discovery and policy resolution work from.
+//
+// Invariants: a parsed AgentRecord has a non-empty name, an address, a port
+// in 1..65535 and a 32-byte Ed25519 public key; every error names the entry's
+// DN and the offending attribute and says what a valid value looks like.
+// Parse() never fails as a whole: a malformed entry becomes one warning and is
+// left out, so one bad entry cannot take the domain down.
+#ifndef SPARETIME_DIRECTORY_RECORDS_H_
+#define SPARETIME_DIRECTORY_RECORDS_H_
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sparetime/base/status.h"
+#include "sparetime/base/time_window.h"
+#include "sparetime/directory/entry.h"
+
+namespace sparetime::directory {
+
+using PublicKey = std::array<uint8_t, 32>;
+using TimePoint = std::chrono::system_clock::time_point;
+
+// An agent as published in the directory.
+struct AgentRecord {
+  std::string dn;
+  std::string name;     // cn, the host name
+  std::string address;  // host name or IP address peers connect to
+  uint16_t port = 0;
+  PublicKey public_key{};
+  std::string site;  // failure domain; empty when not given
+  uint64_t capacity = 0;
+  uint64_t free = 0;
+  std::optional<TimePoint> last_seen;  // absent: never heartbeated
+  std::string version;
+  std::vector<std::string> devices_held;
+};
+
+// What an agent writes about itself on registration and each heartbeat.
+struct AgentRegistration {
+  std::string name;
+  std::string address;
+  uint16_t port = 0;
+  PublicKey public_key{};
+  std::string site;  // written only when creating the entry
+  uint64_t capacity = 0;
+  uint64_t free = 0;
+  std::string version;
+  std::vector<std::string> devices_held;
+};
+
+
+enum class PolicyScope { kDomainDefault, kGroup, kHost };
+
+// One policy entry's own values; unset fields do not override anything.
+struct PolicySettings {
+  std::optional<std::vector<std::string>> devices;
+  std::optional<uint32_t> idle_minutes;
+  std::optional<uint32_t> idle_cpu_percent;
+  std::optional<uint32_t> idle_io_pressure_percent;
+  std::optional<std::vector<TimeWindow>> windows;
+  std::optional<bool> ac_only;
+  std::optional<uint32_t> replicas;
+  std::optional<uint32_t> keep_last;
+  std::optional<uint32_t> keep_daily;
+  std::optional<uint32_t> keep_weekly;
+  std::optional<uint32_t> keep_monthly;
+  std::optional<uint64_t> bandwidth_limit;  // bytes/s, 0 = unlimited
+  std::optional<int32_t> compression_level;
+  std::optional<uint32_t> chunk_size;
+  std::optional<std::string> consistency_mode;  // "crash" | "freeze" | "snapshot"
+  std::optional<bool> migration_allowed;
+  std::optional<std::vector<std::string>> migration_from;
+  std::optional<PublicKey> escrow_public_key;
+  std::optional<uint32_t> peer_max_age_minutes;
+};
+
+struct PolicyEntry {
+  std::string dn;
+  std::string name;  // cn
+  PolicyScope scope = PolicyScope::kDomainDefault;
+  std::vector<std::string> hosts;   // sparetimeAppliesToHost
+  std::vector<std::string> groups;  // sparetimeAppliesToGroup (DNs as written)
+  PolicySettings settings;
+};
+
+Result<AgentRecord> ParseAgent(const Entry& entry);
+Result<PolicyEntry> ParsePolicy(const Entry& entry);
+
+// The directory, interpreted.
+struct DirectoryView {
+  std::vector<AgentRecord> agents;
+  std::vector<PolicyEntry> policies;
+  // normalised group DN -> normalised member DNs.
+  std::map<std::string, std::vector<std::string>> group_members;
+  // One line per entry left out, naming the entry, the attribute and why.
+  std::vector<std::string> warnings;
+};
+DirectoryView Parse(const DirectoryContents& contents);
+
+// Live peers: agents other than `self_name` whose last heartbeat is within
+// `max_age` of `now` (entries without a heartbeat are not live), sorted by name.
+std::vector<AgentRecord> LivePeers(const DirectoryView& view, const std::string& self_name,
+                                   TimePoint now, std::chrono::seconds max_age);
+
+}  // namespace sparetime::directory
+
+#endif  // SPARETIME_DIRECTORY_RECORDS_H_
