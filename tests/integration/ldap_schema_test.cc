@@ -158,6 +158,37 @@ TEST_P(LdapSchemaTest, AgentCannotChangeItsKeyOrPasswordOrCreateAgents) {
   EXPECT_EQ(r.exit_code, kInsufficientAccess) << Describe(r);
 }
 
+// Trust on first use: an agent may add a key to its own entry when it has
+// none, but never replace or delete one, and never touch another's.
+TEST_P(LdapSchemaTest, AgentAddsItsFirstKeyButNeverChangesIt) {
+  const std::string key = "Pd/t4BS7E5Vrtvpnc0nOXOKmsd+MOO8+mHkeSK6O8T0=";
+  auto change_key = [&](const LdapBind& bind, const std::string& dn, const std::string& op,
+                        const std::string& value) {
+    return Change(bind, "dn: " + dn + "\nchangetype: modify\n" + op + ": sparetimePublicKey\n" +
+                            (value.empty() ? "" : "sparetimePublicKey: " + value + "\n"));
+  };
+  CommandResult r = change_key(kAlpha, kAlphaDn, "delete", "");
+  EXPECT_EQ(r.exit_code, kInsufficientAccess) << Describe(r);
+  ASSERT_EQ(change_key(kAdmin, kAlphaDn, "delete", "").exit_code, 0);
+  ASSERT_EQ(change_key(kAdmin, kBetaDn, "delete", "").exit_code, 0);
+  // Without a key: replace still needs the right to delete, which agents lack.
+  r = change_key(kAlpha, kAlphaDn, "replace", key);
+  EXPECT_EQ(r.exit_code, kInsufficientAccess) << Describe(r);
+  r = change_key(kAlpha, kBetaDn, "add", key);
+  EXPECT_EQ(r.exit_code, kInsufficientAccess) << Describe(r);
+  r = change_key(kAlpha, kAlphaDn, "add", key);
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  CommandResult back = Search(kBeta, kAlphaDn, "(objectClass=*)", "sparetimePublicKey");
+  EXPECT_NE(back.out.find("sparetimePublicKey: " + key), std::string::npos) << back.out;
+  // Once set: a second value (SINGLE-VALUE), a replace, a delete are refused.
+  r = change_key(kAlpha, kAlphaDn, "add", "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
+  EXPECT_EQ(r.exit_code, kConstraintViolation) << Describe(r);
+  r = change_key(kAlpha, kAlphaDn, "replace", "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
+  EXPECT_EQ(r.exit_code, kInsufficientAccess) << Describe(r);
+  r = change_key(kAlpha, kAlphaDn, "delete", key);
+  EXPECT_EQ(r.exit_code, kInsufficientAccess) << Describe(r);
+}
+
 TEST_P(LdapSchemaTest, OnlyAdminsWritePoliciesAndKeys) {
   CommandResult r = Change(kAlpha, Modify(kDefaultPolicyDn, "sparetimeReplicas", "9"));
   EXPECT_EQ(r.exit_code, kInsufficientAccess) << Describe(r);
@@ -252,7 +283,7 @@ TEST(LdapSchemaFormsTest, SchemaFileAndLdifDefineTheSameSchema) {
   ASSERT_TRUE(from_schema.Init());
   std::vector<std::string> a = LoadedSchema(from_ldif);
   std::vector<std::string> b = LoadedSchema(from_schema);
-  EXPECT_EQ(a.size(), 32u);  // 30 attribute types + 2 object classes
+  EXPECT_EQ(a.size(), 33u);  // 31 attribute types + 2 object classes
   EXPECT_EQ(a, b);
 }
 

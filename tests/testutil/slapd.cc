@@ -6,6 +6,7 @@
 #include "testutil/slapd.h"
 
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -103,8 +104,8 @@ bool SlapdServer::Available() {
   return true;
 }
 
-SlapdServer::SlapdServer(std::string conf_dir, ConfigForm form)
-    : conf_dir_(std::move(conf_dir)), form_(form) {}
+SlapdServer::SlapdServer(std::string conf_dir, ConfigForm form, SlapdOptions options)
+    : conf_dir_(std::move(conf_dir)), form_(form), options_(options) {}
 
 SlapdServer::~SlapdServer() { Stop(); }
 
@@ -119,6 +120,10 @@ std::string SlapdServer::Log() const { return Slurp(dir_ / "slapd.log"); }
       (form_ == ConfigForm::kCnConfig && ::mkdir((dir_ / "slapd.d").c_str(), 0700) != 0)) {
     return ::testing::AssertionFailure() << "cannot create directories in " << dir_.path();
   }
+  if (options_.tls) {
+    ::testing::AssertionResult made = MakeCertificates();
+    if (!made) return made;
+  }
   ::testing::AssertionResult r =
       form_ == ConfigForm::kCnConfig ? InitCnConfig() : InitSlapdConf();
   if (!r) return r;
@@ -126,12 +131,52 @@ std::string SlapdServer::Log() const { return Slurp(dir_ / "slapd.log"); }
                                                          std::string(kSuffix));
 }
 
+::testing::AssertionResult SlapdServer::MakeCertificates() {
+  const std::string tls = dir_ / "tls";
+  if (::mkdir(tls.c_str(), 0700) != 0) {
+    return ::testing::AssertionFailure() << "cannot create " << tls;
+  }
+  // A CA, then a server key and CSR naming 127.0.0.1 and localhost, signed by
+  // the CA. EC keys: generated in milliseconds. libldap checks a certificate
+  // reached through "localhost" against this machine's own host name (its
+  // canonical name too), so those go in as well.
+  const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+  std::string names = "IP:127.0.0.1,DNS:localhost";
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) == 0 && host[0] != '\0') {
+    names += ",DNS:" + std::string(host);
+    addrinfo hints{};
+    hints.ai_flags = AI_CANONNAME;
+    addrinfo* info = nullptr;
+    if (::getaddrinfo(host, nullptr, &hints, &info) == 0) {
+      if (info->ai_canonname != nullptr && std::string(info->ai_canonname) != host) {
+        names += ",DNS:" + std::string(info->ai_canonname);
+      }
+      ::freeaddrinfo(info);
+    }
+  }
+  return Check(
+      RunCommand("cd " + ShellQuote(tls) + " && openssl req -x509" + ec +
+                 " -keyout ca.key -out ca.pem -days 2 -subj /CN=sparetime-test-ca && "
+                 "openssl req" + ec + " -keyout server.key -out server.csr -subj /CN=localhost "
+                 "-addext subjectAltName=" + ShellQuote(names) + " && "
+                 "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+                 "-out server.pem -days 2 -copy_extensions copy"),
+      "generating the test CA and server certificate with openssl");
+}
+
 ::testing::AssertionResult SlapdServer::InitCnConfig() {
+  const std::string tls =
+      options_.tls ? "olcTLSCACertificateFile: " + ca_file() + "\nolcTLSCertificateFile: " +
+                         dir_ / "tls/server.pem" + "\nolcTLSCertificateKeyFile: " +
+                         dir_ / "tls/server.key" + "\n"
+                   : std::string();
   std::string config =
       "dn: cn=config\nobjectClass: olcGlobal\ncn: config\nolcPidFile: " + dir_ / "slapd.pid" +
-      "\n\n"
+      "\n" + tls + "\n"
       "dn: cn=module{0},cn=config\nobjectClass: olcModuleList\ncn: module{0}\n"
-      "olcModulePath: /usr/lib/ldap\nolcModuleLoad: back_mdb\n\n"
+      "olcModulePath: /usr/lib/ldap\nolcModuleLoad: back_mdb\n" +
+      (options_.syncprov ? "olcModuleLoad: syncprov\n" : "") + "\n"
       "dn: cn=schema,cn=config\nobjectClass: olcSchemaConfig\ncn: schema\n\n"
       "include: file:///etc/ldap/schema/core.ldif\n\n"
       "include: file:///etc/ldap/schema/cosine.ldif\n\n"
@@ -150,6 +195,11 @@ std::string SlapdServer::Log() const { return Slurp(dir_ / "slapd.log"); }
       "\nolcDbMaxSize: 104857600\n"
       // The site's own rules, after which acl.ldif inserts the sparetime ones.
       "olcAccess: {0}to * by users read by * none\n";
+  if (options_.syncprov) {
+    config +=
+        "\ndn: olcOverlay=syncprov,olcDatabase={1}mdb,cn=config\nobjectClass: olcOverlayConfig\n"
+        "objectClass: olcSyncProvConfig\nolcOverlay: syncprov\n";
+  }
   if (!WriteText(dir_ / "config.ldif", config)) {
     return ::testing::AssertionFailure() << "cannot write " << dir_ / "config.ldif";
   }
@@ -172,13 +222,19 @@ std::string SlapdServer::Log() const { return Slurp(dir_ / "slapd.log"); }
       "include /etc/ldap/schema/inetorgperson.schema\n"
       "include /etc/ldap/schema/nis.schema\n"
       "include " + conf_dir_ + "/sparetime.schema\n"
-      "pidfile " + dir_ / "slapd.pid" + "\n"
-      "modulepath /usr/lib/ldap\nmoduleload back_mdb\n"
+      "pidfile " + dir_ / "slapd.pid" + "\n" +
+      (options_.tls ? "TLSCACertificateFile " + ca_file() + "\nTLSCertificateFile " +
+                          dir_ / "tls/server.pem" + "\nTLSCertificateKeyFile " +
+                          dir_ / "tls/server.key" + "\n"
+                    : std::string()) +
+      "modulepath /usr/lib/ldap\nmoduleload back_mdb\n" +
+      (options_.syncprov ? "moduleload syncprov\n" : "") +
       "database config\naccess to * by dn.exact=\"" + PeercredDn() + "\" manage by * none\n"
       "database mdb\nsuffix \"" + kSuffix + "\"\nrootdn \"" + kRootDn + "\"\nrootpw " +
       kRootPassword + "\ndirectory " + dir_ / "db" + "\nmaxsize 104857600\n"
       "include " + conf_dir_ + "/acl.conf\n"
-      "access to * by users read by * none\n";
+      "access to * by users read by * none\n" +
+      (options_.syncprov ? "overlay syncprov\n" : "");
   if (!WriteText(dir_ / "slapd.conf", conf)) {
     return ::testing::AssertionFailure() << "cannot write " << dir_ / "slapd.conf";
   }
@@ -278,6 +334,20 @@ CommandResult SlapdServer::Tool(const std::string& tool, const LdapBind& bind,
 CommandResult SlapdServer::AsRoot(const std::string& tool, const std::string& args,
                                   const std::string& input) const {
   return Tool(tool, {kRootDn, kRootPassword}, args, input);
+}
+
+::testing::AssertionResult SlapdServer::LoadExampleDit() const {
+  return Check(AsRoot("ldapadd", "-f " + ShellQuote(conf_dir_ + "/example-dit.ldif")),
+               "loading example-dit.ldif as the rootdn");
+}
+
+std::string SlapdServer::WriteFile(const std::string& name, const std::string& text,
+                                   mode_t mode) const {
+  const std::string path = dir_ / name;
+  if (!WriteText(path, text) || ::chmod(path.c_str(), mode) != 0) {
+    ADD_FAILURE() << "cannot write " << path;
+  }
+  return path;
 }
 
 CommandResult SlapdServer::AsExternal(const std::string& tool, const std::string& args,

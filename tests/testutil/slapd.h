@@ -1,7 +1,9 @@
 // SlapdServer: a throwaway OpenLDAP server (Debian's /usr/sbin/slapd) for
 // integration tests, on 127.0.0.1 with a random free port, its own temporary
 // slapd.d and mdb database, the project's schema and ACLs from conf/ldap/.
-// It never touches /etc/ldap or the system slapd.
+// It never touches /etc/ldap or the system slapd. Optionally with the
+// syncprov overlay on the database (RFC 4533 sync for change notification)
+// and with TLS (a throwaway CA and server certificate made with openssl).
 #ifndef SPARETIME_TESTS_SLAPD_H_
 #define SPARETIME_TESTS_SLAPD_H_
 
@@ -18,6 +20,14 @@ namespace sparetime::testing {
 struct LdapBind {
   std::string dn;
   std::string password;
+};
+
+struct SlapdOptions {
+  // Load the syncprov module and put the overlay on the mdb database.
+  bool syncprov = false;
+  // Generate a CA and a server certificate for 127.0.0.1 and localhost under
+  // dir()/tls and configure slapd with them (StartTLS on the ldap:// port).
+  bool tls = false;
 };
 
 class SlapdServer {
@@ -41,7 +51,7 @@ class SlapdServer {
   static bool Available();
 
   // `conf_dir` holds the project's LDAP files (the source tree's conf/ldap).
-  SlapdServer(std::string conf_dir, ConfigForm form);
+  SlapdServer(std::string conf_dir, ConfigForm form, SlapdOptions options = {});
   // Stops slapd (SIGTERM, then SIGKILL) and removes every file it used.
   ~SlapdServer();
   SlapdServer(const SlapdServer&) = delete;
@@ -61,6 +71,8 @@ class SlapdServer {
   std::string uri() const;        // ldap://127.0.0.1:PORT
   std::string ldapi_uri() const;  // ldapi://<urlencoded socket path>
   const std::string& dir() const { return dir_.path(); }
+  // The CA certificate that signs the server's certificate (options.tls).
+  std::string ca_file() const { return dir_ / "tls/ca.pem"; }
   // slapd's stdout/stderr, for failure messages.
   std::string Log() const;
 
@@ -72,6 +84,13 @@ class SlapdServer {
   // The same, bound as the rootdn.
   CommandResult AsRoot(const std::string& tool, const std::string& args,
                        const std::string& input = "") const;
+  // Loads conf/ldap/example-dit.ldif as the rootdn (passwords: alpha-secret,
+  // beta-secret, admin-secret).
+  ::testing::AssertionResult LoadExampleDit() const;
+  // Writes `text` to dir()/`name` with exactly `mode` (a bind password file)
+  // and returns its path.
+  std::string WriteFile(const std::string& name, const std::string& text, mode_t mode) const;
+
   // The same over ldapi:// with SASL EXTERNAL (manages cn=config).
   CommandResult AsExternal(const std::string& tool, const std::string& args,
                            const std::string& input = "") const;
@@ -79,11 +98,13 @@ class SlapdServer {
  private:
   ::testing::AssertionResult InitCnConfig();
   ::testing::AssertionResult InitSlapdConf();
+  ::testing::AssertionResult MakeCertificates();
   ::testing::AssertionResult WaitReady();
   CommandResult RunTool(const std::string& command, const std::string& input) const;
 
   std::string conf_dir_;
   ConfigForm form_;
+  SlapdOptions options_;
   TempDir dir_;
   int port_ = 0;
   pid_t pid_ = -1;
