@@ -1,0 +1,159 @@
+// The sparetime/1 message catalogue: what travels inside sealed frames once a
+// session is up. Each message is
+//
+//   type (1) || request id (LE32) || body
+//
+// A reply carries the request id of the request it answers, so requests can
+// be pipelined. Byte layouts, limits and the meaning of every field are in
+// docs/protocol.md ("Messages"). Decoding is strict: unknown types, truncated
+// fields, counts above their limit (checked before anything is allocated),
+// malformed owner names or error texts, and trailing bytes are kCorruption.
+// Encoding checks the same limits and reports kInvalidArgument, so a sender
+// learns to split a batch instead of having the peer drop the session.
+//
+// Owner names: empty means "the owner this session authenticated as"; else
+// an agent name of 1-255 characters from [A-Za-z0-9._-].
+//
+// Thread safety: plain values and pure functions.
+#ifndef SPARETIME_TRANSPORT_MESSAGES_H_
+#define SPARETIME_TRANSPORT_MESSAGES_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "sparetime/base/status.h"
+#include "sparetime/imaging/chunk_id.h"
+
+namespace sparetime::transport {
+
+inline constexpr size_t kMessageHeaderSize = 5;  // type + request id
+inline constexpr uint32_t kMaxIdsPerBatch = 8192;
+inline constexpr uint32_t kMaxChunksPerPut = 1024;
+inline constexpr size_t kMaxSealedChunkSize = (4u << 20) + (32u << 10);
+inline constexpr size_t kMaxRootsSize = 1u << 20;
+inline constexpr size_t kMaxWrappedKeySize = 4u << 10;
+inline constexpr size_t kMaxErrorText = 1024;
+// Bytes a PutChunks item adds to its message beyond the sealed chunk itself.
+inline constexpr size_t kPutChunkItemOverhead = ChunkId::kSize + 4;
+
+enum class MessageType : uint8_t {
+  kHasChunks = 0x01,
+  kPutChunks = 0x02,
+  kGetChunk = 0x03,
+  kReleaseChunks = 0x04,
+  kPutRoots = 0x05,
+  kGetRoots = 0x06,
+  kPutWrappedKey = 0x07,
+  kGetWrappedKey = 0x08,
+  kGetStats = 0x09,
+  kOk = 0x80,
+  kHasChunksReply = 0x81,
+  kPutChunksReply = 0x82,
+  kChunkReply = 0x83,
+  kReleaseChunksReply = 0x84,
+  kRootsReply = 0x86,
+  kWrappedKeyReply = 0x88,
+  kStatsReply = 0x89,
+  kError = 0xff,
+};
+
+// Which of these chunks of `owner` do you hold?
+struct HasChunksRequest {
+  std::string owner;
+  std::vector<ChunkId> ids;
+};
+// Store these sealed chunks for the session's owner.
+struct PutChunksRequest {
+  struct Item {
+    ChunkId id;
+    std::vector<std::byte> sealed;
+  };
+  std::vector<Item> chunks;
+};
+struct GetChunkRequest {
+  std::string owner;
+  ChunkId id;
+};
+// Drop these chunks of the session's owner (only an owner releases its own).
+struct ReleaseChunksRequest {
+  std::vector<ChunkId> ids;
+};
+// Replace the session owner's manifest roots (opaque, sealed by the owner).
+// `generation` must grow; the store keeps the highest.
+struct PutRootsRequest {
+  uint64_t generation = 0;
+  std::vector<std::byte> roots;
+};
+struct GetRootsRequest {
+  std::string owner;
+};
+// Store the session owner's wrapped master key (keys.h WrappedKey JSON).
+struct PutWrappedKeyRequest {
+  std::vector<std::byte> wrapped_key;
+};
+struct GetWrappedKeyRequest {
+  std::string owner;
+};
+struct GetStatsRequest {};
+
+struct OkReply {};
+struct HasChunksReply {
+  std::vector<bool> present;  // parallel to the request's ids
+};
+struct PutChunksReply {
+  std::vector<Status> results;  // parallel to the request's chunks
+};
+struct ChunkReply {
+  std::vector<std::byte> sealed;
+};
+struct ReleaseChunksReply {
+  uint32_t released = 0;
+};
+struct RootsReply {
+  uint64_t generation = 0;
+  std::vector<std::byte> roots;
+};
+struct WrappedKeyReply {
+  std::vector<std::byte> wrapped_key;
+};
+struct StatsReply {
+  uint64_t used_bytes = 0;   // held for the session's owner
+  uint64_t quota_bytes = 0;  // the owner's quota on this peer
+  uint64_t chunk_count = 0;  // chunks held for the owner
+  uint64_t free_bytes = 0;   // capacity this peer still offers to anyone
+};
+// The request failed as a whole. REQUIRES: !status.ok().
+struct ErrorReply {
+  Status status;
+};
+
+using MessageBody =
+    std::variant<HasChunksRequest, PutChunksRequest, GetChunkRequest, ReleaseChunksRequest,
+                 PutRootsRequest, GetRootsRequest, PutWrappedKeyRequest, GetWrappedKeyRequest,
+                 GetStatsRequest, OkReply, HasChunksReply, PutChunksReply, ChunkReply,
+                 ReleaseChunksReply, RootsReply, WrappedKeyReply, StatsReply, ErrorReply>;
+
+struct Message {
+  uint32_t request_id = 0;
+  MessageBody body;
+};
+
+MessageType TypeOf(const MessageBody& body);
+// "PutChunks (0x02)", for messages.
+std::string MessageName(uint8_t type);
+
+// kInvalidArgument when a limit is exceeded (too many ids, a chunk or blob
+// too large, a bad owner name, an OK status in an ErrorReply, or a total
+// above kMaxMessageSize). Error texts longer than kMaxErrorText are cut.
+Result<std::vector<std::byte>> EncodeMessage(const Message& message);
+// kCorruption naming the message type, the offset and the problem.
+Result<Message> DecodeMessage(std::span<const std::byte> bytes);
+
+}  // namespace sparetime::transport
+
+#endif  // SPARETIME_TRANSPORT_MESSAGES_H_
