@@ -1,0 +1,197 @@
+// Image serialization (see image.h and docs/migration.md "Image format").
+//
+// File layout: "SPTMIGR1" | u64 LE manifest length | manifest JSON | zero
+// padding to a 4 KiB boundary | the page store (4 KiB pages). Byte blobs in
+// the manifest (registers, xstate, auxv, siginfo, pipe data) are hex.
+#include <sys/user.h>
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "sparetime/base/bytes.h"
+#include "sparetime/base/fd.h"
+#include "sparetime/migration/image.h"
+#include "util.h"
+
+namespace sparetime::migration {
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PageRun, addr, count, first)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(FileIdentity, size, mtime_ns)
+NLOHMANN_JSON_SERIALIZE_ENUM(Mapping::Kind, {{Mapping::Kind::kPrivateAnon, "private_anon"},
+                                             {Mapping::Kind::kSharedAnon, "shared_anon"},
+                                             {Mapping::Kind::kPrivateFile, "private_file"},
+                                             {Mapping::Kind::kSharedFile, "shared_file"}})
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Mapping, kind, start, end, prot, grows_down, may_write, path, file_offset, file,
+                                   pages)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(VdsoLayout::Area, name, start, end)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(VdsoLayout, areas, code)
+NLOHMANN_JSON_SERIALIZE_ENUM(FdEntry::Kind, {{FdEntry::Kind::kFile, "file"},
+                                             {FdEntry::Kind::kDevice, "device"},
+                                             {FdEntry::Kind::kPipeRead, "pipe_read"},
+                                             {FdEntry::Kind::kPipeWrite, "pipe_write"},
+                                             {FdEntry::Kind::kDup, "dup"}})
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(FdEntry, fd, kind, path, flags, offset, file, pipe_id, dup_of)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SignalAction, signo, handler, flags, restorer, mask)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ItimerValue, interval_sec, interval_usec, value_sec, value_usec)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Credentials, uids, gids, groups, cap_inheritable, cap_permitted, cap_effective,
+                                   cap_bounding)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(MmFields, start_code, end_code, start_data, end_data, start_brk, brk, start_stack,
+                                   arg_start, arg_end, env_start, env_end)
+
+namespace {
+
+constexpr char kMagic[8] = {'S', 'P', 'T', 'M', 'I', 'G', 'R', '1'};
+
+std::vector<std::byte> Unhex(const nlohmann::json& j, const char* field) {
+  auto v = FromHex(j.at(field).get<std::string>());
+  if (!v) throw std::runtime_error(std::string("field ") + field + " is not hex");
+  return *v;
+}
+
+Status CheckRun(const PageRun& r, uint64_t start, uint64_t end, uint64_t page_count, const std::string& where) {
+  if (r.addr % kPageSize || r.addr < start || r.count > (end - r.addr) / kPageSize || r.first > page_count ||
+      r.count > page_count - r.first)
+    return Corruption("image: page run at " + HexAddr(r.addr) + " lies outside " + where + " or the page store");
+  return Status::Ok();
+}
+
+Status Validate(const ProcessImage& im) {
+  if (im.version != kImageFormatVersion)
+    return Corruption("image format version " + std::to_string(im.version) + " is not supported (expected " +
+                      std::to_string(kImageFormatVersion) + ")");
+  if (im.regs.size() != sizeof(user_regs_struct)) return Corruption("image: register block has the wrong size");
+  uint64_t prev_end = 0;
+  for (const Mapping& m : im.mappings) {
+    if (m.start % kPageSize || m.end % kPageSize || m.start >= m.end || m.start < prev_end)
+      return Corruption("image: mapping " + HexAddr(m.start) + "-" + HexAddr(m.end) + " is misaligned or overlaps");
+    prev_end = m.end;
+    for (const PageRun& r : m.pages) ST_RETURN_IF_ERROR(CheckRun(r, m.start, m.end, im.page_count(), "its mapping"));
+  }
+  if (im.vdso.areas.empty()) return Corruption("image: no vDSO layout");
+  ST_RETURN_IF_ERROR(CheckRun(im.vdso.code, im.vdso.code.addr, ~0ull, im.page_count(), "the vDSO"));
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string EncodeManifest(const ProcessImage& im) {
+  nlohmann::json j;
+  j["version"] = im.version;
+  j["pid"] = im.pid;
+  j["comm"] = im.comm;
+  j["kernel_release"] = im.kernel_release;
+  j["regs"] = ToHex(im.regs);
+  j["xstate"] = ToHex(im.xstate);
+  j["xcr0"] = im.xcr0;
+  j["mappings"] = im.mappings;
+  j["vdso"] = im.vdso;
+  j["mm"] = im.mm;
+  j["auxv"] = ToHex(im.auxv);
+  j["exe_path"] = im.exe_path;
+  j["exe"] = im.exe;
+  j["tid_address"] = im.tid_address;
+  j["robust_list"] = im.robust_list;
+  j["robust_list_len"] = im.robust_list_len;
+  j["rseq"] = {{"addr", im.rseq_addr}, {"len", im.rseq_len}, {"sig", im.rseq_sig}};
+  j["actions"] = im.actions;
+  j["blocked"] = im.blocked;
+  for (const PendingSignal& p : im.pending) j["pending"].push_back({{"shared", p.shared}, {"info", ToHex(p.info)}});
+  j["altstack"] = {{"sp", im.altstack_sp}, {"size", im.altstack_size}, {"flags", im.altstack_flags}};
+  j["itimers"] = im.itimers;
+  j["fds"] = im.fds;
+  for (const PipeContents& p : im.pipes)
+    j["pipes"].push_back({{"pipe_id", p.pipe_id}, {"capacity", p.capacity}, {"data", ToHex(p.data)}});
+  j["cwd"] = im.cwd;
+  j["umask"] = im.umask;
+  j["personality"] = im.personality;
+  j["rlimits"] = im.rlimits;
+  j["creds"] = im.creds;
+  j["page_count"] = im.page_count();
+  return j.dump();
+}
+
+Result<ProcessImage> DecodeManifest(std::string_view json, uint64_t page_count) {
+  ProcessImage im;
+  try {
+    nlohmann::json j = nlohmann::json::parse(json);
+    j.at("version").get_to(im.version);
+    if (im.version != kImageFormatVersion) return Validate(im);
+    j.at("pid").get_to(im.pid);
+    j.at("comm").get_to(im.comm);
+    j.at("kernel_release").get_to(im.kernel_release);
+    im.regs = Unhex(j, "regs");
+    im.xstate = Unhex(j, "xstate");
+    j.at("xcr0").get_to(im.xcr0);
+    j.at("mappings").get_to(im.mappings);
+    j.at("vdso").get_to(im.vdso);
+    j.at("mm").get_to(im.mm);
+    im.auxv = Unhex(j, "auxv");
+    j.at("exe_path").get_to(im.exe_path);
+    j.at("exe").get_to(im.exe);
+    j.at("tid_address").get_to(im.tid_address);
+    j.at("robust_list").get_to(im.robust_list);
+    j.at("robust_list_len").get_to(im.robust_list_len);
+    j.at("rseq").at("addr").get_to(im.rseq_addr);
+    j.at("rseq").at("len").get_to(im.rseq_len);
+    j.at("rseq").at("sig").get_to(im.rseq_sig);
+    j.at("actions").get_to(im.actions);
+    j.at("blocked").get_to(im.blocked);
+    for (const auto& p : j.value("pending", nlohmann::json::array())) {
+      PendingSignal s;
+      s.shared = p.at("shared").get<bool>();
+      auto info = Unhex(p, "info");
+      if (info.size() != s.info.size()) throw std::runtime_error("pending siginfo has the wrong size");
+      std::memcpy(s.info.data(), info.data(), info.size());
+      im.pending.push_back(s);
+    }
+    j.at("altstack").at("sp").get_to(im.altstack_sp);
+    j.at("altstack").at("size").get_to(im.altstack_size);
+    j.at("altstack").at("flags").get_to(im.altstack_flags);
+    j.at("itimers").get_to(im.itimers);
+    j.at("fds").get_to(im.fds);
+    for (const auto& p : j.value("pipes", nlohmann::json::array()))
+      im.pipes.push_back({p.at("pipe_id").get<uint64_t>(), p.at("capacity").get<uint32_t>(), Unhex(p, "data")});
+    j.at("cwd").get_to(im.cwd);
+    j.at("umask").get_to(im.umask);
+    j.at("personality").get_to(im.personality);
+    j.at("rlimits").get_to(im.rlimits);
+    j.at("creds").get_to(im.creds);
+    if (j.at("page_count").get<uint64_t>() != page_count)
+      return Corruption("image: manifest expects " + std::to_string(j.at("page_count").get<uint64_t>()) +
+                        " pages, the page store holds " + std::to_string(page_count));
+  } catch (const std::exception& e) {
+    return Corruption(std::string("image manifest: ") + e.what());
+  }
+  im.pages.resize(page_count * kPageSize);  // sized for validation; the caller fills it
+  ST_RETURN_IF_ERROR(Validate(im));
+  return im;
+}
+
+Status WriteImage(const ProcessImage& image, const std::string& path) {
+  std::string manifest = EncodeManifest(image);
+  std::string out(kMagic, sizeof kMagic);
+  std::byte len[8];
+  PutLe64(len, manifest.size());
+  out.append(reinterpret_cast<const char*>(len), 8);
+  out += manifest;
+  out.resize((out.size() + kPageSize - 1) / kPageSize * kPageSize, '\0');
+  out.append(reinterpret_cast<const char*>(image.pages.data()), image.pages.size());
+  return WriteFileAtomic(path, out, 0600);
+}
+
+Result<ProcessImage> ReadImage(const std::string& path) {
+  ST_ASSIGN_OR_RETURN(std::string data, ReadFileToString(path));
+  if (data.size() < 16 || std::memcmp(data.data(), kMagic, sizeof kMagic) != 0)
+    return Corruption(path + ": not a sparetime process image (bad magic)");
+  uint64_t len = GetLe64(reinterpret_cast<const std::byte*>(data.data() + 8));
+  if (len > data.size() - 16) return Corruption(path + ": manifest length runs past the end of the file");
+  uint64_t pages_at = (16 + len + kPageSize - 1) / kPageSize * kPageSize;
+  if (pages_at > data.size() || (data.size() - pages_at) % kPageSize)
+    return Corruption(path + ": page store is truncated (file size " + std::to_string(data.size()) + ")");
+  auto image = DecodeManifest(std::string_view(data).substr(16, len), (data.size() - pages_at) / kPageSize);
+  if (!image.ok()) return image.error().WithContext(path);
+  std::memcpy(image->pages.data(), data.data() + pages_at, data.size() - pages_at);
+  return image;
+}
+
+}  // namespace sparetime::migration
