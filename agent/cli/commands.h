@@ -13,6 +13,7 @@ namespace sparetime::cli {
 
 struct GlobalOptions {
   std::string repo;  // --repo or $SPARETIME_REPO
+  std::string config;  // --config or $SPARETIME_CONFIG (agent config file)
   std::optional<std::string> passphrase_file;
   bool json = false;
   bool quiet = false;

@@ -4,12 +4,14 @@
 namespace sparetime::cli {
 
 int ExitCodeFor(const Status& status, Stage stage) {
+  if (stage == Stage::kConfig && !status.ok()) return kExitConfig;
   switch (status.code()) {
     case ErrorCode::kOk: return kExitOk;
     case ErrorCode::kAuthFailed: return kExitWrongPassphrase;
     case ErrorCode::kInvalidArgument: return kExitUsage;
     case ErrorCode::kNoSpace: return kExitNoSpace;
     case ErrorCode::kCancelled: return kExitInterrupted;
+    case ErrorCode::kUnavailable: return kExitUnavailable;
     default: break;
   }
   if (stage == Stage::kOpenRepository) return kExitNoRepository;

@@ -17,11 +17,13 @@ enum ExitCode : int {
   kExitCorruption = 6,     // stored data failed its checks (verify, restore)
   kExitNoSpace = 7,        // disk full; what was done is kept, rerun to continue
   kExitInterrupted = 8,    // stopped by a signal; rerun to resume
+  kExitConfig = 9,         // configuration file missing or invalid
+  kExitUnavailable = 10,   // directory or peers unreachable and nothing cached
 };
 
 // Where in a command the failure happened decides between codes that share
 // an ErrorCode (a missing repository vs a missing device).
-enum class Stage { kOpenRepository, kWork };
+enum class Stage { kConfig, kOpenRepository, kWork };
 
 int ExitCodeFor(const Status& status, Stage stage);
 

@@ -10,6 +10,8 @@
 #include <exception>
 
 #include "commands.h"
+#include "directory_commands.h"
+#include "status_command.h"
 #include "exit_codes.h"
 
 namespace {
@@ -30,6 +32,9 @@ void InstallSignalHandlers() {
   ::sigemptyset(&sa.sa_mask);
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
+  // A peer or LDAP server that hangs up must be an error, not a kill
+  // (libldap and sockets write with plain write(2)).
+  ::signal(SIGPIPE, SIG_IGN);
 }
 
 int Main(int argc, char** argv) {
@@ -43,6 +48,9 @@ int Main(int argc, char** argv) {
   g.interrupted = &g_interrupted;
   std::string passphrase_file;
   app.add_option("--repo", g.repo, "repository directory")->envname("SPARETIME_REPO");
+  app.add_option("--config", g.config,
+                 "agent configuration file (default /etc/sparetime/sparetime.conf)")
+      ->envname("SPARETIME_CONFIG");
   app.add_option("--passphrase-file", passphrase_file,
                  "read the passphrase from this file (mode 0600) instead of $SPARETIME_PASSPHRASE");
   app.add_flag("--json", g.json, "print machine-readable JSON on stdout");
@@ -85,6 +93,16 @@ int Main(int argc, char** argv) {
   auto* forget_cmd = app.add_subcommand("forget", "remove a snapshot from the catalog");
   forget_cmd->add_option("snapshot", forget_snapshot, "snapshot id or unique prefix")->required();
 
+  auto* status_cmd = app.add_subcommand("status", "show what the running sparetimed reports");
+  bool probe = false;
+  auto* peers_cmd = app.add_subcommand("peers", "show the peers this agent sees in its directory");
+  peers_cmd->add_flag("--probe", probe,
+                      "connect to each live peer and show what it holds for this agent");
+  std::string policy_host;
+  auto* policy_cmd =
+      app.add_subcommand("policy", "show this host's effective policy and where each value is from");
+  policy_cmd->add_option("--host", policy_host, "another host's policy (default: this agent)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -103,6 +121,9 @@ int Main(int argc, char** argv) {
                                                 : std::optional<std::string>(verify_snapshot));
   }
   if (*forget_cmd) return RunForget(g, forget_snapshot);
+  if (*status_cmd) return RunStatus(g);
+  if (*peers_cmd) return RunPeers(g, probe);
+  if (*policy_cmd) return RunPolicy(g, policy_host);
   return kExitUsage;
 }
 

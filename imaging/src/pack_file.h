@@ -18,6 +18,7 @@
 
 #include "sparetime/base/status.h"
 #include "sparetime/imaging/chunk_id.h"
+#include "sparetime/imaging/chunk_store.h"
 
 namespace sparetime {
 
@@ -25,10 +26,6 @@ inline constexpr size_t kPackHeaderSize = 20;
 inline constexpr uint32_t kPackVersion = 1;
 inline constexpr uint32_t kRecordMagic = 0x314B5053;  // bytes "SPK1"
 inline constexpr size_t kRecordHeaderSize = 40;
-
-// Unkeyed BLAKE2b-256 of a stored blob (index.db chunks.hash).
-using BlobHash = std::array<std::byte, 32>;
-BlobHash HashBlob(std::span<const std::byte> blob);
 
 std::array<std::byte, kPackHeaderSize> EncodePackHeader();
 // Record header + blob, ready for one write.

@@ -13,6 +13,7 @@
 #ifndef SPARETIME_IMAGING_CHUNK_STORE_H_
 #define SPARETIME_IMAGING_CHUNK_STORE_H_
 
+#include <array>
 #include <cstddef>
 #include <span>
 #include <vector>
@@ -21,6 +22,11 @@
 #include "sparetime/imaging/chunk_id.h"
 
 namespace sparetime {
+
+// The stored-ciphertext hash: unkeyed BLAKE2b-256 of a sealed blob. Stores
+// and peers check a blob's integrity with it without holding any key.
+using BlobHash = std::array<std::byte, 32>;
+BlobHash HashBlob(std::span<const std::byte> blob);
 
 class ChunkSink {
  public:

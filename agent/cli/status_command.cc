@@ -1,0 +1,97 @@
+// `sparetime status`: reads <state_dir>/status.json written by sparetimed and
+// checks that its writer is still alive (kill(pid, 0)) before trusting it.
+// Exit 0 when the agent runs, kExitUnavailable when it does not.
+#include "status_command.h"
+
+#include <signal.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "directory_commands.h"
+#include "exit_codes.h"
+#include "sparetime/base/clock.h"
+#include "sparetime/base/fd.h"
+#include "sparetime/config/config.h"
+#include "sparetime/config/status_file.h"
+
+namespace sparetime::cli {
+namespace {
+
+bool ProcessAlive(int64_t pid) {
+  return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
+}
+
+std::string Ago(int64_t then) {
+  int64_t s = ToUnixSeconds(SystemClock().WallNow()) - then;
+  if (s < 120) return std::to_string(s) + " s ago";
+  if (s < 7200) return std::to_string(s / 60) + " min ago";
+  return std::to_string(s / 3600) + " h ago";
+}
+
+}  // namespace
+
+int RunStatus(const GlobalOptions& g) {
+  std::string config_path = g.config.empty() ? kDefaultConfigPath : g.config;
+  Result<config::AgentConfig> cfg = config::LoadConfig(config_path);
+  if (!cfg.ok()) {
+    std::fprintf(stderr, "sparetime: %s\n", cfg.status().message().c_str());
+    return kExitConfig;
+  }
+  std::string path = config::StatusPath(cfg->state_dir);
+  Result<config::AgentStatus> st = config::ReadStatus(path);
+  bool running = st.ok() && ProcessAlive(st->pid);
+  if (g.json) {
+    nlohmann::json out = {{"running", running}, {"status_file", path}};
+    if (st.ok()) {
+      Result<std::string> raw = ReadFileToString(path);
+      if (raw.ok()) out["agent"] = nlohmann::json::parse(*raw, nullptr, false);
+    } else {
+      out["error"] = st.status().message();
+    }
+    std::cout << out.dump(2) << "\n";
+    return running ? kExitOk : kExitUnavailable;
+  }
+  if (!st.ok()) {
+    std::fprintf(stderr, "sparetime: sparetimed is not running here (%s); start it with "
+                 "`systemctl start sparetime` or `sparetimed --config %s`\n",
+                 st.status().message().c_str(), config_path.c_str());
+    return kExitUnavailable;
+  }
+  if (!running) {
+    std::printf("sparetimed: NOT RUNNING (pid %lld gone; last status %s)\n",
+                static_cast<long long>(st->pid), Ago(st->updated).c_str());
+  } else {
+    std::printf("sparetimed: running as %s (pid %lld), status updated %s\n", st->agent.c_str(),
+                static_cast<long long>(st->pid), Ago(st->updated).c_str());
+  }
+  if (st->directory_from_cache) {
+    std::printf("directory:  %s UNREACHABLE (%s); using the copy read %s\n",
+                st->directory_source.c_str(), st->directory_error.c_str(),
+                Ago(st->directory_fetched_at).c_str());
+  } else if (!st->directory_error.empty()) {
+    std::printf("directory:  UNREACHABLE, nothing cached: %s\n", st->directory_error.c_str());
+  } else {
+    std::printf("directory:  %s, read %s\n", st->directory_source.c_str(),
+                Ago(st->directory_fetched_at).c_str());
+  }
+  if (st->registered) {
+    std::printf("registered: yes, heartbeat %s\n", Ago(st->registered_at).c_str());
+  } else {
+    std::printf("registered: NO: %s\n", st->registration_error.c_str());
+  }
+  std::string peers;
+  for (const auto& p : st->peers) peers += (peers.empty() ? "" : ", ") + p;
+  std::printf("peers:      %zu%s%s\n", st->peers.size(), peers.empty() ? "" : ": ",
+              peers.c_str());
+  std::string applied;
+  for (const auto& p : st->policy_applied) applied += (applied.empty() ? "" : " < ") + p;
+  std::printf("policy:     %s\n", applied.empty() ? "built-in defaults" : applied.c_str());
+  for (const auto& w : st->policy_warnings) std::printf("warning:    %s\n", w.c_str());
+  for (const auto& w : st->directory_warnings) std::printf("left out:   %s\n", w.c_str());
+  return running ? kExitOk : kExitUnavailable;
+}
+
+}  // namespace sparetime::cli

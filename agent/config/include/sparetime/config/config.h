@@ -1,0 +1,64 @@
+// AgentConfig: /etc/sparetime/sparetime.conf, read by both sparetimed and the
+// `sparetime` CLI (--config). INI style, like sssd.conf:
+//
+//     [agent]      name, listen, advertise_address, state_dir, site, heartbeat
+//     [storage]    capacity, owner_quota
+//     [directory]  uri, base, bind_dn, password_file, sasl_external,
+//                  ca_file, cert_file, key_file, timeout, poll_interval,
+//                  page_size, cache
+//
+// Reference with defaults: docs/configuration.md; example: conf/sparetime.conf.
+//
+// Invariants: strict parsing — an unknown section or key, a duplicate key, a
+// malformed size or duration is an error naming file:line and what is valid
+// (a typo must not silently fall back to a default). Every value not given
+// has the documented default, so a file with only [directory] works.
+#ifndef SPARETIME_CONFIG_CONFIG_H_
+#define SPARETIME_CONFIG_CONFIG_H_
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "sparetime/base/status.h"
+#include "sparetime/directory/directory.h"
+
+namespace sparetime::config {
+
+struct AgentConfig {
+  std::string path;  // the file this came from ("" for defaults)
+
+  // [agent]
+  std::string name;                  // default: the host name (uname nodename)
+  std::string listen_address = "0.0.0.0";
+  uint16_t listen_port = 7401;
+  std::string advertise_address;     // what peers connect to; default: the host name
+  std::string state_dir = "/var/lib/sparetime";
+  std::string site;                  // failure domain; default none
+  // How often sparetimed re-registers (heartbeat, free space) and re-reads
+  // the directory even when no change was noticed.
+  std::chrono::milliseconds heartbeat{std::chrono::minutes(5)};
+
+  // [storage]
+  uint64_t capacity = 0;             // bytes offered to peers; 0 = none
+  uint64_t owner_quota = 0;          // per-owner cap; 0 = capacity
+
+  // [directory]
+  directory::DirectoryConfig directory;  // uri default file:///etc/sparetime/directory.ldif
+  std::string directory_cache;           // default <state_dir>/directory-cache.sqlite
+};
+
+// Reads and validates `path`. kNotFound when missing, kInvalidArgument with
+// "<path>:<line>: ..." for anything malformed.
+Result<AgentConfig> LoadConfig(const std::string& path);
+// The same from text (tests, and `path` only names it in messages).
+Result<AgentConfig> ParseConfig(const std::string& text, const std::string& path);
+
+// "10G", "500 GiB", "1.5T", "4096" -> bytes (binary units: K = 1024).
+Result<uint64_t> ParseSize(const std::string& text);
+// "30s", "5m", "1h", "500ms", "90" (seconds) -> milliseconds.
+Result<std::chrono::milliseconds> ParseDuration(const std::string& text);
+
+}  // namespace sparetime::config
+
+#endif  // SPARETIME_CONFIG_CONFIG_H_

@@ -1,0 +1,49 @@
+// AgentStatus: what sparetimed publishes about itself in
+// <state_dir>/status.json (rewritten atomically on every change and at least
+// once per heartbeat) and `sparetime status` reads: directory reachability
+// (fresh or cached, and why), registration, peers, the policy in force.
+//
+// Invariants: readers never see a half-written file (WriteFileAtomic); a
+// file whose writer is gone is reported as such by the reader, not trusted.
+#ifndef SPARETIME_CONFIG_STATUS_FILE_H_
+#define SPARETIME_CONFIG_STATUS_FILE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sparetime/base/status.h"
+
+namespace sparetime::config {
+
+struct AgentStatus {
+  std::string agent;  // name
+  int64_t pid = 0;
+  int64_t started = 0;  // unix seconds
+  int64_t updated = 0;  // unix seconds
+
+  // Directory.
+  std::string directory_source;
+  int64_t directory_fetched_at = 0;
+  bool directory_from_cache = false;
+  std::string directory_error;  // why the cache is used / why nothing is known
+  std::vector<std::string> directory_warnings;
+
+  // Registration (heartbeat).
+  bool registered = false;
+  int64_t registered_at = 0;
+  std::string registration_error;
+
+  std::vector<std::string> peers;           // names of the live peers
+  std::vector<std::string> policy_applied;  // DNs, lowest precedence first
+  std::vector<std::string> policy_warnings;
+};
+
+std::string StatusPath(const std::string& state_dir);
+Status WriteStatus(const std::string& path, const AgentStatus& status);
+// kNotFound when sparetimed never ran with this state directory.
+Result<AgentStatus> ReadStatus(const std::string& path);
+
+}  // namespace sparetime::config
+
+#endif  // SPARETIME_CONFIG_STATUS_FILE_H_

@@ -1,0 +1,62 @@
+// status.json read/write: JSON via nlohmann, written with WriteFileAtomic.
+#include "sparetime/config/status_file.h"
+
+#include <nlohmann/json.hpp>
+
+#include "sparetime/base/fd.h"
+
+namespace sparetime::config {
+
+std::string StatusPath(const std::string& state_dir) { return state_dir + "/status.json"; }
+
+Status WriteStatus(const std::string& path, const AgentStatus& s) {
+  nlohmann::json j = {
+      {"agent", s.agent},
+      {"pid", s.pid},
+      {"started", s.started},
+      {"updated", s.updated},
+      {"directory",
+       {{"source", s.directory_source},
+        {"fetched_at", s.directory_fetched_at},
+        {"from_cache", s.directory_from_cache},
+        {"error", s.directory_error},
+        {"warnings", s.directory_warnings}}},
+      {"registration",
+       {{"ok", s.registered}, {"at", s.registered_at}, {"error", s.registration_error}}},
+      {"peers", s.peers},
+      {"policy", {{"applied", s.policy_applied}, {"warnings", s.policy_warnings}}},
+  };
+  return WriteFileAtomic(path, j.dump(2) + "\n", 0644);
+}
+
+Result<AgentStatus> ReadStatus(const std::string& path) {
+  ST_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  try {
+    nlohmann::json j = nlohmann::json::parse(text);
+    AgentStatus s;
+    s.agent = j.at("agent").get<std::string>();
+    s.pid = j.at("pid").get<int64_t>();
+    s.started = j.at("started").get<int64_t>();
+    s.updated = j.at("updated").get<int64_t>();
+    const auto& d = j.at("directory");
+    s.directory_source = d.at("source").get<std::string>();
+    s.directory_fetched_at = d.at("fetched_at").get<int64_t>();
+    s.directory_from_cache = d.at("from_cache").get<bool>();
+    s.directory_error = d.at("error").get<std::string>();
+    s.directory_warnings = d.at("warnings").get<std::vector<std::string>>();
+    const auto& r = j.at("registration");
+    s.registered = r.at("ok").get<bool>();
+    s.registered_at = r.at("at").get<int64_t>();
+    s.registration_error = r.at("error").get<std::string>();
+    s.peers = j.at("peers").get<std::vector<std::string>>();
+    s.policy_applied = j.at("policy").at("applied").get<std::vector<std::string>>();
+    s.policy_warnings = j.at("policy").at("warnings").get<std::vector<std::string>>();
+    return s;
+  } catch (const nlohmann::json::exception& e) {
+    return Status(ErrorCode::kCorruption,
+                  path + ": not a sparetimed status file (" + e.what() +
+                      "); it is rewritten by sparetimed, restart it");
+  }
+}
+
+}  // namespace sparetime::config

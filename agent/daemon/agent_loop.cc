@@ -1,0 +1,177 @@
+// AgentLoop implementation: heartbeat timer, change wait in one-second
+// slices, status publication. Logging goes to stderr (journald under systemd).
+#include "agent_loop.h"
+
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "sparetime/directory/policy.h"
+
+namespace sparetime::daemon {
+namespace {
+
+using std::chrono::milliseconds;
+
+void Log(const std::string& line) { std::fprintf(stderr, "sparetimed: %s\n", line.c_str()); }
+
+// Free bytes on the filesystem holding `dir` (0 when it cannot be read).
+uint64_t FilesystemFree(const std::string& dir) {
+  struct statvfs st {};
+  if (::statvfs(dir.c_str(), &st) != 0) return 0;
+  return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
+}  // namespace
+
+AgentLoop::AgentLoop(config::AgentConfig config, directory::PublicKey public_key,
+                     std::unique_ptr<directory::DirectoryClient> client, const Clock& clock,
+                     std::function<void(const std::string&)> notify,
+                     std::function<uint64_t()> held_bytes)
+    : config_(std::move(config)),
+      public_key_(public_key),
+      client_(std::move(client)),
+      clock_(clock),
+      notify_(std::move(notify)),
+      held_bytes_(std::move(held_bytes)) {
+  status_.agent = config_.name;
+  status_.pid = ::getpid();
+  status_.started = ToUnixSeconds(clock_.WallNow());
+}
+
+directory::AgentRegistration AgentLoop::Registration() const {
+  directory::AgentRegistration r;
+  r.name = config_.name;
+  r.address = config_.advertise_address;
+  r.port = config_.listen_port;
+  r.public_key = public_key_;
+  r.site = config_.site;
+  r.capacity = config_.capacity;
+  // What is left of the offer, bounded by what the disk really has.
+  uint64_t held = held_bytes_();
+  r.free = std::min(config_.capacity > held ? config_.capacity - held : 0,
+                    FilesystemFree(config_.state_dir));
+  r.version = "0.1.0";
+  return r;
+}
+
+void AgentLoop::Register() {
+  Status s = client_->Register(Registration());
+  if (s.ok()) {
+    if (!status_.registered) Log("registered as " + config_.name);
+    status_.registered = true;
+    status_.registered_at = ToUnixSeconds(clock_.WallNow());
+    status_.registration_error.clear();
+  } else {
+    if (status_.registration_error != s.message()) Log("registration failed: " + s.message());
+    status_.registered = false;
+    status_.registration_error = s.message();
+  }
+}
+
+void AgentLoop::Refresh() {
+  Result<directory::DirectoryState> state = client_->Refresh();
+  if (!state.ok()) {
+    if (status_.directory_error != state.status().message()) {
+      Log("directory: " + state.status().message());
+    }
+    status_.directory_error = state.status().message();
+    status_.directory_from_cache = false;
+    return;
+  }
+  if (state->from_cache && !status_.directory_from_cache) {
+    Log("directory unreachable (" + state->cache_reason + "); working on the copy read at " +
+        std::to_string(ToUnixSeconds(state->fetched_at)));
+  } else if (!state->from_cache && status_.directory_from_cache) {
+    Log("directory reachable again: " + state->source);
+  }
+  directory::EffectivePolicy policy = directory::ResolvePolicy(state->view, config_.name);
+  std::vector<directory::AgentRecord> peers = directory::LivePeers(
+      state->view, config_.name, clock_.WallNow(),
+      std::chrono::minutes(policy.peer_max_age_minutes));
+  status_.directory_source = state->source;
+  status_.directory_fetched_at = ToUnixSeconds(state->fetched_at);
+  status_.directory_from_cache = state->from_cache;
+  status_.directory_error = state->cache_reason;
+  status_.directory_warnings = state->view.warnings;
+  status_.peers.clear();
+  for (const auto& p : peers) status_.peers.push_back(p.name);
+  {
+    // Every agent with a valid entry may open a session (a stale heartbeat
+    // does not stop a rebuilt box from restoring); the view excludes
+    // malformed entries already.
+    std::lock_guard l(keys_mu_);
+    agent_by_key_.clear();
+    for (const auto& a : state->view.agents) agent_by_key_[a.public_key] = a.name;
+  }
+  if (status_.policy_applied != policy.applied) {
+    std::string applied;
+    for (const auto& dn : policy.applied) applied += (applied.empty() ? "" : " < ") + dn;
+    Log("policy: " + (applied.empty() ? std::string("built-in defaults") : applied));
+  }
+  status_.policy_applied = policy.applied;
+  status_.policy_warnings = policy.warnings;
+}
+
+Result<std::string> AgentLoop::AgentForKey(const directory::PublicKey& key) const {
+  std::lock_guard l(keys_mu_);
+  auto it = agent_by_key_.find(key);
+  if (it != agent_by_key_.end()) return it->second;
+  return Status(ErrorCode::kPermissionDenied,
+                "no agent in the directory publishes this key (an impostor, or an agent "
+                "enrolled after the last directory read)");
+}
+
+void AgentLoop::Publish() {
+  status_.updated = ToUnixSeconds(clock_.WallNow());
+  Status s = config::WriteStatus(config::StatusPath(config_.state_dir), status_);
+  if (!s.ok()) Log("cannot write the status file: " + s.message());
+  std::string summary = std::to_string(status_.peers.size()) + " peers, directory " +
+                        (status_.directory_from_cache ? "unreachable (cached)"
+                         : status_.directory_error.empty() ? "ok"
+                                                           : "unreachable") +
+                        (status_.registered ? "" : ", not registered");
+  if (summary != last_summary_) {
+    notify_("STATUS=" + summary);
+    last_summary_ = summary;
+  }
+}
+
+void AgentLoop::Start() {
+  Register();
+  Refresh();
+  Publish();
+}
+
+void AgentLoop::Run(const std::atomic<bool>& stop) {
+  notify_("READY=1");
+  auto next_heartbeat = clock_.MonoNow() + config_.heartbeat;
+  while (!stop.load()) {
+    auto left = std::chrono::duration_cast<milliseconds>(next_heartbeat - clock_.MonoNow());
+    Result<bool> changed = client_->WaitForChange(std::clamp(left, milliseconds(0),
+                                                             milliseconds(1000)));
+    if (stop.load()) break;
+    bool beat = clock_.MonoNow() >= next_heartbeat;
+    if (!changed.ok()) {
+      // The change watch failed (server gone): the heartbeat's Refresh will
+      // fall back to the cache; don't spin on the failing watch meanwhile.
+      auto until_beat =
+          std::chrono::duration_cast<milliseconds>(next_heartbeat - clock_.MonoNow());
+      clock_.SleepFor(std::clamp(until_beat, milliseconds(0), milliseconds(1000)));
+    }
+    if (beat) {
+      Register();
+      next_heartbeat = clock_.MonoNow() + config_.heartbeat;
+    }
+    if (beat || (changed.ok() && *changed)) {
+      Refresh();
+      Publish();
+    }
+    notify_("WATCHDOG=1");
+  }
+  notify_("STOPPING=1");
+}
+
+}  // namespace sparetime::daemon

@@ -1,0 +1,71 @@
+// AgentLoop: sparetimed's main loop as far as the directory goes. It
+// registers the agent (heartbeat: address, key, free space, last-seen) on
+// start and every heartbeat interval, re-reads the directory when it changes
+// (or at each heartbeat), keeps working on the cached copy while the
+// directory is unreachable, and publishes all of it in status.json.
+//
+// Invariants: every wait is bounded (at most one second between checks of
+// the stop flag); a failed registration or read is reported in the status
+// and retried at the next heartbeat, never fatal.
+#ifndef SPARETIME_AGENT_DAEMON_AGENT_LOOP_H_
+#define SPARETIME_AGENT_DAEMON_AGENT_LOOP_H_
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <memory>
+#include <string>
+
+#include "sparetime/base/clock.h"
+#include "sparetime/config/config.h"
+#include "sparetime/config/status_file.h"
+#include "sparetime/directory/client.h"
+#include "sparetime/directory/records.h"
+
+namespace sparetime::daemon {
+
+class AgentLoop {
+ public:
+  // `notify` receives sd_notify-style state strings ("READY=1", "STATUS=...");
+  // `held_bytes` says how much the peer store holds for others.
+  AgentLoop(config::AgentConfig config, directory::PublicKey public_key,
+            std::unique_ptr<directory::DirectoryClient> client, const Clock& clock,
+            std::function<void(const std::string&)> notify,
+            std::function<uint64_t()> held_bytes);
+
+  // The port peers connect to, when the listener picked it (listen port 0).
+  void set_listen_port(uint16_t port) { config_.listen_port = port; }
+
+  // Registers, reads the directory and publishes the first status (so that
+  // AgentForKey knows the peers before the peer service starts).
+  void Start();
+  // Then runs until `stop` becomes true.
+  void Run(const std::atomic<bool>& stop);
+
+  // The name of the agent that publishes `key` in the directory as last read
+  // (kPermissionDenied otherwise). Safe to call from any thread: the peer
+  // service asks it for every incoming session.
+  Result<std::string> AgentForKey(const directory::PublicKey& key) const;
+
+ private:
+  void Refresh();
+  void Register();
+  void Publish();
+  directory::AgentRegistration Registration() const;
+
+  config::AgentConfig config_;
+  directory::PublicKey public_key_;
+  std::unique_ptr<directory::DirectoryClient> client_;
+  const Clock& clock_;
+  std::function<void(const std::string&)> notify_;
+  config::AgentStatus status_;
+  std::string last_summary_;  // last STATUS= line, to log changes only
+  std::function<uint64_t()> held_bytes_;
+  mutable std::mutex keys_mu_;
+  std::map<directory::PublicKey, std::string> agent_by_key_;  // from the last read
+};
+
+}  // namespace sparetime::daemon
+
+#endif  // SPARETIME_AGENT_DAEMON_AGENT_LOOP_H_

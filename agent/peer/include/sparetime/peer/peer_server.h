@@ -1,0 +1,71 @@
+// PeerServer: serves this agent's PeerStore to other agents. It accepts TCP
+// connections, runs the responder handshake (only keys the directory knows
+// get a session), and answers sparetime/1 requests (transport/messages.h).
+//
+// Who may do what: any agent with a session may read (has, get, roots, key,
+// stats) for any owner — everything held is sealed by its owner, and a box
+// rebuilt after a disk failure must read its old chunks before it has
+// anything else. Only the owner itself (the agent name the session's key
+// belongs to) stores, releases, or replaces its roots and key.
+//
+// Invariants: a session's failure (garbage, oversized frames, a stalled or
+// vanished peer) ends that session only; at most max_sessions run at once
+// (extra connections are closed at once); Stop() returns within about a
+// second and joins every thread.
+#ifndef SPARETIME_PEER_PEER_SERVER_H_
+#define SPARETIME_PEER_PEER_SERVER_H_
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "sparetime/base/clock.h"
+#include "sparetime/base/status.h"
+#include "sparetime/peerstore/peer_store.h"
+#include "sparetime/transport/identity.h"
+
+namespace sparetime::peer {
+
+// The agent name an authenticated key belongs to (from the directory), or
+// an error that refuses the session (kPermissionDenied: unknown key).
+using KeyLookup = std::function<Result<std::string>(const transport::PublicKey&)>;
+
+struct PeerServerOptions {
+  std::string listen_address = "0.0.0.0";
+  uint16_t port = 7401;  // 0: any free port (see PeerServer::port)
+  size_t max_sessions = 32;
+  std::chrono::milliseconds handshake_timeout{10'000};
+  std::chrono::milliseconds io_timeout{30'000};
+  // A session with no request for this long is closed.
+  std::chrono::milliseconds idle_timeout{120'000};
+  // Log lines (one per refused or failed session); empty: stderr.
+  std::function<void(const std::string&)> log;
+};
+
+class PeerServer {
+ public:
+  // Listens and starts serving in background threads.
+  static Result<std::unique_ptr<PeerServer>> Start(const transport::Identity& identity,
+                                                   peerstore::PeerStore& store, KeyLookup lookup,
+                                                   PeerServerOptions options,
+                                                   const Clock& clock = SystemClock());
+  ~PeerServer();  // Stop()
+  PeerServer(const PeerServer&) = delete;
+  PeerServer& operator=(const PeerServer&) = delete;
+
+  uint16_t port() const;
+  // Sessions served so far, and refused (handshake or authorisation failed).
+  uint64_t sessions_served() const;
+  uint64_t sessions_refused() const;
+  void Stop();
+
+ private:
+  class Impl;
+  explicit PeerServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sparetime::peer
+
+#endif  // SPARETIME_PEER_PEER_SERVER_H_

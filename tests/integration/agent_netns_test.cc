@@ -1,0 +1,86 @@
+// Agents as separate hosts: sparetimed in its own network namespace per
+// host, joined through a bridge (TestNetwork), one shared file directory.
+// Each agent registers the address and port it really listens on, the other
+// finds it, opens an authenticated session to it (`peers --probe`), loses it
+// when the link is cut (a bounded, clear UNREACHABLE) and finds it again when
+// the link comes back.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "testutil/agent_process.h"
+#include "testutil/test_network.h"
+#include "testutil/testutil.h"
+
+namespace sparetime::testing {
+namespace {
+
+using nlohmann::json;
+using std::chrono::seconds;
+
+class AgentNetnsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!TestNetwork::Available()) GTEST_SKIP() << "needs root and ip netns";
+    WriteExampleDirectory(ldif_, /*without_keys=*/true);
+  }
+
+  // `sparetime peers --probe --json` as host `h`.
+  json Probe(const TestNetwork& net, int h, const std::string& config) {
+    CommandResult r = net.Run(h, std::string(SPARETIME_CLI) + " --config " + ShellQuote(config) +
+                                     " peers --probe --json");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return json::parse(r.out, nullptr, false);
+  }
+
+  TempDir dir_;
+  std::string ldif_ = dir_ / "directory.ldif";
+};
+
+TEST_F(AgentNetnsTest, AgentsFindAndReachEachOtherAcrossHosts) {
+  TestNetwork net(2);
+  ASSERT_TRUE(net.ok()) << net.error();
+  std::string alpha = WriteAgentConfig(dir_.path(), "alpha", ldif_, net.address(0) + ":7401",
+                                       "advertise_address = " + net.address(0) + "\n");
+  std::string beta = WriteAgentConfig(dir_.path(), "beta", ldif_, net.address(1) + ":7401",
+                                      "advertise_address = " + net.address(1) + "\n");
+  AgentProcess a(alpha, dir_ / "alpha.log", net.netns(0));
+  AgentProcess b(beta, dir_ / "beta.log", net.netns(1));
+
+  json seen;
+  auto beta_reachable = [&] {
+    seen = Probe(net, 0, alpha);
+    return !seen.is_discarded() && seen["peers"].size() == 1 &&
+           seen["peers"][0]["probe"]["reachable"] == true;
+  };
+  ASSERT_TRUE(WaitUntil(beta_reachable, seconds(15)))
+      << seen.dump(2) << "\nalpha:\n" << a.Log() << "\nbeta:\n" << b.Log();
+  EXPECT_EQ(seen["peers"][0]["name"], "beta");
+  EXPECT_EQ(seen["peers"][0]["address"], net.address(1));
+  EXPECT_EQ(seen["peers"][0]["probe"]["held_bytes"], 0);
+  EXPECT_EQ(seen["peers"][0]["probe"]["quota_bytes"], 1 << 30);
+  // And the other way round.
+  json back = Probe(net, 1, beta);
+  ASSERT_EQ(back["peers"].size(), 1u) << back.dump(2);
+  EXPECT_EQ(back["peers"][0]["probe"]["reachable"], true) << back.dump(2);
+
+  // Cut beta's link: alpha's probe fails within its timeouts, and says why.
+  net.SetLinkUp(1, false);
+  auto start = std::chrono::steady_clock::now();
+  json cut = Probe(net, 0, alpha);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(12));
+  ASSERT_EQ(cut["peers"].size(), 1u) << cut.dump(2);
+  EXPECT_EQ(cut["peers"][0]["probe"]["reachable"], false);
+  EXPECT_NE(cut["peers"][0]["probe"]["error"].get<std::string>().find("beta"),
+            std::string::npos)
+      << cut.dump(2);
+  // Back up: reachable again, nothing to restart.
+  net.SetLinkUp(1, true);
+  ASSERT_TRUE(WaitUntil(beta_reachable, seconds(10))) << seen.dump(2);
+
+  EXPECT_EQ(a.Stop(), 0) << a.Log();
+  EXPECT_EQ(b.Stop(), 0) << b.Log();
+}
+
+}  // namespace
+}  // namespace sparetime::testing

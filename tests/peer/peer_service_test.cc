@@ -1,0 +1,211 @@
+// PeerServer + PeerClient over real TCP on 127.0.0.1: owners' chunks, roots
+// and keys; who may write what; impostors refused; quota errors per chunk;
+// garbage and dead connections end only their session; pipelining; Stop()
+// with sessions open.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "sparetime/peer/peer_client.h"
+#include "sparetime/peer/peer_server.h"
+#include "sparetime/peerstore/peer_store.h"
+#include "sparetime/transport/net.h"
+#include "sparetime/base/fd.h"
+#include "testutil/testutil.h"
+
+namespace sparetime::peer {
+namespace {
+
+using transport::Identity;
+using transport::PutChunksRequest;
+
+ChunkId IdOf(uint64_t n) {
+  ChunkId id;
+  auto bytes = testing::RandomBytes(id.bytes.size(), n + 1000);
+  std::copy(bytes.begin(), bytes.end(), id.bytes.begin());
+  return id;
+}
+
+// The value, or a test failure naming the error (and a default value).
+template <typename T>
+T Must(Result<T> r) {
+  if (r.ok()) return std::move(*r);
+  ADD_FAILURE() << r.status().ToString();
+  return T{};
+}
+
+class PeerServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = peerstore::PeerStore::Open(dir_ / "held", {/*capacity=*/64 << 20,
+                                                            /*owner_quota=*/8 << 20});
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(*store);
+    PeerServerOptions o;
+    o.listen_address = "127.0.0.1";
+    o.port = 0;
+    o.handshake_timeout = std::chrono::milliseconds(2000);
+    o.idle_timeout = std::chrono::milliseconds(5000);
+    o.log = [this](const std::string& line) {
+      std::lock_guard l(log_mu_);
+      log_ += line + "\n";
+    };
+    auto lookup = [this](const transport::PublicKey& key) -> Result<std::string> {
+      if (key == alpha_.public_key()) return std::string("alpha");
+      if (key == beta_.public_key()) return std::string("beta");
+      return Status(ErrorCode::kPermissionDenied, "key " + key.ToBase64() + " is not in the directory");
+    };
+    auto server = PeerServer::Start(server_id_, *store_, lookup, o);
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = std::move(*server);
+  }
+
+  std::unique_ptr<PeerClient> ConnectAs(const Identity& me) {
+    PeerEndpoint e{"server", "127.0.0.1", server_->port(), server_id_.public_key()};
+    auto c = PeerClient::Connect(e, me);
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? std::move(*c) : nullptr;
+  }
+
+  std::string Log() {
+    std::lock_guard l(log_mu_);
+    return log_;
+  }
+
+  testing::TempDir dir_;
+  Identity server_id_ = Identity::Generate();
+  Identity alpha_ = Identity::Generate();
+  Identity beta_ = Identity::Generate();
+  std::unique_ptr<peerstore::PeerStore> store_;
+  std::unique_ptr<PeerServer> server_;
+  std::mutex log_mu_;
+  std::string log_;
+};
+
+TEST_F(PeerServiceTest, OwnerStoresOthersMayOnlyRead) {
+  auto alpha = ConnectAs(alpha_);
+  ASSERT_TRUE(alpha);
+  std::vector<PutChunksRequest::Item> items;
+  for (int i = 0; i < 5; ++i) items.push_back({IdOf(i), testing::RandomBytes(10000, i)});
+  auto put = alpha->PutChunks(items);
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  for (const Status& s : *put) EXPECT_TRUE(s.ok()) << s.ToString();
+  std::vector<ChunkId> ids = {IdOf(0), IdOf(4), IdOf(9)};
+  EXPECT_EQ(Must(alpha->Has("", ids)), (std::vector<bool>{true, true, false}));
+  EXPECT_EQ(Must(alpha->GetChunk("", IdOf(3))), items[3].sealed);
+  ASSERT_TRUE(alpha->PutRoots(1, testing::RandomBytes(100, 1)).ok());
+  ASSERT_TRUE(alpha->PutWrappedKey(testing::RandomBytes(90, 2)).ok());
+  auto stats = alpha->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->chunk_count, 5u);
+  EXPECT_EQ(stats->quota_bytes, 8u << 20);
+
+  // beta (a rebuilt box, say) reads alpha's sealed data...
+  auto beta = ConnectAs(beta_);
+  ASSERT_TRUE(beta);
+  EXPECT_EQ(Must(beta->Has("alpha", ids)), (std::vector<bool>{true, true, false}));
+  EXPECT_EQ(Must(beta->GetChunk("alpha", IdOf(2))), items[2].sealed);
+  EXPECT_EQ(Must(beta->GetRoots("alpha")).roots, testing::RandomBytes(100, 1));
+  EXPECT_EQ(Must(beta->GetWrappedKey("alpha")), testing::RandomBytes(90, 2));
+  // ... but its writes and releases touch only its own space.
+  EXPECT_EQ(Must(beta->Release(ids)), 0u);
+  EXPECT_EQ(Must(alpha->Has("", ids)), (std::vector<bool>{true, true, false}));
+  ASSERT_TRUE(beta->PutRoots(1, testing::RandomBytes(10, 3)).ok());
+  EXPECT_EQ(Must(alpha->GetRoots("")).roots, testing::RandomBytes(100, 1));
+  EXPECT_EQ(Must(beta->Has("", ids)).at(0), false);
+  // The owner releases its own.
+  EXPECT_EQ(Must(alpha->Release(ids)), 2u);
+  EXPECT_EQ(Must(alpha->Has("", ids)), (std::vector<bool>{false, false, false}));
+  EXPECT_TRUE(alpha->Close().ok());
+  EXPECT_TRUE(beta->Close().ok());
+}
+
+TEST_F(PeerServiceTest, RefusalsComeBackAsStatusesAndTheSessionLives) {
+  auto alpha = ConnectAs(alpha_);
+  ASSERT_TRUE(alpha);
+  // Missing chunk, stale roots: errors, and the session goes on.
+  EXPECT_EQ(alpha->GetChunk("", IdOf(77)).status().code(), ErrorCode::kNotFound);
+  ASSERT_TRUE(alpha->PutRoots(5, testing::RandomBytes(10, 1)).ok());
+  Status stale = alpha->PutRoots(4, testing::RandomBytes(10, 2));
+  EXPECT_EQ(stale.code(), ErrorCode::kFailedPrecondition) << stale.ToString();
+  EXPECT_NE(stale.message().find("peer server"), std::string::npos);
+  // Up to the 8 MiB owner quota (the roots above count too): 2 x 3 MiB, then a batch of 3 x 1 MiB whose
+  // last chunk is refused alone.
+  for (int i = 0; i < 2; ++i) {
+    auto big = alpha->PutChunks({{IdOf(i), testing::RandomBytes(3 << 20, i)}});
+    ASSERT_TRUE(big.ok()) << big.status().ToString();
+    ASSERT_TRUE(big->at(0).ok()) << big->at(0).ToString();
+  }
+  std::vector<PutChunksRequest::Item> items;
+  for (int i = 2; i < 5; ++i) {
+    items.push_back({IdOf(i), testing::RandomBytes((1 << 20) - 100, i)});
+  }
+  auto put = alpha->PutChunks(items);
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_TRUE((*put)[0].ok());
+  EXPECT_TRUE((*put)[1].ok());
+  EXPECT_EQ((*put)[2].code(), ErrorCode::kNoSpace);
+  EXPECT_NE((*put)[2].message().find("quota"), std::string::npos) << (*put)[2].message();
+  EXPECT_EQ(Must(alpha->Has("", std::vector<ChunkId>{IdOf(0)})).at(0), true);
+}
+
+TEST_F(PeerServiceTest, ImpostorGetsNoSession) {
+  Identity impostor = Identity::Generate();
+  PeerEndpoint e{"server", "127.0.0.1", server_->port(), server_id_.public_key()};
+  auto c = PeerClient::Connect(e, impostor);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(server_->sessions_refused(), 1u);
+  EXPECT_NE(Log().find("is not in the directory"), std::string::npos) << Log();
+  // A client expecting another server key refuses the server.
+  PeerEndpoint wrong{"server", "127.0.0.1", server_->port(), beta_.public_key()};
+  auto w = PeerClient::Connect(wrong, alpha_);
+  ASSERT_FALSE(w.ok());
+  EXPECT_TRUE(ConnectAs(alpha_) != nullptr);  // the server is fine
+}
+
+TEST_F(PeerServiceTest, GarbageAndDeadConnectionsEndOnlyTheirSession) {
+  for (const std::string& junk : {std::string("GET / HTTP/1.1\r\n\r\n"), std::string(70000, 'x'),
+                                  std::string("\x01", 1)}) {
+    auto fd = transport::ConnectTcp("127.0.0.1", server_->port(), std::chrono::seconds(2));
+    ASSERT_TRUE(fd.ok());
+    WriteFull(fd->get(), AsBytes(junk)).IgnoreError();  // the server may hang up first
+  }  // closed abruptly
+  auto alpha = ConnectAs(alpha_);
+  ASSERT_TRUE(alpha);
+  EXPECT_TRUE(alpha->Stats().ok());
+}
+
+TEST_F(PeerServiceTest, PipelinedRequestsComeBackInOrder) {
+  auto alpha = ConnectAs(alpha_);
+  ASSERT_TRUE(alpha);
+  std::vector<PutChunksRequest::Item> items;
+  for (int i = 0; i < 16; ++i) items.push_back({IdOf(i), testing::RandomBytes(1000 + i, i)});
+  ASSERT_TRUE(alpha->PutChunks(items).ok());
+  std::vector<uint32_t> ids;
+  for (int i = 0; i < 16; ++i) {
+    auto id = alpha->SendRequest(transport::GetChunkRequest{"", IdOf(i)});
+    ASSERT_TRUE(id.ok());
+    ids.push_back(*id);
+  }
+  for (int i = 0; i < 16; ++i) {
+    auto reply = alpha->ReceiveReply(ids[i]);
+    ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+    auto* chunk = std::get_if<transport::ChunkReply>(&reply->body);
+    ASSERT_NE(chunk, nullptr);
+    EXPECT_EQ(chunk->sealed, items[i].sealed);
+  }
+}
+
+TEST_F(PeerServiceTest, StopEndsOpenSessionsPromptly) {
+  auto alpha = ConnectAs(alpha_);
+  auto beta = ConnectAs(beta_);
+  ASSERT_TRUE(alpha && beta);
+  auto start = std::chrono::steady_clock::now();
+  server_->Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  EXPECT_FALSE(alpha->Stats().ok());  // the session is gone, with an error
+}
+
+}  // namespace
+}  // namespace sparetime::peer

@@ -1,0 +1,196 @@
+// PeerStore: chunks, keys and records held for owners; hash checked on
+// receive and on scrub; quotas per owner and in total, also under
+// concurrent puts; usage survives reopening.
+#include "sparetime/peerstore/peer_store.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <thread>
+
+#include "sparetime/base/fd.h"
+#include "testutil/testutil.h"
+
+namespace sparetime::peerstore {
+namespace {
+
+ChunkId IdOf(uint64_t n) {
+  ChunkId id;
+  auto bytes = testing::RandomBytes(id.bytes.size(), n + 1);
+  std::copy(bytes.begin(), bytes.end(), id.bytes.begin());
+  return id;
+}
+
+std::vector<std::byte> Blob(size_t n, uint64_t seed) { return testing::RandomBytes(n, seed); }
+
+class PeerStoreTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<PeerStore> Open(uint64_t capacity, uint64_t quota = 0) {
+    auto s = PeerStore::Open(dir_ / "held", PeerStoreLimits{capacity, quota});
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return s.ok() ? std::move(*s) : nullptr;
+  }
+  testing::TempDir dir_;
+};
+
+TEST_F(PeerStoreTest, PutGetHasReleasePerOwner) {
+  auto store = Open(1 << 20);
+  auto blob = Blob(1000, 1);
+  auto put = store->Put("Alpha", IdOf(1), blob, HashBlob(blob));
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_FALSE(*put);
+  EXPECT_TRUE(*store->Put("alpha", IdOf(1), blob, HashBlob(blob)));  // idempotent
+  ASSERT_TRUE(store->Flush("alpha").ok());
+  std::vector<ChunkId> ids = {IdOf(1), IdOf(2)};
+  EXPECT_EQ(*store->Has("alpha", ids), (std::vector<bool>{true, false}));
+  EXPECT_EQ(*store->Has("beta", ids), (std::vector<bool>{false, false}));  // owners are separate
+  EXPECT_EQ(*store->Get("alpha", IdOf(1)), blob);
+  EXPECT_EQ(store->Get("beta", IdOf(1)).status().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(store->Usage("alpha")->chunk_bytes, 1000u);
+  EXPECT_EQ(*store->Release("alpha", ids), 1u);
+  EXPECT_EQ(store->Usage("alpha")->chunk_bytes, 0u);
+  EXPECT_EQ(store->TotalUsed(), 0u);
+  EXPECT_EQ(*store->Has("alpha", ids), (std::vector<bool>{false, false}));
+}
+
+TEST_F(PeerStoreTest, DamagedOnArrivalIsRefused) {
+  auto store = Open(1 << 20);
+  auto blob = Blob(500, 2);
+  BlobHash hash = HashBlob(blob);
+  blob[17] ^= std::byte{1};
+  auto put = store->Put("alpha", IdOf(1), blob, hash);
+  ASSERT_FALSE(put.ok());
+  EXPECT_EQ(put.status().code(), ErrorCode::kCorruption);
+  EXPECT_NE(put.status().message().find("arrived damaged"), std::string::npos);
+  EXPECT_EQ(store->TotalUsed(), 0u);
+}
+
+TEST_F(PeerStoreTest, QuotaPerOwnerAndCapacity) {
+  auto store = Open(/*capacity=*/3000, /*quota=*/2000);
+  auto blob = Blob(900, 3);
+  ASSERT_TRUE(store->Put("alpha", IdOf(1), blob, HashBlob(blob)).ok());
+  ASSERT_TRUE(store->Put("alpha", IdOf(2), blob, HashBlob(blob)).ok());
+  auto over = store->Put("alpha", IdOf(3), blob, HashBlob(blob));
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.status().code(), ErrorCode::kNoSpace);
+  EXPECT_NE(over.status().message().find("over quota"), std::string::npos);
+  EXPECT_NE(over.status().message().find("2000"), std::string::npos);
+  // Another owner has its own quota, but the total capacity binds.
+  ASSERT_TRUE(store->Put("beta", IdOf(1), blob, HashBlob(blob)).ok());
+  auto full = store->Put("beta", IdOf(2), blob, HashBlob(blob));
+  ASSERT_FALSE(full.ok());
+  EXPECT_NE(full.status().message().find("peer full"), std::string::npos);
+  // Releasing makes room again.
+  std::vector<ChunkId> one = {IdOf(1)};
+  ASSERT_TRUE(store->Release("alpha", one).ok());
+  EXPECT_TRUE(store->Put("beta", IdOf(2), blob, HashBlob(blob)).ok());
+}
+
+TEST_F(PeerStoreTest, ConcurrentPutsNeverOvershootTheQuota) {
+  auto store = Open(/*capacity=*/100 * 1000, /*quota=*/10 * 1000);
+  std::vector<std::thread> threads;
+  std::atomic<int> stored{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 10; ++i) {
+        auto blob = Blob(1000, 100 + t * 10 + i);
+        auto r = store->Put("alpha", IdOf(100 + t * 10 + i), blob, HashBlob(blob));
+        if (r.ok()) ++stored;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(stored.load(), 10);
+  EXPECT_EQ(store->Usage("alpha")->chunk_bytes, 10000u);
+}
+
+TEST_F(PeerStoreTest, KeysAndRootsCountAndSurviveReopen) {
+  {
+    auto store = Open(1 << 20);
+    auto key = Blob(120, 4);
+    ASSERT_TRUE(store->PutKey("alpha", key).ok());
+    EXPECT_EQ(*store->GetKey("alpha"), key);
+    EXPECT_EQ(store->GetKey("beta").status().code(), ErrorCode::kNotFound);
+    EXPECT_EQ(store->GetRoots("alpha").status().code(), ErrorCode::kNotFound);
+    ASSERT_TRUE(store->PutRoots("alpha", 1, Blob(300, 5)).ok());
+    ASSERT_TRUE(store->PutRoots("alpha", 2, Blob(200, 6)).ok());  // replaces
+    EXPECT_FALSE(store->PutKey("alpha", Blob(5000, 8)).ok());
+    EXPECT_FALSE(store->PutRoots("alpha", 3, Blob((1 << 20) + 1, 8)).ok());
+    auto blob = Blob(1000, 9);
+    ASSERT_TRUE(store->Put("alpha", IdOf(1), blob, HashBlob(blob)).ok());
+    ASSERT_TRUE(store->Flush("alpha").ok());
+    EXPECT_EQ(store->Usage("alpha")->record_bytes, 120u + 8 + 200);
+  }
+  auto store = Open(1 << 20);
+  OwnerUsage u = *store->Usage("alpha");
+  EXPECT_EQ(u.record_bytes, 328u);
+  EXPECT_EQ(u.chunk_bytes, 1000u);
+  EXPECT_EQ(u.chunks, 1u);
+  EXPECT_EQ(store->TotalUsed(), 1328u);
+  auto roots = store->GetRoots("alpha");
+  ASSERT_TRUE(roots.ok());
+  EXPECT_EQ(roots->generation, 2u);
+  EXPECT_EQ(roots->data, Blob(200, 6));
+  EXPECT_EQ(store->Owners(), std::vector<std::string>{"alpha"});
+}
+
+// A replayed or stale writer cannot roll the roots back.
+TEST_F(PeerStoreTest, RootsOnlyMoveForward) {
+  auto store = Open(1 << 20);
+  ASSERT_TRUE(store->PutRoots("alpha", 5, Blob(10, 1)).ok());
+  for (uint64_t stale : {5u, 4u, 0u}) {
+    Status s = store->PutRoots("alpha", stale, Blob(10, 2));
+    EXPECT_EQ(s.code(), ErrorCode::kFailedPrecondition) << stale;
+    EXPECT_NE(s.message().find("not newer"), std::string::npos);
+  }
+  EXPECT_EQ(store->GetRoots("alpha")->data, Blob(10, 1));
+}
+
+TEST_F(PeerStoreTest, ScrubFindsAByteFlippedOnDisk) {
+  auto store = Open(1 << 20);
+  auto blob = Blob(4000, 10);
+  ASSERT_TRUE(store->Put("alpha", IdOf(1), blob, HashBlob(blob)).ok());
+  ASSERT_TRUE(store->Flush("alpha").ok());
+  store.reset();
+  // Flip a byte near the end of the only pack (inside the blob).
+  auto r = testing::RunCommand("find " + testing::ShellQuote(dir_ / "held/alpha/chunks") +
+                               " -name '*.pack'");
+  std::string pack = r.out.substr(0, r.out.find('\n'));
+  ASSERT_FALSE(pack.empty());
+  {
+    std::fstream f(pack, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-10, std::ios::end);
+    char c;
+    f.get(c);
+    f.seekp(-10, std::ios::end);
+    f.put(static_cast<char>(c ^ 0x40));
+  }
+  store = Open(1 << 20);
+  int bad = 0;
+  auto checked = store->Scrub("alpha", [&](const ChunkId& id, const Status& s) {
+    EXPECT_EQ(id, IdOf(1));
+    EXPECT_EQ(s.code(), ErrorCode::kCorruption);
+    ++bad;
+  });
+  ASSERT_TRUE(checked.ok());
+  EXPECT_EQ(*checked, 1u);
+  EXPECT_EQ(bad, 1);
+  EXPECT_EQ(store->Get("alpha", IdOf(1)).status().code(), ErrorCode::kCorruption);
+}
+
+TEST_F(PeerStoreTest, OwnerNamesAreHostNames) {
+  EXPECT_TRUE(PeerStore::CheckOwnerName("alpha.example.org").ok());
+  EXPECT_TRUE(PeerStore::CheckOwnerName("Beta-2").ok());
+  const std::vector<std::string> bad_names = {"",   "..",     "../x",  "a/b",
+                                              ".hidden", "-x", "sp ace", std::string(254, 'a')};
+  for (const std::string& bad : bad_names) {
+    EXPECT_FALSE(PeerStore::CheckOwnerName(bad).ok()) << bad;
+  }
+  auto store = Open(1 << 20);
+  auto blob = Blob(10, 11);
+  EXPECT_EQ(store->Put("../etc", IdOf(1), blob, HashBlob(blob)).status().code(),
+            ErrorCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace sparetime::peerstore

@@ -1,0 +1,64 @@
+// TestNetwork: `ip netns` + veth pairs + a bridge, built and torn down with
+// the ip tool so that what a test does is what an admin would type.
+#include "testutil/test_network.h"
+
+#include <unistd.h>
+
+namespace sparetime::testing {
+
+bool TestNetwork::Available() {
+  return IsRoot() && RunCommand("ip netns list >/dev/null 2>&1").exit_code == 0;
+}
+
+TestNetwork::TestNetwork(int hosts) {
+  int id = static_cast<int>(::getpid() % 200) + 20;
+  prefix_ = "st" + std::to_string(id);
+  bridge_ns_ = prefix_ + "-br";
+  subnet_ = "10.231." + std::to_string(id);
+  for (int i = 0; i < hosts; ++i) namespaces_.push_back(prefix_ + "-h" + std::to_string(i));
+  // Leftovers of a crashed run with the same pid.
+  for (const auto& ns : namespaces_) RunCommand("ip netns del " + ns + " 2>/dev/null");
+  RunCommand("ip netns del " + bridge_ns_ + " 2>/dev/null");
+
+  ok_ = Sh("ip netns add " + bridge_ns_) &&
+        Sh("ip -n " + bridge_ns_ + " link add br0 type bridge") &&
+        Sh("ip -n " + bridge_ns_ + " link set br0 up") &&
+        Sh("ip -n " + bridge_ns_ + " link set lo up");
+  for (int i = 0; ok_ && i < hosts; ++i) {
+    const std::string& ns = namespaces_[i];
+    std::string port = "p" + std::to_string(i);
+    ok_ = Sh("ip netns add " + ns) &&
+          Sh("ip -n " + ns + " link add eth0 type veth peer name " + port + " netns " +
+             bridge_ns_) &&
+          Sh("ip -n " + bridge_ns_ + " link set " + port + " master br0") &&
+          Sh("ip -n " + bridge_ns_ + " link set " + port + " up") &&
+          Sh("ip -n " + ns + " addr add " + address(i) + "/24 dev eth0") &&
+          Sh("ip -n " + ns + " link set eth0 up") && Sh("ip -n " + ns + " link set lo up");
+  }
+}
+
+TestNetwork::~TestNetwork() {
+  for (const auto& ns : namespaces_) RunCommand("ip netns del " + ns + " 2>/dev/null");
+  RunCommand("ip netns del " + bridge_ns_ + " 2>/dev/null");
+}
+
+bool TestNetwork::Sh(const std::string& command) {
+  CommandResult r = RunCommand(command + " 2>&1");
+  if (r.exit_code == 0) return true;
+  error_ = command + ": " + r.out;
+  return false;
+}
+
+std::string TestNetwork::address(int host) const {
+  return subnet_ + "." + std::to_string(host + 1);
+}
+
+CommandResult TestNetwork::Run(int host, const std::string& command) const {
+  return RunCommand("ip netns exec " + namespaces_[host] + " sh -c " + ShellQuote(command));
+}
+
+void TestNetwork::SetLinkUp(int host, bool up) {
+  Sh("ip -n " + bridge_ns_ + " link set p" + std::to_string(host) + (up ? " up" : " down"));
+}
+
+}  // namespace sparetime::testing

@@ -1,0 +1,49 @@
+// TestNetwork: N network namespaces joined through a bridge, for tests that
+// run several agents as separate hosts on this machine. Host i (0-based)
+// lives in namespace "<prefix>-h<i>" with address 10.<net>.<subnet>.<i+1>/24
+// on its interface "eth0"; the bridge sits in its own namespace, so nothing
+// touches the machine's real interfaces and no traffic leaves it. Everything
+// is deleted on destruction (also what an earlier crashed run left behind
+// under the same names).
+#ifndef SPARETIME_TESTS_TEST_NETWORK_H_
+#define SPARETIME_TESTS_TEST_NETWORK_H_
+
+#include <string>
+#include <vector>
+
+#include "testutil/testutil.h"
+
+namespace sparetime::testing {
+
+class TestNetwork {
+ public:
+  // True when `ip` exists and network namespaces can be created (root).
+  static bool Available();
+
+  explicit TestNetwork(int hosts);
+  ~TestNetwork();
+  TestNetwork(const TestNetwork&) = delete;
+  TestNetwork& operator=(const TestNetwork&) = delete;
+
+  bool ok() const { return ok_; }
+  const std::string& error() const { return error_; }
+  const std::string& netns(int host) const { return namespaces_[host]; }
+  std::string address(int host) const;
+  // Runs a shell command inside host's namespace.
+  CommandResult Run(int host, const std::string& command) const;
+  // Cuts / restores host's link (its end of the veth pair goes down / up).
+  void SetLinkUp(int host, bool up);
+
+ private:
+  bool Sh(const std::string& command);
+  std::string prefix_;
+  std::string bridge_ns_;
+  std::string subnet_;  // "10.231.17"
+  std::vector<std::string> namespaces_;
+  bool ok_ = false;
+  std::string error_;
+};
+
+}  // namespace sparetime::testing
+
+#endif  // SPARETIME_TESTS_TEST_NETWORK_H_
