@@ -12,6 +12,7 @@
 #include "sparetime/peerstore/peer_store.h"
 #include "sparetime/transport/net.h"
 #include "sparetime/base/fd.h"
+#include "testutil/agent_process.h"
 #include "testutil/testutil.h"
 
 namespace sparetime::peer {
@@ -155,8 +156,12 @@ TEST_F(PeerServiceTest, ImpostorGetsNoSession) {
   PeerEndpoint e{"server", "127.0.0.1", server_->port(), server_id_.public_key()};
   auto c = PeerClient::Connect(e, impostor);
   ASSERT_FALSE(c.ok());
+  // The client may see the REJECT before the server thread has counted it.
+  EXPECT_TRUE(testing::WaitUntil(
+      [&] { return Log().find("is not in the directory") != std::string::npos; },
+      std::chrono::seconds(5)))
+      << Log();
   EXPECT_EQ(server_->sessions_refused(), 1u);
-  EXPECT_NE(Log().find("is not in the directory"), std::string::npos) << Log();
   // A client expecting another server key refuses the server.
   PeerEndpoint wrong{"server", "127.0.0.1", server_->port(), beta_.public_key()};
   auto w = PeerClient::Connect(wrong, alpha_);
