@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "exit_codes.h"
+#include "format.h"
 #include "progress_bar.h"
 #include "sparetime/imaging/device.h"
 #include "sparetime/imaging/imager.h"
@@ -18,11 +19,6 @@
 
 namespace sparetime::cli {
 namespace {
-
-int Fail(const Status& status, Stage stage) {
-  std::fprintf(stderr, "sparetime: %s\n", status.message().c_str());
-  return ExitCodeFor(status, stage);
-}
 
 Result<SecretBuffer> Passphrase(const GlobalOptions& g) { return ReadPassphrase(g.passphrase_file); }
 
@@ -35,15 +31,6 @@ Result<std::unique_ptr<Repository>> OpenRepo(const GlobalOptions& g) {
   ST_RETURN_IF_ERROR(RequireRepo(g));
   ST_ASSIGN_OR_RETURN(SecretBuffer passphrase, Passphrase(g));
   return Repository::Open(g.repo, passphrase);
-}
-
-std::string IsoTime(int64_t t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  ::gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 nlohmann::json SnapshotJson(const Snapshot& s) {

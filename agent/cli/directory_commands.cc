@@ -5,7 +5,6 @@
 // copy and say so (exit 0); with no cache they fail with kExitUnavailable.
 #include "directory_commands.h"
 
-#include <sodium.h>
 #include <sys/stat.h>
 
 #include <chrono>
@@ -17,7 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "exit_codes.h"
-#include "progress_bar.h"
+#include "format.h"
 #include "sparetime/base/clock.h"
 #include "sparetime/config/config.h"
 #include "sparetime/directory/client.h"
@@ -30,11 +29,6 @@ namespace {
 
 namespace dir = sparetime::directory;
 using std::chrono::seconds;
-
-int Fail(const Status& status, Stage stage) {
-  std::fprintf(stderr, "sparetime: %s\n", status.message().c_str());
-  return ExitCodeFor(status, stage);
-}
 
 std::string ConfigPath(const GlobalOptions& g) {
   return g.config.empty() ? kDefaultConfigPath : g.config;
@@ -83,28 +77,10 @@ Result<Loaded> Load(const GlobalOptions& g, int* exit_code) {
   return Loaded{std::move(*config), std::move(*state)};
 }
 
-std::string IsoTime(dir::TimePoint t) {
-  std::time_t tt = static_cast<std::time_t>(ToUnixSeconds(t));
-  std::tm tm{};
-  ::gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-std::string Age(seconds age) {
-  int64_t s = age.count();
-  if (s < 0) return "in the future";
-  if (s < 120) return std::to_string(s) + "s ago";
-  if (s < 7200) return std::to_string(s / 60) + "m ago";
-  if (s < 172800) return std::to_string(s / 3600) + "h ago";
-  return std::to_string(s / 86400) + "d ago";
-}
+std::string IsoTime(dir::TimePoint t) { return cli::IsoTime(ToUnixSeconds(t)); }
 
 std::string KeyBase64(const dir::PublicKey& key) {
-  char out[sodium_base64_ENCODED_LEN(sizeof(dir::PublicKey), sodium_base64_VARIANT_ORIGINAL)];
-  sodium_bin2base64(out, sizeof out, key.data(), key.size(), sodium_base64_VARIANT_ORIGINAL);
-  return out;
+  return transport::PublicKey::FromBytes(std::as_bytes(std::span(key))).ToBase64();
 }
 
 void PrintSource(const dir::DirectoryState& state) {
@@ -131,7 +107,7 @@ std::string NotPeerReason(const dir::AgentRecord& a, const std::string& self, di
   if (dir::EqualsIgnoreCase(a.name, self)) return "this host";
   if (!a.last_seen) return "never sent a heartbeat";
   auto age = std::chrono::duration_cast<seconds>(now - *a.last_seen);
-  return "last seen " + Age(age) + ", more than " + std::to_string(max_age.count() / 60) +
+  return "last seen " + Age(age.count()) + ", more than " + std::to_string(max_age.count() / 60) +
          " min (sparetimePeerMaxAgeMinutes)";
 }
 
@@ -246,7 +222,7 @@ int RunPeers(const GlobalOptions& g, bool probe) {
     for (const auto& p : peers) {
       std::string address = p.address + ":" + std::to_string(p.port);
       std::string space = HumanBytes(p.free) + "/" + HumanBytes(p.capacity);
-      std::string seen = Age(std::chrono::duration_cast<seconds>(now - *p.last_seen));
+      std::string seen = Age(std::chrono::duration_cast<seconds>(now - *p.last_seen).count());
       std::printf("%-20s %-28s %-14s %-22s %-10s %.12s...\n", p.name.c_str(), address.c_str(),
                   p.site.empty() ? "-" : p.site.c_str(), space.c_str(), seen.c_str(),
                   KeyBase64(p.public_key).c_str());

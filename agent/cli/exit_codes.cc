@@ -1,6 +1,8 @@
 // Status -> exit code.
 #include "exit_codes.h"
 
+#include <cstdio>
+
 namespace sparetime::cli {
 
 int ExitCodeFor(const Status& status, Stage stage) {
@@ -25,6 +27,11 @@ int ExitCodeFor(const Status& status, Stage stage) {
     default:
       return kExitFailure;
   }
+}
+
+int Fail(const Status& status, Stage stage) {
+  std::fprintf(stderr, "sparetime: %s\n", status.message().c_str());
+  return ExitCodeFor(status, stage);
 }
 
 }  // namespace sparetime::cli

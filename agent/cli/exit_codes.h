@@ -27,6 +27,9 @@ enum class Stage { kConfig, kOpenRepository, kWork };
 
 int ExitCodeFor(const Status& status, Stage stage);
 
+// Prints "sparetime: <message>" on stderr and returns ExitCodeFor().
+int Fail(const Status& status, Stage stage);
+
 }  // namespace sparetime::cli
 
 #endif  // SPARETIME_AGENT_CLI_EXIT_CODES_H_

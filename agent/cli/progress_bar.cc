@@ -1,24 +1,13 @@
 // ProgressBar drawing.
 #include "progress_bar.h"
 
+#include "format.h"
+
 #include <unistd.h>
 
 #include <cstdio>
 
 namespace sparetime::cli {
-
-std::string HumanBytes(uint64_t bytes) {
-  static const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 5) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, kUnits[u]);
-  return buf;
-}
 
 ProgressBar::ProgressBar(std::string verb, bool enabled)
     : verb_(std::move(verb)),

@@ -26,9 +26,6 @@ class ProgressBar {
   std::chrono::steady_clock::time_point start_;
 };
 
-// "1.5 GiB", "512 B".
-std::string HumanBytes(uint64_t bytes);
-
 }  // namespace sparetime::cli
 
 #endif  // SPARETIME_AGENT_CLI_PROGRESS_BAR_H_

@@ -12,6 +12,7 @@
 
 #include "directory_commands.h"
 #include "exit_codes.h"
+#include "format.h"
 #include "sparetime/base/clock.h"
 #include "sparetime/base/fd.h"
 #include "sparetime/config/config.h"
@@ -24,22 +25,14 @@ bool ProcessAlive(int64_t pid) {
   return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
 }
 
-std::string Ago(int64_t then) {
-  int64_t s = ToUnixSeconds(SystemClock().WallNow()) - then;
-  if (s < 120) return std::to_string(s) + " s ago";
-  if (s < 7200) return std::to_string(s / 60) + " min ago";
-  return std::to_string(s / 3600) + " h ago";
-}
+std::string Ago(int64_t then) { return Age(ToUnixSeconds(SystemClock().WallNow()) - then); }
 
 }  // namespace
 
 int RunStatus(const GlobalOptions& g) {
   std::string config_path = g.config.empty() ? kDefaultConfigPath : g.config;
   Result<config::AgentConfig> cfg = config::LoadConfig(config_path);
-  if (!cfg.ok()) {
-    std::fprintf(stderr, "sparetime: %s\n", cfg.status().message().c_str());
-    return kExitConfig;
-  }
+  if (!cfg.ok()) return Fail(cfg.status(), Stage::kConfig);
   std::string path = config::StatusPath(cfg->state_dir);
   Result<config::AgentStatus> st = config::ReadStatus(path);
   bool running = st.ok() && ProcessAlive(st->pid);

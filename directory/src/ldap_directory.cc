@@ -10,9 +10,7 @@
 // naming both keys, when the entry holds a different one; every host name in
 // a DN is escaped (EscapeDnValue). Operations are re-run after a reconnect
 // when the server went away, so each one is safe to repeat.
-#include <sodium.h>
 
-#include <ctime>
 #include <memory>
 #include <set>
 
@@ -20,6 +18,7 @@
 #include "ldap_conn.h"
 #include "ldap_search.h"
 #include "ldap_watch.h"
+#include "values.h"
 #include "sparetime/imaging/secret.h"
 
 namespace sparetime::directory {
@@ -31,28 +30,10 @@ using ldap::LdapStatus;
 using ldap::PagedSearch;
 using ldap::SearchRequest;
 
-std::string KeyToBase64(const PublicKey& key) {
-  char out[sodium_base64_ENCODED_LEN(sizeof(PublicKey), sodium_base64_VARIANT_ORIGINAL)];
-  sodium_bin2base64(out, sizeof out, key.data(), key.size(), sodium_base64_VARIANT_ORIGINAL);
-  return out;
-}
-
+// True when the stored attribute value is exactly `key`.
 bool SameKey(const std::string& stored, const PublicKey& key) {
-  PublicKey decoded{};
-  size_t len = 0;
-  return sodium_base642bin(decoded.data(), decoded.size(), stored.data(), stored.size(), nullptr,
-                           &len, nullptr, sodium_base64_VARIANT_ORIGINAL) == 0 &&
-         len == key.size() && sodium_memcmp(decoded.data(), key.data(), key.size()) == 0;
-}
-
-// GeneralizedTime, UTC, whole seconds: 20261126041500Z.
-std::string GeneralizedTime(TimePoint t) {
-  const std::time_t seconds = std::chrono::system_clock::to_time_t(t);
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%d%H%M%SZ", &utc);
-  return buf;
+  Result<PublicKey> decoded = DecodeKey(stored);
+  return decoded.ok() && *decoded == key;
 }
 
 // An LDAPMod array that owns its strings.
@@ -101,7 +82,7 @@ std::vector<std::pair<std::string, std::vector<std::string>>> DynamicAttributes(
           {"sparetimeCapacity", {std::to_string(self.capacity)}},
           {"sparetimeFree", {std::to_string(self.free)}},
           {"sparetimeVersion", {self.version}},
-          {"sparetimeLastSeen", {GeneralizedTime(now)}},
+          {"sparetimeLastSeen", {FormatGeneralizedTime(now)}},
           {"sparetimeDeviceHeld", self.devices_held}};
 }
 
@@ -186,7 +167,7 @@ class LdapDirectory final : public Directory {
     if (!found.ok() || found->empty()) return AddAgent(ld, self, now, dn, may_retry);
 
     const std::vector<std::string>& keys = found->front().Values("sparetimePublicKey");
-    const std::string mine = KeyToBase64(self.public_key);
+    const std::string mine = EncodeKey(self.public_key);
     if (!keys.empty() && !SameKey(keys.front(), self.public_key)) {
       return AuthFailed("agent entry " + dn + " on " + uri() + " holds public key " +
                         keys.front() + " but this agent's key is " + mine +
@@ -217,7 +198,7 @@ class LdapDirectory final : public Directory {
     ModList attrs;
     attrs.Add(LDAP_MOD_ADD, "objectClass", {"sparetimeAgent"});
     attrs.Add(LDAP_MOD_ADD, "cn", {self.name});
-    attrs.Add(LDAP_MOD_ADD, "sparetimePublicKey", {KeyToBase64(self.public_key)});
+    attrs.Add(LDAP_MOD_ADD, "sparetimePublicKey", {EncodeKey(self.public_key)});
     attrs.Add(LDAP_MOD_ADD, "sparetimeSite", {self.site});
     for (const auto& [name, values] : DynamicAttributes(self, now)) {
       attrs.Add(LDAP_MOD_ADD, name, values);
