@@ -72,11 +72,17 @@ TEST_F(AgentNetnsTest, AgentsFindAndReachEachOtherAcrossHosts) {
   EXPECT_EQ(seen["peers"][0]["address"], net.address(1));
   EXPECT_EQ(seen["peers"][0]["probe"]["held_bytes"], 0);
   EXPECT_EQ(seen["peers"][0]["probe"]["quota_bytes"], 1 << 30);
-  // And the other way round.
-  json back = Probe(net, 1, beta);
-  ASSERT_FALSE(back.is_discarded()) << last_error_;
-  ASSERT_EQ(back["peers"].size(), 1u) << back.dump(2);
-  EXPECT_EQ(back["peers"][0]["probe"]["reachable"], true) << back.dump(2);
+  // And the other way round, once alpha has read beta's registration (until
+  // then alpha refuses beta's key: it is not in alpha's view of the directory).
+  json back;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        back = Probe(net, 1, beta);
+        return !back.is_discarded() && back["peers"].size() == 1 &&
+               back["peers"][0]["probe"]["reachable"] == true;
+      },
+      seconds(10)))
+      << back.dump(2) << last_error_;
 
   // Cut beta's link: alpha's probe fails within its timeouts, and says why.
   net.SetLinkUp(1, false);
