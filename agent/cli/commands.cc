@@ -8,30 +8,17 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "backup_target.h"
 #include "exit_codes.h"
 #include "format.h"
 #include "progress_bar.h"
 #include "sparetime/imaging/device.h"
 #include "sparetime/imaging/imager.h"
 #include "sparetime/imaging/manifest.h"
-#include "sparetime/imaging/repository.h"
 #include "sparetime/imaging/restorer.h"
 
 namespace sparetime::cli {
 namespace {
-
-Result<SecretBuffer> Passphrase(const GlobalOptions& g) { return ReadPassphrase(g.passphrase_file); }
-
-Status RequireRepo(const GlobalOptions& g) {
-  if (!g.repo.empty()) return Status::Ok();
-  return InvalidArgument("no repository given: pass --repo DIR or set SPARETIME_REPO");
-}
-
-Result<std::unique_ptr<Repository>> OpenRepo(const GlobalOptions& g) {
-  ST_RETURN_IF_ERROR(RequireRepo(g));
-  ST_ASSIGN_OR_RETURN(SecretBuffer passphrase, Passphrase(g));
-  return Repository::Open(g.repo, passphrase);
-}
 
 nlohmann::json SnapshotJson(const Snapshot& s) {
   return {{"id", s.id},
@@ -59,27 +46,26 @@ bool ShowProgress(const GlobalOptions& g) { return !g.json && !g.quiet; }
 }  // namespace
 
 int RunInit(const GlobalOptions& g, const InitOptions& o) {
-  if (Status st = RequireRepo(g); !st.ok()) return Fail(st, Stage::kWork);
-  Result<SecretBuffer> passphrase = Passphrase(g);
-  if (!passphrase.ok()) return Fail(passphrase.status(), Stage::kWork);
   KdfLimits limits = o.kdf == "min"           ? KdfLimits::FastForTests()
                      : o.kdf == "interactive" ? KdfLimits::Interactive()
                                               : KdfLimits::Moderate();
   RepositoryConfig config{.chunk_size = o.chunk_size, .zstd_level = o.compression};
-  Status st = Repository::Init(g.repo, *passphrase, config, limits);
-  if (!st.ok()) return Fail(st, Stage::kWork);
+  int rc = kExitOk;
+  if (!InitTarget(g, config, limits, &rc).ok()) return rc;
+  const std::string where = g.repo.empty() ? "this agent's peers" : g.repo;
   if (g.json) {
-    std::cout << nlohmann::json{{"repository", g.repo}}.dump() << "\n";
+    std::cout << nlohmann::json{{"repository", where}}.dump() << "\n";
   } else if (!g.quiet) {
-    std::cout << "created sparetime repository at " << g.repo << "\n"
+    std::cout << "created sparetime repository at " << where << "\n"
               << "keep the passphrase safe: without it the backups cannot be read\n";
   }
   return kExitOk;
 }
 
 int RunBackup(const GlobalOptions& g, const BackupCommandOptions& o) {
-  auto repo = OpenRepo(g);
-  if (!repo.ok()) return Fail(repo.status(), Stage::kOpenRepository);
+  int rc = kExitOk;
+  auto repo = OpenTarget(g, &rc);
+  if (!repo.ok()) return rc;
   auto device = OpenBlockDevice(o.device, {.direct_io = o.direct_io});
   if (!device.ok()) return Fail(device.status(), Stage::kWork);
 
@@ -91,13 +77,27 @@ int RunBackup(const GlobalOptions& g, const BackupCommandOptions& o) {
   options.cancel = g.interrupted;
   options.checkpoint_bytes = std::max<uint64_t>(1, o.checkpoint_mib) << 20;
   Catalog& catalog = (*repo)->catalog();
-  BackupEnv env{(*repo)->codec(), (*repo)->store(), catalog, catalog};
-  Result<Snapshot> snap = Backup(**device, env, options);
-  if (!snap.ok()) return Fail(snap.status().WithContext("backup of " + o.device), Stage::kWork);
+  BackupEnv env{(*repo)->codec(), (*repo)->sink(), catalog, catalog};
+  IdleRunReport idle;
+  Result<Snapshot> snap = o.idle.when_idle
+                              ? BackupWhenIdle(g, o.idle, **device, env, options, &idle)
+                              : Backup(**device, env, options);
+  if (!snap.ok()) {
+    PrintWarnings(g, **repo);
+    return Fail(snap.status().WithContext("backup of " + o.device), Stage::kWork);
+  }
+  if (Status st = (*repo)->Commit(); !st.ok()) {
+    return Fail(st.WithContext("snapshot " + snap->id + " is stored but its peers did not get "
+                               "the new snapshot list; run the backup again"),
+                Stage::kWork);
+  }
+  PrintWarnings(g, **repo);
 
   const SnapshotStats& s = snap->stats;
   if (g.json) {
-    std::cout << SnapshotJson(*snap).dump() << "\n";
+    nlohmann::json out = SnapshotJson(*snap);
+    if (o.idle.when_idle) out["idle"] = IdleReportJson(idle);
+    std::cout << out.dump() << "\n";
   } else if (!g.quiet) {
     std::printf("snapshot %s of %s saved\n", snap->id.c_str(), o.device.c_str());
     std::printf("  %s in %llu chunks: %llu new (%s, stored as %s), %llu holes, %llu resumed\n",
@@ -112,8 +112,9 @@ int RunBackup(const GlobalOptions& g, const BackupCommandOptions& o) {
 }
 
 int RunSnapshots(const GlobalOptions& g) {
-  auto repo = OpenRepo(g);
-  if (!repo.ok()) return Fail(repo.status(), Stage::kOpenRepository);
+  int rc = kExitOk;
+  auto repo = OpenTarget(g, &rc);
+  if (!repo.ok()) return rc;
   auto list = (*repo)->catalog().ListSnapshots();
   if (!list.ok()) return Fail(list.status(), Stage::kWork);
   if (g.json) {
@@ -131,21 +132,24 @@ int RunSnapshots(const GlobalOptions& g) {
 }
 
 int RunRestore(const GlobalOptions& g, const RestoreCommandOptions& o) {
-  auto repo = OpenRepo(g);
-  if (!repo.ok()) return Fail(repo.status(), Stage::kOpenRepository);
+  int rc = kExitOk;
+  auto repo = OpenTarget(g, &rc);
+  if (!repo.ok()) return rc;
   auto snap = (*repo)->catalog().FindSnapshot(o.snapshot);
   if (!snap.ok()) return Fail(snap.status(), Stage::kWork);
   const Codec& codec = (*repo)->codec();
-  auto manifest = LoadManifest(snap->manifest_root, codec, (*repo)->store());
+  auto manifest = LoadManifest(snap->manifest_root, codec, (*repo)->source());
   if (!manifest.ok()) {
     return Fail(manifest.status().WithContext("snapshot " + snap->id), Stage::kWork);
   }
+  if (Status st = (*repo)->Prepare(manifest->chunks); !st.ok()) return Fail(st, Stage::kWork);
   auto target = OpenRestoreTarget(o.target, manifest->size, {.zero_holes = o.zero_holes});
   if (!target.ok()) return Fail(target.status(), Stage::kWork);
 
   ProgressBar bar("restore", ShowProgress(g));
   RestoreOptions options{.progress = bar.Callback(), .cancel = g.interrupted};
-  auto stats = Restore(*manifest, codec, (*repo)->store(), **target, options);
+  auto stats = Restore(*manifest, codec, (*repo)->source(), **target, options);
+  PrintWarnings(g, **repo);
   if (!stats.ok()) {
     return Fail(stats.status().WithContext("restore of snapshot " + snap->id + " to " + o.target),
                 Stage::kWork);
@@ -168,8 +172,9 @@ int RunRestore(const GlobalOptions& g, const RestoreCommandOptions& o) {
 }
 
 int RunVerify(const GlobalOptions& g, const std::optional<std::string>& which) {
-  auto repo = OpenRepo(g);
-  if (!repo.ok()) return Fail(repo.status(), Stage::kOpenRepository);
+  int rc = kExitOk;
+  auto repo = OpenTarget(g, &rc);
+  if (!repo.ok()) return rc;
   std::vector<Snapshot> snaps;
   if (which) {
     auto one = (*repo)->catalog().FindSnapshot(*which);
@@ -186,7 +191,7 @@ int RunVerify(const GlobalOptions& g, const std::optional<std::string>& which) {
   uint64_t bad_total = 0;
   for (const Snapshot& s : snaps) {
     nlohmann::json entry = {{"snapshot", s.id}};
-    auto manifest = LoadManifest(s.manifest_root, codec, (*repo)->store());
+    auto manifest = LoadManifest(s.manifest_root, codec, (*repo)->source());
     if (!manifest.ok()) {
       ++bad_total;
       std::fprintf(stderr, "sparetime: snapshot %s: manifest is damaged: %s\n", s.id.c_str(),
@@ -195,9 +200,10 @@ int RunVerify(const GlobalOptions& g, const std::optional<std::string>& which) {
       out.push_back(entry);
       continue;
     }
+    if (Status st = (*repo)->Prepare(manifest->chunks); !st.ok()) return Fail(st, Stage::kWork);
     ProgressBar bar("verify " + s.id, ShowProgress(g));
     RestoreOptions options{.progress = bar.Callback(), .cancel = g.interrupted};
-    auto report = Verify(*manifest, codec, (*repo)->store(), options, &cache);
+    auto report = Verify(*manifest, codec, (*repo)->source(), options, &cache);
     if (!report.ok()) return Fail(report.status(), Stage::kWork);
     entry["chunks_checked"] = report->chunks_checked;
     entry["chunks_checked_before"] = report->chunks_known;
@@ -219,6 +225,7 @@ int RunVerify(const GlobalOptions& g, const std::optional<std::string>& which) {
     out.push_back(entry);
   }
   if (g.json) std::cout << out.dump() << "\n";
+  PrintWarnings(g, **repo);
   if (bad_total > 0) {
     std::fprintf(stderr, "sparetime: %llu damaged chunk(s) found; the snapshots named above "
                          "cannot be fully restored from this repository\n",
@@ -229,17 +236,34 @@ int RunVerify(const GlobalOptions& g, const std::optional<std::string>& which) {
 }
 
 int RunForget(const GlobalOptions& g, const std::string& which) {
-  auto repo = OpenRepo(g);
-  if (!repo.ok()) return Fail(repo.status(), Stage::kOpenRepository);
+  int rc = kExitOk;
+  auto repo = OpenTarget(g, &rc);
+  if (!repo.ok()) return rc;
   auto snap = (*repo)->catalog().FindSnapshot(which);
   if (!snap.ok()) return Fail(snap.status(), Stage::kWork);
   Status st = (*repo)->catalog().ForgetSnapshot(snap->id);
+  if (st.ok()) st = (*repo)->Commit();
   if (!st.ok()) return Fail(st, Stage::kWork);
   if (g.json) {
     std::cout << nlohmann::json{{"forgotten", snap->id}}.dump() << "\n";
   } else if (!g.quiet) {
     std::printf("forgot snapshot %s (its chunks stay in the store until a prune)\n",
                 snap->id.c_str());
+  }
+  return kExitOk;
+}
+
+int RunRepair(const GlobalOptions& g) {
+  int rc = kExitOk;
+  auto repo = OpenTarget(g, &rc);
+  if (!repo.ok()) return rc;
+  Result<std::string> report = (*repo)->Repair();
+  PrintWarnings(g, **repo);
+  if (!report.ok()) return Fail(report.status(), Stage::kWork);
+  if (g.json) {
+    std::cout << nlohmann::json{{"repair", *report}}.dump() << "\n";
+  } else if (!g.quiet) {
+    std::printf("repair: %s\n", report->c_str());
   }
   return kExitOk;
 }

@@ -1,4 +1,5 @@
-// The `sparetime` subcommands over a local repository. Each returns an exit
+// The `sparetime` subcommands over a local repository or this agent's
+// backups on its peers (backup_target.h). Each returns an exit
 // code (exit_codes.h) and prints its own errors: one line on stderr that says
 // what failed and what to do.
 #ifndef SPARETIME_AGENT_CLI_COMMANDS_H_
@@ -9,11 +10,14 @@
 #include <optional>
 #include <string>
 
+#include "idle_backup.h"
+
 namespace sparetime::cli {
 
 struct GlobalOptions {
   std::string repo;  // --repo or $SPARETIME_REPO
   std::string config;  // --config or $SPARETIME_CONFIG (agent config file)
+  std::string host;    // --host: another agent's backups on the peers (read only)
   std::optional<std::string> passphrase_file;
   bool json = false;
   bool quiet = false;
@@ -30,6 +34,7 @@ struct BackupCommandOptions {
   std::string label;
   bool direct_io = false;
   uint64_t checkpoint_mib = 256;  // journal progress every this many MiB
+  IdleBackupOptions idle;         // --when-idle and its options
 };
 struct RestoreCommandOptions {
   std::string snapshot;
@@ -43,6 +48,8 @@ int RunSnapshots(const GlobalOptions& g);
 int RunRestore(const GlobalOptions& g, const RestoreCommandOptions& o);
 int RunVerify(const GlobalOptions& g, const std::optional<std::string>& snapshot);
 int RunForget(const GlobalOptions& g, const std::string& snapshot);
+// Re-replicates chunks whose holders are gone (backups on peers only).
+int RunRepair(const GlobalOptions& g);
 
 }  // namespace sparetime::cli
 

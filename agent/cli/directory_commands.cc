@@ -15,6 +15,7 @@
 #include <span>
 #include <nlohmann/json.hpp>
 
+#include "agent_context.h"
 #include "exit_codes.h"
 #include "format.h"
 #include "sparetime/base/clock.h"
@@ -29,53 +30,6 @@ namespace {
 
 namespace dir = sparetime::directory;
 using std::chrono::seconds;
-
-std::string ConfigPath(const GlobalOptions& g) {
-  return g.config.empty() ? kDefaultConfigPath : g.config;
-}
-
-struct Loaded {
-  config::AgentConfig config;
-  dir::DirectoryState state;
-};
-
-// Config, then the directory (or its cache). The cache lives in the state
-// directory; a CLI run on a box where that directory does not exist yet
-// reads the directory without one.
-Result<Loaded> Load(const GlobalOptions& g, int* exit_code) {
-  Result<config::AgentConfig> config = config::LoadConfig(ConfigPath(g));
-  if (!config.ok()) {
-    *exit_code = Fail(config.status().code() == ErrorCode::kNotFound
-                          ? Status(ErrorCode::kNotFound,
-                                   config.status().message() +
-                                       " (pass --config FILE or set SPARETIME_CONFIG; see "
-                                       "docs/configuration.md)")
-                          : config.status(),
-                      Stage::kConfig);
-    return config.status();
-  }
-  Result<std::unique_ptr<dir::Directory>> backend = dir::OpenDirectory(config->directory);
-  if (!backend.ok()) {
-    *exit_code = Fail(backend.status(), Stage::kConfig);
-    return backend.status();
-  }
-  std::string cache = config->directory_cache;
-  struct stat st {};
-  std::string cache_dir = cache.substr(0, cache.find_last_of('/'));
-  if (::stat(cache_dir.c_str(), &st) != 0) cache.clear();
-  Result<std::unique_ptr<dir::DirectoryClient>> client =
-      dir::DirectoryClient::Open(std::move(*backend), cache);
-  if (!client.ok()) {
-    *exit_code = Fail(client.status(), Stage::kWork);
-    return client.status();
-  }
-  Result<dir::DirectoryState> state = (*client)->Refresh();
-  if (!state.ok()) {
-    *exit_code = Fail(state.status(), Stage::kWork);
-    return state.status();
-  }
-  return Loaded{std::move(*config), std::move(*state)};
-}
 
 std::string IsoTime(dir::TimePoint t) { return cli::IsoTime(ToUnixSeconds(t)); }
 
@@ -147,7 +101,7 @@ Probe ProbePeer(const dir::AgentRecord& p, const transport::Identity& me) {
 
 int RunPeers(const GlobalOptions& g, bool probe) {
   int exit_code = kExitOk;
-  Result<Loaded> loaded = Load(g, &exit_code);
+  Result<AgentContext> loaded = LoadAgentContext(g, &exit_code);
   if (!loaded.ok()) return exit_code;
   const dir::DirectoryState& state = loaded->state;
   const std::string& self = loaded->config.name;
@@ -255,7 +209,7 @@ int RunPeers(const GlobalOptions& g, bool probe) {
 
 int RunPolicy(const GlobalOptions& g, const std::string& host) {
   int exit_code = kExitOk;
-  Result<Loaded> loaded = Load(g, &exit_code);
+  Result<AgentContext> loaded = LoadAgentContext(g, &exit_code);
   if (!loaded.ok()) return exit_code;
   const dir::DirectoryState& state = loaded->state;
   dir::EffectivePolicy p =

@@ -5,13 +5,10 @@
 
 #include <string>
 
+#include "agent_context.h"
 #include "commands.h"
 
 namespace sparetime::cli {
-
-// The config file every directory-aware command reads (--config, default
-// /etc/sparetime/sparetime.conf, or $SPARETIME_CONFIG).
-inline constexpr char kDefaultConfigPath[] = "/etc/sparetime/sparetime.conf";
 
 // `probe`: also open a session to each live peer (with this agent's identity
 // key from the state directory) and show what it holds for us.

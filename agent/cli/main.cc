@@ -13,6 +13,7 @@
 #include "directory_commands.h"
 #include "status_command.h"
 #include "exit_codes.h"
+#include "migration_commands.h"
 
 namespace {
 
@@ -74,24 +75,32 @@ int Main(int argc, char** argv) {
                          "make progress durable every N MiB, so an interrupted backup resumes "
                          "from there (default 256)")
       ->check(CLI::Range(1, 1 << 20));
+  AddIdleBackupOptions(backup_cmd, &backup.idle);
 
   auto* snapshots_cmd = app.add_subcommand("snapshots", "list snapshots");
+  const char* kHostHelp = "another agent's backups, read from the peers (with --config)";
+  snapshots_cmd->add_option("--host", g.host, kHostHelp);
 
   RestoreCommandOptions restore;
   auto* restore_cmd = app.add_subcommand("restore", "write a snapshot to a device or file");
   restore_cmd->add_option("snapshot", restore.snapshot, "snapshot id, unique prefix, or 'latest'")
       ->required();
   restore_cmd->add_option("--to", restore.target, "target device or file")->required();
+  restore_cmd->add_option("--host", g.host, kHostHelp);
   restore_cmd->add_flag("--zero-holes", restore.zero_holes,
                         "write zeroes for all-zero chunks on block devices");
 
   std::string verify_snapshot;
   auto* verify_cmd = app.add_subcommand("verify", "read and check every chunk of snapshots");
   verify_cmd->add_option("snapshot", verify_snapshot, "one snapshot (default: all)");
+  verify_cmd->add_option("--host", g.host, kHostHelp);
 
   std::string forget_snapshot;
   auto* forget_cmd = app.add_subcommand("forget", "remove a snapshot from the catalog");
   forget_cmd->add_option("snapshot", forget_snapshot, "snapshot id or unique prefix")->required();
+
+  auto* repair_cmd = app.add_subcommand(
+      "repair", "copy chunks whose peers are gone or lost them to other peers (with --config)");
 
   auto* status_cmd = app.add_subcommand("status", "show what the running sparetimed reports");
   bool probe = false;
@@ -102,6 +111,8 @@ int Main(int argc, char** argv) {
   auto* policy_cmd =
       app.add_subcommand("policy", "show this host's effective policy and where each value is from");
   policy_cmd->add_option("--host", policy_host, "another host's policy (default: this agent)");
+
+  MigrationCommands migration(app);
 
   try {
     app.parse(argc, argv);
@@ -121,9 +132,11 @@ int Main(int argc, char** argv) {
                                                 : std::optional<std::string>(verify_snapshot));
   }
   if (*forget_cmd) return RunForget(g, forget_snapshot);
+  if (*repair_cmd) return RunRepair(g);
   if (*status_cmd) return RunStatus(g);
   if (*peers_cmd) return RunPeers(g, probe);
   if (*policy_cmd) return RunPolicy(g, policy_host);
+  if (auto rc = migration.Run(g)) return *rc;
   return kExitUsage;
 }
 

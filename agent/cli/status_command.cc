@@ -27,6 +27,34 @@ bool ProcessAlive(int64_t pid) {
 
 std::string Ago(int64_t then) { return Age(ToUnixSeconds(SystemClock().WallNow()) - then); }
 
+std::string JoinReasons(const std::vector<std::string>& reasons) {
+  std::string out;
+  for (const auto& r : reasons) out += (out.empty() ? "" : "; ") + r;
+  return out;
+}
+
+// The scheduler's part: the idle decision with its reasons, then each job.
+void PrintIdle(const config::AgentStatus& st) {
+  if (!st.idle.known) {
+    std::printf("idle:       not decided yet\n");
+  } else {
+    std::printf("idle:       %s since %s: %s\n", st.idle.idle ? "yes" : "NO (busy)",
+                Ago(st.idle.since).c_str(), JoinReasons(st.idle.reasons).c_str());
+  }
+  for (const auto& w : st.idle.warnings) std::printf("sensor:     %s\n", w.c_str());
+  if (st.jobs.empty()) std::printf("jobs:       none\n");
+  for (const auto& j : st.jobs) {
+    std::string progress;
+    if (j.bytes_total > 0) {
+      progress = " " + std::to_string(j.bytes_done * 100 / j.bytes_total) + "% (" +
+                 HumanBytes(j.bytes_done) + " of " + HumanBytes(j.bytes_total) + ")";
+    }
+    std::printf("job:        %s: %s%s since %s%s%s\n", j.name.c_str(), j.state.c_str(),
+                progress.c_str(), Ago(j.since).c_str(), j.detail.empty() ? "" : ": ",
+                j.detail.c_str());
+  }
+}
+
 }  // namespace
 
 int RunStatus(const GlobalOptions& g) {
@@ -84,6 +112,7 @@ int RunStatus(const GlobalOptions& g) {
   std::printf("policy:     %s\n", applied.empty() ? "built-in defaults" : applied.c_str());
   for (const auto& w : st->policy_warnings) std::printf("warning:    %s\n", w.c_str());
   for (const auto& w : st->directory_warnings) std::printf("left out:   %s\n", w.c_str());
+  PrintIdle(*st);
   return running ? kExitOk : kExitUnavailable;
 }
 

@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <thread>
 
 #include "sparetime/directory/policy.h"
+#include "sparetime/scheduler/directory_policy.h"
 
 namespace sparetime::daemon {
 namespace {
@@ -39,6 +41,51 @@ AgentLoop::AgentLoop(config::AgentConfig config, directory::PublicKey public_key
   status_.agent = config_.name;
   status_.pid = ::getpid();
   status_.started = ToUnixSeconds(clock_.WallNow());
+  StartScheduler();
+}
+
+void AgentLoop::StartScheduler() {
+  Result<std::unique_ptr<scheduler::InputWatcher>> watcher =
+      scheduler::InputWatcher::Create(system_, clock_);
+  if (watcher.ok()) {
+    input_watcher_ = std::move(watcher).value();
+  } else {
+    Log("input watcher: " + watcher.status().message() +
+        "; user input is noticed only at the periodic idle checks");
+  }
+  logind_ = scheduler::NewLogindIdleHintSource();
+  scheduler::JobControllerOptions options;
+  options.sensors.user.logind = logind_.get();
+  options.watcher = input_watcher_.get();
+  // The policy comes with the first directory read (Refresh).
+  scheduler_ = std::make_unique<scheduler::JobController>(system_, scheduler::IdlePolicy{}, clock_,
+                                                          std::move(options));
+}
+
+bool AgentLoop::UpdateIdle() {
+  std::optional<scheduler::Decision> d = scheduler_->LastDecision();
+  bool changed = false;
+  if (d) {
+    config::IdleStatus& idle = status_.idle;
+    if (!idle.known || idle.idle != d->idle) {
+      changed = true;
+      idle.since = ToUnixSeconds(clock_.WallNow());
+      Log(std::string(d->idle ? "idle: " : "busy: ") + (d->reasons.empty() ? "" : d->reasons[0]));
+    }
+    idle.known = true;
+    idle.idle = d->idle;
+    idle.reasons = d->reasons;
+    idle.warnings = d->warnings;
+  }
+  std::vector<config::JobStatus> jobs;
+  for (const scheduler::JobInfo& j : scheduler_->Jobs()) {
+    jobs.push_back({j.name, std::string(scheduler::JobStateName(j.state)),
+                    ToUnixSeconds(j.since), j.bytes_done, j.bytes_total, j.pauses, j.detail});
+    changed = changed || status_.jobs.size() < jobs.size() ||
+              status_.jobs[jobs.size() - 1].state != jobs.back().state;
+  }
+  status_.jobs = std::move(jobs);
+  return changed;
 }
 
 directory::AgentRegistration AgentLoop::Registration() const {
@@ -105,6 +152,8 @@ void AgentLoop::Refresh() {
     std::lock_guard l(keys_mu_);
     agent_by_key_.clear();
     for (const auto& a : state->view.agents) agent_by_key_[a.public_key] = a.name;
+    migration_allowed_ = policy.migration_allowed;
+    migration_from_ = policy.migration_from;
   }
   if (status_.policy_applied != policy.applied) {
     std::string applied;
@@ -113,6 +162,8 @@ void AgentLoop::Refresh() {
   }
   status_.policy_applied = policy.applied;
   status_.policy_warnings = policy.warnings;
+  scheduler_->SetPolicy(scheduler::IdlePolicyFromDirectory(policy));
+  scheduler_->set_rate(scheduler::JobByteRate(policy));
 }
 
 Result<std::string> AgentLoop::AgentForKey(const directory::PublicKey& key) const {
@@ -124,7 +175,19 @@ Result<std::string> AgentLoop::AgentForKey(const directory::PublicKey& key) cons
                 "enrolled after the last directory read)");
 }
 
+Status AgentLoop::MigrationAllowedFrom(const std::string& source) const {
+  std::lock_guard l(keys_mu_);
+  if (!migration_allowed_)
+    return PermissionDenied(config_.name + " does not accept process migrations (its policy has "
+                            "sparetimeMigrationAllowed FALSE)");
+  for (const auto& host : migration_from_)
+    if (directory::EqualsIgnoreCase(host, source)) return Status::Ok();
+  return PermissionDenied(config_.name + " does not accept process migrations from " + source +
+                          " (not in its policy's sparetimeMigrationFrom)");
+}
+
 void AgentLoop::Publish() {
+  UpdateIdle();
   status_.updated = ToUnixSeconds(clock_.WallNow());
   Status s = config::WriteStatus(config::StatusPath(config_.state_dir), status_);
   if (!s.ok()) Log("cannot write the status file: " + s.message());
@@ -146,6 +209,7 @@ void AgentLoop::Start() {
 }
 
 void AgentLoop::Run(const std::atomic<bool>& stop) {
+  std::jthread scheduler([this, &stop] { scheduler_->Run(stop, /*until_done=*/false); });
   notify_("READY=1");
   auto next_heartbeat = clock_.MonoNow() + config_.heartbeat;
   while (!stop.load()) {
@@ -168,9 +232,12 @@ void AgentLoop::Run(const std::atomic<bool>& stop) {
     if (beat || (changed.ok() && *changed)) {
       Refresh();
       Publish();
+    } else if (UpdateIdle()) {
+      Publish();
     }
     notify_("WATCHDOG=1");
   }
+  scheduler_->Wake();  // sees `stop` and returns; the jthread joins it
   notify_("STOPPING=1");
 }
 

@@ -2,7 +2,10 @@
 // registers the agent (heartbeat: address, key, free space, last-seen) on
 // start and every heartbeat interval, re-reads the directory when it changes
 // (or at each heartbeat), keeps working on the cached copy while the
-// directory is unreachable, and publishes all of it in status.json.
+// directory is unreachable, and publishes all of it in status.json. It also
+// runs the scheduler's JobController on a thread of its own, with the idle
+// policy and byte rate from the directory, and publishes its idle decision
+// and jobs (at once when the box becomes idle or busy).
 //
 // Invariants: every wait is bounded (at most one second between checks of
 // the stop flag); a failed registration or read is reported in the status
@@ -22,6 +25,9 @@
 #include "sparetime/config/status_file.h"
 #include "sparetime/directory/client.h"
 #include "sparetime/directory/records.h"
+#include "sparetime/scheduler/input_watcher.h"
+#include "sparetime/scheduler/job_controller.h"
+#include "sparetime/scheduler/logind.h"
 
 namespace sparetime::daemon {
 
@@ -40,7 +46,7 @@ class AgentLoop {
   // Registers, reads the directory and publishes the first status (so that
   // AgentForKey knows the peers before the peer service starts).
   void Start();
-  // Then runs until `stop` becomes true.
+  // Then runs (with the scheduler) until `stop` becomes true.
   void Run(const std::atomic<bool>& stop);
 
   // The name of the agent that publishes `key` in the directory as last read
@@ -48,11 +54,20 @@ class AgentLoop {
   // service asks it for every incoming session.
   Result<std::string> AgentForKey(const directory::PublicKey& key) const;
 
+  // OK when this host's policy (as last read) accepts process migrations
+  // from agent `source` (sparetimeMigrationAllowed and sparetimeMigrationFrom);
+  // else kPermissionDenied saying which setting refuses it. Any thread.
+  Status MigrationAllowedFrom(const std::string& source) const;
+
  private:
   void Refresh();
   void Register();
   void Publish();
   directory::AgentRegistration Registration() const;
+  void StartScheduler();
+  // Copies the scheduler's decision and jobs into status_; true when the
+  // idle state or a job's state changed.
+  bool UpdateIdle();
 
   config::AgentConfig config_;
   directory::PublicKey public_key_;
@@ -64,6 +79,13 @@ class AgentLoop {
   std::function<uint64_t()> held_bytes_;
   mutable std::mutex keys_mu_;
   std::map<directory::PublicKey, std::string> agent_by_key_;  // from the last read
+  bool migration_allowed_ = false;            // from the last read, under keys_mu_
+  std::vector<std::string> migration_from_;
+
+  scheduler::SystemReader system_;
+  std::unique_ptr<scheduler::InputWatcher> input_watcher_;  // null when unavailable
+  std::unique_ptr<scheduler::IdleHintSource> logind_;
+  std::unique_ptr<scheduler::JobController> scheduler_;
 };
 
 }  // namespace sparetime::daemon

@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "agent_loop.h"
+#include "migration_service.h"
 #include "sparetime/base/fd.h"
 #include "sparetime/config/config.h"
 #include "sparetime/directory/client.h"
@@ -81,11 +82,16 @@ int Main(int argc, char** argv) {
   peer::PeerServerOptions server_options;
   server_options.listen_address = config->listen_address;
   server_options.port = config->listen_port;
+  const std::string state_dir = config->state_dir;
 
   daemon::AgentLoop loop(
       std::move(*config), key, std::move(*client), SystemClock(),
       [](const std::string& state) { sd_notify(0, state.c_str()); },
       [&store] { return (*store)->TotalUsed(); });
+  daemon::MigrationService migration(
+      state_dir, [&loop](const std::string& source) { return loop.MigrationAllowedFrom(source); },
+      [](const std::string& line) { std::fprintf(stderr, "sparetimed: %s\n", line.c_str()); });
+  server_options.migration = &migration;
   Result<std::unique_ptr<peer::PeerServer>> server = peer::PeerServer::Start(
       *identity, **store,
       [&loop](const transport::PublicKey& k) -> Result<std::string> {

@@ -124,10 +124,9 @@ class LdifDirectory final : public Directory {
     }
     ST_ASSIGN_OR_RETURN(Fd lock, LockFile(path_ + ".lock", clock_));
     FileId before = StatFile(path_);
-    LdifDocument doc;
-    if (before.exists) {
-      ST_ASSIGN_OR_RETURN(doc, Read());
-    }
+    // Never create the file: a missing directory is an outage (unmounted,
+    // being replaced), not an empty domain to start afresh in.
+    ST_ASSIGN_OR_RETURN(LdifDocument doc, Read());
     std::string dn = "cn=" + self.name + ",ou=agents," + config_.base_dn;
     auto it = std::find_if(doc.records.begin(), doc.records.end(), [&](const LdifRecord& r) {
       return NormalizeDn(r.dn) == NormalizeDn(dn);
@@ -136,7 +135,7 @@ class LdifDirectory final : public Directory {
     if (it == doc.records.end()) {
       LdifRecord r;
       r.dn = dn;
-      r.preamble = before.exists ? std::move(doc.trailer) : "# sparetime file directory (docs/ldap.md)\n";
+      r.preamble = std::move(doc.trailer);
       doc.trailer.clear();
       r.attributes = {{"objectClass", "sparetimeAgent"}, {"cn", self.name}, {"sparetimePublicKey", key}};
       if (!self.site.empty()) r.attributes.push_back({"sparetimeSite", self.site});

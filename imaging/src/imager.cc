@@ -105,6 +105,13 @@ void BackupRun::ReadLoop(BoundedQueue<AlignedBuffer>& free, BoundedQueue<ChunkWo
     }
     std::optional<AlignedBuffer> buffer = free.Pop();
     if (!buffer) break;
+    // Last, right before the read: waiting for a buffer can take a while.
+    if (options_.pause) {
+      if (Status st = options_.pause->WaitWhilePaused(extent.length); !st.ok()) {
+        errors_.Set(st);
+        break;
+      }
+    }
     Result<size_t> got = device_.ReadAt(extent.offset, buffer->span().first(extent.length));
     if (!got.ok()) {
       errors_.Set(got.status());

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <chrono>
 #include <fstream>
 #include <set>
@@ -285,15 +287,18 @@ TEST(LdifDirectory, KeyMismatchIsRefusedAndChangesNothing) {
   EXPECT_EQ(ReadAll(path), before);
 }
 
-TEST(LdifDirectory, RegisterCreatesAMissingFile) {
+// A missing file is an outage (unmounted, being replaced), not an empty
+// domain: registering must not create a fresh directory the agent would then
+// read as the truth.
+TEST(LdifDirectory, RegisterNeverCreatesAMissingFile) {
   TempDir dir;
   std::string path = dir / "new.ldif";
   auto d = Open(path);
   ASSERT_EQ(d->Fetch().status().code(), ErrorCode::kUnavailable);
-  ASSERT_TRUE(d->Register(Registration("alpha"), At(1'800'000'000)).ok());
-  Result<DirectoryContents> c = d->Fetch();
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
-  EXPECT_EQ(Parse(*c).agents.size(), 1u);
+  Status registered = d->Register(Registration("alpha"), At(1'800'000'000));
+  EXPECT_EQ(registered.code(), ErrorCode::kUnavailable);
+  EXPECT_NE(registered.message().find(path), std::string::npos) << registered.ToString();
+  EXPECT_FALSE(std::filesystem::exists(path));
 }
 
 // Two processes registering many agents at once: the flock serialises the

@@ -10,7 +10,9 @@
 #include <thread>
 
 #include "migration_testing.h"
+#include "sparetime/imaging/pack_store.h"
 #include "sparetime/migration/checkpoint.h"
+#include "sparetime/migration/image_store.h"
 #include "sparetime/migration/restore.h"
 #include "testutil/testutil.h"
 
@@ -18,6 +20,7 @@ namespace sparetime::migration {
 namespace {
 
 using namespace std::chrono_literals;
+using sparetime::PackStore;
 using sparetime::testing::TempDir;
 using testing::Child;
 using testing::HasLineStartingWith;
@@ -98,9 +101,17 @@ TEST_F(CheckpointRestoreTest, CounterContinuesWithSamePidFileOffsetAndHandler) {
   EXPECT_EQ(testing::ProcState(child.pid()), '?') << "the source must be gone after a checkpoint";
   const size_t at_checkpoint = LineCount(out);
 
-  // Through the file format, as the CLI will do.
-  ASSERT_TRUE(WriteImage(*image, tmp_ / "image").ok());
-  auto loaded = ReadImage(tmp_ / "image");
+  // Through chunks and the image file, as the CLI does.
+  auto key = MigrationKey::LoadOrCreate(tmp_ / "key");
+  ASSERT_TRUE(key.ok()) << key.error().ToString();
+  auto store = PackStore::Create(tmp_ / "store");
+  ASSERT_TRUE(store.ok()) << store.error().ToString();
+  auto stored = StoreImage(*image, *key, **store);
+  ASSERT_TRUE(stored.ok()) << stored.error().ToString();
+  ASSERT_TRUE(WriteImageFile(*stored, tmp_ / "image").ok());
+  auto file = ReadImageFile(tmp_ / "image");
+  ASSERT_TRUE(file.ok()) << file.error().ToString();
+  auto loaded = LoadImage(*file, *key, **store);
   ASSERT_TRUE(loaded.ok()) << loaded.error().ToString();
 
   auto pid = Restore(*loaded);

@@ -1,11 +1,19 @@
-// ProcessImage file format: round trip of every field group, and refusal of
+// ProcessImage storage: the manifest round trip of every field group, pages
+// as deduplicated chunks (zero pages as holes, a similar image adds only its
+// new pages), the image file and index chunks, the key check, and refusal of
 // damaged or foreign files.
 #include "sparetime/migration/image.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/user.h>
 
+#include <filesystem>
 #include <fstream>
+#include <optional>
+
+#include "sparetime/imaging/pack_store.h"
+#include "sparetime/migration/image_store.h"
 
 #include "testutil/testutil.h"
 
@@ -13,6 +21,7 @@ namespace sparetime::migration {
 namespace {
 
 using sparetime::testing::TempDir;
+using sparetime::PackStore;
 
 ProcessImage SampleImage() {
   ProcessImage im;
@@ -62,11 +71,38 @@ ProcessImage SampleImage() {
   return im;
 }
 
-TEST(ImageTest, RoundTripsThroughAFile) {
-  TempDir tmp;
+class ImageTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto key = MigrationKey::LoadOrCreate(tmp_ / "key");
+    ASSERT_TRUE(key.ok()) << key.error().ToString();
+    key_.emplace(std::move(*key));
+    auto store = PackStore::Create(tmp_ / "store");
+    ASSERT_TRUE(store.ok()) << store.error().ToString();
+    store_ = std::move(*store);
+  }
+
+  TempDir tmp_;
+  std::optional<MigrationKey> key_;
+  std::unique_ptr<PackStore> store_;
+};
+
+TEST_F(ImageTest, RoundTripsThroughChunksAndAFile) {
   ProcessImage im = SampleImage();
-  ASSERT_TRUE(WriteImage(im, tmp / "img").ok());
-  auto back = ReadImage(tmp / "img");
+  StoreStats stats;
+  auto stored = StoreImage(im, *key_, *store_, {}, &stats);
+  ASSERT_TRUE(stored.ok()) << stored.error().ToString();
+  EXPECT_EQ(stats.pages, 3u);
+  EXPECT_EQ(stats.zero_pages, 2u);  // holes: never stored
+  EXPECT_EQ(stats.new_chunks, 1u);
+  EXPECT_TRUE(stored->pages[0].is_hole());
+  EXPECT_FALSE(stored->pages[1].is_hole());
+  ASSERT_TRUE(WriteImageFile(*stored, tmp_ / "img").ok());
+  EXPECT_EQ(std::filesystem::status(tmp_.path() + "/img").permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  auto file = ReadImageFile(tmp_ / "img");
+  ASSERT_TRUE(file.ok()) << file.error().ToString();
+  auto back = LoadImage(*file, *key_, *store_);
   ASSERT_TRUE(back.ok()) << back.error().ToString();
   EXPECT_EQ(back->pid, 4242);
   EXPECT_EQ(back->regs, im.regs);
@@ -86,32 +122,92 @@ TEST(ImageTest, RoundTripsThroughAFile) {
   EXPECT_EQ(back->pipes[0].data, im.pipes[0].data);
   EXPECT_EQ(back->rlimits[7][1], 4096u);
   EXPECT_EQ(back->creds.groups, im.creds.groups);
-  // Pages start on a 4 KiB boundary of the file, ready to be chunked.
-  auto bytes = sparetime::testing::ReadFileOrDie(tmp / "img");
-  EXPECT_EQ(bytes.size() % kPageSize, 0u);
-  EXPECT_EQ(bytes[bytes.size() - 2 * kPageSize], std::byte{0x42});
 }
 
-TEST(ImageTest, RejectsForeignTruncatedAndInconsistentFiles) {
-  TempDir tmp;
-  std::ofstream(tmp / "foreign") << "not an image at all, clearly";
-  auto foreign = ReadImage(tmp / "foreign");
+TEST_F(ImageTest, RepeatedPagesAreStoredOnceAndASimilarImageAddsLittle) {
+  ProcessImage im = SampleImage();
+  auto data = sparetime::testing::RandomBytes(64 * kPageSize, 7);
+  im.pages.clear();
+  for (int copy = 0; copy < 2; ++copy) im.pages.insert(im.pages.end(), data.begin(), data.end());
+  im.mappings[0].end = im.mappings[0].start + 128 * kPageSize;
+  im.mappings[0].pages = {{im.mappings[0].start, 128, 0}};
+  im.vdso.code = {0x7f0000004000, 1, 0};
+  StoreStats first;
+  ASSERT_TRUE(StoreImage(im, *key_, *store_, {}, &first).ok());
+  EXPECT_EQ(first.unique_chunks, 64u);
+  EXPECT_EQ(first.new_chunks, 64u);
+  // A "similar process": one page differs.
+  im.pages[5 * kPageSize] ^= std::byte{1};
+  StoreStats second;
+  auto stored = StoreImage(im, *key_, *store_, {}, &second);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(second.new_chunks, 1u);
+  EXPECT_LT(second.new_bytes * 50, first.new_bytes);
+  auto back = LoadImage(*stored, *key_, *store_);
+  ASSERT_TRUE(back.ok()) << back.error().ToString();
+  EXPECT_EQ(back->pages, im.pages);
+}
+
+TEST_F(ImageTest, IndexChunksCarryALargeImage) {
+  ProcessImage im = SampleImage();
+  im.pages.assign(40000 * kPageSize, std::byte{0});  // 1.2 MiB of page ids: two index chunks
+  for (size_t i = 0; i < 40000; ++i) im.pages[i * kPageSize] = std::byte(i % 251 + 1);
+  im.mappings[0].end = im.mappings[0].start + 40000 * kPageSize;
+  im.mappings[0].pages = {{im.mappings[0].start, 40000, 0}};
+  auto stored = StoreImage(im, *key_, *store_);
+  ASSERT_TRUE(stored.ok());
+  auto index = StoreIndex(*stored, *key_, *store_);
+  ASSERT_TRUE(index.ok()) << index.error().ToString();
+  EXPECT_EQ(index->size(), 2u);
+  auto back = LoadIndex(*index, *key_, *store_);
+  ASSERT_TRUE(back.ok()) << back.error().ToString();
+  EXPECT_EQ(back->pages, stored->pages);
+  EXPECT_EQ(back->manifest, stored->manifest);
+}
+
+TEST_F(ImageTest, AnotherKeyIsRefusedUpFront) {
+  auto stored = StoreImage(SampleImage(), *key_, *store_);
+  ASSERT_TRUE(stored.ok());
+  auto other = MigrationKey::LoadOrCreate(tmp_ / "other-key");
+  ASSERT_TRUE(other.ok());
+  auto back = LoadImage(*stored, *other, *store_);
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(back.error().message().find("another migration key"), std::string::npos);
+  // The same key file loads the same key.
+  auto again = MigrationKey::LoadOrCreate(tmp_ / "key");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->Check(), key_->Check());
+  ::chmod((tmp_ / "key").c_str(), 0644);
+  auto exposed = MigrationKey::LoadOrCreate(tmp_ / "key");
+  ASSERT_FALSE(exposed.ok());
+  EXPECT_EQ(exposed.error().code(), ErrorCode::kPermissionDenied);
+}
+
+TEST_F(ImageTest, RejectsForeignTruncatedAndInconsistentFiles) {
+  std::ofstream(tmp_ / "foreign") << "not an image at all, clearly";
+  auto foreign = ReadImageFile(tmp_ / "foreign");
   ASSERT_FALSE(foreign.ok());
   EXPECT_EQ(foreign.error().code(), ErrorCode::kCorruption);
   EXPECT_NE(foreign.error().message().find("bad magic"), std::string::npos);
 
-  ASSERT_TRUE(WriteImage(SampleImage(), tmp / "img").ok());
-  auto bytes = sparetime::testing::ReadFileOrDie(tmp / "img");
-  bytes.resize(bytes.size() - 100);
-  sparetime::testing::WriteFileOrDie(tmp / "cut", bytes);
-  auto cut = ReadImage(tmp / "cut");
+  auto stored = StoreImage(SampleImage(), *key_, *store_);
+  ASSERT_TRUE(stored.ok());
+  ASSERT_TRUE(WriteImageFile(*stored, tmp_ / "img").ok());
+  auto bytes = sparetime::testing::ReadFileOrDie(tmp_ / "img");
+  bytes.resize(bytes.size() - 10);
+  sparetime::testing::WriteFileOrDie(tmp_ / "cut", bytes);
+  auto cut = ReadImageFile(tmp_ / "cut");
   ASSERT_FALSE(cut.ok());
   EXPECT_EQ(cut.error().code(), ErrorCode::kCorruption);
+  EXPECT_NE(cut.error().message().find("truncated"), std::string::npos) << cut.error().ToString();
 
   ProcessImage bad = SampleImage();
   bad.mappings[0].pages[0].first = 2;  // runs past the 3-page store
-  ASSERT_TRUE(WriteImage(bad, tmp / "bad").ok());
-  auto inconsistent = ReadImage(tmp / "bad");
+  auto inconsistent_stored = StoreImage(bad, *key_, *store_);
+  ASSERT_TRUE(inconsistent_stored.ok());
+  ASSERT_TRUE(WriteImageFile(*inconsistent_stored, tmp_ / "bad").ok());
+  auto inconsistent = ReadImageFile(tmp_ / "bad");
   ASSERT_FALSE(inconsistent.ok());
   EXPECT_NE(inconsistent.error().message().find("outside"), std::string::npos) << inconsistent.error().ToString();
 

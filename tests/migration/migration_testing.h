@@ -21,7 +21,9 @@ extern char** environ;
 
 namespace sparetime::migration::testing {
 
+#ifdef MIGRATION_PROGRAMS_DIR  // the tests of tests/migration
 inline std::string ProgramPath(const std::string& name) { return std::string(MIGRATION_PROGRAMS_DIR) + "/" + name; }
+#endif
 
 // Polls `done` every 2 ms until it holds or `timeout` passes.
 inline bool WaitUntil(const std::function<bool()>& done,
@@ -61,7 +63,8 @@ inline char ProcState(pid_t pid) {
 // again a child of the test process.
 class Child {
  public:
-  Child(const std::string& program, const std::vector<std::string>& args) {
+  // stdin and stderr on /dev/null; stdout too, or on the file `stdout_path`.
+  Child(const std::string& program, const std::vector<std::string>& args, const std::string& stdout_path = "") {
     std::vector<std::string> all{program};
     all.insert(all.end(), args.begin(), args.end());
     std::vector<char*> argv;
@@ -70,6 +73,8 @@ class Child {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     for (int fd : {0, 1, 2}) posix_spawn_file_actions_addopen(&fa, fd, "/dev/null", O_RDWR, 0);
+    if (!stdout_path.empty())
+      posix_spawn_file_actions_addopen(&fa, 1, stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_addclosefrom_np(&fa, 3);  // nothing inherited from the test runner
     if (posix_spawn(&pid_, program.c_str(), &fa, nullptr, argv.data(), environ) != 0) pid_ = -1;
     posix_spawn_file_actions_destroy(&fa);

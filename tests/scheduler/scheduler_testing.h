@@ -1,4 +1,4 @@
-// Test helpers for the scheduler: a fake Clock, and a fake root tree
+// Test helpers for the scheduler: the fake Clock, and a fake root tree
 // (proc/, sys/, dev/, run/) in a temporary directory for SystemReader, plus
 // real-format fixture text captured from a Linux 6.x machine.
 #ifndef SPARETIME_TESTS_SCHEDULER_SCHEDULER_TESTING_H_
@@ -13,12 +13,12 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
-#include <mutex>
 #include <string>
 
 #include "sparetime/base/clock.h"
 #include "sparetime/base/fd.h"
 #include "sparetime/scheduler/system_reader.h"
+#include "testutil/fake_clock.h"
 #include "testutil/testutil.h"
 
 namespace sparetime::scheduler::testing {
@@ -42,36 +42,7 @@ inline system_clock::time_point UtcTime(int year, int month, int day, int hour, 
 // Monday 3 June 2024, 12:00 UTC.
 inline system_clock::time_point DefaultWall() { return UtcTime(2024, 6, 3, 12, 0); }
 
-class FakeClock final : public Clock {
- public:
-  explicit FakeClock(system_clock::time_point wall = DefaultWall()) : wall_(wall) {}
-  system_clock::time_point WallNow() const override {
-    std::lock_guard<std::mutex> l(mu_);
-    return wall_;
-  }
-  steady_clock::time_point MonoNow() const override {
-    std::lock_guard<std::mutex> l(mu_);
-    return mono_;
-  }
-  void SleepFor(std::chrono::nanoseconds d) const override {
-    const_cast<FakeClock*>(this)->Advance(d);
-  }
-  void Advance(std::chrono::nanoseconds d) {
-    std::lock_guard<std::mutex> l(mu_);
-    wall_ += std::chrono::duration_cast<system_clock::duration>(d);
-    mono_ += std::chrono::duration_cast<steady_clock::duration>(d);
-  }
-  // Jumps the wall clock only (as a date change would); monotonic time goes on.
-  void SetWall(system_clock::time_point wall) {
-    std::lock_guard<std::mutex> l(mu_);
-    wall_ = wall;
-  }
-
- private:
-  mutable std::mutex mu_;
-  system_clock::time_point wall_;
-  steady_clock::time_point mono_{std::chrono::hours(1000)};
-};
+using sparetime::testing::FakeClock;
 
 // A fake root for SystemReader.
 class FakeTree {

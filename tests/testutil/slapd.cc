@@ -109,7 +109,9 @@ SlapdServer::SlapdServer(std::string conf_dir, ConfigForm form, SlapdOptions opt
 
 SlapdServer::~SlapdServer() { Stop(); }
 
-std::string SlapdServer::uri() const { return "ldap://127.0.0.1:" + std::to_string(port_); }
+std::string SlapdServer::uri() const {
+  return "ldap://" + options_.address + ":" + std::to_string(port_);
+}
 
 std::string SlapdServer::ldapi_uri() const { return "ldapi://" + UrlEncodePath(dir_ / "ldapi"); }
 
@@ -142,6 +144,7 @@ std::string SlapdServer::Log() const { return Slurp(dir_ / "slapd.log"); }
   // canonical name too), so those go in as well.
   const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
   std::string names = "IP:127.0.0.1,DNS:localhost";
+  if (options_.address != "127.0.0.1") names += ",IP:" + options_.address;
   char host[256] = {};
   if (::gethostname(host, sizeof host - 1) == 0 && host[0] != '\0') {
     names += ",DNS:" + std::string(host);

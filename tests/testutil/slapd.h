@@ -28,6 +28,10 @@ struct SlapdOptions {
   // Generate a CA and a server certificate for 127.0.0.1 and localhost under
   // dir()/tls and configure slapd with them (StartTLS on the ldap:// port).
   bool tls = false;
+  // The address slapd listens on (ldap://ADDRESS:PORT; with tls the server
+  // certificate names it too). Another address than 127.0.0.1 makes it
+  // reachable from hosts of a TestNetwork (see TestNetwork::ConnectTestHost).
+  std::string address = "127.0.0.1";
 };
 
 class SlapdServer {
@@ -68,7 +72,7 @@ class SlapdServer {
   bool running() const { return pid_ > 0; }
 
   int port() const { return port_; }
-  std::string uri() const;        // ldap://127.0.0.1:PORT
+  std::string uri() const;        // ldap://ADDRESS:PORT
   std::string ldapi_uri() const;  // ldapi://<urlencoded socket path>
   const std::string& dir() const { return dir_.path(); }
   // The CA certificate that signs the server's certificate (options.tls).

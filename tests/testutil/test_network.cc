@@ -17,8 +17,7 @@ TestNetwork::TestNetwork(int hosts) {
   subnet_ = "10.231." + std::to_string(id);
   for (int i = 0; i < hosts; ++i) namespaces_.push_back(prefix_ + "-h" + std::to_string(i));
   // Leftovers of a crashed run with the same pid.
-  for (const auto& ns : namespaces_) RunCommand("ip netns del " + ns + " 2>/dev/null");
-  RunCommand("ip netns del " + bridge_ns_ + " 2>/dev/null");
+  DeleteAll();
 
   ok_ = Sh("ip netns add " + bridge_ns_) &&
         Sh("ip -n " + bridge_ns_ + " link add br0 type bridge") &&
@@ -37,9 +36,22 @@ TestNetwork::TestNetwork(int hosts) {
   }
 }
 
-TestNetwork::~TestNetwork() {
+TestNetwork::~TestNetwork() { DeleteAll(); }
+
+void TestNetwork::DeleteAll() {
+  RunCommand("ip link del " + TestHostLink() + " 2>/dev/null");
   for (const auto& ns : namespaces_) RunCommand("ip netns del " + ns + " 2>/dev/null");
   RunCommand("ip netns del " + bridge_ns_ + " 2>/dev/null");
+}
+
+std::string TestNetwork::ConnectTestHost() {
+  const std::string link = TestHostLink();
+  const std::string address = subnet_ + ".254";
+  bool ok = Sh("ip link add " + link + " type veth peer name pt netns " + bridge_ns_) &&
+            Sh("ip -n " + bridge_ns_ + " link set pt master br0") &&
+            Sh("ip -n " + bridge_ns_ + " link set pt up") &&
+            Sh("ip addr add " + address + "/24 dev " + link) && Sh("ip link set " + link + " up");
+  return ok ? address : "";
 }
 
 bool TestNetwork::Sh(const std::string& command) {

@@ -33,9 +33,16 @@ class TestNetwork {
   CommandResult Run(int host, const std::string& command) const;
   // Cuts / restores host's link (its end of the veth pair goes down / up).
   void SetLinkUp(int host, bool up);
+  // Joins the test's own namespace to the bridge with address <subnet>.254,
+  // so a server the test runs (slapd) is reachable from every host. Returns
+  // that address, or "" with error() set.
+  std::string ConnectTestHost();
 
  private:
   bool Sh(const std::string& command);
+  void DeleteAll();
+  // The test namespace's end of the ConnectTestHost veth pair.
+  std::string TestHostLink() const { return prefix_ + "-t"; }
   std::string prefix_;
   std::string bridge_ns_;
   std::string subnet_;  // "10.231.17"

@@ -45,6 +45,10 @@ std::vector<Message> Samples() {
   add(WrappedKeyReply{RandomBytes(90, 12)});
   add(StatsReply{1, 2, 3, 4});
   add(ErrorReply{NotFound("no chunk 0a0a0a0a for owner alpha")});
+  add(MigrateHasChunksRequest{{Id(13), Id(14)}});
+  add(MigratePutChunksRequest{{{Id(15), RandomBytes(64, 15)}}});
+  add(MigrateRestoreRequest{RandomBytes(32, 16), {Id(17), Id(18)}});
+  add(MigrateRestoreReply{4242});
   return v;
 }
 

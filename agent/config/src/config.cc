@@ -153,6 +153,8 @@ const std::map<std::string, std::map<std::string, Setter>>& Keys() {
            {"site", [](C& c, const std::string& v) { return SetNonEmpty(&c.site, v); }},
            {"heartbeat",
             [](C& c, const std::string& v) { return SetDuration(&c.heartbeat, v); }},
+           {"peer_timeout",
+            [](C& c, const std::string& v) { return SetDuration(&c.peer_timeout, v); }},
        }},
       {"storage",
        {

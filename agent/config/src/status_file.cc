@@ -7,6 +7,52 @@
 
 namespace sparetime::config {
 
+namespace {
+
+nlohmann::json IdleJson(const IdleStatus& i) {
+  return {{"known", i.known},
+          {"idle", i.idle},
+          {"since", i.since},
+          {"reasons", i.reasons},
+          {"warnings", i.warnings}};
+}
+
+nlohmann::json JobsJson(const std::vector<JobStatus>& jobs) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const JobStatus& j : jobs) {
+    out.push_back({{"name", j.name},
+                   {"state", j.state},
+                   {"since", j.since},
+                   {"bytes_done", j.bytes_done},
+                   {"bytes_total", j.bytes_total},
+                   {"pauses", j.pauses},
+                   {"detail", j.detail}});
+  }
+  return out;
+}
+
+// Files written before the scheduler section existed have none: not an error.
+void ReadIdle(const nlohmann::json& j, AgentStatus* s) {
+  if (j.contains("idle")) {
+    const auto& i = j.at("idle");
+    s->idle.known = i.at("known").get<bool>();
+    s->idle.idle = i.at("idle").get<bool>();
+    s->idle.since = i.at("since").get<int64_t>();
+    s->idle.reasons = i.at("reasons").get<std::vector<std::string>>();
+    s->idle.warnings = i.at("warnings").get<std::vector<std::string>>();
+  }
+  if (j.contains("jobs")) {
+    for (const auto& job : j.at("jobs")) {
+      s->jobs.push_back({job.at("name").get<std::string>(), job.at("state").get<std::string>(),
+                         job.at("since").get<int64_t>(), job.at("bytes_done").get<uint64_t>(),
+                         job.at("bytes_total").get<uint64_t>(), job.at("pauses").get<int>(),
+                         job.at("detail").get<std::string>()});
+    }
+  }
+}
+
+}  // namespace
+
 std::string StatusPath(const std::string& state_dir) { return state_dir + "/status.json"; }
 
 Status WriteStatus(const std::string& path, const AgentStatus& s) {
@@ -25,6 +71,8 @@ Status WriteStatus(const std::string& path, const AgentStatus& s) {
        {{"ok", s.registered}, {"at", s.registered_at}, {"error", s.registration_error}}},
       {"peers", s.peers},
       {"policy", {{"applied", s.policy_applied}, {"warnings", s.policy_warnings}}},
+      {"idle", IdleJson(s.idle)},
+      {"jobs", JobsJson(s.jobs)},
   };
   return WriteFileAtomic(path, j.dump(2) + "\n", 0644);
 }
@@ -51,6 +99,7 @@ Result<AgentStatus> ReadStatus(const std::string& path) {
     s.peers = j.at("peers").get<std::vector<std::string>>();
     s.policy_applied = j.at("policy").at("applied").get<std::vector<std::string>>();
     s.policy_warnings = j.at("policy").at("warnings").get<std::vector<std::string>>();
+    ReadIdle(j, &s);
     return s;
   } catch (const nlohmann::json::exception& e) {
     return Status(ErrorCode::kCorruption,

@@ -129,6 +129,12 @@ class FrozenProcess::Impl {
     return d;
   }
 
+  Status LeaveStopped() {
+    if (!attached_) return FailedPrecondition("process " + std::to_string(pid()) + " is no longer frozen");
+    if (::kill(pid(), SIGSTOP) != 0) return ErrnoStatus("SIGSTOP to process " + std::to_string(pid()), errno);
+    return Resume();
+  }
+
   Status Kill() {
     if (!attached_) return FailedPrecondition("process " + std::to_string(pid()) + " is no longer frozen");
     attached_ = false;
@@ -261,6 +267,7 @@ FrozenProcess::~FrozenProcess() = default;
 pid_t FrozenProcess::pid() const { return impl_->pid(); }
 Result<ProcessImage> FrozenProcess::Dump() { return impl_->Dump(); }
 Status FrozenProcess::Resume() { return impl_->Resume(); }
+Status FrozenProcess::LeaveStopped() { return impl_->LeaveStopped(); }
 Status FrozenProcess::Kill() { return impl_->Kill(); }
 
 Result<ProcessImage> Checkpoint(pid_t pid, const CheckpointOptions& options) {

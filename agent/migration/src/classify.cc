@@ -95,7 +95,7 @@ Result<FdEntry::Kind> ClassifyFd(const std::string& proc_dir, int fd, const std:
     return Refuse(where + " is a device (" + std::to_string(major(st.st_rdev)) + ":" +
                   std::to_string(minor(st.st_rdev)) +
                   "); only /dev/null, zero, full, random and urandom are reopened (redirect terminals to files)");
-  if (S_ISDIR(st.st_mode)) return Refuse(where + " is an open directory, which stage 1 cannot move");
+  if (S_ISDIR(st.st_mode)) return FdEntry::Kind::kDirectory;
   if (S_ISFIFO(st.st_mode)) return Refuse(where + " is a named pipe, which stage 1 cannot move");
   return Refuse(where + " is a special file stage 1 cannot move");
 }

@@ -104,7 +104,7 @@ Status DumpFiles(pid_t pid, const std::string& proc_dir, ProcessImage& image) {
         break;
       }
     }
-    if (e.kind == FdEntry::Kind::kFile || e.kind == FdEntry::Kind::kDevice) {
+    if (e.kind == FdEntry::Kind::kFile || e.kind == FdEntry::Kind::kDevice || e.kind == FdEntry::Kind::kDirectory) {
       e.path = link;
       e.offset = info.pos;
       if (e.kind == FdEntry::Kind::kFile) {

@@ -1,15 +1,13 @@
-// Image serialization (see image.h and docs/migration.md "Image format").
-//
-// File layout: "SPTMIGR1" | u64 LE manifest length | manifest JSON | zero
-// padding to a 4 KiB boundary | the page store (4 KiB pages). Byte blobs in
-// the manifest (registers, xstate, auxv, siginfo, pipe data) are hex.
+// Manifest serialization (see image.h and docs/migration.md "Image format"):
+// every ProcessImage field but the page store, as JSON. Byte blobs
+// (registers, xstate, auxv, siginfo, pipe data) are hex. The image file and
+// the page chunks around it are in image_store.cc.
 #include <sys/user.h>
 
 #include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "sparetime/base/bytes.h"
-#include "sparetime/base/fd.h"
 #include "sparetime/migration/image.h"
 #include "util.h"
 
@@ -29,7 +27,8 @@ NLOHMANN_JSON_SERIALIZE_ENUM(FdEntry::Kind, {{FdEntry::Kind::kFile, "file"},
                                              {FdEntry::Kind::kDevice, "device"},
                                              {FdEntry::Kind::kPipeRead, "pipe_read"},
                                              {FdEntry::Kind::kPipeWrite, "pipe_write"},
-                                             {FdEntry::Kind::kDup, "dup"}})
+                                             {FdEntry::Kind::kDup, "dup"},
+                                             {FdEntry::Kind::kDirectory, "directory"}})
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(FdEntry, fd, kind, path, flags, offset, file, pipe_id, dup_of)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SignalAction, signo, handler, flags, restorer, mask)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ItimerValue, interval_sec, interval_usec, value_sec, value_usec)
@@ -39,8 +38,6 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(MmFields, start_code, end_code, start_data, e
                                    arg_start, arg_end, env_start, env_end)
 
 namespace {
-
-constexpr char kMagic[8] = {'S', 'P', 'T', 'M', 'I', 'G', 'R', '1'};
 
 std::vector<std::byte> Unhex(const nlohmann::json& j, const char* field) {
   auto v = FromHex(j.at(field).get<std::string>());
@@ -165,33 +162,6 @@ Result<ProcessImage> DecodeManifest(std::string_view json, uint64_t page_count) 
   im.pages.resize(page_count * kPageSize);  // sized for validation; the caller fills it
   ST_RETURN_IF_ERROR(Validate(im));
   return im;
-}
-
-Status WriteImage(const ProcessImage& image, const std::string& path) {
-  std::string manifest = EncodeManifest(image);
-  std::string out(kMagic, sizeof kMagic);
-  std::byte len[8];
-  PutLe64(len, manifest.size());
-  out.append(reinterpret_cast<const char*>(len), 8);
-  out += manifest;
-  out.resize((out.size() + kPageSize - 1) / kPageSize * kPageSize, '\0');
-  out.append(reinterpret_cast<const char*>(image.pages.data()), image.pages.size());
-  return WriteFileAtomic(path, out, 0600);
-}
-
-Result<ProcessImage> ReadImage(const std::string& path) {
-  ST_ASSIGN_OR_RETURN(std::string data, ReadFileToString(path));
-  if (data.size() < 16 || std::memcmp(data.data(), kMagic, sizeof kMagic) != 0)
-    return Corruption(path + ": not a sparetime process image (bad magic)");
-  uint64_t len = GetLe64(reinterpret_cast<const std::byte*>(data.data() + 8));
-  if (len > data.size() - 16) return Corruption(path + ": manifest length runs past the end of the file");
-  uint64_t pages_at = (16 + len + kPageSize - 1) / kPageSize * kPageSize;
-  if (pages_at > data.size() || (data.size() - pages_at) % kPageSize)
-    return Corruption(path + ": page store is truncated (file size " + std::to_string(data.size()) + ")");
-  auto image = DecodeManifest(std::string_view(data).substr(16, len), (data.size() - pages_at) / kPageSize);
-  if (!image.ok()) return image.error().WithContext(path);
-  std::memcpy(image->pages.data(), data.data() + pages_at, data.size() - pages_at);
-  return image;
 }
 
 }  // namespace sparetime::migration

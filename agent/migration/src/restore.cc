@@ -8,12 +8,14 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "dump.h"
@@ -50,9 +52,14 @@ Status CheckFiles(const ProcessImage& image) {
   ST_RETURN_IF_ERROR(CheckFile("executable", image.exe_path, image.exe));
   for (const Mapping& m : image.mappings)
     if (!m.path.empty()) ST_RETURN_IF_ERROR(CheckFile("mapped file", m.path, m.file));
-  for (const FdEntry& e : image.fds)
-    if (e.kind == FdEntry::Kind::kFile)
-      ST_RETURN_IF_ERROR(CheckFile("open file (fd " + std::to_string(e.fd) + ")", e.path, e.file));
+  for (const FdEntry& e : image.fds) {
+    const std::string what = "open file (fd " + std::to_string(e.fd) + ")";
+    if (e.kind == FdEntry::Kind::kFile) ST_RETURN_IF_ERROR(CheckFile(what, e.path, e.file));
+    struct stat st {};
+    if (e.kind == FdEntry::Kind::kDirectory && (::stat(e.path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)))
+      return FailedPrecondition("cannot restore: open directory (fd " + std::to_string(e.fd) + ") " + e.path +
+                                " is missing on this host");
+  }
   return Status::Ok();
 }
 
@@ -205,7 +212,20 @@ Status RestoreInto(Tracee& t, const ProcessImage& image) {
 
 }  // namespace
 
-std::string DefaultStubPath() { return SPARETIME_RESTORE_STUB; }
+std::string DefaultStubPath() {
+  if (const char* env = std::getenv("SPARETIME_RESTORE_STUB"); env && *env) return env;
+  // Installed: <prefix>/bin/sparetime, <prefix>/sbin/sparetimed ->
+  // <prefix>/lib/sparetime/sparetime-restore-stub.
+  char exe[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    std::string dir(exe, static_cast<size_t>(n));
+    dir.resize(dir.find_last_of('/'));
+    const std::string installed = dir.substr(0, dir.find_last_of('/')) + "/lib/sparetime/sparetime-restore-stub";
+    if (::access(installed.c_str(), X_OK) == 0) return installed;
+  }
+  return SPARETIME_RESTORE_STUB;  // the build tree's copy
+}
 
 Result<pid_t> Restore(const ProcessImage& image, const RestoreOptions& options) {
   if (image.regs.size() != sizeof(user_regs_struct) || image.vdso.areas.empty())

@@ -64,12 +64,13 @@ class FdBuilder {
       case FdEntry::Kind::kDup:
         return Status::Ok();
       case FdEntry::Kind::kFile:
-      case FdEntry::Kind::kDevice: {
+      case FdEntry::Kind::kDevice:
+      case FdEntry::Kind::kDirectory: {
         ST_ASSIGN_OR_RETURN(uint64_t path, in_.PutString(e.path));
         ST_ASSIGN_OR_RETURN(uint64_t tmp, t_.Syscall("openat " + e.path, SYS_openat, static_cast<uint64_t>(AT_FDCWD),
                                                      path, static_cast<uint64_t>((e.flags & ~kOpenFlagsToDrop) | O_CLOEXEC), 0));
         ST_ASSIGN_OR_RETURN(uint64_t parked, Park(tmp));
-        if (e.kind == FdEntry::Kind::kFile && e.offset != 0)
+        if (e.kind != FdEntry::Kind::kDevice && e.offset != 0)
           ST_RETURN_IF_ERROR(t_.Syscall("lseek " + e.path, SYS_lseek, parked, e.offset, SEEK_SET).status());
         parked_[e.fd] = parked;
         return Status::Ok();

@@ -13,6 +13,17 @@ namespace {
 using transport::Message;
 using transport::MessageBody;
 
+// A batch reply must answer every item of its request.
+template <typename T>
+Result<std::vector<T>> Answered(const std::string& peer, std::vector<T> answers, size_t asked,
+                                const char* what) {
+  if (answers.size() != asked) {
+    return Status(ErrorCode::kCorruption, "peer " + peer + " answered " + std::to_string(answers.size()) +
+                                              " of " + std::to_string(asked) + " " + what);
+  }
+  return answers;
+}
+
 }  // namespace
 
 class PeerClient::Impl {
@@ -97,12 +108,7 @@ const PeerEndpoint& PeerClient::peer() const { return impl_->peer(); }
 Result<std::vector<bool>> PeerClient::Has(const std::string& owner, std::span<const ChunkId> ids) {
   ST_ASSIGN_OR_RETURN(auto reply, impl_->Call<transport::HasChunksReply>(transport::HasChunksRequest{
                                       owner, std::vector<ChunkId>(ids.begin(), ids.end())}));
-  if (reply.present.size() != ids.size()) {
-    return Status(ErrorCode::kCorruption, "peer " + peer().name + " answered " +
-                                              std::to_string(reply.present.size()) + " of " +
-                                              std::to_string(ids.size()) + " ids");
-  }
-  return std::move(reply.present);
+  return Answered(peer().name, std::move(reply.present), ids.size(), "ids");
 }
 
 Result<std::vector<Status>> PeerClient::PutChunks(
@@ -110,12 +116,7 @@ Result<std::vector<Status>> PeerClient::PutChunks(
   size_t n = chunks.size();
   ST_ASSIGN_OR_RETURN(auto reply, impl_->Call<transport::PutChunksReply>(
                                       transport::PutChunksRequest{std::move(chunks)}));
-  if (reply.results.size() != n) {
-    return Status(ErrorCode::kCorruption, "peer " + peer().name + " answered " +
-                                              std::to_string(reply.results.size()) + " of " +
-                                              std::to_string(n) + " puts");
-  }
-  return std::move(reply.results);
+  return Answered(peer().name, std::move(reply.results), n, "puts");
 }
 
 Result<std::vector<std::byte>> PeerClient::GetChunk(const std::string& owner, const ChunkId& id) {
@@ -154,6 +155,23 @@ Result<std::vector<std::byte>> PeerClient::GetWrappedKey(const std::string& owne
 
 Result<transport::StatsReply> PeerClient::Stats() {
   return impl_->Call<transport::StatsReply>(transport::GetStatsRequest{});
+}
+
+Result<std::vector<bool>> PeerClient::MigrateHas(std::span<const ChunkId> ids) {
+  ST_ASSIGN_OR_RETURN(auto reply, impl_->Call<transport::HasChunksReply>(transport::MigrateHasChunksRequest{
+                                      std::vector<ChunkId>(ids.begin(), ids.end())}));
+  return Answered(peer().name, std::move(reply.present), ids.size(), "ids");
+}
+
+Result<std::vector<Status>> PeerClient::MigratePut(std::vector<transport::PutChunksRequest::Item> chunks) {
+  size_t n = chunks.size();
+  ST_ASSIGN_OR_RETURN(auto reply, impl_->Call<transport::PutChunksReply>(
+                                      transport::MigratePutChunksRequest{std::move(chunks)}));
+  return Answered(peer().name, std::move(reply.results), n, "puts");
+}
+
+Result<transport::MigrateRestoreReply> PeerClient::MigrateRestore(transport::MigrateRestoreRequest request) {
+  return impl_->Call<transport::MigrateRestoreReply>(std::move(request));
 }
 
 Result<uint32_t> PeerClient::SendRequest(transport::MessageBody body) {

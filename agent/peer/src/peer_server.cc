@@ -28,8 +28,8 @@ using transport::MessageBody;
 // agent name). Never fails as a whole: errors become ErrorReply.
 class RequestHandler {
  public:
-  RequestHandler(peerstore::PeerStore& store, std::string self)
-      : store_(store), self_(std::move(self)) {}
+  RequestHandler(peerstore::PeerStore& store, std::string self, MigrationHandler* migration)
+      : store_(store), self_(std::move(self)), migration_(migration) {}
 
   MessageBody operator()(const transport::HasChunksRequest& r) {
     auto present = store_.Has(Owner(r.owner), r.ids);
@@ -85,6 +85,24 @@ class RequestHandler {
     return transport::StatsReply{usage->used(), quota, usage->chunks,
                                  limits.capacity > used_total ? limits.capacity - used_total : 0};
   }
+  MessageBody operator()(const transport::MigrateHasChunksRequest& r) {
+    if (!migration_) return NoMigration();
+    auto present = migration_->Has(self_, r.ids);
+    if (!present.ok()) return Error(present.status());
+    return transport::HasChunksReply{std::move(*present)};
+  }
+  MessageBody operator()(const transport::MigratePutChunksRequest& r) {
+    if (!migration_) return NoMigration();
+    auto results = migration_->Put(self_, r.chunks);
+    if (!results.ok()) return Error(results.status());
+    return transport::PutChunksReply{std::move(*results)};
+  }
+  MessageBody operator()(const transport::MigrateRestoreRequest& r) {
+    if (!migration_) return NoMigration();
+    auto reply = migration_->Restore(self_, r);
+    if (!reply.ok()) return Error(reply.status());
+    return *reply;
+  }
   // A reply sent as a request.
   template <typename Reply>
   MessageBody operator()(const Reply&) {
@@ -94,9 +112,13 @@ class RequestHandler {
  private:
   std::string Owner(const std::string& owner) const { return owner.empty() ? self_ : owner; }
   static MessageBody Error(const Status& s) { return transport::ErrorReply{s}; }
+  static MessageBody NoMigration() {
+    return Error(Status(ErrorCode::kFailedPrecondition, "this agent does not accept process migrations"));
+  }
 
   peerstore::PeerStore& store_;
   std::string self_;
+  MigrationHandler* migration_;
 };
 
 }  // namespace
@@ -125,6 +147,9 @@ class PeerServer::Impl {
   void Stop() {
     if (stopping_.exchange(true)) return;
     if (accept_thread_.joinable()) accept_thread_.join();
+    // Stopped means gone: new connections are refused, not left hanging in
+    // the backlog of a socket nobody accepts on.
+    listener_ = Fd();
     std::list<Slot> slots;
     {
       std::lock_guard l(mu_);
@@ -201,7 +226,7 @@ class PeerServer::Impl {
       return;
     }
     ++served_;
-    RequestHandler handler(store_, owner);
+    RequestHandler handler(store_, owner, options_.migration);
     while (!stopping_.load()) {
       auto bytes = session->Receive(options_.idle_timeout);
       if (!bytes.ok()) {

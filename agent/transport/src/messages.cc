@@ -115,6 +115,21 @@ class Encoder {
     StatusField(m.status);
     return Status::Ok();
   }
+  Status operator()(const MigrateHasChunksRequest& m) { return Ids(m.ids); }
+  Status operator()(const MigratePutChunksRequest& m) { return (*this)(PutChunksRequest{m.chunks}); }
+  Status operator()(const MigrateRestoreRequest& m) {
+    if (m.key.size() != kMigrationKeySize)
+      return InvalidArgument("a migration key is " + std::to_string(kMigrationKeySize) + " bytes, not " +
+                             std::to_string(m.key.size()));
+    w_.Fixed(m.key);
+    ST_RETURN_IF_ERROR(Count(m.index.size(), kMaxMigrationIndex, "index chunks in one MigrateRestore"));
+    for (const ChunkId& id : m.index) w_.Fixed(id.bytes);
+    return Status::Ok();
+  }
+  Status operator()(const MigrateRestoreReply& m) {
+    w_.U32(m.pid);
+    return Status::Ok();
+  }
 
  private:
   Status Owner(const std::string& owner) {
@@ -227,6 +242,19 @@ class Decoder {
         return m;
       }
       case MessageType::kError: return ErrorReply{StatusField(false)};
+      case MessageType::kMigrateHasChunks: return MigrateHasChunksRequest{Ids()};
+      case MessageType::kMigratePutChunks:
+        return MigratePutChunksRequest{std::get<PutChunksRequest>(Decode(MessageType::kPutChunks)).chunks};
+      case MessageType::kMigrateRestore: {
+        MigrateRestoreRequest m;
+        auto key = r_.Fixed(kMigrationKeySize);
+        m.key.assign(key.begin(), key.end());
+        uint32_t n = r_.Count(kMaxMigrationIndex, ChunkId::kSize);
+        m.index.resize(n);
+        for (ChunkId& id : m.index) id = Id();
+        return m;
+      }
+      case MessageType::kMigrateRestoreReply: return MigrateRestoreReply{r_.U32()};
     }
     r_.Fail("unknown message type");
     return OkReply{};
@@ -299,6 +327,8 @@ MessageType TypeOf(const MessageBody& body) {
       MessageType::kOk,               MessageType::kHasChunksReply, MessageType::kPutChunksReply,
       MessageType::kChunkReply,       MessageType::kReleaseChunksReply, MessageType::kRootsReply,
       MessageType::kWrappedKeyReply,  MessageType::kStatsReply,     MessageType::kError,
+      MessageType::kMigrateHasChunks, MessageType::kMigratePutChunks, MessageType::kMigrateRestore,
+      MessageType::kMigrateRestoreReply,
   };
   static_assert(std::size(kTypes) == std::variant_size_v<MessageBody>);
   return kTypes[body.index()];
@@ -325,6 +355,10 @@ std::string MessageName(uint8_t type) {
     case MessageType::kWrappedKeyReply: name = "WrappedKeyReply"; break;
     case MessageType::kStatsReply: name = "StatsReply"; break;
     case MessageType::kError: name = "Error"; break;
+    case MessageType::kMigrateHasChunks: name = "MigrateHasChunks"; break;
+    case MessageType::kMigratePutChunks: name = "MigratePutChunks"; break;
+    case MessageType::kMigrateRestore: name = "MigrateRestore"; break;
+    case MessageType::kMigrateRestoreReply: name = "MigrateRestoreReply"; break;
   }
   char hex[8];
   std::snprintf(hex, sizeof hex, "0x%02x", type);

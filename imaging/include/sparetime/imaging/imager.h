@@ -16,6 +16,7 @@
 #include <functional>
 #include <string>
 
+#include "sparetime/base/pause_gate.h"
 #include "sparetime/base/status.h"
 #include "sparetime/imaging/catalog.h"
 #include "sparetime/imaging/chunk_store.h"
@@ -40,6 +41,8 @@ struct BackupOptions {
   uint64_t checkpoint_bytes = 256ull << 20;
   ProgressFn progress;
   const std::atomic<bool>* cancel = nullptr;  // set to stop early (kCancelled)
+  // Asked before each device read (pause while the box is busy, rate limit).
+  PauseGate* pause = nullptr;
 };
 
 struct BackupEnv {

@@ -1,7 +1,8 @@
 // AgentConfig: /etc/sparetime/sparetime.conf, read by both sparetimed and the
 // `sparetime` CLI (--config). INI style, like sssd.conf:
 //
-//     [agent]      name, listen, advertise_address, state_dir, site, heartbeat
+//     [agent]      name, listen, advertise_address, state_dir, site, heartbeat,
+//                  peer_timeout
 //     [storage]    capacity, owner_quota
 //     [directory]  uri, base, bind_dn, password_file, sasl_external,
 //                  ca_file, cert_file, key_file, timeout, poll_interval,
@@ -38,6 +39,9 @@ struct AgentConfig {
   // How often sparetimed re-registers (heartbeat, free space) and re-reads
   // the directory even when no change was noticed.
   std::chrono::milliseconds heartbeat{std::chrono::minutes(5)};
+  // How long a peer may take to connect or answer before the session is
+  // given up (then retried, then the peer is skipped for the run).
+  std::chrono::milliseconds peer_timeout{std::chrono::seconds(30)};
 
   // [storage]
   uint64_t capacity = 0;             // bytes offered to peers; 0 = none

@@ -1,7 +1,8 @@
 // AgentStatus: what sparetimed publishes about itself in
 // <state_dir>/status.json (rewritten atomically on every change and at least
 // once per heartbeat) and `sparetime status` reads: directory reachability
-// (fresh or cached, and why), registration, peers, the policy in force.
+// (fresh or cached, and why), registration, peers, the policy in force, and
+// the scheduler's idle decision and jobs.
 //
 // Invariants: readers never see a half-written file (WriteFileAtomic); a
 // file whose writer is gone is reported as such by the reader, not trusted.
@@ -15,6 +16,26 @@
 #include "sparetime/base/status.h"
 
 namespace sparetime::config {
+
+// The scheduler's latest idle decision (see scheduler/idle_detector.h).
+struct IdleStatus {
+  bool known = false;  // false until the first decision
+  bool idle = false;
+  int64_t since = 0;  // unix seconds: when it last became idle or busy
+  std::vector<std::string> reasons;
+  std::vector<std::string> warnings;  // sensors that failed
+};
+
+// One scheduled job (see scheduler/job_controller.h).
+struct JobStatus {
+  std::string name;
+  std::string state;  // queued | running | paused | succeeded | failed | cancelled
+  int64_t since = 0;  // unix seconds
+  uint64_t bytes_done = 0;
+  uint64_t bytes_total = 0;
+  int pauses = 0;
+  std::string detail;  // why paused / the error
+};
 
 struct AgentStatus {
   std::string agent;  // name
@@ -37,6 +58,9 @@ struct AgentStatus {
   std::vector<std::string> peers;           // names of the live peers
   std::vector<std::string> policy_applied;  // DNs, lowest precedence first
   std::vector<std::string> policy_warnings;
+
+  IdleStatus idle;
+  std::vector<JobStatus> jobs;
 };
 
 std::string StatusPath(const std::string& state_dir);

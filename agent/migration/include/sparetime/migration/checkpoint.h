@@ -66,6 +66,10 @@ class FrozenProcess {
   Result<ProcessImage> Dump();
   // Puts back the registers and signal mask and detaches: it runs on.
   Status Resume();
+  // Resume() with a SIGSTOP queued first: the process is left in an ordinary
+  // job-control stop (state T) before running another instruction; SIGCONT
+  // continues it, SIGKILL ends it.
+  Status LeaveStopped();
   // SIGKILLs the process and waits (bounded) until it is gone; when the
   // caller is its parent this also reaps it, freeing the PID.
   Status Kill();

@@ -2,11 +2,12 @@
 // process, and its on-disk form (see docs/migration.md, "Image format").
 //
 // The image is a manifest (the structs below, serialized as JSON) plus a page
-// store: a sequence of 4 KiB pages (`pages`, size a multiple of kPageSize).
+// store: a sequence of 4 KiB pages (`pages`, size a multiple of kPageSize),
+// which image_store.h turns into deduplicated, sealed chunks.
 // Memory contents are referenced by PageRun{addr, count, first}: `count`
 // consecutive pages starting at virtual address `addr` hold pages
 // first..first+count-1 of the store. Each page is a 4 KiB-aligned unit, so the
-// store maps 1:1 onto chunks for ChunkSink (dedup + encryption) later.
+// store maps 1:1 onto chunks.
 //
 // Invariants: mappings are sorted and do not overlap; every PageRun lies
 // inside its mapping and inside the page store; registers/xstate are the raw
@@ -69,12 +70,13 @@ struct VdsoLayout {
 };
 
 struct FdEntry {
-  enum class Kind { kFile, kDevice, kPipeRead, kPipeWrite, kDup };
+  // kDirectory: reopened by path (also O_PATH), at its getdents position.
+  enum class Kind { kFile, kDevice, kPipeRead, kPipeWrite, kDup, kDirectory };
   int fd = -1;
   Kind kind = Kind::kFile;
-  std::string path;    // kFile, kDevice
+  std::string path;    // kFile, kDevice, kDirectory
   int flags = 0;       // fdinfo flags (O_ACCMODE, O_APPEND, O_NONBLOCK, O_CLOEXEC...)
-  uint64_t offset = 0; // kFile
+  uint64_t offset = 0; // kFile, kDirectory
   FileIdentity file;   // kFile
   uint64_t pipe_id = 0;  // kPipe*: the pipe inode, pairs the two ends
   int dup_of = -1;       // kDup: same open file description as this lower fd
@@ -154,13 +156,8 @@ struct ProcessImage {
   size_t page_count() const { return pages.size() / kPageSize; }
 };
 
-// Writes the image to `path` durably (temp + fsync + rename + fsync(dir)).
-Status WriteImage(const ProcessImage& image, const std::string& path);
-// Reads and validates an image written by WriteImage.
-Result<ProcessImage> ReadImage(const std::string& path);
-
-// The in-memory forms behind WriteImage/ReadImage, for transports that move
-// the manifest and the pages separately.
+// The manifest: every field but the page store, as JSON. The page store
+// travels as chunks (image_store.h).
 std::string EncodeManifest(const ProcessImage& image);
 // Parses a manifest; `page_count` is the size of the page store it refers to.
 Result<ProcessImage> DecodeManifest(std::string_view json, uint64_t page_count);

@@ -37,7 +37,10 @@ struct RestoreOptions {
 // Returns the PID of the running restored process (== image.pid).
 Result<pid_t> Restore(const ProcessImage& image, const RestoreOptions& options = {});
 
-// The stub path used when RestoreOptions::stub_path is empty.
+// The stub path used when RestoreOptions::stub_path is empty: $SPARETIME_RESTORE_STUB
+// when set; else <prefix>/lib/sparetime/sparetime-restore-stub next to the
+// running executable's <prefix>/bin or sbin (the installed layout) when it
+// exists; else the build tree's copy.
 std::string DefaultStubPath();
 
 }  // namespace sparetime::migration

@@ -57,6 +57,10 @@ class PeerClient {
   Status PutWrappedKey(std::vector<std::byte> wrapped_key);
   Result<std::vector<std::byte>> GetWrappedKey(const std::string& owner);
   Result<transport::StatsReply> Stats();
+  // Process migration onto the peer (its migration cache, then the restore).
+  Result<std::vector<bool>> MigrateHas(std::span<const ChunkId> ids);
+  Result<std::vector<Status>> MigratePut(std::vector<transport::PutChunksRequest::Item> chunks);
+  Result<transport::MigrateRestoreReply> MigrateRestore(transport::MigrateRestoreRequest request);
 
   // Pipelining: send now, collect the reply later (in send order).
   Result<uint32_t> SendRequest(transport::MessageBody body);

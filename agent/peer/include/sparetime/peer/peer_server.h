@@ -18,18 +18,34 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "sparetime/base/clock.h"
 #include "sparetime/base/status.h"
 #include "sparetime/peerstore/peer_store.h"
 #include "sparetime/transport/identity.h"
+#include "sparetime/transport/messages.h"
 
 namespace sparetime::peer {
 
 // The agent name an authenticated key belongs to (from the directory), or
 // an error that refuses the session (kPermissionDenied: unknown key).
 using KeyLookup = std::function<Result<std::string>(const transport::PublicKey&)>;
+
+// Serves the migration requests (transport/messages.h, Migrate*) of the
+// session's agent `source`; the daemon's implementation checks its policy.
+// Without one, they are refused. Called from session threads concurrently.
+class MigrationHandler {
+ public:
+  virtual ~MigrationHandler() = default;
+  virtual Result<std::vector<bool>> Has(const std::string& source, std::span<const ChunkId> ids) = 0;
+  virtual Result<std::vector<Status>> Put(const std::string& source,
+                                          const std::vector<transport::PutChunksRequest::Item>& chunks) = 0;
+  virtual Result<transport::MigrateRestoreReply> Restore(const std::string& source,
+                                                         const transport::MigrateRestoreRequest& request) = 0;
+};
 
 struct PeerServerOptions {
   std::string listen_address = "0.0.0.0";
@@ -41,6 +57,8 @@ struct PeerServerOptions {
   std::chrono::milliseconds idle_timeout{120'000};
   // Log lines (one per refused or failed session); empty: stderr.
   std::function<void(const std::string&)> log;
+  // Not owned; must outlive the server. Null: migrations are refused.
+  MigrationHandler* migration = nullptr;
 };
 
 class PeerServer {

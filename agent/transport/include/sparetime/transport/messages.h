@@ -38,6 +38,8 @@ inline constexpr size_t kMaxSealedChunkSize = (4u << 20) + (32u << 10);
 inline constexpr size_t kMaxRootsSize = 1u << 20;
 inline constexpr size_t kMaxWrappedKeySize = 4u << 10;
 inline constexpr size_t kMaxErrorText = 1024;
+inline constexpr size_t kMigrationKeySize = 32;
+inline constexpr uint32_t kMaxMigrationIndex = 1024;  // index chunk ids in one MigrateRestore
 // Bytes a PutChunks item adds to its message beyond the sealed chunk itself.
 inline constexpr size_t kPutChunkItemOverhead = ChunkId::kSize + 4;
 
@@ -60,6 +62,12 @@ enum class MessageType : uint8_t {
   kWrappedKeyReply = 0x88,
   kStatsReply = 0x89,
   kError = 0xff,
+  // Process migration (docs/protocol.md, "Migration"): a source agent fills
+  // the target's migration cache, then asks it to restore.
+  kMigrateHasChunks = 0x20,
+  kMigratePutChunks = 0x21,
+  kMigrateRestore = 0x22,
+  kMigrateRestoreReply = 0xa2,
 };
 
 // Which of these chunks of `owner` do you hold?
@@ -132,11 +140,32 @@ struct ErrorReply {
   Status status;
 };
 
+// Which of these chunks does your migration cache hold for me (the
+// session's agent)? Answered with HasChunksReply.
+struct MigrateHasChunksRequest {
+  std::vector<ChunkId> ids;
+};
+// Keep these sealed chunks in your migration cache for me. PutChunksReply.
+struct MigratePutChunksRequest {
+  std::vector<PutChunksRequest::Item> chunks;
+};
+// Restore the process whose image index chunks are `index` (in the cache),
+// sealed with the 32-byte migration `key`; reply once it runs.
+struct MigrateRestoreRequest {
+  std::vector<std::byte> key;
+  std::vector<ChunkId> index;
+};
+struct MigrateRestoreReply {
+  uint32_t pid = 0;  // the restored process, running on the target
+};
+
 using MessageBody =
     std::variant<HasChunksRequest, PutChunksRequest, GetChunkRequest, ReleaseChunksRequest,
                  PutRootsRequest, GetRootsRequest, PutWrappedKeyRequest, GetWrappedKeyRequest,
                  GetStatsRequest, OkReply, HasChunksReply, PutChunksReply, ChunkReply,
-                 ReleaseChunksReply, RootsReply, WrappedKeyReply, StatsReply, ErrorReply>;
+                 ReleaseChunksReply, RootsReply, WrappedKeyReply, StatsReply, ErrorReply,
+                 MigrateHasChunksRequest, MigratePutChunksRequest, MigrateRestoreRequest,
+                 MigrateRestoreReply>;
 
 struct Message {
   uint32_t request_id = 0;

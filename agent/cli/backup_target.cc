@@ -1,0 +1,203 @@
+// The two BackupTargets: LocalTarget over a Repository directory, PeerTarget
+// over a PeerRepository built from sparetime.conf and the directory.
+#include "backup_target.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "agent_context.h"
+#include "exit_codes.h"
+#include "sparetime/base/clock.h"
+#include "sparetime/directory/policy.h"
+#include "sparetime/directory/records.h"
+#include "sparetime/replication/peer_repository.h"
+#include "sparetime/transport/identity.h"
+
+namespace sparetime::cli {
+namespace {
+
+namespace dir = sparetime::directory;
+
+class LocalTarget final : public BackupTarget {
+ public:
+  explicit LocalTarget(std::unique_ptr<Repository> repo) : repo_(std::move(repo)) {}
+  const RepositoryConfig& config() const override { return repo_->config(); }
+  const Codec& codec() const override { return repo_->codec(); }
+  ChunkSink& sink() override { return repo_->store(); }
+  ChunkSource& source() override { return repo_->store(); }
+  Catalog& catalog() override { return repo_->catalog(); }
+
+ private:
+  std::unique_ptr<Repository> repo_;
+};
+
+class PeerTarget final : public BackupTarget {
+ public:
+  PeerTarget(std::unique_ptr<transport::Identity> identity,
+             std::unique_ptr<replication::PeerRepository> repo)
+      : identity_(std::move(identity)), repo_(std::move(repo)) {}
+  const RepositoryConfig& config() const override { return repo_->config(); }
+  const Codec& codec() const override { return repo_->codec(); }
+  ChunkSink& sink() override { return repo_->store(); }
+  ChunkSource& source() override { return repo_->store(); }
+  Catalog& catalog() override { return repo_->catalog(); }
+  Status Commit() override { return repo_->PublishRoots(); }
+  Status Prepare(std::span<const ChunkId> ids) override { return repo_->store().Locate(ids); }
+  std::vector<std::string> Warnings() const override {
+    replication::PeerSetStats s = repo_->store().stats();
+    std::vector<std::string> out;
+    for (const std::string& down : s.peers_down) out.push_back("peer skipped for this run: " + down);
+    if (s.under_replicated > 0) {
+      out.push_back(std::to_string(s.under_replicated) +
+                    " chunk(s) are on fewer peers than the policy's replica count; run "
+                    "`sparetime repair` when the peers are back");
+    }
+    if (s.bad_replicas > 0) {
+      out.push_back(std::to_string(s.bad_replicas) +
+                    " missing or damaged replica(s) were skipped for another copy; run "
+                    "`sparetime repair` to replace them");
+    }
+    return out;
+  }
+  Result<std::string> Repair() override {
+    ST_ASSIGN_OR_RETURN(replication::PeerSet::RepairReport r, repo_->store().Repair());
+    return std::to_string(r.chunks) + " chunks checked: " + std::to_string(r.copied) +
+           " new replicas made, " + std::to_string(r.dropped) + " stale records dropped, " +
+           std::to_string(r.lost) + " chunks lost (no live peer has a good copy)";
+  }
+
+ private:
+  std::unique_ptr<transport::Identity> identity_;  // the repository's sessions use it
+  std::unique_ptr<replication::PeerRepository> repo_;
+};
+
+Status NoTarget() {
+  return InvalidArgument("no repository given: pass --repo DIR (or set SPARETIME_REPO) for a "
+                         "local repository, or --config FILE (or SPARETIME_CONFIG) for this "
+                         "agent's backups on its peers");
+}
+
+// Without --repo the agent's config names the peers: --config, else the
+// installed default when it exists.
+bool UsePeers(const GlobalOptions& g) {
+  return g.repo.empty() && (!g.config.empty() || ::access(kDefaultConfigPath, F_OK) == 0);
+}
+
+// The PeerRepository options for this agent: identity, live peers from the
+// directory, replicas and bandwidth from the policy, timeouts from the config.
+struct PeerSetup {
+  std::unique_ptr<transport::Identity> identity;
+  replication::PeerRepositoryOptions options;
+};
+
+Result<PeerSetup> LoadPeerSetup(const GlobalOptions& g, int* exit_code) {
+  ST_ASSIGN_OR_RETURN(AgentContext ctx, LoadAgentContext(g, exit_code));
+  const std::string key_path = ctx.config.state_dir + "/identity.key";
+  Result<transport::Identity> identity = transport::Identity::Load(key_path);
+  if (!identity.ok()) {
+    Status st = identity.status().WithContext(
+        "this agent has no identity key yet: start sparetimed once (it creates " + key_path +
+        " and publishes it in the directory)");
+    *exit_code = Fail(st, Stage::kOpenRepository);
+    return st;
+  }
+  PeerSetup setup;
+  setup.identity = std::make_unique<transport::Identity>(std::move(*identity));
+  dir::EffectivePolicy policy = dir::ResolvePolicy(ctx.state.view, ctx.config.name);
+  std::chrono::seconds max_age(int64_t{policy.peer_max_age_minutes} * 60);
+  std::vector<dir::AgentRecord> sources =
+      dir::LivePeers(ctx.state.view, ctx.config.name, SystemClock().WallNow(), max_age);
+  // Reading another host's backups: this agent's own peer store may hold
+  // some of its chunks too (it may have been one of its peers).
+  for (const dir::AgentRecord& a : ctx.state.view.agents) {
+    if (!g.host.empty() && dir::EqualsIgnoreCase(a.name, ctx.config.name) && a.port != 0) {
+      sources.push_back(a);
+    }
+  }
+  for (const dir::AgentRecord& a : sources) {
+    replication::PeerSetPeer p;
+    p.endpoint = {a.name, a.address, a.port,
+                  transport::PublicKey::FromBytes(std::as_bytes(std::span(a.public_key)))};
+    p.site = a.site;
+    p.free_bytes = a.free;
+    setup.options.peers.push_back(std::move(p));
+  }
+  replication::PeerRepositoryOptions& o = setup.options;
+  o.state_dir = ctx.config.state_dir;
+  o.self_name = ctx.config.name;
+  o.host = g.host;
+  o.identity = setup.identity.get();
+  o.set.replicas = policy.replicas;
+  o.set.bandwidth_limit = policy.bandwidth_limit;
+  o.set.client.connect_timeout = std::min<std::chrono::milliseconds>(ctx.config.peer_timeout,
+                                                                     std::chrono::seconds(5));
+  o.set.client.handshake_timeout = ctx.config.peer_timeout;
+  o.set.client.io_timeout = ctx.config.peer_timeout;
+  if (!g.quiet) {
+    o.set.report = [](const std::string& line) {
+      std::fprintf(stderr, "sparetime: warning: %s\n", line.c_str());
+    };
+  }
+  return setup;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<BackupTarget>> OpenTarget(const GlobalOptions& g, int* exit_code) {
+  if (g.repo.empty() && !UsePeers(g)) {
+    *exit_code = Fail(NoTarget(), Stage::kOpenRepository);
+    return NoTarget();
+  }
+  Result<SecretBuffer> passphrase = ReadPassphrase(g.passphrase_file);
+  if (!passphrase.ok()) {
+    *exit_code = Fail(passphrase.status(), Stage::kOpenRepository);
+    return passphrase.status();
+  }
+  if (!UsePeers(g)) {
+    if (!g.host.empty()) {
+      Status st = InvalidArgument("--host reads another agent's backups from the peers: use "
+                                  "--config, not --repo");
+      *exit_code = Fail(st, Stage::kOpenRepository);
+      return st;
+    }
+    Result<std::unique_ptr<Repository>> repo = Repository::Open(g.repo, *passphrase);
+    if (!repo.ok()) {
+      *exit_code = Fail(repo.status(), Stage::kOpenRepository);
+      return repo.status();
+    }
+    return std::unique_ptr<BackupTarget>(std::make_unique<LocalTarget>(std::move(*repo)));
+  }
+  ST_ASSIGN_OR_RETURN(PeerSetup setup, LoadPeerSetup(g, exit_code));
+  Result<std::unique_ptr<replication::PeerRepository>> repo =
+      replication::PeerRepository::Open(std::move(setup.options), *passphrase);
+  if (!repo.ok()) {
+    *exit_code = Fail(repo.status(), Stage::kOpenRepository);
+    return repo.status();
+  }
+  return std::unique_ptr<BackupTarget>(
+      std::make_unique<PeerTarget>(std::move(setup.identity), std::move(*repo)));
+}
+
+Status InitTarget(const GlobalOptions& g, const RepositoryConfig& config, KdfLimits limits,
+                  int* exit_code) {
+  Status st = g.repo.empty() && !UsePeers(g) ? NoTarget() : Status::Ok();
+  Result<SecretBuffer> passphrase = ReadPassphrase(g.passphrase_file);
+  if (st.ok() && !passphrase.ok()) st = passphrase.status();
+  if (st.ok() && !UsePeers(g)) st = Repository::Init(g.repo, *passphrase, config, limits);
+  if (st.ok() && UsePeers(g)) {
+    ST_ASSIGN_OR_RETURN(PeerSetup setup, LoadPeerSetup(g, exit_code));
+    st = replication::PeerRepository::Init(std::move(setup.options), *passphrase, config, limits);
+  }
+  if (!st.ok()) *exit_code = Fail(st, Stage::kWork);
+  return st;
+}
+
+void PrintWarnings(const GlobalOptions& g, const BackupTarget& target) {
+  if (g.quiet) return;
+  for (const std::string& w : target.Warnings()) {
+    std::fprintf(stderr, "sparetime: warning: %s\n", w.c_str());
+  }
+}
+
+}  // namespace sparetime::cli

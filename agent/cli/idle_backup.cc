@@ -1,0 +1,161 @@
+// BackupWhenIdle: builds the idle policy from the options, watches input
+// (/dev/input, the terminals of the users in --utmp), runs the backup as the
+// controller's one job and prints its state changes.
+#include "idle_backup.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <optional>
+
+#include "commands.h"
+#include "format.h"
+#include "sparetime/base/clock.h"
+#include "sparetime/config/config.h"
+#include "sparetime/scheduler/input_watcher.h"
+#include "sparetime/scheduler/job_controller.h"
+#include "sparetime/scheduler/logind.h"
+
+namespace sparetime::cli {
+namespace {
+
+using scheduler::ControllerEvent;
+using scheduler::JobInfo;
+using scheduler::JobState;
+
+std::string Join(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const std::string& p : parts) out += (out.empty() ? "" : "; ") + p;
+  return out;
+}
+
+std::string Progress(const JobInfo& job) {
+  if (job.bytes_total == 0) return "at 0%";
+  return "at " + std::to_string(job.bytes_done * 100 / job.bytes_total) + "% (" +
+         HumanBytes(job.bytes_done) + " of " + HumanBytes(job.bytes_total) + ")";
+}
+
+// One line per state change on stdout, flushed at once.
+void PrintEvent(const ControllerEvent& e) {
+  std::string line;
+  if (e.kind == ControllerEvent::Kind::kDecision) {
+    line = std::string(e.decision.idle ? "idle: " : "busy: ") + Join(e.decision.reasons);
+  } else {
+    const JobInfo& job = e.job;
+    line = job.name + ": " + std::string(JobStateName(job.state));
+    if (job.state == JobState::kRunning && job.pauses == 0) {
+      line += " (" + job.priority + ")";
+    } else if (job.state == JobState::kRunning) {
+      line += " again " + Progress(job);
+    } else if (job.state == JobState::kPaused) {
+      line += " " + Progress(job) + ": " + job.detail;
+    }
+  }
+  std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
+}
+
+Result<scheduler::IdlePolicy> PolicyFor(const IdleBackupOptions& o) {
+  scheduler::IdlePolicy p;
+  if (o.idle_after_seconds >= 0) {
+    // Tests and impatient people: the hysteresis never outlasts the idle time.
+    p.idle_after = std::chrono::seconds(o.idle_after_seconds);
+    p.settle = std::min(p.settle, p.idle_after);
+    p.resume_delay = std::min(p.resume_delay, p.idle_after);
+  }
+  if (o.ignore_load) {
+    p.max_cpu_percent = 100;
+    p.max_cpu_pressure_percent.reset();
+    p.max_io_pressure_percent.reset();
+    p.max_memory_pressure_percent.reset();
+    p.max_disk_busy_percent = 100;
+    p.max_network_bytes_per_sec.reset();
+  }
+  ST_RETURN_IF_ERROR(p.Validate());
+  return p;
+}
+
+}  // namespace
+
+void AddIdleBackupOptions(CLI::App* cmd, IdleBackupOptions* o) {
+  cmd->add_flag("--when-idle", o->when_idle,
+                "wait until the box is idle, pause on user activity, run at idle priority");
+  cmd->add_option("--idle-after", o->idle_after_seconds,
+                  "with --when-idle: seconds without user input before the box counts as idle "
+                  "(default 900)")
+      ->check(CLI::Range(0, 7 * 24 * 3600));
+  cmd->add_option("--bwlimit", o->bwlimit,
+                  "with --when-idle: read at most this many bytes per second (e.g. 20M)")
+      ->check([](const std::string& v) -> std::string {
+        Result<uint64_t> r = config::ParseSize(v);
+        return r.ok() ? "" : r.status().message();
+      });
+  cmd->add_flag("--ignore-load", o->ignore_load,
+                "with --when-idle: decide on user input, power and windows only, not on CPU, "
+                "pressure, disk or network load");
+  cmd->add_option("--utmp", o->utmp,
+                  "with --when-idle: the utmp file whose logged-in terminals count as user input "
+                  "(default /run/utmp)");
+}
+
+Result<Snapshot> BackupWhenIdle(const GlobalOptions& g, const IdleBackupOptions& o,
+                                BlockDevice& device, const BackupEnv& env, BackupOptions options,
+                                IdleRunReport* report) {
+  ST_ASSIGN_OR_RETURN(scheduler::IdlePolicy policy, PolicyFor(o));
+  uint64_t rate = 0;
+  if (!o.bwlimit.empty()) {
+    ST_ASSIGN_OR_RETURN(rate, config::ParseSize(o.bwlimit));
+  }
+  const Clock& clock = SystemClock();
+  scheduler::SystemReader root;
+  Result<std::unique_ptr<scheduler::InputWatcher>> watcher =
+      scheduler::InputWatcher::Create(root, clock, o.utmp);
+  if (!watcher.ok() && !g.quiet) {
+    std::fprintf(stderr,
+                 "sparetime: warning: %s; user input is noticed only at the periodic checks\n",
+                 watcher.status().message().c_str());
+  }
+  std::unique_ptr<scheduler::IdleHintSource> logind = scheduler::NewLogindIdleHintSource();
+
+  scheduler::JobControllerOptions copts;
+  copts.sensors.user.utmp_path = o.utmp;
+  copts.sensors.user.logind = logind.get();
+  copts.watcher = watcher.ok() ? watcher->get() : nullptr;
+  copts.bytes_per_second = rate;
+  if (!g.json && !g.quiet) copts.on_event = PrintEvent;
+  scheduler::JobController controller(root, std::move(policy), clock, std::move(copts));
+
+  std::optional<Result<Snapshot>> result;
+  auto submitted = clock.MonoNow();
+  std::optional<std::chrono::steady_clock::time_point> started;
+  controller.Submit(
+      "backup " + device.identity().path,
+      [&](PauseGate& gate, const scheduler::JobProgressFn& progress) -> Status {
+        started = clock.MonoNow();
+        BackupOptions job_options = options;
+        job_options.pause = &gate;
+        job_options.progress = [&progress, bar = options.progress](const ProgressInfo& p) {
+          if (bar) bar(p);
+          progress(p.bytes_done, p.bytes_total);
+        };
+        result = Backup(device, env, job_options);
+        return result->status();
+      });
+  static const std::atomic<bool> kNever{false};
+  controller.Run(g.interrupted ? *g.interrupted : kNever, /*until_done=*/true);
+
+  JobInfo job = controller.Jobs().front();
+  report->pauses = job.pauses;
+  report->priority = job.priority;
+  report->waited_seconds =
+      std::chrono::duration<double>(started.value_or(clock.MonoNow()) - submitted).count();
+  if (result) return std::move(*result);
+  return Cancelled("interrupted while waiting for the box to be idle; nothing was read");
+}
+
+nlohmann::json IdleReportJson(const IdleRunReport& report) {
+  return {{"pauses", report.pauses},
+          {"priority", report.priority},
+          {"waited_seconds", report.waited_seconds}};
+}
+
+}  // namespace sparetime::cli

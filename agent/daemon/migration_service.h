@@ -1,0 +1,62 @@
+// MigrationService: sparetimed's side of `sparetime migrate` (the peer
+// service's MigrationHandler). A source agent the policy allows fills this
+// agent's migration cache with sealed page chunks, then asks for the
+// restore; the service loads the image with the key sent in that request
+// (used for this restore only, never stored), checks that the process's
+// files exist here with the same identity, restores it with its PID, and
+// replies only once the process runs. Restored processes are children of
+// sparetimed: a reaper thread collects them and logs how they ended.
+//
+// Layout: <state_dir>/migration/from-<source>/ is the PackStore of chunks
+// from agent <source>; it is kept (a later migration of a similar process
+// sends only what is new) and may be deleted at any time.
+//
+// Invariants: every request is checked against the policy first (a refused
+// source can neither fill the cache nor restore); a restore failure leaves
+// nothing running. Thread safety: any session thread; stores are per source.
+#ifndef SPARETIME_AGENT_DAEMON_MIGRATION_SERVICE_H_
+#define SPARETIME_AGENT_DAEMON_MIGRATION_SERVICE_H_
+
+#include <sys/types.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "sparetime/imaging/pack_store.h"
+#include "sparetime/peer/peer_server.h"
+
+namespace sparetime::daemon {
+
+class MigrationService final : public peer::MigrationHandler {
+ public:
+  // `allowed(source)`: OK or the policy's refusal. `log`: one line per event.
+  MigrationService(std::string state_dir, std::function<Status(const std::string&)> allowed,
+                   std::function<void(const std::string&)> log);
+  ~MigrationService() override;  // stops the reaper (restored processes run on)
+
+  Result<std::vector<bool>> Has(const std::string& source, std::span<const ChunkId> ids) override;
+  Result<std::vector<Status>> Put(const std::string& source,
+                                  const std::vector<transport::PutChunksRequest::Item>& chunks) override;
+  Result<transport::MigrateRestoreReply> Restore(const std::string& source,
+                                                 const transport::MigrateRestoreRequest& request) override;
+
+ private:
+  Result<PackStore*> Cache(const std::string& source);
+  void Reap(std::stop_token stop);
+
+  std::string dir_;
+  std::function<Status(const std::string&)> allowed_;
+  std::function<void(const std::string&)> log_;
+  std::mutex mu_;
+  std::map<std::string, std::unique_ptr<PackStore>> caches_;  // by source
+  std::map<pid_t, std::string> restored_;                     // pid -> "comm from source"
+  std::jthread reaper_;
+};
+
+}  // namespace sparetime::daemon
+
+#endif  // SPARETIME_AGENT_DAEMON_MIGRATION_SERVICE_H_

@@ -1,0 +1,57 @@
+// ChunkLocations: the owner's record of where every chunk lives — which peer
+// holds which chunk, with the stored-ciphertext hash (HashBlob) the owner
+// computed when it sent it. Reads check a peer's answer against that hash, so
+// a replica that was altered is detected without decrypting, and `repair`
+// knows what to copy where. An SQLite (WAL) file next to the catalog
+// (state_dir/backup/locations.db).
+//
+// A row is added only after the peer acknowledged a durable store of the
+// chunk; rows of a peer that no longer has the chunk are removed by repair.
+//
+// Thread safety: safe for concurrent use (one connection, serialised).
+#ifndef SPARETIME_REPLICATION_CHUNK_LOCATIONS_H_
+#define SPARETIME_REPLICATION_CHUNK_LOCATIONS_H_
+
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "sparetime/base/status.h"
+#include "sparetime/imaging/chunk_id.h"
+#include "sparetime/imaging/chunk_store.h"
+
+#include "sparetime/base/sqlite_db.h"
+
+namespace sparetime::replication {
+
+struct ChunkLocation {
+  ChunkId id;
+  std::string peer;
+  BlobHash hash{};
+};
+
+class ChunkLocations {
+ public:
+  static Result<std::unique_ptr<ChunkLocations>> Open(const std::string& db_path);
+  ~ChunkLocations();
+
+  // Adds (or confirms) rows, in one transaction.
+  Status Add(std::span<const ChunkLocation> rows);
+  Status Remove(const ChunkId& id, const std::string& peer);
+  // The peers recorded for `id` (empty when none).
+  Result<std::vector<ChunkLocation>> Holders(const ChunkId& id);
+  // Every row, ordered by id (for repair).
+  Result<std::vector<ChunkLocation>> All();
+
+ private:
+  explicit ChunkLocations(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
+  std::mutex mu_;
+  std::unique_ptr<SqliteDb> db_;
+  SqliteStmt insert_, remove_, holders_, all_;
+};
+
+}  // namespace sparetime::replication
+
+#endif  // SPARETIME_REPLICATION_CHUNK_LOCATIONS_H_

@@ -1,0 +1,88 @@
+// PeerRepository: an owner's backups kept by its peers — the counterpart of
+// the local Repository for `sparetime --config FILE ...`. It holds the same
+// roles (Codec, ChunkSink/ChunkSource = PeerSet, Catalog) so the imager,
+// restorer and verifier run unchanged.
+//
+// What lives where:
+//   peers        sealed chunks (R replicas each), the owner's wrapped master
+//                key, and its roots: the sealed snapshot list (roots.h)
+//   state_dir/backup/          this host's own backups: key (copy of the
+//                              wrapped key), config.json, catalog.db,
+//                              locations.db (where every chunk lives)
+//   state_dir/hosts/<HOST>/    catalog + locations rebuilt from the peers when
+//                              reading another host's backups (read only)
+//
+// So the passphrase and the directory alone recover everything: Open finds
+// the wrapped key and the newest roots on the live peers when the local copy
+// is gone (a wiped state directory, or a fresh box restoring `--host OLD`).
+// Init and every change to the snapshot list (PublishRoots) push key and
+// roots to every live peer.
+#ifndef SPARETIME_REPLICATION_PEER_REPOSITORY_H_
+#define SPARETIME_REPLICATION_PEER_REPOSITORY_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sparetime/base/status.h"
+#include "sparetime/imaging/catalog.h"
+#include "sparetime/imaging/codec.h"
+#include "sparetime/imaging/keys.h"
+#include "sparetime/imaging/repository.h"
+#include "sparetime/replication/chunk_locations.h"
+#include "sparetime/replication/peer_set.h"
+
+namespace sparetime::replication {
+
+struct PeerRepositoryOptions {
+  std::string state_dir;
+  std::string self_name;  // this agent
+  std::string host;       // whose backups; empty = self_name
+  const transport::Identity* identity = nullptr;  // this agent's; must outlive
+  std::vector<PeerSetPeer> peers;                 // live peers from the directory
+  PeerSetOptions set;                             // replicas, limits, timeouts, report
+};
+
+class PeerRepository {
+ public:
+  // Creates this host's backup key and settings and gives the wrapped key and
+  // an empty snapshot list to every live peer. kAlreadyExists when this host
+  // already has backups (locally or on a peer).
+  static Status Init(PeerRepositoryOptions options, const SecretBuffer& passphrase,
+                     const RepositoryConfig& config, KdfLimits limits);
+  // kNotFound (says to run init) when no key exists locally or on any live
+  // peer; kAuthFailed for a wrong passphrase.
+  static Result<std::unique_ptr<PeerRepository>> Open(PeerRepositoryOptions options,
+                                                      const SecretBuffer& passphrase);
+  ~PeerRepository();
+
+  const std::string& host() const { return host_; }
+  bool read_only() const { return read_only_; }
+  const RepositoryConfig& config() const { return config_; }
+  const Codec& codec() const { return *codec_; }
+  PeerSet& store() { return *store_; }
+  Catalog& catalog() { return *catalog_; }
+
+  // Seals the catalog's snapshot list as the next generation of roots and
+  // gives it (and the wrapped key) to every live peer. OK when at least one
+  // peer took it.
+  Status PublishRoots();
+
+ private:
+  PeerRepository() = default;
+  std::string host_;
+  bool read_only_ = false;
+  std::string dir_;
+  PeerRepositoryOptions options_;
+  RepositoryConfig config_;
+  std::string wrapped_key_json_;
+  uint64_t generation_ = 0;  // highest roots generation seen
+  std::unique_ptr<Codec> codec_;
+  std::unique_ptr<ChunkLocations> locations_;
+  std::unique_ptr<Catalog> catalog_;
+  std::unique_ptr<PeerSet> store_;
+};
+
+}  // namespace sparetime::replication
+
+#endif  // SPARETIME_REPLICATION_PEER_REPOSITORY_H_

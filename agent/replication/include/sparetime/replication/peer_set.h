@@ -1,0 +1,119 @@
+// PeerSet: the owner's chunks stored on its peers — a ChunkSink and a
+// ChunkSource over authenticated sessions (agent/peer), so the imager,
+// restorer and verifier run unchanged against peers.
+//
+// Put: a chunk not held yet goes to `replicas` peers ranked by weighted
+// rendezvous hashing over the live peers (placement.h, weighted by the free
+// capacity each offers, spread over sites). Put only queues: every peer has
+// an upload thread that batches chunks into PutChunks requests and keeps
+// several in flight, under an optional token-bucket byte-rate limit; memory
+// is bounded by `max_inflight_bytes` (Put waits). A peer that fails (refused,
+// full, dead, link cut) is retried with backoff, then given up for this run;
+// its chunks go to the next candidates. Flush waits for every queued chunk:
+// OK once each has at least one durable replica (peers flush before they
+// acknowledge) — the acknowledged replicas are then recorded in
+// ChunkLocations. A chunk no peer took makes Flush fail (kUnavailable,
+// naming the peers and why), so the imager never journals it.
+//
+// Get: tries the chunk's holders (recorded, or found by Locate), starting at
+// a different replica for different chunks so parallel reads spread over the
+// peers; each reply is checked against the recorded hash (or the `verify`
+// hook when none is recorded) and a missing or damaged replica is skipped for
+// the next one and reported.
+//
+// Thread safety: all methods are safe for concurrent use.
+#ifndef SPARETIME_REPLICATION_PEER_SET_H_
+#define SPARETIME_REPLICATION_PEER_SET_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "sparetime/base/status.h"
+#include "sparetime/imaging/chunk_store.h"
+#include "sparetime/peer/peer_client.h"
+#include "sparetime/replication/chunk_locations.h"
+#include "sparetime/transport/identity.h"
+
+namespace sparetime::replication {
+
+struct PeerSetPeer {
+  peer::PeerEndpoint endpoint;
+  std::string site;
+  uint64_t free_bytes = 0;  // capacity it offers: the placement weight
+};
+
+struct PeerSetOptions {
+  // Whose chunks: empty = this agent's own (it may store); another agent's
+  // name = read only.
+  std::string owner;
+  size_t replicas = 2;
+  uint64_t bandwidth_limit = 0;  // upload bytes/s over all peers; 0 = unlimited
+  size_t max_inflight_bytes = 64u << 20;
+  size_t pipeline_depth = 4;     // PutChunks requests in flight per peer
+  size_t batch_bytes = 4u << 20;  // sealed bytes per PutChunks request
+  size_t read_sessions = 4;      // parallel read sessions per peer
+  int reconnect_attempts = 3;    // after a session fails, backoff 200 ms x 2^n
+  peer::PeerClientOptions client;
+  // Checks a fetched blob when no hash is recorded for it (e.g. the codec's
+  // AEAD check on a bare-metal restore). May be empty.
+  std::function<Status(const ChunkId&, std::span<const std::byte>)> verify;
+  // One line per event an operator should see (a peer given up, a damaged
+  // replica). May be empty.
+  std::function<void(const std::string&)> report;
+};
+
+struct PeerSetStats {
+  uint64_t chunks_sent = 0;       // replicas acknowledged
+  uint64_t bytes_sent = 0;
+  uint64_t under_replicated = 0;  // chunks stored on fewer than `replicas` peers
+  uint64_t bad_replicas = 0;      // missing or damaged replicas skipped on read
+  std::vector<std::string> peers_down;  // "name: why"
+};
+
+class PeerSet final : public ChunkSink, public ChunkSource {
+ public:
+  // `identity` and `locations` must outlive the PeerSet.
+  static Result<std::unique_ptr<PeerSet>> Open(const transport::Identity& identity,
+                                               std::vector<PeerSetPeer> peers,
+                                               ChunkLocations& locations, PeerSetOptions options);
+  ~PeerSet() override;
+
+  Result<bool> Contains(const ChunkId& id) override;
+  Result<bool> Put(const ChunkId& id, std::span<const std::byte> sealed) override;
+  Status Flush() override;
+  Result<std::vector<std::byte>> Get(const ChunkId& id) override;
+
+  // Asks every live peer (batched) which of `ids` without a location record
+  // it holds, so Get knows where to look for them (holes are skipped).
+  Status Locate(std::span<const ChunkId> ids);
+
+  // Re-replicates: every recorded chunk whose live, verified holders are
+  // fewer than `replicas` is copied (sealed, never decrypted) from a holder
+  // that has it to new peers; rows of holders that lost it are dropped.
+  struct RepairReport {
+    uint64_t chunks = 0;     // distinct chunks checked
+    uint64_t copied = 0;     // new replicas made
+    uint64_t dropped = 0;    // location rows of holders that lost the chunk
+    uint64_t lost = 0;       // chunks no live holder has
+  };
+  Result<RepairReport> Repair();
+
+  PeerSetStats stats() const;
+  // The peers in this set, by name.
+  std::vector<std::string> peer_names() const;
+
+  class Impl;
+
+ private:
+  explicit PeerSet(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sparetime::replication
+
+#endif  // SPARETIME_REPLICATION_PEER_SET_H_

@@ -1,0 +1,89 @@
+// ChunkLocations over SQLite: locations(id BLOB, peer TEXT, hash BLOB),
+// primary key (id, peer), so re-adding a row is a no-op.
+#include "sparetime/replication/chunk_locations.h"
+
+#include <cstring>
+
+#include "sparetime/base/sqlite_db.h"
+
+namespace sparetime::replication {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+constexpr char kSchema[] =
+    "CREATE TABLE locations(id BLOB NOT NULL, peer TEXT NOT NULL, hash BLOB NOT NULL,"
+    " PRIMARY KEY(id, peer)) WITHOUT ROWID;";
+
+ChunkLocation RowOf(const SqliteQuery& q) {
+  ChunkLocation row;
+  std::span<const std::byte> id = q.Blob(0);
+  std::span<const std::byte> hash = q.Blob(2);
+  if (id.size() == ChunkId::kSize) std::memcpy(row.id.bytes.data(), id.data(), id.size());
+  if (hash.size() == row.hash.size()) std::memcpy(row.hash.data(), hash.data(), hash.size());
+  row.peer = q.Text(1);
+  return row;
+}
+
+Result<std::vector<ChunkLocation>> ReadRows(SqliteQuery& q) {
+  std::vector<ChunkLocation> out;
+  while (true) {
+    ST_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    out.push_back(RowOf(q));
+  }
+  return out;
+}
+
+}  // namespace
+
+ChunkLocations::~ChunkLocations() = default;
+
+Result<std::unique_ptr<ChunkLocations>> ChunkLocations::Open(const std::string& db_path) {
+  ST_ASSIGN_OR_RETURN(auto db, SqliteDb::Open(db_path, SqliteDb::Mode::kCreate));
+  ST_RETURN_IF_ERROR(db->EnsureSchema(kSchemaVersion, kSchema));
+  std::unique_ptr<ChunkLocations> locations(new ChunkLocations(std::move(db)));
+  SqliteDb& d = *locations->db_;
+  ST_ASSIGN_OR_RETURN(locations->insert_,
+                      d.Prepare("INSERT OR REPLACE INTO locations(id, peer, hash) VALUES(?,?,?)"));
+  ST_ASSIGN_OR_RETURN(locations->remove_,
+                      d.Prepare("DELETE FROM locations WHERE id = ? AND peer = ?"));
+  ST_ASSIGN_OR_RETURN(locations->holders_,
+                      d.Prepare("SELECT id, peer, hash FROM locations WHERE id = ? ORDER BY peer"));
+  ST_ASSIGN_OR_RETURN(locations->all_,
+                      d.Prepare("SELECT id, peer, hash FROM locations ORDER BY id, peer"));
+  return locations;
+}
+
+Status ChunkLocations::Add(std::span<const ChunkLocation> rows) {
+  if (rows.empty()) return Status::Ok();
+  std::lock_guard lock(mu_);
+  ST_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
+  for (const ChunkLocation& row : rows) {
+    ST_RETURN_IF_ERROR(insert_.Query()
+                           .Bind(1, std::span<const std::byte>(row.id.bytes))
+                           .Bind(2, row.peer)
+                           .Bind(3, std::span<const std::byte>(row.hash))
+                           .Run());
+  }
+  return tx.Commit();
+}
+
+Status ChunkLocations::Remove(const ChunkId& id, const std::string& peer) {
+  std::lock_guard lock(mu_);
+  return remove_.Query().Bind(1, std::span<const std::byte>(id.bytes)).Bind(2, peer).Run();
+}
+
+Result<std::vector<ChunkLocation>> ChunkLocations::Holders(const ChunkId& id) {
+  std::lock_guard lock(mu_);
+  SqliteQuery q = holders_.Query();
+  q.Bind(1, std::span<const std::byte>(id.bytes));
+  return ReadRows(q);
+}
+
+Result<std::vector<ChunkLocation>> ChunkLocations::All() {
+  std::lock_guard lock(mu_);
+  SqliteQuery q = all_.Query();
+  return ReadRows(q);
+}
+
+}  // namespace sparetime::replication

@@ -1,0 +1,417 @@
+// PeerSet: placement, the pending-upload table and failover, reads with
+// replica fallback, Locate and Repair (see peer_set.h).
+#include "sparetime/replication/peer_set.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include "peer_link.h"
+#include "sparetime/replication/placement.h"
+#include "sparetime/transport/messages.h"
+
+namespace sparetime::replication {
+namespace {
+
+// One chunk on its way to its replicas.
+struct Pending {
+  std::shared_ptr<const std::vector<std::byte>> sealed;
+  BlobHash hash{};
+  std::vector<size_t> ranking;  // link indices, best first
+  size_t next = 0;              // next ranking entry to try after a failure
+  size_t want = 0;              // replicas still wanted in total
+  size_t outstanding = 0;       // uploads queued or in flight
+  std::set<size_t> tried;       // links sent to (or holding it already)
+  std::vector<std::string> acked;
+  std::string errors;
+};
+
+}  // namespace
+
+class PeerSet::Impl {
+ public:
+  Impl(const transport::Identity& identity, ChunkLocations& locations, PeerSetOptions options)
+      : identity_(identity), locations_(locations), options_(std::move(options)) {
+    if (options_.bandwidth_limit > 0) {
+      bucket_ = std::make_unique<TokenBucket>(options_.bandwidth_limit, 0, SystemClock());
+    }
+  }
+
+  void AddPeers(std::vector<PeerSetPeer> peers) {
+    for (PeerSetPeer& p : peers) {
+      placement_.push_back({p.endpoint.name, p.site, p.free_bytes});
+      links_.push_back(std::make_unique<PeerLink>(
+          std::move(p), identity_, options_, bucket_.get(),
+          [this](PeerLink& link, const ChunkId& id, const Status& s) { OnDone(link, id, s); }));
+    }
+  }
+
+  ~Impl() { links_.clear(); }
+
+  PeerLink* LinkByName(const std::string& name) {
+    for (auto& l : links_) {
+      if (l->name() == name) return l.get();
+    }
+    return nullptr;
+  }
+  size_t IndexOf(const PeerLink& link) const {
+    for (size_t i = 0; i < links_.size(); ++i) {
+      if (links_[i].get() == &link) return i;
+    }
+    return links_.size();
+  }
+
+  Result<bool> Contains(const ChunkId& id) {
+    {
+      std::lock_guard lock(mu_);
+      if (pending_.contains(id)) return true;
+    }
+    ST_ASSIGN_OR_RETURN(std::vector<ChunkLocation> holders, locations_.Holders(id));
+    return !holders.empty();
+  }
+
+  // Queues `sealed` to `want` more peers than `holders` (which keep theirs).
+  Status Place(const ChunkId& id, std::shared_ptr<const std::vector<std::byte>> sealed,
+               const std::vector<std::string>& holders, size_t want) {
+    std::vector<PeerLink*> targets;
+    {
+      std::unique_lock lock(mu_);
+      if (pending_.contains(id)) return Status::Ok();
+      space_cv_.wait(lock, [&] {
+        return inflight_bytes_ == 0 || inflight_bytes_ + sealed->size() <= options_.max_inflight_bytes;
+      });
+      Pending p;
+      p.hash = HashBlob(*sealed);
+      p.sealed = std::move(sealed);
+      p.ranking = RankPeers(id, placement_, options_.replicas);
+      p.want = want;
+      for (const std::string& h : holders) {
+        if (PeerLink* l = LinkByName(h)) p.tried.insert(IndexOf(*l));
+      }
+      while (targets.size() < want && p.next < p.ranking.size()) {
+        size_t i = p.ranking[p.next++];
+        if (p.tried.contains(i) || links_[i]->down()) continue;
+        p.tried.insert(i);
+        targets.push_back(links_[i].get());
+      }
+      if (targets.empty()) {
+        return Status(ErrorCode::kUnavailable,
+                      "no live peer can take chunk " + id.short_hex() + ": " + DownSummary());
+      }
+      p.outstanding = targets.size();
+      inflight_bytes_ += p.sealed->size();
+      auto [it, inserted] = pending_.emplace(id, std::move(p));
+      for (PeerLink* t : targets) uploads_.push_back({t, Upload{id, it->second.sealed}});
+    }
+    FlushUploads();
+    return Status::Ok();
+  }
+
+  // Hands queued uploads to their links outside mu_ (a down link completes
+  // them at once, which re-enters OnDone).
+  void FlushUploads() {
+    while (true) {
+      std::pair<PeerLink*, Upload> next;
+      {
+        std::lock_guard lock(mu_);
+        if (uploads_.empty()) return;
+        next = std::move(uploads_.front());
+        uploads_.pop_front();
+      }
+      next.first->Enqueue(std::move(next.second));
+    }
+  }
+
+  void OnDone(PeerLink& link, const ChunkId& id, const Status& status) {
+    {
+      std::lock_guard lock(mu_);
+      auto it = pending_.find(id);
+      if (it == pending_.end()) return;
+      Pending& p = it->second;
+      p.outstanding--;
+      if (status.ok()) {
+        p.acked.push_back(link.name());
+        acked_rows_.push_back({id, link.name(), p.hash});
+        stats_.chunks_sent++;
+        stats_.bytes_sent += p.sealed->size();
+      } else {
+        p.errors += (p.errors.empty() ? "" : "; ") + link.name() + ": " + status.message();
+        // The next candidate that is not down and has not had it yet.
+        while (p.next < p.ranking.size()) {
+          size_t i = p.ranking[p.next++];
+          if (p.tried.contains(i) || links_[i]->down()) continue;
+          p.tried.insert(i);
+          p.outstanding++;
+          uploads_.push_back({links_[i].get(), Upload{id, p.sealed}});
+          break;
+        }
+      }
+      if (p.outstanding == 0) {
+        if (p.acked.empty()) {
+          failures_.push_back("chunk " + id.short_hex() + " (" + p.errors + ")");
+        } else if (p.acked.size() < p.want) {
+          stats_.under_replicated++;
+        }
+        inflight_bytes_ -= p.sealed->size();
+        pending_.erase(it);
+        space_cv_.notify_all();
+        if (pending_.empty()) idle_cv_.notify_all();
+      }
+    }
+    FlushUploads();
+  }
+
+  Status Flush() {
+    std::vector<ChunkLocation> rows;
+    std::vector<std::string> failures;
+    {
+      std::unique_lock lock(mu_);
+      idle_cv_.wait(lock, [&] { return pending_.empty(); });
+      rows.swap(acked_rows_);
+      failures.swap(failures_);
+    }
+    ST_RETURN_IF_ERROR(locations_.Add(rows));
+    if (failures.empty()) return Status::Ok();
+    return Status(ErrorCode::kUnavailable,
+                  std::to_string(failures.size()) + " chunk(s) could not be stored on any peer, "
+                  "first " + failures.front() +
+                  "; check the peers with `sparetime peers --probe` and run the backup again "
+                  "(it resumes)");
+  }
+
+  std::string DownSummary() const {  // REQUIRES: mu_ held or links_ stable
+    std::string out;
+    for (const auto& l : links_) {
+      out += (out.empty() ? "" : "; ") + l->name() + (l->down() ? " down (" + l->down_reason() + ")" : " up");
+    }
+    return out.empty() ? "no peers in the directory" : out;
+  }
+
+  void Report(const std::string& line) {
+    if (options_.report) options_.report(line);
+  }
+
+  Result<std::vector<std::byte>> Get(const ChunkId& id) {
+    ST_ASSIGN_OR_RETURN(std::vector<ChunkLocation> holders, locations_.Holders(id));
+    bool hashed = !holders.empty();
+    if (!hashed) {
+      if (!Located(id)) ST_RETURN_IF_ERROR(Locate(std::span(&id, 1)));
+      std::lock_guard lock(mu_);
+      for (const std::string& peer : located_[id]) holders.push_back({id, peer, {}});
+    }
+    if (holders.empty()) {
+      return Status(ErrorCode::kNotFound,
+                    "chunk " + id.short_hex() + " is on none of the live peers (" + DownSummary() + ")");
+    }
+    // Different chunks start at different replicas.
+    std::rotate(holders.begin(), holders.begin() + ChunkIdHash{}(id) % holders.size(), holders.end());
+    std::string errors;
+    bool damaged = false;
+    for (const ChunkLocation& h : holders) {
+      PeerLink* link = LinkByName(h.peer);
+      Status bad;
+      Result<std::vector<std::byte>> blob =
+          link != nullptr ? link->Get(options_.owner, id)
+                          : Result<std::vector<std::byte>>(Status(
+                                ErrorCode::kUnavailable, "not a live peer in the directory"));
+      if (blob.ok()) {
+        if (hashed && HashBlob(*blob) != h.hash) {
+          bad = Status(ErrorCode::kCorruption, "its copy does not match the hash recorded at backup");
+        } else if (!hashed && options_.verify) {
+          bad = options_.verify(id, *blob);
+        }
+        if (bad.ok()) return blob;
+      } else {
+        bad = blob.status();
+      }
+      damaged = damaged || bad.code() == ErrorCode::kCorruption;
+      errors += (errors.empty() ? "" : "; ") + h.peer + ": " + bad.message();
+      if (bad.code() != ErrorCode::kUnavailable) {
+        std::lock_guard lock(mu_);
+        stats_.bad_replicas++;
+      }
+      Report("chunk " + id.short_hex() + ": replica on " + h.peer + " skipped (" + bad.message() + ")");
+    }
+    return Status(damaged ? ErrorCode::kCorruption : ErrorCode::kNotFound,
+                  "chunk " + id.short_hex() + ": no replica could be read (" + errors + ")");
+  }
+
+  bool Located(const ChunkId& id) {
+    std::lock_guard lock(mu_);
+    return located_.contains(id);
+  }
+
+  Status Locate(std::span<const ChunkId> requested) {
+    std::vector<ChunkId> ids;  // the ones with no location record
+    for (const ChunkId& id : requested) {
+      if (id.is_hole()) continue;
+      ST_ASSIGN_OR_RETURN(std::vector<ChunkLocation> holders, locations_.Holders(id));
+      if (holders.empty()) ids.push_back(id);
+    }
+    std::vector<std::thread> threads;
+    std::mutex result_mu;
+    std::unordered_map<ChunkId, std::vector<std::string>, ChunkIdHash> found;
+    for (auto& link : links_) {
+      if (link->down()) continue;
+      threads.emplace_back([&, l = link.get()] {
+        for (size_t start = 0; start < ids.size(); start += transport::kMaxIdsPerBatch) {
+          auto slice = std::span(ids).subspan(
+              start, std::min<size_t>(transport::kMaxIdsPerBatch, ids.size() - start));
+          Result<std::vector<bool>> held = l->Has(options_.owner, slice);
+          if (!held.ok()) {
+            Report("could not ask " + l->name() + " which chunks it holds: " +
+                   held.status().message());
+            return;
+          }
+          std::lock_guard lock(result_mu);
+          for (size_t i = 0; i < slice.size(); ++i) {
+            if ((*held)[i]) found[slice[i]].push_back(l->name());
+          }
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    std::lock_guard lock(mu_);
+    for (const ChunkId& id : ids) located_[id] = std::move(found[id]);
+    return Status::Ok();
+  }
+
+  Result<RepairReport> Repair();
+
+  uint64_t ChunksSent() const {
+    std::lock_guard lock(mu_);
+    return stats_.chunks_sent;
+  }
+
+  const transport::Identity& identity_;
+  ChunkLocations& locations_;
+  PeerSetOptions options_;
+  std::unique_ptr<TokenBucket> bucket_;
+  std::vector<PlacementPeer> placement_;
+  std::vector<std::unique_ptr<PeerLink>> links_;
+
+  mutable std::mutex mu_;
+  std::condition_variable space_cv_, idle_cv_;
+  std::unordered_map<ChunkId, Pending, ChunkIdHash> pending_;  // guarded by mu_
+  std::deque<std::pair<PeerLink*, Upload>> uploads_;            // guarded by mu_
+  size_t inflight_bytes_ = 0;                                   // guarded by mu_
+  std::vector<ChunkLocation> acked_rows_;                       // guarded by mu_
+  std::vector<std::string> failures_;                           // guarded by mu_
+  std::unordered_map<ChunkId, std::vector<std::string>, ChunkIdHash> located_;  // guarded by mu_
+  PeerSetStats stats_;                                          // guarded by mu_
+};
+
+Result<PeerSet::RepairReport> PeerSet::Impl::Repair() {
+  ST_RETURN_IF_ERROR(Flush());
+  ST_ASSIGN_OR_RETURN(std::vector<ChunkLocation> rows, locations_.All());
+  // What each live holder really has.
+  std::map<std::string, std::vector<ChunkId>> recorded;
+  for (const ChunkLocation& r : rows) recorded[r.peer].push_back(r.id);
+  std::set<std::pair<ChunkId, std::string>> verified;
+  for (auto& [peer, ids] : recorded) {
+    PeerLink* link = LinkByName(peer);
+    if (link == nullptr || link->down()) continue;
+    for (size_t start = 0; start < ids.size(); start += transport::kMaxIdsPerBatch) {
+      auto slice = std::span(ids).subspan(start, std::min<size_t>(transport::kMaxIdsPerBatch, ids.size() - start));
+      Result<std::vector<bool>> held = link->Has("", slice);
+      if (!held.ok()) break;
+      for (size_t i = 0; i < slice.size(); ++i) {
+        if ((*held)[i]) verified.insert({slice[i], peer});
+      }
+    }
+  }
+  RepairReport report;
+  for (size_t i = 0; i < rows.size();) {
+    const ChunkId id = rows[i].id;
+    std::vector<ChunkLocation> good;
+    for (; i < rows.size() && rows[i].id == id; ++i) {
+      PeerLink* link = LinkByName(rows[i].peer);
+      if (verified.contains({id, rows[i].peer})) {
+        good.push_back(rows[i]);
+      } else if (link != nullptr && !link->down()) {
+        // A live peer that no longer has it: the record is wrong.
+        ST_RETURN_IF_ERROR(locations_.Remove(id, rows[i].peer));
+        report.dropped++;
+      }
+    }
+    report.chunks++;
+    if (good.size() >= options_.replicas) continue;
+    std::shared_ptr<const std::vector<std::byte>> sealed;
+    for (const ChunkLocation& g : good) {
+      Result<std::vector<std::byte>> blob = LinkByName(g.peer)->Get("", id);
+      if (blob.ok() && HashBlob(*blob) == g.hash) {
+        sealed = std::make_shared<const std::vector<std::byte>>(std::move(*blob));
+        break;
+      }
+    }
+    if (sealed == nullptr) {
+      report.lost++;
+      Report("chunk " + id.short_hex() + ": no live peer holds a good copy; it cannot be repaired");
+      continue;
+    }
+    std::vector<std::string> holders;
+    for (const ChunkLocation& g : good) holders.push_back(g.peer);
+    uint64_t before = ChunksSent();
+    if (Place(id, sealed, holders, options_.replicas - good.size()).ok()) {
+      ST_RETURN_IF_ERROR(Flush());
+      report.copied += ChunksSent() - before;
+    }
+  }
+  ST_RETURN_IF_ERROR(Flush());
+  return report;
+}
+
+PeerSet::PeerSet(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+PeerSet::~PeerSet() = default;
+
+Result<std::unique_ptr<PeerSet>> PeerSet::Open(const transport::Identity& identity,
+                                               std::vector<PeerSetPeer> peers,
+                                               ChunkLocations& locations, PeerSetOptions options) {
+  if (options.replicas == 0) return InvalidArgument("replicas must be at least 1");
+  auto impl = std::make_unique<Impl>(identity, locations, std::move(options));
+  impl->AddPeers(std::move(peers));
+  return std::unique_ptr<PeerSet>(new PeerSet(std::move(impl)));
+}
+
+Result<bool> PeerSet::Contains(const ChunkId& id) { return impl_->Contains(id); }
+
+Result<bool> PeerSet::Put(const ChunkId& id, std::span<const std::byte> sealed) {
+  if (!impl_->options_.owner.empty()) {
+    return Status(ErrorCode::kFailedPrecondition,
+                  "the chunks of " + impl_->options_.owner + " are read only from this host");
+  }
+  ST_ASSIGN_OR_RETURN(bool held, impl_->Contains(id));
+  if (held) return true;
+  ST_RETURN_IF_ERROR(impl_->Place(id, std::make_shared<const std::vector<std::byte>>(sealed.begin(), sealed.end()),
+                                  {}, impl_->options_.replicas));
+  return false;
+}
+
+Status PeerSet::Flush() { return impl_->Flush(); }
+Result<std::vector<std::byte>> PeerSet::Get(const ChunkId& id) { return impl_->Get(id); }
+Status PeerSet::Locate(std::span<const ChunkId> ids) { return impl_->Locate(ids); }
+Result<PeerSet::RepairReport> PeerSet::Repair() { return impl_->Repair(); }
+
+PeerSetStats PeerSet::stats() const {
+  PeerSetStats s;
+  {
+    std::lock_guard lock(impl_->mu_);
+    s = impl_->stats_;
+  }
+  for (const auto& l : impl_->links_) {
+    if (l->down()) s.peers_down.push_back(l->name() + ": " + l->down_reason());
+  }
+  return s;
+}
+
+std::vector<std::string> PeerSet::peer_names() const {
+  std::vector<std::string> names;
+  for (const auto& l : impl_->links_) names.push_back(l->name());
+  return names;
+}
+
+}  // namespace sparetime::replication

@@ -1,0 +1,114 @@
+// Roots: seal/open the snapshot list kept by peers (format in roots.h).
+#include "roots.h"
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "sparetime/imaging/chunker.h"
+
+namespace sparetime::replication {
+namespace {
+
+constexpr char kFormat[] = "sparetime-roots";
+constexpr size_t kMaxRootsPlaintext = 16u << 20;
+
+nlohmann::json SnapshotToJson(const Snapshot& s) {
+  return {{"id", s.id},
+          {"label", s.label},
+          {"time", s.time},
+          {"device", s.device.ToJson()},
+          {"size", s.size},
+          {"chunk_size", s.chunk_size},
+          {"manifest", s.manifest_root.hex()},
+          {"stats",
+           {{"chunks", s.stats.chunks},
+            {"holes", s.stats.holes},
+            {"new_chunks", s.stats.new_chunks},
+            {"new_bytes", s.stats.new_bytes},
+            {"stored_bytes", s.stats.stored_bytes},
+            {"resumed_chunks", s.stats.resumed_chunks},
+            {"seconds", s.stats.seconds}}}};
+}
+
+Result<Snapshot> SnapshotFromJson(const nlohmann::json& j) {
+  Snapshot s;
+  s.id = j.at("id").get<std::string>();
+  s.label = j.at("label").get<std::string>();
+  s.time = j.at("time").get<int64_t>();
+  ST_ASSIGN_OR_RETURN(s.device, DeviceIdentity::FromJson(j.at("device")));
+  s.size = j.at("size").get<uint64_t>();
+  s.chunk_size = j.at("chunk_size").get<uint32_t>();
+  std::optional<ChunkId> root = ChunkId::FromHex(j.at("manifest").get<std::string>());
+  if (!root) return Corruption("snapshot " + s.id + " has a malformed manifest id");
+  s.manifest_root = *root;
+  const nlohmann::json& st = j.at("stats");
+  s.stats.chunks = st.at("chunks").get<uint64_t>();
+  s.stats.holes = st.at("holes").get<uint64_t>();
+  s.stats.new_chunks = st.at("new_chunks").get<uint64_t>();
+  s.stats.new_bytes = st.at("new_bytes").get<uint64_t>();
+  s.stats.stored_bytes = st.at("stored_bytes").get<uint64_t>();
+  s.stats.resumed_chunks = st.at("resumed_chunks").get<uint64_t>();
+  s.stats.seconds = st.at("seconds").get<double>();
+  return s;
+}
+
+}  // namespace
+
+std::vector<std::byte> SealRoots(const Roots& roots, const Codec& codec) {
+  nlohmann::json snapshots = nlohmann::json::array();
+  for (const Snapshot& s : roots.snapshots) snapshots.push_back(SnapshotToJson(s));
+  nlohmann::json j = {{"format", kFormat},
+                      {"version", 1},
+                      {"owner", roots.owner},
+                      {"generation", roots.generation},
+                      {"chunk_size", roots.config.chunk_size},
+                      {"zstd_level", roots.config.zstd_level},
+                      {"snapshots", snapshots}};
+  std::string text = j.dump();
+  auto plaintext = std::as_bytes(std::span(text));
+  ChunkId id = codec.Id(plaintext);
+  std::vector<std::byte> sealed = codec.Seal(BlobKind::kManifest, id, plaintext);
+  std::vector<std::byte> blob(ChunkId::kSize + sealed.size());
+  std::memcpy(blob.data(), id.bytes.data(), ChunkId::kSize);
+  std::memcpy(blob.data() + ChunkId::kSize, sealed.data(), sealed.size());
+  return blob;
+}
+
+Result<Roots> OpenRoots(std::span<const std::byte> blob, const Codec& codec,
+                        const std::string& owner, uint64_t generation) {
+  const std::string what = "the snapshot list (roots) of " + owner;
+  if (blob.size() < ChunkId::kSize) return Corruption(what + " is truncated");
+  ChunkId id = ChunkId::FromBytes(blob.first<ChunkId::kSize>());
+  Result<std::vector<std::byte>> plaintext =
+      codec.Open(BlobKind::kManifest, id, blob.subspan(ChunkId::kSize), kMaxRootsPlaintext);
+  if (!plaintext.ok()) {
+    return Corruption(what + " fails authentication (" + plaintext.status().message() + ")");
+  }
+  try {
+    nlohmann::json j = nlohmann::json::parse(
+        std::string_view(reinterpret_cast<const char*>(plaintext->data()), plaintext->size()));
+    if (j.at("format").get<std::string>() != kFormat || j.at("version").get<int>() != 1) {
+      return Corruption(what + " has an unknown format");
+    }
+    Roots roots;
+    roots.owner = j.at("owner").get<std::string>();
+    roots.generation = j.at("generation").get<uint64_t>();
+    if (roots.owner != owner || roots.generation != generation) {
+      return Corruption(what + " is for " + roots.owner + " generation " +
+                        std::to_string(roots.generation) + ", not generation " +
+                        std::to_string(generation) + " as the peer claims");
+    }
+    roots.config.chunk_size = j.at("chunk_size").get<uint32_t>();
+    roots.config.zstd_level = j.at("zstd_level").get<int>();
+    ST_RETURN_IF_ERROR(ValidateChunkSize(roots.config.chunk_size).WithContext(what));
+    for (const nlohmann::json& s : j.at("snapshots")) {
+      ST_ASSIGN_OR_RETURN(Snapshot snapshot, SnapshotFromJson(s));
+      roots.snapshots.push_back(std::move(snapshot));
+    }
+    return roots;
+  } catch (const nlohmann::json::exception& e) {
+    return Corruption(what + " does not parse: " + e.what());
+  }
+}
+
+}  // namespace sparetime::replication

@@ -1,0 +1,30 @@
+// From the directory's effective policy (LDAP or LDIF, merged default <
+// group < host) to the IdlePolicy the detector uses and the job byte rate.
+//
+// Mapped: sparetimeIdleMinutes -> idle_after, sparetimeIdleCpuPercent ->
+// max_cpu_percent, sparetimeIdleIoPressurePercent -> max_io_pressure_percent,
+// sparetimeWindow -> windows, sparetimeAcOnly -> ac_only. Every other field
+// keeps its IdlePolicy default. The directory rejects out-of-range values
+// when it parses an entry; percentages are capped at 100 here as well, so
+// the result always passes IdlePolicy::Validate() (the detector requires it).
+//
+// Thread safety: pure functions.
+#ifndef SPARETIME_SCHEDULER_DIRECTORY_POLICY_H_
+#define SPARETIME_SCHEDULER_DIRECTORY_POLICY_H_
+
+#include <cstdint>
+
+#include "sparetime/directory/policy.h"
+#include "sparetime/scheduler/idle_policy.h"
+
+namespace sparetime::scheduler {
+
+IdlePolicy IdlePolicyFromDirectory(const directory::EffectivePolicy& policy);
+// sparetimeBandwidthLimit: bytes per second for job I/O, 0 = unlimited.
+inline uint64_t JobByteRate(const directory::EffectivePolicy& policy) {
+  return policy.bandwidth_limit;
+}
+
+}  // namespace sparetime::scheduler
+
+#endif  // SPARETIME_SCHEDULER_DIRECTORY_POLICY_H_

@@ -1,0 +1,18 @@
+// IdlePolicyFromDirectory: field-by-field mapping (see directory_policy.h).
+#include "sparetime/scheduler/directory_policy.h"
+
+#include <algorithm>
+
+namespace sparetime::scheduler {
+
+IdlePolicy IdlePolicyFromDirectory(const directory::EffectivePolicy& policy) {
+  IdlePolicy out;
+  out.idle_after = std::chrono::minutes(policy.idle_minutes);
+  out.max_cpu_percent = std::min<double>(policy.idle_cpu_percent, 100);
+  out.max_io_pressure_percent = std::min<double>(policy.idle_io_pressure_percent, 100);
+  out.windows = policy.windows;
+  out.ac_only = policy.ac_only;
+  return out;
+}
+
+}  // namespace sparetime::scheduler

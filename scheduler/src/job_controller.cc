@@ -1,0 +1,356 @@
+// JobController (see job_controller.h): the loop thread decides and opens or
+// closes the gate; job threads pass through the gate.
+//
+// Invariants: idle_ (the gate) changes only in Decide() on the loop thread;
+// at most one job thread exists, and only the loop thread starts and joins
+// it; JobInfo fields are written under mu_ and events are emitted outside it.
+#include "sparetime/scheduler/job_controller.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <stop_token>
+#include <thread>
+
+#include "sparetime/base/token_bucket.h"
+#include "sparetime/scheduler/job_priority.h"
+
+namespace sparetime::scheduler {
+
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+std::string_view JobStateName(JobState state) {
+  switch (state) {
+    case JobState::kQueued: return "queued";
+    case JobState::kRunning: return "running";
+    case JobState::kPaused: return "paused";
+    case JobState::kSucceeded: return "succeeded";
+    case JobState::kFailed: return "failed";
+    case JobState::kCancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+class JobController::Impl final : public PauseGate {
+ public:
+  Impl(const SystemReader& reader, IdlePolicy policy, const Clock& clock,
+       JobControllerOptions options)
+      : clock_(clock),
+        options_(WithWatcher(std::move(options))),
+        sensors_(reader, clock, options_.sensors),
+        detector_(std::move(policy), clock),
+        bucket_(options_.bytes_per_second, 0, clock) {}
+
+  ~Impl() override { StopJobThread(); }
+
+  uint64_t Submit(std::string name, JobFn fn) {
+    std::lock_guard l(mu_);
+    Job job;
+    job.info.id = jobs_.size() + 1;
+    job.info.name = std::move(name);
+    job.info.since = clock_.WallNow();
+    job.fn = std::move(fn);
+    jobs_.push_back(std::move(job));
+    return jobs_.back().info.id;
+  }
+
+  void Run(const std::atomic<bool>& stop, bool until_done);
+
+  std::vector<JobInfo> Jobs() const {
+    std::lock_guard l(mu_);
+    std::vector<JobInfo> out;
+    for (const Job& j : jobs_) out.push_back(j.info);
+    return out;
+  }
+  std::optional<Decision> LastDecision() const {
+    std::lock_guard l(mu_);
+    return last_decision_;
+  }
+  void SetPolicy(IdlePolicy policy) {
+    std::lock_guard l(mu_);
+    pending_policy_ = std::move(policy);
+  }
+  void set_rate(uint64_t bytes_per_second) { bucket_.set_rate(bytes_per_second); }
+  void Wake() {
+    {
+      std::lock_guard l(mu_);
+      wake_ = true;
+    }
+    wake_cv_.notify_all();
+    if (options_.watcher) options_.watcher->Wake();
+  }
+
+  Status WaitWhilePaused(uint64_t bytes) override;
+
+ private:
+  struct Job {
+    JobInfo info;
+    JobFn fn;
+  };
+
+  static JobControllerOptions WithWatcher(JobControllerOptions o) {
+    o.sensors.user.input_watcher = o.watcher;
+    return o;
+  }
+  static Status StoppingError() {
+    return Cancelled(
+        "the job controller is stopping; the job resumes from its last checkpoint when run again");
+  }
+
+  // Loop-thread steps. Each returns the events to emit (outside mu_).
+  steady_clock::time_point Decide(std::vector<ControllerEvent>* events);
+  void StartNextJob(std::vector<ControllerEvent>* events);
+  void ReapJob(std::vector<ControllerEvent>* events);
+  void CancelAll(std::vector<ControllerEvent>* events);
+  // Waits up to `d` for input (true), a Wake() or the time to pass (false).
+  bool WaitForInput(steady_clock::duration d);
+  void StopJobThread();
+  void Emit(const std::vector<ControllerEvent>& events) const;
+  // REQUIRES: mu_ held. Moves a job to `state` and returns its event.
+  ControllerEvent SetState(Job& job, JobState state, std::string detail);
+  bool AllFinished() const;
+
+  const Clock& clock_;
+  const JobControllerOptions options_;
+  SensorSet sensors_;       // loop thread only
+  IdleDetector detector_;   // loop thread only
+  TokenBucket bucket_;
+  std::stop_source stop_;   // stops the job's gate
+  std::string watcher_error_;  // loop thread only; set once the watcher failed
+  std::jthread job_thread_;    // loop thread (and destructor) only
+
+  mutable std::mutex mu_;
+  std::condition_variable gate_cv_;  // idle_ or stopping_ changed
+  std::condition_variable wake_cv_;  // wake_ set
+  bool wake_ = false;
+  bool idle_ = false;
+  bool stopping_ = false;
+  std::optional<Decision> last_decision_;
+  std::optional<IdlePolicy> pending_policy_;
+  std::vector<Job> jobs_;
+  std::optional<size_t> active_;  // index into jobs_
+  bool active_returned_ = false;
+};
+
+ControllerEvent JobController::Impl::SetState(Job& job, JobState state, std::string detail) {
+  job.info.state = state;
+  job.info.since = clock_.WallNow();
+  job.info.detail = std::move(detail);
+  if (state == JobState::kPaused) ++job.info.pauses;
+  ControllerEvent e;
+  e.kind = ControllerEvent::Kind::kJob;
+  e.job = job.info;
+  return e;
+}
+
+void JobController::Impl::Emit(const std::vector<ControllerEvent>& events) const {
+  if (!options_.on_event) return;
+  for (const ControllerEvent& e : events) options_.on_event(e);
+}
+
+bool JobController::Impl::AllFinished() const {
+  std::lock_guard l(mu_);
+  for (const Job& j : jobs_) {
+    if (!j.info.finished()) return false;
+  }
+  return true;
+}
+
+steady_clock::time_point JobController::Impl::Decide(std::vector<ControllerEvent>* events) {
+  {
+    std::lock_guard l(mu_);
+    if (pending_policy_) {
+      detector_.SetPolicy(std::move(*pending_policy_));
+      pending_policy_.reset();
+    }
+  }
+  Sample sample = sensors_.Read();
+  Decision d = detector_.Decide(sample);
+  if (!watcher_error_.empty()) d.warnings.push_back(watcher_error_);
+  bool opened = false;
+  {
+    std::lock_guard l(mu_);
+    bool flipped = !last_decision_ || last_decision_->idle != d.idle;
+    last_decision_ = d;
+    if (flipped) {
+      ControllerEvent e;
+      e.decision = d;
+      events->push_back(std::move(e));
+    }
+    if (d.idle != idle_) {
+      idle_ = d.idle;
+      opened = idle_;
+      if (active_ && !active_returned_) {
+        Job& job = jobs_[*active_];
+        std::string why = d.reasons.empty() ? "" : d.reasons.front();
+        events->push_back(idle_ ? SetState(job, JobState::kRunning, "")
+                                : SetState(job, JobState::kPaused, why));
+      }
+    }
+  }
+  if (opened) gate_cv_.notify_all();
+  return d.next_check;
+}
+
+void JobController::Impl::StartNextJob(std::vector<ControllerEvent>* events) {
+  size_t index = 0;
+  JobFn fn;
+  {
+    std::lock_guard l(mu_);
+    if (!idle_ || active_) return;
+    while (index < jobs_.size() && jobs_[index].info.state != JobState::kQueued) ++index;
+    if (index == jobs_.size()) return;
+    active_ = index;
+    active_returned_ = false;
+    fn = std::move(jobs_[index].fn);
+  }
+  std::promise<PriorityReport> lowered;
+  std::future<PriorityReport> report = lowered.get_future();
+  bool lower = options_.lower_priority;
+  job_thread_ = std::jthread([this, index, fn = std::move(fn), lower,
+                              lowered = std::move(lowered)]() mutable {
+    lowered.set_value(lower ? LowerCurrentThreadPriority() : PriorityReport{});
+    JobProgressFn progress = [this, index](uint64_t done, uint64_t total) {
+      std::lock_guard l(mu_);
+      jobs_[index].info.bytes_done = done;
+      jobs_[index].info.bytes_total = total;
+    };
+    Status result = fn(*this, progress);
+    {
+      std::lock_guard l(mu_);
+      jobs_[index].info.result = std::move(result);
+      active_returned_ = true;
+    }
+    Wake();
+  });
+  std::string priority = report.get().Describe();  // at once: the thread's first step
+  std::lock_guard l(mu_);
+  Job& job = jobs_[index];
+  job.info.priority = std::move(priority);
+  // Still idle unless the job already finished (Decide runs on this thread).
+  if (!active_returned_) events->push_back(SetState(job, JobState::kRunning, ""));
+}
+
+void JobController::Impl::ReapJob(std::vector<ControllerEvent>* events) {
+  {
+    std::lock_guard l(mu_);
+    if (!active_ || !active_returned_) return;
+  }
+  if (job_thread_.joinable()) job_thread_.join();
+  std::lock_guard l(mu_);
+  Job& job = jobs_[*active_];
+  const Status& r = job.info.result;
+  JobState state = r.ok()                                ? JobState::kSucceeded
+                   : r.code() == ErrorCode::kCancelled ? JobState::kCancelled
+                                                         : JobState::kFailed;
+  events->push_back(SetState(job, state, r.ok() ? "" : r.message()));
+  active_.reset();
+}
+
+void JobController::Impl::StopJobThread() {
+  {
+    std::lock_guard l(mu_);
+    stopping_ = true;
+  }
+  stop_.request_stop();
+  gate_cv_.notify_all();
+  if (job_thread_.joinable()) job_thread_.join();
+}
+
+void JobController::Impl::CancelAll(std::vector<ControllerEvent>* events) {
+  StopJobThread();
+  {
+    std::lock_guard l(mu_);
+    if (active_) active_returned_ = true;  // joined: it has returned
+  }
+  ReapJob(events);
+  std::lock_guard l(mu_);
+  for (Job& job : jobs_) {
+    if (job.info.state == JobState::kQueued) {
+      events->push_back(SetState(job, JobState::kCancelled, "stopped before the box was idle"));
+      job.info.result = Cancelled(job.info.name + " was stopped before the box was idle");
+    }
+  }
+}
+
+bool JobController::Impl::WaitForInput(steady_clock::duration d) {
+  auto timeout = std::chrono::duration_cast<milliseconds>(d);
+  if (options_.watcher && watcher_error_.empty()) {
+    Result<bool> input = options_.watcher->Wait(timeout);
+    {
+      std::lock_guard l(mu_);
+      wake_ = false;
+    }
+    if (input.ok()) return *input;
+    watcher_error_ = "input watcher: " + input.status().ToString() +
+                     "; input is now seen only at the periodic checks";
+    return false;
+  }
+  std::unique_lock l(mu_);
+  wake_cv_.wait_for(l, timeout, [this] { return wake_; });
+  wake_ = false;
+  return false;
+}
+
+void JobController::Impl::Run(const std::atomic<bool>& stop, bool until_done) {
+  steady_clock::time_point next_check = clock_.MonoNow();
+  bool decide_now = true;
+  while (!stop.load()) {
+    std::vector<ControllerEvent> events;
+    if (decide_now || clock_.MonoNow() >= next_check) {
+      next_check = Decide(&events);
+      decide_now = false;
+    }
+    ReapJob(&events);
+    StartNextJob(&events);
+    Emit(events);
+    if (until_done && AllFinished()) return;
+    auto left = std::clamp<steady_clock::duration>(next_check - clock_.MonoNow(),
+                                                   steady_clock::duration::zero(),
+                                                   options_.max_wait);
+    bool input = WaitForInput(left);
+    std::lock_guard l(mu_);
+    // Input while idle: decide now, which sees it and backs off. While busy
+    // the decision's next_check already accounts for new input.
+    if (input && idle_) decide_now = true;
+  }
+  std::vector<ControllerEvent> events;
+  CancelAll(&events);
+  Emit(events);
+}
+
+Status JobController::Impl::WaitWhilePaused(uint64_t bytes) {
+  for (;;) {
+    {
+      std::unique_lock l(mu_);
+      // Bounded slices: stopping_ is also re-checked without a notification.
+      while (!idle_ && !stopping_) gate_cv_.wait_for(l, std::chrono::seconds(1));
+      if (stopping_) return StoppingError();
+    }
+    if (!bucket_.Acquire(bytes, stop_.get_token())) return StoppingError();
+    std::lock_guard l(mu_);
+    if (stopping_) return StoppingError();
+    if (idle_) return Status::Ok();
+    // Paused while waiting for the rate limit: wait for the gate again.
+  }
+}
+
+JobController::JobController(const SystemReader& reader, IdlePolicy policy, const Clock& clock,
+                             JobControllerOptions options)
+    : impl_(std::make_unique<Impl>(reader, std::move(policy), clock, std::move(options))) {}
+JobController::~JobController() = default;
+uint64_t JobController::Submit(std::string name, JobFn fn) {
+  return impl_->Submit(std::move(name), std::move(fn));
+}
+void JobController::Run(const std::atomic<bool>& stop, bool until_done) {
+  impl_->Run(stop, until_done);
+}
+std::vector<JobInfo> JobController::Jobs() const { return impl_->Jobs(); }
+std::optional<Decision> JobController::LastDecision() const { return impl_->LastDecision(); }
+void JobController::SetPolicy(IdlePolicy policy) { impl_->SetPolicy(std::move(policy)); }
+void JobController::set_rate(uint64_t bytes_per_second) { impl_->set_rate(bytes_per_second); }
+void JobController::Wake() { impl_->Wake(); }
+
+}  // namespace sparetime::scheduler

@@ -1,0 +1,270 @@
+// Placement (pure) and the PeerSet against real PeerServers on 127.0.0.1:
+// replicas land on distinct peers and are recorded, reads survive a stopped
+// peer, a dead peer's chunks go to the next candidates, no live peer fails
+// Flush clearly, chunks without records are located, and repair restores
+// the replica count.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+#include "sparetime/peer/peer_server.h"
+#include "sparetime/peerstore/peer_store.h"
+#include "sparetime/replication/peer_set.h"
+#include "sparetime/replication/placement.h"
+#include "testutil/testutil.h"
+
+namespace sparetime::replication {
+namespace {
+
+using transport::Identity;
+
+ChunkId IdOf(uint64_t n) {
+  ChunkId id;
+  auto bytes = testing::RandomBytes(id.bytes.size(), n + 7);
+  std::copy(bytes.begin(), bytes.end(), id.bytes.begin());
+  return id;
+}
+
+std::vector<std::byte> BlobOf(uint64_t n) {
+  auto text = testing::RandomBytes(1000 + n, n + 99);
+  return std::vector<std::byte>(reinterpret_cast<const std::byte*>(text.data()),
+                                reinterpret_cast<const std::byte*>(text.data()) + text.size());
+}
+
+TEST(PlacementTest, DeterministicSpreadOverSitesAndWeighted) {
+  std::vector<PlacementPeer> peers = {{"a", "s1", 100}, {"b", "s1", 100}, {"c", "s2", 100}};
+  for (uint64_t n = 0; n < 200; ++n) {
+    std::vector<size_t> r = RankPeers(IdOf(n), peers, 2);
+    ASSERT_EQ(r.size(), 3u);
+    EXPECT_EQ(r, RankPeers(IdOf(n), peers, 2));
+    // The two replicas are on different sites: one of them is c.
+    EXPECT_TRUE(r[0] == 2 || r[1] == 2) << n;
+  }
+  // Shares follow the weights: x has three times y's free space.
+  std::vector<PlacementPeer> weighted = {{"x", "", 300}, {"y", "", 100}, {"z", "", 0}};
+  int firsts = 0;
+  for (uint64_t n = 0; n < 4000; ++n) {
+    std::vector<size_t> r = RankPeers(IdOf(n), weighted, 1);
+    ASSERT_EQ(r.size(), 2u);  // z offers nothing and is never a candidate
+    firsts += r[0] == 0;
+  }
+  EXPECT_NEAR(firsts / 4000.0, 0.75, 0.04);
+  // Removing a peer moves only the chunks it won.
+  std::vector<PlacementPeer> four = {{"p", "", 1}, {"q", "", 1}, {"r", "", 1}, {"s", "", 1}};
+  std::vector<PlacementPeer> three = {{"p", "", 1}, {"q", "", 1}, {"r", "", 1}};
+  for (uint64_t n = 0; n < 500; ++n) {
+    size_t before = RankPeers(IdOf(n), four, 1)[0];
+    if (before != 3) {
+      EXPECT_EQ(RankPeers(IdOf(n), three, 1)[0], before);
+    }
+  }
+}
+
+class PeerSetTest : public ::testing::Test {
+ protected:
+  struct Server {
+    Identity id = Identity::Generate();
+    std::string name;
+    std::unique_ptr<peerstore::PeerStore> store;
+    std::unique_ptr<peer::PeerServer> server;
+    uint16_t port = 0;
+  };
+
+  void SetUp() override {
+    for (int i = 0; i < 4; ++i) AddServer("peer" + std::to_string(i));
+    auto locations = ChunkLocations::Open(dir_ / "locations.db");
+    ASSERT_TRUE(locations.ok()) << locations.status().ToString();
+    locations_ = std::move(*locations);
+  }
+
+  void AddServer(const std::string& name) {
+    auto s = std::make_unique<Server>();
+    s->name = name;
+    auto store = peerstore::PeerStore::Open(dir_ / ("held-" + name), {64 << 20, 32 << 20});
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    s->store = std::move(*store);
+    StartServer(*s);
+    servers_.push_back(std::move(s));
+  }
+
+  void StartServer(Server& s) {
+    peer::PeerServerOptions o;
+    o.listen_address = "127.0.0.1";
+    o.port = s.port;  // 0 the first time; the same port on a restart
+    o.log = [](const std::string&) {};
+    auto lookup = [this](const transport::PublicKey& key) -> Result<std::string> {
+      if (key == owner_.public_key()) return std::string("owner");
+      return Status(ErrorCode::kPermissionDenied, "unknown key");
+    };
+    auto server = peer::PeerServer::Start(s.id, *s.store, lookup, o);
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    s.server = std::move(*server);
+    s.port = s.server->port();
+  }
+
+  // A PeerSet over the first `count` servers.
+  std::unique_ptr<PeerSet> Open(size_t count, PeerSetOptions o = {}) {
+    std::vector<PeerSetPeer> peers;
+    for (size_t i = 0; i < count; ++i) {
+      const Server& s = *servers_[i];
+      peers.push_back({{s.name, "127.0.0.1", s.port, s.id.public_key()}, "", 1 << 30});
+    }
+    o.client.connect_timeout = std::chrono::milliseconds(1000);
+    o.client.handshake_timeout = std::chrono::milliseconds(2000);
+    o.client.io_timeout = std::chrono::milliseconds(2000);
+    o.reconnect_attempts = 1;
+    o.report = [this](const std::string& line) {
+      std::lock_guard lock(mu_);
+      reports_ += line + "\n";
+    };
+    auto set = PeerSet::Open(owner_, std::move(peers), *locations_, std::move(o));
+    EXPECT_TRUE(set.ok()) << set.status().ToString();
+    return set.ok() ? std::move(*set) : nullptr;
+  }
+
+  bool Held(size_t server, uint64_t n) {
+    ChunkId id = IdOf(n);
+    auto has = servers_[server]->store->Has("owner", std::span(&id, 1));
+    return has.ok() && (*has)[0];
+  }
+  // How many servers hold chunk n.
+  int Holders(uint64_t n) {
+    int count = 0;
+    for (size_t s = 0; s < servers_.size(); ++s) count += Held(s, n);
+    return count;
+  }
+
+  testing::TempDir dir_;
+  Identity owner_ = Identity::Generate();
+  std::vector<std::unique_ptr<Server>> servers_;
+  std::unique_ptr<ChunkLocations> locations_;
+  std::mutex mu_;
+  std::string reports_;
+};
+
+TEST_F(PeerSetTest, ReplicasOnDistinctPeersRecordedAndReadable) {
+  auto set = Open(3);
+  ASSERT_TRUE(set);
+  for (uint64_t n = 0; n < 30; ++n) {
+    auto existed = set->Put(IdOf(n), BlobOf(n));
+    ASSERT_TRUE(existed.ok()) << existed.status().ToString();
+    EXPECT_FALSE(*existed);
+  }
+  EXPECT_TRUE(*set->Put(IdOf(3), BlobOf(3)));  // pending counts as held
+  ASSERT_TRUE(set->Flush().ok());
+  for (uint64_t n = 0; n < 30; ++n) {
+    EXPECT_EQ(Holders(n), 2) << n;
+    auto rows = locations_->Holders(IdOf(n));
+    ASSERT_TRUE(rows.ok());
+    ASSERT_EQ(rows->size(), 2u);
+    EXPECT_EQ((*rows)[0].hash, HashBlob(BlobOf(n)));
+    EXPECT_TRUE(*set->Contains(IdOf(n)));
+    EXPECT_TRUE(*set->Put(IdOf(n), BlobOf(n)));  // dedup: already held
+  }
+  EXPECT_EQ(set->stats().chunks_sent, 60u);
+  // Reads survive any one peer stopping.
+  servers_[1]->server->Stop();
+  for (uint64_t n = 0; n < 30; ++n) {
+    auto blob = set->Get(IdOf(n));
+    ASSERT_TRUE(blob.ok()) << n << ": " << blob.status().ToString();
+    EXPECT_EQ(*blob, BlobOf(n));
+  }
+  EXPECT_EQ(set->Get(IdOf(999)).status().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(PeerSetTest, DeadPeerChunksGoToTheNextCandidates) {
+  servers_[0]->server->Stop();
+  auto set = Open(3);
+  ASSERT_TRUE(set);
+  for (uint64_t n = 0; n < 20; ++n) ASSERT_TRUE(set->Put(IdOf(n), BlobOf(n)).ok());
+  ASSERT_TRUE(set->Flush().ok());
+  for (uint64_t n = 0; n < 20; ++n) EXPECT_EQ(Holders(n), 2) << n;
+  PeerSetStats stats = set->stats();
+  ASSERT_EQ(stats.peers_down.size(), 1u);
+  EXPECT_NE(stats.peers_down[0].find("peer0"), std::string::npos);
+  EXPECT_EQ(stats.under_replicated, 0u);
+  EXPECT_NE(reports_.find("peer0 given up"), std::string::npos) << reports_;
+}
+
+TEST_F(PeerSetTest, NoLivePeerFailsFlushAndRecordsNothing) {
+  servers_[0]->server->Stop();
+  servers_[1]->server->Stop();
+  auto set = Open(2);
+  ASSERT_TRUE(set);
+  Status put = set->Put(IdOf(1), BlobOf(1)).status();
+  Status flushed = set->Flush();
+  // Either the put or the flush says so; nothing is recorded as stored.
+  EXPECT_FALSE(put.ok() && flushed.ok());
+  EXPECT_EQ(put.ok() ? flushed.code() : put.code(), ErrorCode::kUnavailable);
+  EXPECT_NE((put.ok() ? flushed : put).message().find("peer0"), std::string::npos);
+  EXPECT_TRUE(locations_->Holders(IdOf(1))->empty());
+}
+
+TEST_F(PeerSetTest, UnrecordedChunksAreLocatedAndVerified) {
+  {
+    auto set = Open(3);
+    ASSERT_TRUE(set);
+    for (uint64_t n = 0; n < 10; ++n) ASSERT_TRUE(set->Put(IdOf(n), BlobOf(n)).ok());
+    ASSERT_TRUE(set->Flush().ok());
+  }
+  // A fresh box: no location records; the verify hook checks what comes back.
+  auto fresh = ChunkLocations::Open(dir_ / "fresh.db");
+  ASSERT_TRUE(fresh.ok());
+  locations_ = std::move(*fresh);
+  int verified = 0;
+  PeerSetOptions o;
+  o.verify = [&](const ChunkId& id, std::span<const std::byte> blob) {
+    ++verified;
+    for (uint64_t n = 0; n < 10; ++n) {
+      if (IdOf(n) == id) {
+        std::vector<std::byte> expected = BlobOf(n);
+        return std::equal(blob.begin(), blob.end(), expected.begin(), expected.end())
+                   ? Status::Ok()
+                   : Corruption("not the chunk");
+      }
+    }
+    return Corruption("unknown");
+  };
+  auto set = Open(3, o);
+  ASSERT_TRUE(set);
+  std::vector<ChunkId> ids;
+  for (uint64_t n = 0; n < 10; ++n) ids.push_back(IdOf(n));
+  ASSERT_TRUE(set->Locate(ids).ok());
+  for (uint64_t n = 0; n < 10; ++n) {
+    auto blob = set->Get(IdOf(n));
+    ASSERT_TRUE(blob.ok()) << blob.status().ToString();
+    EXPECT_EQ(*blob, BlobOf(n));
+  }
+  EXPECT_EQ(verified, 10);
+}
+
+TEST_F(PeerSetTest, RepairRestoresTheReplicaCount) {
+  {
+    auto set = Open(3);
+    ASSERT_TRUE(set);
+    for (uint64_t n = 0; n < 20; ++n) ASSERT_TRUE(set->Put(IdOf(n), BlobOf(n)).ok());
+    ASSERT_TRUE(set->Flush().ok());
+  }
+  // peer2 dies for good; peer3 joins.
+  servers_[2]->server->Stop();
+  auto set = Open(4);
+  ASSERT_TRUE(set);
+  auto report = set->Repair();
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->chunks, 20u);
+  EXPECT_EQ(report->lost, 0u);
+  EXPECT_GT(report->copied, 0u);
+  for (uint64_t n = 0; n < 20; ++n) {
+    int live = 0;
+    for (size_t s : {0, 1, 3}) live += Held(s, n);
+    EXPECT_EQ(live, 2) << n;
+  }
+  // A second repair has nothing to do.
+  auto again = set->Repair();
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->copied, 0u);
+}
+
+}  // namespace
+}  // namespace sparetime::replication
