@@ -31,14 +31,7 @@ nlohmann::json SnapshotJson(const Snapshot& s) {
           {"size", s.size},
           {"chunk_size", s.chunk_size},
           {"manifest", s.manifest_root.hex()},
-          {"stats",
-           {{"chunks", s.stats.chunks},
-            {"holes", s.stats.holes},
-            {"new_chunks", s.stats.new_chunks},
-            {"new_bytes", s.stats.new_bytes},
-            {"stored_bytes", s.stats.stored_bytes},
-            {"resumed_chunks", s.stats.resumed_chunks},
-            {"seconds", s.stats.seconds}}}};
+          {"stats", s.stats.ToJson()}};
 }
 
 bool ShowProgress(const GlobalOptions& g) { return !g.json && !g.quiet; }

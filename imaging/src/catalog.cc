@@ -305,4 +305,30 @@ Status Catalog::ClearProgress(const std::string& job_key) {
   return txn.Commit();
 }
 
+nlohmann::json SnapshotStats::ToJson() const {
+  return {{"chunks", chunks},
+          {"holes", holes},
+          {"new_chunks", new_chunks},
+          {"new_bytes", new_bytes},
+          {"stored_bytes", stored_bytes},
+          {"resumed_chunks", resumed_chunks},
+          {"seconds", seconds}};
+}
+
+Result<SnapshotStats> SnapshotStats::FromJson(const nlohmann::json& j) {
+  try {
+    SnapshotStats s;
+    s.chunks = j.at("chunks").get<uint64_t>();
+    s.holes = j.at("holes").get<uint64_t>();
+    s.new_chunks = j.at("new_chunks").get<uint64_t>();
+    s.new_bytes = j.at("new_bytes").get<uint64_t>();
+    s.stored_bytes = j.at("stored_bytes").get<uint64_t>();
+    s.resumed_chunks = j.at("resumed_chunks").get<uint64_t>();
+    s.seconds = j.at("seconds").get<double>();
+    return s;
+  } catch (const nlohmann::json::exception& e) {
+    return Corruption(std::string("snapshot statistics: ") + e.what());
+  }
+}
+
 }  // namespace sparetime

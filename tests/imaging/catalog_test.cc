@@ -20,11 +20,6 @@ namespace {
 using testing::RandomBytes;
 using testing::TempDir;
 
-ChunkId TestId(uint64_t n) {
-  std::vector<std::byte> b = RandomBytes(32, n * 31 + 7);
-  return ChunkId::FromBytes(std::span<const std::byte, 32>(b.data(), 32));
-}
-
 DeviceIdentity Disk(const std::string& serial, uint64_t size) {
   DeviceIdentity d;
   d.path = "/dev/sdz";
@@ -45,7 +40,7 @@ Snapshot MakeSnapshot(const std::string& label, int64_t time, const DeviceIdenti
   s.device = dev;
   s.size = dev.size;
   s.chunk_size = 1 << 20;
-  s.manifest_root = TestId(static_cast<uint64_t>(time));
+  s.manifest_root = testing::TestChunkId(static_cast<uint64_t>(time));
   s.stats = {.chunks = 100,
              .holes = 7,
              .new_chunks = 40,
@@ -104,7 +99,7 @@ TEST(CatalogTest, AddListRoundTripsEveryField) {
   EXPECT_EQ(got.time, 200);
   EXPECT_EQ(got.size, 2ull << 30);
   EXPECT_EQ(got.chunk_size, 1u << 20);
-  EXPECT_EQ(got.manifest_root, TestId(200));
+  EXPECT_EQ(got.manifest_root, testing::TestChunkId(200));
   EXPECT_EQ(got.device.path, "/dev/sdz");
   EXPECT_EQ(got.device.kind, "block");
   EXPECT_EQ(got.device.size, 2ull << 30);
@@ -247,9 +242,9 @@ TEST(CatalogTest, ProgressIsRecordedLoadedAndCleared) {
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->has_value());
 
-  const std::vector<std::pair<uint64_t, ChunkId>> first = {{5, TestId(5)}, {0, TestId(0)}};
-  const std::vector<std::pair<uint64_t, ChunkId>> second = {{3, TestId(3)},
-                                                            {1ull << 40, TestId(9)}};
+  const std::vector<std::pair<uint64_t, ChunkId>> first = {{5, testing::TestChunkId(5)}, {0, testing::TestChunkId(0)}};
+  const std::vector<std::pair<uint64_t, ChunkId>> second = {{3, testing::TestChunkId(3)},
+                                                            {1ull << 40, testing::TestChunkId(9)}};
   ASSERT_TRUE(c->RecordProgress("job-a", first).ok());
   ASSERT_TRUE(c->RecordProgress("job-a", second).ok());
   ASSERT_TRUE(c->RecordProgress("job-b", std::vector<std::pair<uint64_t, ChunkId>>{}).ok());
@@ -260,7 +255,7 @@ TEST(CatalogTest, ProgressIsRecordedLoadedAndCleared) {
   EXPECT_EQ((*a)->job_key, "job-a");
   EXPECT_GT((*a)->started, 1600000000);
   const std::vector<std::pair<uint64_t, ChunkId>> want = {
-      {0, TestId(0)}, {3, TestId(3)}, {5, TestId(5)}, {1ull << 40, TestId(9)}};
+      {0, testing::TestChunkId(0)}, {3, testing::TestChunkId(3)}, {5, testing::TestChunkId(5)}, {1ull << 40, testing::TestChunkId(9)}};
   EXPECT_EQ((*a)->done, want);
 
   Result<std::optional<JobProgress>> b = c->LoadProgress("job-b");
@@ -324,7 +319,7 @@ TEST(CatalogTest, ConcurrentThreadsAndConnections) {
       const std::string job = "job-" + std::to_string(i);
       for (int k = 0; k < kEach; ++k) {
         if (!c.AddSnapshot(MakeSnapshot("t", i * 1000 + k, Disk("S", 1000))).ok()) ++failures;
-        const std::pair<uint64_t, ChunkId> done[] = {{uint64_t(k), TestId(k)}};
+        const std::pair<uint64_t, ChunkId> done[] = {{uint64_t(k), testing::TestChunkId(k)}};
         if (!c.RecordProgress(job, done).ok()) ++failures;
       }
     });

@@ -30,7 +30,7 @@ TEST(PackStoreTest, RecoversCompleteRecordsAndCutsTornTail) {
   const uint64_t good = kHeader + 3 * (kRec + 500) + (kRec + 700) + (kRec + 800);
   ASSERT_EQ(FileSize(pack), good);
   // A torn record: valid header, only part of the blob.
-  std::vector<std::byte> torn = RecordBytes(TestId(5), TestBlob(5, 1000));
+  std::vector<std::byte> torn = RecordBytes(TestChunkId(5), TestBlob(5, 1000));
   torn.resize(kRec + 10);
   AppendToFile(pack, torn);
 
@@ -42,7 +42,7 @@ TEST(PackStoreTest, RecoversCompleteRecordsAndCutsTornTail) {
   for (uint64_t n = 0; n < 3; ++n) ExpectChunk(*s, n, 500);
   ExpectChunk(*s, 3, 700);
   ExpectChunk(*s, 4, 800);
-  EXPECT_FALSE(*s->Contains(TestId(5)));
+  EXPECT_FALSE(*s->Contains(TestChunkId(5)));
   EXPECT_EQ(SqlInt(t / "index.db", "SELECT committed_size FROM packs WHERE id = 1"),
             static_cast<int64_t>(good));
   s.reset();
@@ -71,11 +71,11 @@ TEST(PackStoreTest, RecoveryStopsAtGarbageAndOversizedRecords) {
   // A complete record for a known id (kept, not counted), a complete new
   // one, then one claiming more than max_blob_bytes, then more valid data
   // that must go too: the scan stops at the first bad record.
-  AppendToFile(pack, RecordBytes(TestId(1), TestBlob(1, 100)));
-  AppendToFile(pack, RecordBytes(TestId(2), TestBlob(2, 200)));
-  std::vector<std::byte> oversized = RecordBytes(TestId(3), TestBlob(3, 5000));
+  AppendToFile(pack, RecordBytes(TestChunkId(1), TestBlob(1, 100)));
+  AppendToFile(pack, RecordBytes(TestChunkId(2), TestBlob(2, 200)));
+  std::vector<std::byte> oversized = RecordBytes(TestChunkId(3), TestBlob(3, 5000));
   AppendToFile(pack, oversized);
-  AppendToFile(pack, RecordBytes(TestId(4), TestBlob(4, 50)));
+  AppendToFile(pack, RecordBytes(TestChunkId(4), TestBlob(4, 50)));
   const uint64_t kept = committed + 2 * kRec + 300;
 
   auto s = MustOpen(t.path(), o);
@@ -85,8 +85,8 @@ TEST(PackStoreTest, RecoveryStopsAtGarbageAndOversizedRecords) {
   EXPECT_EQ(FileSize(pack), kept);
   ExpectChunk(*s, 1, 100);
   ExpectChunk(*s, 2, 200);
-  EXPECT_FALSE(*s->Contains(TestId(3)));
-  EXPECT_FALSE(*s->Contains(TestId(4)));
+  EXPECT_FALSE(*s->Contains(TestChunkId(3)));
+  EXPECT_FALSE(*s->Contains(TestChunkId(4)));
   s.reset();
 
   // Plain garbage (no magic) is cut entirely.
@@ -129,7 +129,7 @@ TEST(PackStoreTest, RecoveryOfAPackWithATornHeader) {
   EXPECT_EQ(s->recovery().records_recovered, 0u);
   EXPECT_EQ(s->recovery().bytes_truncated, 11u);
   EXPECT_EQ(FileSize(pack), 0u);
-  EXPECT_FALSE(*s->Contains(TestId(1)));
+  EXPECT_FALSE(*s->Contains(TestChunkId(1)));
 }
 
 TEST(PackStoreTest, OpenSkipsPacksHeldByALiveWriter) {
@@ -143,10 +143,10 @@ TEST(PackStoreTest, OpenSkipsPacksHeldByALiveWriter) {
   auto other = MustOpen(t.path());
   EXPECT_EQ(other->recovery().packs_repaired, 0u);
   EXPECT_EQ(FileSize(pack), size);
-  EXPECT_FALSE(*other->Contains(TestId(1)));  // not flushed yet
+  EXPECT_FALSE(*other->Contains(TestChunkId(1)));  // not flushed yet
 
   ASSERT_TRUE(writer->Flush().ok());
-  EXPECT_TRUE(*other->Contains(TestId(1)));
+  EXPECT_TRUE(*other->Contains(TestChunkId(1)));
   ExpectChunk(*other, 2, 100);
   // The other instance writes its own pack and dedups against the index.
   MustPut(*other, 1, 100, /*existed=*/true);
@@ -188,7 +188,7 @@ TEST(PackStoreTest, DiskFullIsNoSpaceAndLeavesTheStoreConsistent) {
   uint64_t stored = 0;
   Status failure;
   for (uint64_t n = 100; n < 140 && failure.ok(); ++n) {
-    Result<bool> r = s->Put(TestId(n), TestBlob(n, kBlob));
+    Result<bool> r = s->Put(TestChunkId(n), TestBlob(n, kBlob));
     if (r.ok())
       ++stored;
     else

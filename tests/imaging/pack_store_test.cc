@@ -27,7 +27,7 @@ namespace sparetime::testing {
 namespace {
 
 TEST(ChunkIdTest, HexRoundTrip) {
-  ChunkId id = TestId(5);
+  ChunkId id = TestChunkId(5);
   std::string hex = id.hex();
   ASSERT_EQ(hex.size(), 64u);
   EXPECT_EQ(hex, ToHex(id.bytes));
@@ -60,11 +60,11 @@ TEST(PackStoreTest, PutContainsGetFlush) {
   TempDir t;
   auto s = MustCreate(t.path());
   ASSERT_NE(s, nullptr);
-  EXPECT_FALSE(*s->Contains(TestId(1)));
+  EXPECT_FALSE(*s->Contains(TestChunkId(1)));
   MustPut(*s, 1, 1000);
   MustPut(*s, 2, 0);  // an empty blob is a valid blob
   MustPut(*s, 1, 1000, /*existed=*/true);
-  EXPECT_TRUE(*s->Contains(TestId(1)));  // pending, not yet flushed
+  EXPECT_TRUE(*s->Contains(TestChunkId(1)));  // pending, not yet flushed
   ExpectChunk(*s, 1, 1000);              // read back from the pack file
   ExpectChunk(*s, 2, 0);
   // Nothing is in the index before Flush.
@@ -78,12 +78,12 @@ TEST(PackStoreTest, PutContainsGetFlush) {
   EXPECT_EQ(SqlInt(t / "index.db", "SELECT COUNT(*) FROM chunks"), 2);
   MustPut(*s, 1, 1000, /*existed=*/true);  // now found in the index
   ExpectChunk(*s, 1, 1000);
-  Result<std::vector<std::byte>> none = s->Get(TestId(3));
+  Result<std::vector<std::byte>> none = s->Get(TestChunkId(3));
   ASSERT_FALSE(none.ok());
   EXPECT_EQ(none.status().code(), ErrorCode::kNotFound);
-  EXPECT_NE(none.status().message().find(TestId(3).hex()), std::string::npos);
+  EXPECT_NE(none.status().message().find(TestChunkId(3).hex()), std::string::npos);
 
-  auto big = s->Put(TestId(9), std::vector<std::byte>((8u << 20) + 1));
+  auto big = s->Put(TestChunkId(9), std::vector<std::byte>((8u << 20) + 1));
   ASSERT_FALSE(big.ok());
   EXPECT_EQ(big.status().code(), ErrorCode::kInvalidArgument);
 
@@ -100,7 +100,7 @@ TEST(PackStoreTest, PutContainsGetFlush) {
 TEST(PackStoreTest, OnDiskFormatAndIndexRows) {
   TempDir t;
   auto s = MustCreate(t.path());
-  const ChunkId id = TestId(7);
+  const ChunkId id = TestChunkId(7);
   const std::vector<std::byte> blob = TestBlob(7, 300);
   ASSERT_TRUE(s->Put(id, blob).ok());
   ASSERT_TRUE(s->Flush().ok());
@@ -194,11 +194,11 @@ TEST(PackStoreTest, GetAndScrubDetectAFlippedByte) {
   file[offset + kRec + 123] ^= std::byte{0x01};
   WriteFileOrDie(pack, file);
 
-  Result<std::vector<std::byte>> got = s->Get(TestId(2));
+  Result<std::vector<std::byte>> got = s->Get(TestChunkId(2));
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(got.status().code(), ErrorCode::kCorruption);
   EXPECT_EQ(got.status().message(), "pack " + pack + " offset " + std::to_string(offset) +
-                                        ": chunk " + TestId(2).hex() +
+                                        ": chunk " + TestChunkId(2).hex() +
                                         " is damaged (stored hash mismatch)");
   ExpectChunk(*s, 1, 400);
 
@@ -209,7 +209,7 @@ TEST(PackStoreTest, GetAndScrubDetectAFlippedByte) {
   });
   ASSERT_TRUE(checked.ok());
   EXPECT_EQ(*checked, 5u);
-  EXPECT_EQ(bad, std::vector<ChunkId>{TestId(2)});
+  EXPECT_EQ(bad, std::vector<ChunkId>{TestChunkId(2)});
 }
 
 TEST(PackStoreTest, MissingAndShortPacksAreReportedNotFatal) {
@@ -229,13 +229,13 @@ TEST(PackStoreTest, MissingAndShortPacksAreReportedNotFatal) {
   auto s = MustOpen(t.path(), o);
   EXPECT_EQ(s->recovery().packs_repaired, 0u);
   EXPECT_EQ(FileSize(packs[1]), kHeader + kRec + 100 + 30);  // left alone
-  Result<std::vector<std::byte>> gone = s->Get(TestId(0));
+  Result<std::vector<std::byte>> gone = s->Get(TestChunkId(0));
   ASSERT_FALSE(gone.ok());
   EXPECT_EQ(gone.status().code(), ErrorCode::kCorruption);
   EXPECT_NE(gone.status().message().find(packs[0]), std::string::npos);
   EXPECT_NE(gone.status().message().find("missing"), std::string::npos);
   ExpectChunk(*s, 2, 100);
-  Result<std::vector<std::byte>> cut = s->Get(TestId(3));
+  Result<std::vector<std::byte>> cut = s->Get(TestChunkId(3));
   ASSERT_FALSE(cut.ok());
   EXPECT_EQ(cut.status().code(), ErrorCode::kCorruption);
   EXPECT_NE(cut.status().message().find(packs[1]), std::string::npos);
@@ -245,7 +245,7 @@ TEST(PackStoreTest, MissingAndShortPacksAreReportedNotFatal) {
   auto checked = s->Scrub([&](const ChunkId& id, const Status&) { bad.insert(id); });
   ASSERT_TRUE(checked.ok());
   EXPECT_EQ(*checked, 6u);
-  EXPECT_EQ(bad, (std::set<ChunkId>{TestId(0), TestId(1), TestId(3)}));
+  EXPECT_EQ(bad, (std::set<ChunkId>{TestChunkId(0), TestChunkId(1), TestChunkId(3)}));
 }
 
 TEST(PackStoreTest, RemoveDropsIndexRowsForGood) {
@@ -254,18 +254,18 @@ TEST(PackStoreTest, RemoveDropsIndexRowsForGood) {
   for (uint64_t n = 0; n < 3; ++n) MustPut(*s, n, 100);
   ASSERT_TRUE(s->Flush().ok());
   MustPut(*s, 3, 100);  // pending
-  const std::vector<ChunkId> gone = {TestId(1), TestId(3)};
+  const std::vector<ChunkId> gone = {TestChunkId(1), TestChunkId(3)};
   ASSERT_TRUE(s->Remove(gone).ok());
-  EXPECT_FALSE(*s->Contains(TestId(1)));
-  EXPECT_FALSE(*s->Contains(TestId(3)));
-  EXPECT_EQ(s->Get(TestId(1)).status().code(), ErrorCode::kNotFound);
+  EXPECT_FALSE(*s->Contains(TestChunkId(1)));
+  EXPECT_FALSE(*s->Contains(TestChunkId(3)));
+  EXPECT_EQ(s->Get(TestChunkId(1)).status().code(), ErrorCode::kNotFound);
   EXPECT_EQ(s->Stats().chunks, 2u);
   s.reset();  // no Flush: the removed pending chunk must not come back either
   // The bytes stay in the pack (until a repack) but are not resurrected.
   s = MustOpen(t.path());
   EXPECT_EQ(s->recovery().records_recovered, 0u);
-  EXPECT_FALSE(*s->Contains(TestId(1)));
-  EXPECT_FALSE(*s->Contains(TestId(3)));
+  EXPECT_FALSE(*s->Contains(TestChunkId(1)));
+  EXPECT_FALSE(*s->Contains(TestChunkId(3)));
   ExpectChunk(*s, 0, 100);
   ExpectChunk(*s, 2, 100);
   // A removed chunk can be stored again.
@@ -287,13 +287,13 @@ TEST(PackStoreTest, ManyThreadsOnOneInstance) {
     threads.emplace_back([&, i] {
       for (int k = 0; k < kPerThread; ++k) {
         const uint64_t n = static_cast<uint64_t>(i * 100 + k);
-        Result<bool> r = s->Put(TestId(n), TestBlob(n, 1000 + n % 700));
+        Result<bool> r = s->Put(TestChunkId(n), TestBlob(n, 1000 + n % 700));
         if (!r.ok())
           ++failures;
         else if (!*r)
           ++fresh;
         if (k % 37 == 0 && !s->Flush().ok()) ++failures;
-        if (!*s->Contains(TestId(n))) ++failures;
+        if (!*s->Contains(TestChunkId(n))) ++failures;
       }
     });
   }
@@ -317,7 +317,7 @@ TEST(PackStoreTest, TwoInstancesWriteConcurrently) {
   auto b = MustOpen(t.path());
   auto run = [](PackStore& s, uint64_t first) {
     for (uint64_t n = first; n < first + 200; ++n) {
-      ASSERT_TRUE(s.Put(TestId(n), TestBlob(n, 2000)).ok());
+      ASSERT_TRUE(s.Put(TestChunkId(n), TestBlob(n, 2000)).ok());
       if (n % 50 == 0) {
         ASSERT_TRUE(s.Flush().ok());
       }
@@ -350,7 +350,7 @@ TEST(PackStoreTest, ForkedProcessesWriteConcurrently) {
     auto s = PackStore::Open(t.path());
     if (!s.ok()) ::_exit(3);
     for (uint64_t n = 1000; n < 1300; ++n) {
-      if (!(*s)->Put(TestId(n), TestBlob(n, 3000)).ok()) ::_exit(4);
+      if (!(*s)->Put(TestChunkId(n), TestBlob(n, 3000)).ok()) ::_exit(4);
       if (n % 64 == 0 && !(*s)->Flush().ok()) ::_exit(5);
     }
     ::_exit((*s)->Flush().ok() ? 0 : 6);
@@ -358,7 +358,7 @@ TEST(PackStoreTest, ForkedProcessesWriteConcurrently) {
   auto s = MustOpen(t.path());
   ASSERT_EQ(::write(go[1], "g", 1), 1);
   for (uint64_t n = 1200; n < 1500; ++n) {  // 100 ids in common with the child
-    ASSERT_TRUE(s->Put(TestId(n), TestBlob(n, 3000)).ok());
+    ASSERT_TRUE(s->Put(TestChunkId(n), TestBlob(n, 3000)).ok());
     if (n % 64 == 0) {
       ASSERT_TRUE(s->Flush().ok());
     }
@@ -389,13 +389,13 @@ TEST(PackStoreTest, ContainsAndPutAreFastEnoughForABackup) {
   constexpr uint64_t kChunks = 2000;
   const std::vector<std::byte> blob = TestBlob(0, 16 << 10);
   auto start = std::chrono::steady_clock::now();
-  for (uint64_t n = 0; n < kChunks; ++n) ASSERT_TRUE(s->Put(TestId(n), blob).ok());
+  for (uint64_t n = 0; n < kChunks; ++n) ASSERT_TRUE(s->Put(TestChunkId(n), blob).ok());
   ASSERT_TRUE(s->Flush().ok());
   const double put_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   start = std::chrono::steady_clock::now();
-  for (uint64_t n = 0; n < kChunks; ++n) ASSERT_TRUE(*s->Contains(TestId(n)));
-  for (uint64_t n = kChunks; n < 2 * kChunks; ++n) ASSERT_FALSE(*s->Contains(TestId(n)));
+  for (uint64_t n = 0; n < kChunks; ++n) ASSERT_TRUE(*s->Contains(TestChunkId(n)));
+  for (uint64_t n = kChunks; n < 2 * kChunks; ++n) ASSERT_FALSE(*s->Contains(TestChunkId(n)));
   const double contains_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   RecordProperty("put_seconds", std::to_string(put_s));

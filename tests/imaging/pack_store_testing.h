@@ -24,11 +24,6 @@ namespace sparetime::testing {
 inline constexpr size_t kHeader = 20;  // pack file header
 inline constexpr size_t kRec = 40;     // record header
 
-inline ChunkId TestId(uint64_t n) {
-  std::vector<std::byte> b = RandomBytes(32, n * 7919 + 1);
-  return ChunkId::FromBytes(std::span<const std::byte, 32>(b.data(), 32));
-}
-
 inline std::vector<std::byte> TestBlob(uint64_t n, size_t size) {
   return RandomBytes(size, n + 1000003);
 }
@@ -46,13 +41,13 @@ inline std::unique_ptr<PackStore> MustOpen(const std::string& dir, PackStoreOpti
 }
 
 inline void MustPut(PackStore& s, uint64_t n, size_t size, bool existed = false) {
-  Result<bool> r = s.Put(TestId(n), TestBlob(n, size));
+  Result<bool> r = s.Put(TestChunkId(n), TestBlob(n, size));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(*r, existed) << "chunk " << n;
 }
 
 inline void ExpectChunk(PackStore& s, uint64_t n, size_t size) {
-  Result<std::vector<std::byte>> got = s.Get(TestId(n));
+  Result<std::vector<std::byte>> got = s.Get(TestChunkId(n));
   ASSERT_TRUE(got.ok()) << "chunk " << n << ": " << got.status().ToString();
   EXPECT_EQ(*got, TestBlob(n, size)) << "chunk " << n;
 }

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -254,6 +255,7 @@ TEST_F(ReplicationNetnsTest, BackupToPeersSurvivesLostPeerDamageWipeAndBareMetal
 
   // A damaged replica is detected and the chunk read from the other one.
   Start(kBeta);
+  ASSERT_TRUE(WaitUntil([&] { return HeldChunks()["beta"] >= 0; }, seconds(15))) << last_.err;
   EXPECT_GT(DamageHeldPacks(kGamma), 0);
   std::string out2 = dir_ / "restore2.img";
   ASSERT_EQ(Run(kAlpha, "restore latest --to " + out2).exit_code, 0) << last_.err << Logs();
@@ -294,6 +296,15 @@ TEST_F(ReplicationNetnsTest, BackupToPeersSurvivesLostPeerDamageWipeAndBareMetal
       },
       seconds(20)))
       << last_.err << Logs();
+  // Every peer has read alpha's new key (until then it refuses the session).
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        std::map<std::string, int64_t> now = HeldChunks();
+        return now.size() == 4 && std::all_of(now.begin(), now.end(),
+                                              [](const auto& p) { return p.second >= 0; });
+      },
+      seconds(20)))
+      << last_.out << last_.err;
   std::set<std::string> labels = {list[0]["label"], list[1]["label"]};
   EXPECT_EQ(labels, (std::set<std::string>{"first", "second"}));
   std::string out3 = dir_ / "restore3.img";

@@ -21,13 +21,6 @@ namespace {
 using transport::Identity;
 using transport::PutChunksRequest;
 
-ChunkId IdOf(uint64_t n) {
-  ChunkId id;
-  auto bytes = testing::RandomBytes(id.bytes.size(), n + 1000);
-  std::copy(bytes.begin(), bytes.end(), id.bytes.begin());
-  return id;
-}
-
 // The value, or a test failure naming the error (and a default value).
 template <typename T>
 T Must(Result<T> r) {
@@ -88,13 +81,13 @@ TEST_F(PeerServiceTest, OwnerStoresOthersMayOnlyRead) {
   auto alpha = ConnectAs(alpha_);
   ASSERT_TRUE(alpha);
   std::vector<PutChunksRequest::Item> items;
-  for (int i = 0; i < 5; ++i) items.push_back({IdOf(i), testing::RandomBytes(10000, i)});
+  for (int i = 0; i < 5; ++i) items.push_back({testing::TestChunkId(i), testing::RandomBytes(10000, i)});
   auto put = alpha->PutChunks(items);
   ASSERT_TRUE(put.ok()) << put.status().ToString();
   for (const Status& s : *put) EXPECT_TRUE(s.ok()) << s.ToString();
-  std::vector<ChunkId> ids = {IdOf(0), IdOf(4), IdOf(9)};
+  std::vector<ChunkId> ids = {testing::TestChunkId(0), testing::TestChunkId(4), testing::TestChunkId(9)};
   EXPECT_EQ(Must(alpha->Has("", ids)), (std::vector<bool>{true, true, false}));
-  EXPECT_EQ(Must(alpha->GetChunk("", IdOf(3))), items[3].sealed);
+  EXPECT_EQ(Must(alpha->GetChunk("", testing::TestChunkId(3))), items[3].sealed);
   ASSERT_TRUE(alpha->PutRoots(1, testing::RandomBytes(100, 1)).ok());
   ASSERT_TRUE(alpha->PutWrappedKey(testing::RandomBytes(90, 2)).ok());
   auto stats = alpha->Stats();
@@ -106,7 +99,7 @@ TEST_F(PeerServiceTest, OwnerStoresOthersMayOnlyRead) {
   auto beta = ConnectAs(beta_);
   ASSERT_TRUE(beta);
   EXPECT_EQ(Must(beta->Has("alpha", ids)), (std::vector<bool>{true, true, false}));
-  EXPECT_EQ(Must(beta->GetChunk("alpha", IdOf(2))), items[2].sealed);
+  EXPECT_EQ(Must(beta->GetChunk("alpha", testing::TestChunkId(2))), items[2].sealed);
   EXPECT_EQ(Must(beta->GetRoots("alpha")).roots, testing::RandomBytes(100, 1));
   EXPECT_EQ(Must(beta->GetWrappedKey("alpha")), testing::RandomBytes(90, 2));
   // ... but its writes and releases touch only its own space.
@@ -126,7 +119,7 @@ TEST_F(PeerServiceTest, RefusalsComeBackAsStatusesAndTheSessionLives) {
   auto alpha = ConnectAs(alpha_);
   ASSERT_TRUE(alpha);
   // Missing chunk, stale roots: errors, and the session goes on.
-  EXPECT_EQ(alpha->GetChunk("", IdOf(77)).status().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(alpha->GetChunk("", testing::TestChunkId(77)).status().code(), ErrorCode::kNotFound);
   ASSERT_TRUE(alpha->PutRoots(5, testing::RandomBytes(10, 1)).ok());
   Status stale = alpha->PutRoots(4, testing::RandomBytes(10, 2));
   EXPECT_EQ(stale.code(), ErrorCode::kFailedPrecondition) << stale.ToString();
@@ -134,13 +127,13 @@ TEST_F(PeerServiceTest, RefusalsComeBackAsStatusesAndTheSessionLives) {
   // Up to the 8 MiB owner quota (the roots above count too): 2 x 3 MiB, then a batch of 3 x 1 MiB whose
   // last chunk is refused alone.
   for (int i = 0; i < 2; ++i) {
-    auto big = alpha->PutChunks({{IdOf(i), testing::RandomBytes(3 << 20, i)}});
+    auto big = alpha->PutChunks({{testing::TestChunkId(i), testing::RandomBytes(3 << 20, i)}});
     ASSERT_TRUE(big.ok()) << big.status().ToString();
     ASSERT_TRUE(big->at(0).ok()) << big->at(0).ToString();
   }
   std::vector<PutChunksRequest::Item> items;
   for (int i = 2; i < 5; ++i) {
-    items.push_back({IdOf(i), testing::RandomBytes((1 << 20) - 100, i)});
+    items.push_back({testing::TestChunkId(i), testing::RandomBytes((1 << 20) - 100, i)});
   }
   auto put = alpha->PutChunks(items);
   ASSERT_TRUE(put.ok()) << put.status().ToString();
@@ -148,7 +141,7 @@ TEST_F(PeerServiceTest, RefusalsComeBackAsStatusesAndTheSessionLives) {
   EXPECT_TRUE((*put)[1].ok());
   EXPECT_EQ((*put)[2].code(), ErrorCode::kNoSpace);
   EXPECT_NE((*put)[2].message().find("quota"), std::string::npos) << (*put)[2].message();
-  EXPECT_EQ(Must(alpha->Has("", std::vector<ChunkId>{IdOf(0)})).at(0), true);
+  EXPECT_EQ(Must(alpha->Has("", std::vector<ChunkId>{testing::TestChunkId(0)})).at(0), true);
 }
 
 TEST_F(PeerServiceTest, ImpostorGetsNoSession) {
@@ -185,11 +178,11 @@ TEST_F(PeerServiceTest, PipelinedRequestsComeBackInOrder) {
   auto alpha = ConnectAs(alpha_);
   ASSERT_TRUE(alpha);
   std::vector<PutChunksRequest::Item> items;
-  for (int i = 0; i < 16; ++i) items.push_back({IdOf(i), testing::RandomBytes(1000 + i, i)});
+  for (int i = 0; i < 16; ++i) items.push_back({testing::TestChunkId(i), testing::RandomBytes(1000 + i, i)});
   ASSERT_TRUE(alpha->PutChunks(items).ok());
   std::vector<uint32_t> ids;
   for (int i = 0; i < 16; ++i) {
-    auto id = alpha->SendRequest(transport::GetChunkRequest{"", IdOf(i)});
+    auto id = alpha->SendRequest(transport::GetChunkRequest{"", testing::TestChunkId(i)});
     ASSERT_TRUE(id.ok());
     ids.push_back(*id);
   }

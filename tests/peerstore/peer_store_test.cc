@@ -14,13 +14,6 @@
 namespace sparetime::peerstore {
 namespace {
 
-ChunkId IdOf(uint64_t n) {
-  ChunkId id;
-  auto bytes = testing::RandomBytes(id.bytes.size(), n + 1);
-  std::copy(bytes.begin(), bytes.end(), id.bytes.begin());
-  return id;
-}
-
 std::vector<std::byte> Blob(size_t n, uint64_t seed) { return testing::RandomBytes(n, seed); }
 
 class PeerStoreTest : public ::testing::Test {
@@ -36,16 +29,16 @@ class PeerStoreTest : public ::testing::Test {
 TEST_F(PeerStoreTest, PutGetHasReleasePerOwner) {
   auto store = Open(1 << 20);
   auto blob = Blob(1000, 1);
-  auto put = store->Put("Alpha", IdOf(1), blob, HashBlob(blob));
+  auto put = store->Put("Alpha", testing::TestChunkId(1), blob, HashBlob(blob));
   ASSERT_TRUE(put.ok()) << put.status().ToString();
   EXPECT_FALSE(*put);
-  EXPECT_TRUE(*store->Put("alpha", IdOf(1), blob, HashBlob(blob)));  // idempotent
+  EXPECT_TRUE(*store->Put("alpha", testing::TestChunkId(1), blob, HashBlob(blob)));  // idempotent
   ASSERT_TRUE(store->Flush("alpha").ok());
-  std::vector<ChunkId> ids = {IdOf(1), IdOf(2)};
+  std::vector<ChunkId> ids = {testing::TestChunkId(1), testing::TestChunkId(2)};
   EXPECT_EQ(*store->Has("alpha", ids), (std::vector<bool>{true, false}));
   EXPECT_EQ(*store->Has("beta", ids), (std::vector<bool>{false, false}));  // owners are separate
-  EXPECT_EQ(*store->Get("alpha", IdOf(1)), blob);
-  EXPECT_EQ(store->Get("beta", IdOf(1)).status().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(*store->Get("alpha", testing::TestChunkId(1)), blob);
+  EXPECT_EQ(store->Get("beta", testing::TestChunkId(1)).status().code(), ErrorCode::kNotFound);
   EXPECT_EQ(store->Usage("alpha")->chunk_bytes, 1000u);
   EXPECT_EQ(*store->Release("alpha", ids), 1u);
   EXPECT_EQ(store->Usage("alpha")->chunk_bytes, 0u);
@@ -58,7 +51,7 @@ TEST_F(PeerStoreTest, DamagedOnArrivalIsRefused) {
   auto blob = Blob(500, 2);
   BlobHash hash = HashBlob(blob);
   blob[17] ^= std::byte{1};
-  auto put = store->Put("alpha", IdOf(1), blob, hash);
+  auto put = store->Put("alpha", testing::TestChunkId(1), blob, hash);
   ASSERT_FALSE(put.ok());
   EXPECT_EQ(put.status().code(), ErrorCode::kCorruption);
   EXPECT_NE(put.status().message().find("arrived damaged"), std::string::npos);
@@ -68,22 +61,22 @@ TEST_F(PeerStoreTest, DamagedOnArrivalIsRefused) {
 TEST_F(PeerStoreTest, QuotaPerOwnerAndCapacity) {
   auto store = Open(/*capacity=*/3000, /*quota=*/2000);
   auto blob = Blob(900, 3);
-  ASSERT_TRUE(store->Put("alpha", IdOf(1), blob, HashBlob(blob)).ok());
-  ASSERT_TRUE(store->Put("alpha", IdOf(2), blob, HashBlob(blob)).ok());
-  auto over = store->Put("alpha", IdOf(3), blob, HashBlob(blob));
+  ASSERT_TRUE(store->Put("alpha", testing::TestChunkId(1), blob, HashBlob(blob)).ok());
+  ASSERT_TRUE(store->Put("alpha", testing::TestChunkId(2), blob, HashBlob(blob)).ok());
+  auto over = store->Put("alpha", testing::TestChunkId(3), blob, HashBlob(blob));
   ASSERT_FALSE(over.ok());
   EXPECT_EQ(over.status().code(), ErrorCode::kNoSpace);
   EXPECT_NE(over.status().message().find("over quota"), std::string::npos);
   EXPECT_NE(over.status().message().find("2000"), std::string::npos);
   // Another owner has its own quota, but the total capacity binds.
-  ASSERT_TRUE(store->Put("beta", IdOf(1), blob, HashBlob(blob)).ok());
-  auto full = store->Put("beta", IdOf(2), blob, HashBlob(blob));
+  ASSERT_TRUE(store->Put("beta", testing::TestChunkId(1), blob, HashBlob(blob)).ok());
+  auto full = store->Put("beta", testing::TestChunkId(2), blob, HashBlob(blob));
   ASSERT_FALSE(full.ok());
   EXPECT_NE(full.status().message().find("peer full"), std::string::npos);
   // Releasing makes room again.
-  std::vector<ChunkId> one = {IdOf(1)};
+  std::vector<ChunkId> one = {testing::TestChunkId(1)};
   ASSERT_TRUE(store->Release("alpha", one).ok());
-  EXPECT_TRUE(store->Put("beta", IdOf(2), blob, HashBlob(blob)).ok());
+  EXPECT_TRUE(store->Put("beta", testing::TestChunkId(2), blob, HashBlob(blob)).ok());
 }
 
 TEST_F(PeerStoreTest, ConcurrentPutsNeverOvershootTheQuota) {
@@ -94,7 +87,7 @@ TEST_F(PeerStoreTest, ConcurrentPutsNeverOvershootTheQuota) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 10; ++i) {
         auto blob = Blob(1000, 100 + t * 10 + i);
-        auto r = store->Put("alpha", IdOf(100 + t * 10 + i), blob, HashBlob(blob));
+        auto r = store->Put("alpha", testing::TestChunkId(100 + t * 10 + i), blob, HashBlob(blob));
         if (r.ok()) ++stored;
       }
     });
@@ -117,7 +110,7 @@ TEST_F(PeerStoreTest, KeysAndRootsCountAndSurviveReopen) {
     EXPECT_FALSE(store->PutKey("alpha", Blob(5000, 8)).ok());
     EXPECT_FALSE(store->PutRoots("alpha", 3, Blob((1 << 20) + 1, 8)).ok());
     auto blob = Blob(1000, 9);
-    ASSERT_TRUE(store->Put("alpha", IdOf(1), blob, HashBlob(blob)).ok());
+    ASSERT_TRUE(store->Put("alpha", testing::TestChunkId(1), blob, HashBlob(blob)).ok());
     ASSERT_TRUE(store->Flush("alpha").ok());
     EXPECT_EQ(store->Usage("alpha")->record_bytes, 120u + 8 + 200);
   }
@@ -149,7 +142,7 @@ TEST_F(PeerStoreTest, RootsOnlyMoveForward) {
 TEST_F(PeerStoreTest, ScrubFindsAByteFlippedOnDisk) {
   auto store = Open(1 << 20);
   auto blob = Blob(4000, 10);
-  ASSERT_TRUE(store->Put("alpha", IdOf(1), blob, HashBlob(blob)).ok());
+  ASSERT_TRUE(store->Put("alpha", testing::TestChunkId(1), blob, HashBlob(blob)).ok());
   ASSERT_TRUE(store->Flush("alpha").ok());
   store.reset();
   // Flip a byte near the end of the only pack (inside the blob).
@@ -168,14 +161,14 @@ TEST_F(PeerStoreTest, ScrubFindsAByteFlippedOnDisk) {
   store = Open(1 << 20);
   int bad = 0;
   auto checked = store->Scrub("alpha", [&](const ChunkId& id, const Status& s) {
-    EXPECT_EQ(id, IdOf(1));
+    EXPECT_EQ(id, testing::TestChunkId(1));
     EXPECT_EQ(s.code(), ErrorCode::kCorruption);
     ++bad;
   });
   ASSERT_TRUE(checked.ok());
   EXPECT_EQ(*checked, 1u);
   EXPECT_EQ(bad, 1);
-  EXPECT_EQ(store->Get("alpha", IdOf(1)).status().code(), ErrorCode::kCorruption);
+  EXPECT_EQ(store->Get("alpha", testing::TestChunkId(1)).status().code(), ErrorCode::kCorruption);
 }
 
 TEST_F(PeerStoreTest, OwnerNamesAreHostNames) {
@@ -188,7 +181,7 @@ TEST_F(PeerStoreTest, OwnerNamesAreHostNames) {
   }
   auto store = Open(1 << 20);
   auto blob = Blob(10, 11);
-  EXPECT_EQ(store->Put("../etc", IdOf(1), blob, HashBlob(blob)).status().code(),
+  EXPECT_EQ(store->Put("../etc", testing::TestChunkId(1), blob, HashBlob(blob)).status().code(),
             ErrorCode::kInvalidArgument);
 }
 

@@ -19,13 +19,6 @@ namespace {
 
 using transport::Identity;
 
-ChunkId IdOf(uint64_t n) {
-  ChunkId id;
-  auto bytes = testing::RandomBytes(id.bytes.size(), n + 7);
-  std::copy(bytes.begin(), bytes.end(), id.bytes.begin());
-  return id;
-}
-
 std::vector<std::byte> BlobOf(uint64_t n) {
   auto text = testing::RandomBytes(1000 + n, n + 99);
   return std::vector<std::byte>(reinterpret_cast<const std::byte*>(text.data()),
@@ -35,9 +28,9 @@ std::vector<std::byte> BlobOf(uint64_t n) {
 TEST(PlacementTest, DeterministicSpreadOverSitesAndWeighted) {
   std::vector<PlacementPeer> peers = {{"a", "s1", 100}, {"b", "s1", 100}, {"c", "s2", 100}};
   for (uint64_t n = 0; n < 200; ++n) {
-    std::vector<size_t> r = RankPeers(IdOf(n), peers, 2);
+    std::vector<size_t> r = RankPeers(testing::TestChunkId(n), peers, 2);
     ASSERT_EQ(r.size(), 3u);
-    EXPECT_EQ(r, RankPeers(IdOf(n), peers, 2));
+    EXPECT_EQ(r, RankPeers(testing::TestChunkId(n), peers, 2));
     // The two replicas are on different sites: one of them is c.
     EXPECT_TRUE(r[0] == 2 || r[1] == 2) << n;
   }
@@ -45,7 +38,7 @@ TEST(PlacementTest, DeterministicSpreadOverSitesAndWeighted) {
   std::vector<PlacementPeer> weighted = {{"x", "", 300}, {"y", "", 100}, {"z", "", 0}};
   int firsts = 0;
   for (uint64_t n = 0; n < 4000; ++n) {
-    std::vector<size_t> r = RankPeers(IdOf(n), weighted, 1);
+    std::vector<size_t> r = RankPeers(testing::TestChunkId(n), weighted, 1);
     ASSERT_EQ(r.size(), 2u);  // z offers nothing and is never a candidate
     firsts += r[0] == 0;
   }
@@ -54,9 +47,9 @@ TEST(PlacementTest, DeterministicSpreadOverSitesAndWeighted) {
   std::vector<PlacementPeer> four = {{"p", "", 1}, {"q", "", 1}, {"r", "", 1}, {"s", "", 1}};
   std::vector<PlacementPeer> three = {{"p", "", 1}, {"q", "", 1}, {"r", "", 1}};
   for (uint64_t n = 0; n < 500; ++n) {
-    size_t before = RankPeers(IdOf(n), four, 1)[0];
+    size_t before = RankPeers(testing::TestChunkId(n), four, 1)[0];
     if (before != 3) {
-      EXPECT_EQ(RankPeers(IdOf(n), three, 1)[0], before);
+      EXPECT_EQ(RankPeers(testing::TestChunkId(n), three, 1)[0], before);
     }
   }
 }
@@ -124,7 +117,7 @@ class PeerSetTest : public ::testing::Test {
   }
 
   bool Held(size_t server, uint64_t n) {
-    ChunkId id = IdOf(n);
+    ChunkId id = testing::TestChunkId(n);
     auto has = servers_[server]->store->Has("owner", std::span(&id, 1));
     return has.ok() && (*has)[0];
   }
@@ -147,37 +140,37 @@ TEST_F(PeerSetTest, ReplicasOnDistinctPeersRecordedAndReadable) {
   auto set = Open(3);
   ASSERT_TRUE(set);
   for (uint64_t n = 0; n < 30; ++n) {
-    auto existed = set->Put(IdOf(n), BlobOf(n));
+    auto existed = set->Put(testing::TestChunkId(n), BlobOf(n));
     ASSERT_TRUE(existed.ok()) << existed.status().ToString();
     EXPECT_FALSE(*existed);
   }
-  EXPECT_TRUE(*set->Put(IdOf(3), BlobOf(3)));  // pending counts as held
+  EXPECT_TRUE(*set->Put(testing::TestChunkId(3), BlobOf(3)));  // pending counts as held
   ASSERT_TRUE(set->Flush().ok());
   for (uint64_t n = 0; n < 30; ++n) {
     EXPECT_EQ(Holders(n), 2) << n;
-    auto rows = locations_->Holders(IdOf(n));
+    auto rows = locations_->Holders(testing::TestChunkId(n));
     ASSERT_TRUE(rows.ok());
     ASSERT_EQ(rows->size(), 2u);
     EXPECT_EQ((*rows)[0].hash, HashBlob(BlobOf(n)));
-    EXPECT_TRUE(*set->Contains(IdOf(n)));
-    EXPECT_TRUE(*set->Put(IdOf(n), BlobOf(n)));  // dedup: already held
+    EXPECT_TRUE(*set->Contains(testing::TestChunkId(n)));
+    EXPECT_TRUE(*set->Put(testing::TestChunkId(n), BlobOf(n)));  // dedup: already held
   }
   EXPECT_EQ(set->stats().chunks_sent, 60u);
   // Reads survive any one peer stopping.
   servers_[1]->server->Stop();
   for (uint64_t n = 0; n < 30; ++n) {
-    auto blob = set->Get(IdOf(n));
+    auto blob = set->Get(testing::TestChunkId(n));
     ASSERT_TRUE(blob.ok()) << n << ": " << blob.status().ToString();
     EXPECT_EQ(*blob, BlobOf(n));
   }
-  EXPECT_EQ(set->Get(IdOf(999)).status().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(set->Get(testing::TestChunkId(999)).status().code(), ErrorCode::kNotFound);
 }
 
 TEST_F(PeerSetTest, DeadPeerChunksGoToTheNextCandidates) {
   servers_[0]->server->Stop();
   auto set = Open(3);
   ASSERT_TRUE(set);
-  for (uint64_t n = 0; n < 20; ++n) ASSERT_TRUE(set->Put(IdOf(n), BlobOf(n)).ok());
+  for (uint64_t n = 0; n < 20; ++n) ASSERT_TRUE(set->Put(testing::TestChunkId(n), BlobOf(n)).ok());
   ASSERT_TRUE(set->Flush().ok());
   for (uint64_t n = 0; n < 20; ++n) EXPECT_EQ(Holders(n), 2) << n;
   PeerSetStats stats = set->stats();
@@ -192,20 +185,20 @@ TEST_F(PeerSetTest, NoLivePeerFailsFlushAndRecordsNothing) {
   servers_[1]->server->Stop();
   auto set = Open(2);
   ASSERT_TRUE(set);
-  Status put = set->Put(IdOf(1), BlobOf(1)).status();
+  Status put = set->Put(testing::TestChunkId(1), BlobOf(1)).status();
   Status flushed = set->Flush();
   // Either the put or the flush says so; nothing is recorded as stored.
   EXPECT_FALSE(put.ok() && flushed.ok());
   EXPECT_EQ(put.ok() ? flushed.code() : put.code(), ErrorCode::kUnavailable);
   EXPECT_NE((put.ok() ? flushed : put).message().find("peer0"), std::string::npos);
-  EXPECT_TRUE(locations_->Holders(IdOf(1))->empty());
+  EXPECT_TRUE(locations_->Holders(testing::TestChunkId(1))->empty());
 }
 
 TEST_F(PeerSetTest, UnrecordedChunksAreLocatedAndVerified) {
   {
     auto set = Open(3);
     ASSERT_TRUE(set);
-    for (uint64_t n = 0; n < 10; ++n) ASSERT_TRUE(set->Put(IdOf(n), BlobOf(n)).ok());
+    for (uint64_t n = 0; n < 10; ++n) ASSERT_TRUE(set->Put(testing::TestChunkId(n), BlobOf(n)).ok());
     ASSERT_TRUE(set->Flush().ok());
   }
   // A fresh box: no location records; the verify hook checks what comes back.
@@ -217,7 +210,7 @@ TEST_F(PeerSetTest, UnrecordedChunksAreLocatedAndVerified) {
   o.verify = [&](const ChunkId& id, std::span<const std::byte> blob) {
     ++verified;
     for (uint64_t n = 0; n < 10; ++n) {
-      if (IdOf(n) == id) {
+      if (testing::TestChunkId(n) == id) {
         std::vector<std::byte> expected = BlobOf(n);
         return std::equal(blob.begin(), blob.end(), expected.begin(), expected.end())
                    ? Status::Ok()
@@ -229,10 +222,10 @@ TEST_F(PeerSetTest, UnrecordedChunksAreLocatedAndVerified) {
   auto set = Open(3, o);
   ASSERT_TRUE(set);
   std::vector<ChunkId> ids;
-  for (uint64_t n = 0; n < 10; ++n) ids.push_back(IdOf(n));
+  for (uint64_t n = 0; n < 10; ++n) ids.push_back(testing::TestChunkId(n));
   ASSERT_TRUE(set->Locate(ids).ok());
   for (uint64_t n = 0; n < 10; ++n) {
-    auto blob = set->Get(IdOf(n));
+    auto blob = set->Get(testing::TestChunkId(n));
     ASSERT_TRUE(blob.ok()) << blob.status().ToString();
     EXPECT_EQ(*blob, BlobOf(n));
   }
@@ -243,7 +236,7 @@ TEST_F(PeerSetTest, RepairRestoresTheReplicaCount) {
   {
     auto set = Open(3);
     ASSERT_TRUE(set);
-    for (uint64_t n = 0; n < 20; ++n) ASSERT_TRUE(set->Put(IdOf(n), BlobOf(n)).ok());
+    for (uint64_t n = 0; n < 20; ++n) ASSERT_TRUE(set->Put(testing::TestChunkId(n), BlobOf(n)).ok());
     ASSERT_TRUE(set->Flush().ok());
   }
   // peer2 dies for good; peer3 joins.

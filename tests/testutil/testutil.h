@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "sparetime/imaging/chunk_id.h"
+
 namespace sparetime::testing {
 
 // A fresh directory under $TMPDIR (or /tmp), removed recursively on destruction.
@@ -26,6 +28,8 @@ class TempDir {
 
 // Deterministic pseudo-random bytes (xorshift) for test data.
 std::vector<std::byte> RandomBytes(size_t n, uint64_t seed);
+// A deterministic chunk id for test number n (distinct for distinct n).
+ChunkId TestChunkId(uint64_t n);
 
 // Writes bytes to a file (creating/truncating it).
 void WriteFileOrDie(const std::string& path, const std::vector<std::byte>& data);

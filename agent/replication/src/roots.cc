@@ -20,14 +20,7 @@ nlohmann::json SnapshotToJson(const Snapshot& s) {
           {"size", s.size},
           {"chunk_size", s.chunk_size},
           {"manifest", s.manifest_root.hex()},
-          {"stats",
-           {{"chunks", s.stats.chunks},
-            {"holes", s.stats.holes},
-            {"new_chunks", s.stats.new_chunks},
-            {"new_bytes", s.stats.new_bytes},
-            {"stored_bytes", s.stats.stored_bytes},
-            {"resumed_chunks", s.stats.resumed_chunks},
-            {"seconds", s.stats.seconds}}}};
+          {"stats", s.stats.ToJson()}};
 }
 
 Result<Snapshot> SnapshotFromJson(const nlohmann::json& j) {
@@ -41,14 +34,7 @@ Result<Snapshot> SnapshotFromJson(const nlohmann::json& j) {
   std::optional<ChunkId> root = ChunkId::FromHex(j.at("manifest").get<std::string>());
   if (!root) return Corruption("snapshot " + s.id + " has a malformed manifest id");
   s.manifest_root = *root;
-  const nlohmann::json& st = j.at("stats");
-  s.stats.chunks = st.at("chunks").get<uint64_t>();
-  s.stats.holes = st.at("holes").get<uint64_t>();
-  s.stats.new_chunks = st.at("new_chunks").get<uint64_t>();
-  s.stats.new_bytes = st.at("new_bytes").get<uint64_t>();
-  s.stats.stored_bytes = st.at("stored_bytes").get<uint64_t>();
-  s.stats.resumed_chunks = st.at("resumed_chunks").get<uint64_t>();
-  s.stats.seconds = st.at("seconds").get<double>();
+  ST_ASSIGN_OR_RETURN(s.stats, SnapshotStats::FromJson(j.at("stats")));
   return s;
 }
 

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <utility>
@@ -35,6 +36,12 @@ struct SnapshotStats {
   uint64_t stored_bytes = 0;  // sealed bytes this backup added
   uint64_t resumed_chunks = 0;  // taken from an interrupted earlier run
   double seconds = 0;
+
+  // {"chunks", "holes", "new_chunks", "new_bytes", "stored_bytes",
+  //  "resumed_chunks", "seconds"}: CLI output and the snapshot lists peers keep.
+  nlohmann::json ToJson() const;
+  // kCorruption naming the missing or malformed field.
+  static Result<SnapshotStats> FromJson(const nlohmann::json& j);
 };
 
 struct Snapshot {
