@@ -13,8 +13,8 @@
 # bridge (as tests/testutil/test_network.cc does), one shared file directory:
 # alpha owns the backups, beta, gamma and delta are its peers. Steps:
 #   local      sparetime --repo init + backup of disk-v1.img (the baseline)
-#   peers-r2   alpha backs disk-v1.img up to 2 of its peers (R=2, only beta
-#              and gamma running)
+#   peers-r2   alpha backs disk-v1.img up to its 2 peers (R=2, only beta and
+#              gamma running)
 #   restore-N  alpha restores that snapshot with N of the peers that hold it
 #              running (the backup for these is R=3 onto beta, gamma, delta)
 # Targets: peers-r2 <= 1.3 x local; restore-3 >= 2 x faster than restore-1.
@@ -120,14 +120,14 @@ echo "corpus: $src ($(bench_mib "$(stat -c %s "$src")") MiB)" >&2
 "$sparetime" --repo "$out/local" init --kdf min -q
 bench_step local "$sparetime" --repo "$out/local" -q backup "$src"
 
-# Two peers, R=2.
+# Two peers, R=2 (delta is not started, so it is not a live peer).
 directory 2
 for i in 0 1 2 3; do config "$i"; done
 start 0; start 1; start 2
-sleep 1; wait_peers 3; stop 2; sleep 0.5
+sleep 1; wait_peers 2
 cli init --kdf min -q
 bench_step peers-r2 ip netns exec "$prefix-0" "$sparetime" --config "$out/alpha.conf" -q backup "$src"
-stop 0; stop 1
+stop 0; stop 1; stop 2
 rm -rf "$out"/state-*
 
 # Three peers, R=3; then restores with 1, 2, 3 of them running.

@@ -232,6 +232,43 @@ TEST_F(PeerSetTest, UnrecordedChunksAreLocatedAndVerified) {
   EXPECT_EQ(verified, 10);
 }
 
+// The owner seals a chunk again (new nonce: different bytes, same id) after
+// losing its records; the peers keep their first copy. The stale hash is not
+// taken for damage: the verify hook (the AEAD in real use) decides, and the
+// record is corrected. Without a hook the mismatch is an error.
+TEST_F(PeerSetTest, ResealedChunkIsVerifiedNotRejected) {
+  const ChunkId id = testing::TestChunkId(1);
+  const std::vector<std::byte> first = BlobOf(1), second = BlobOf(2);
+  {
+    auto set = Open(2);
+    ASSERT_TRUE(set);
+    ASSERT_TRUE(set->Put(id, first).ok());
+    ASSERT_TRUE(set->Flush().ok());
+  }
+  auto fresh = ChunkLocations::Open(dir_ / "fresh.db");
+  ASSERT_TRUE(fresh.ok());
+  locations_ = std::move(*fresh);
+  {
+    auto set = Open(2);
+    ASSERT_TRUE(set);
+    ASSERT_TRUE(set->Put(id, second).ok());
+    ASSERT_TRUE(set->Flush().ok());
+    EXPECT_EQ((*locations_->Holders(id))[0].hash, HashBlob(second));
+    EXPECT_EQ(set->Get(id).status().code(), ErrorCode::kCorruption);
+  }
+  PeerSetOptions o;
+  o.verify = [&](const ChunkId&, std::span<const std::byte> blob) {
+    return std::equal(blob.begin(), blob.end(), first.begin(), first.end()) ? Status::Ok()
+                                                                             : Corruption("forged");
+  };
+  auto set = Open(2, o);
+  ASSERT_TRUE(set);
+  auto blob = set->Get(id);
+  ASSERT_TRUE(blob.ok()) << blob.status().ToString();
+  EXPECT_EQ(*blob, first);
+  EXPECT_EQ((*locations_->Holders(id))[0].hash, HashBlob(first));
+}
+
 TEST_F(PeerSetTest, RepairRestoresTheReplicaCount) {
   {
     auto set = Open(3);

@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "peer_link.h"
 #include "sparetime/replication/placement.h"
@@ -68,7 +69,7 @@ class PeerSet::Impl {
   Result<bool> Contains(const ChunkId& id) {
     {
       std::lock_guard lock(mu_);
-      if (pending_.contains(id)) return true;
+      if (pending_.contains(id) || unflushed_.contains(id)) return true;
     }
     ST_ASSIGN_OR_RETURN(std::vector<ChunkLocation> holders, locations_.Holders(id));
     return !holders.empty();
@@ -80,7 +81,7 @@ class PeerSet::Impl {
     std::vector<PeerLink*> targets;
     {
       std::unique_lock lock(mu_);
-      if (pending_.contains(id)) return Status::Ok();
+      if (pending_.contains(id) || (holders.empty() && unflushed_.contains(id))) return Status::Ok();
       space_cv_.wait(lock, [&] {
         return inflight_bytes_ == 0 || inflight_bytes_ + sealed->size() <= options_.max_inflight_bytes;
       });
@@ -136,6 +137,7 @@ class PeerSet::Impl {
       if (status.ok()) {
         p.acked.push_back(link.name());
         acked_rows_.push_back({id, link.name(), p.hash});
+        unflushed_.insert(id);
         stats_.chunks_sent++;
         stats_.bytes_sent += p.sealed->size();
       } else {
@@ -175,6 +177,10 @@ class PeerSet::Impl {
       failures.swap(failures_);
     }
     ST_RETURN_IF_ERROR(locations_.Add(rows));
+    {
+      std::lock_guard lock(mu_);
+      for (const ChunkLocation& row : rows) unflushed_.erase(row.id);
+    }
     if (failures.empty()) return Status::Ok();
     return Status(ErrorCode::kUnavailable,
                   std::to_string(failures.size()) + " chunk(s) could not be stored on any peer, "
@@ -219,11 +225,7 @@ class PeerSet::Impl {
                           : Result<std::vector<std::byte>>(Status(
                                 ErrorCode::kUnavailable, "not a live peer in the directory"));
       if (blob.ok()) {
-        if (hashed && HashBlob(*blob) != h.hash) {
-          bad = Status(ErrorCode::kCorruption, "its copy does not match the hash recorded at backup");
-        } else if (!hashed && options_.verify) {
-          bad = options_.verify(id, *blob);
-        }
+        bad = Check(id, h, *blob);
         if (bad.ok()) return blob;
       } else {
         bad = blob.status();
@@ -238,6 +240,29 @@ class PeerSet::Impl {
     }
     return Status(damaged ? ErrorCode::kCorruption : ErrorCode::kNotFound,
                   "chunk " + id.short_hex() + ": no replica could be read (" + errors + ")");
+  }
+
+  // A fetched blob against the record. A peer keeps the first copy of a
+  // chunk it was given; the owner may have sealed the same chunk again since
+  // (a wiped state directory, a re-sent upload), so a hash that differs from
+  // the record is not yet damage: the AEAD (`verify`) decides, and a good
+  // copy's hash replaces the stale record.
+  Status Check(const ChunkId& id, const ChunkLocation& record, std::span<const std::byte> blob) {
+    const bool recorded = record.hash != BlobHash{};
+    BlobHash got = HashBlob(blob);
+    if (recorded && got == record.hash) return Status::Ok();
+    if (!options_.verify) {
+      return recorded ? Corruption("its copy does not match the hash recorded at backup") : Status::Ok();
+    }
+    Status verified = options_.verify(id, blob);
+    if (!verified.ok()) {
+      return Corruption("its copy fails authentication (" + verified.message() + ")");
+    }
+    if (recorded) {
+      ChunkLocation fixed{id, record.peer, got};
+      locations_.Add(std::span(&fixed, 1)).IgnoreError();  // a stale record only costs a re-check
+    }
+    return Status::Ok();
   }
 
   bool Located(const ChunkId& id) {
@@ -300,6 +325,7 @@ class PeerSet::Impl {
   std::deque<std::pair<PeerLink*, Upload>> uploads_;            // guarded by mu_
   size_t inflight_bytes_ = 0;                                   // guarded by mu_
   std::vector<ChunkLocation> acked_rows_;                       // guarded by mu_
+  std::unordered_set<ChunkId, ChunkIdHash> unflushed_;          // ids in acked_rows_; guarded by mu_
   std::vector<std::string> failures_;                           // guarded by mu_
   std::unordered_map<ChunkId, std::vector<std::string>, ChunkIdHash> located_;  // guarded by mu_
   PeerSetStats stats_;                                          // guarded by mu_
@@ -343,7 +369,7 @@ Result<PeerSet::RepairReport> PeerSet::Impl::Repair() {
     std::shared_ptr<const std::vector<std::byte>> sealed;
     for (const ChunkLocation& g : good) {
       Result<std::vector<std::byte>> blob = LinkByName(g.peer)->Get("", id);
-      if (blob.ok() && HashBlob(*blob) == g.hash) {
+      if (blob.ok() && Check(id, g, *blob).ok()) {
         sealed = std::make_shared<const std::vector<std::byte>>(std::move(*blob));
         break;
       }

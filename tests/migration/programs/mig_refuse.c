@@ -14,6 +14,7 @@
 #include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <signal.h>
 #include <sys/shm.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -36,6 +37,8 @@ static int setup(const char* mode, const char* out) {
   if (!strcmp(mode, "child")) {
     pid_t c = fork();
     if (c == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);  /* never outlive the test's process */
+      if (getppid() == 1) _exit(0);
       for (;;) pause();
     }
     return c < 0;

@@ -17,9 +17,11 @@
 //
 // Get: tries the chunk's holders (recorded, or found by Locate), starting at
 // a different replica for different chunks so parallel reads spread over the
-// peers; each reply is checked against the recorded hash (or the `verify`
-// hook when none is recorded) and a missing or damaged replica is skipped for
-// the next one and reported.
+// peers; each reply is checked against the recorded hash, and with the
+// `verify` hook (the AEAD) when there is no record or the hash differs — a
+// peer keeps the first copy of a chunk it got, and the owner may have sealed
+// the same chunk again since; a copy that passes replaces the stale record. A
+// missing or damaged replica is skipped for the next one and reported.
 //
 // Thread safety: all methods are safe for concurrent use.
 #ifndef SPARETIME_REPLICATION_PEER_SET_H_
