@@ -6,6 +6,11 @@
 #   --size MIB   corpus size (default 2048; the corpus is built once, cached in
 #                $BENCH_CACHE, default /var/tmp/sparetime-bench)
 #   --out DIR    work directory (default $BENCH_CACHE/peers-<size>-<time>)
+#   --peer-link MBIT  shape each peer's outgoing link to MBIT Mbit/s (tc tbf
+#                in its namespace), as each peer's own network link limits
+#                what it can send; all agents share this machine's CPU and
+#                disk, so without it restore-N measures those, not the peers
+#                (default 0: unshaped)
 # Env: SPARETIME_BIN, SPARETIMED_BIN (default build/agent/sparetime{,d}),
 #      BENCH_CACHE, MAKE_CORPUS, BENCH_QUIET_WAIT.
 #
@@ -23,11 +28,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$here/lib.sh"
 
-size=2048 out=""
+size=2048 out="" link_mbit=0
 while [ $# -gt 0 ]; do
   case $1 in
     --size) size=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --peer-link) link_mbit=$2; shift 2 ;;
     *) bench_die "unknown option $1 (see the header of $0)" ;;
   esac
 done
@@ -65,6 +71,9 @@ for i in "${!hosts[@]}"; do
   ip -n "$ns" addr add "$(addr "$i")/24" dev eth0
   ip -n "$ns" link set eth0 up
   ip -n "$ns" link set lo up
+  if [ "$i" -gt 0 ] && [ "$link_mbit" -gt 0 ]; then
+    ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate "${link_mbit}mbit" burst 512kb latency 100ms
+  fi
 done
 
 # The directory: four enrolled agents (keys published on first start).
@@ -146,6 +155,7 @@ done
 
 {
   bench_env
+  echo "peer links: $([ "$link_mbit" -gt 0 ] && echo "${link_mbit} Mbit/s each (tc tbf)" || echo unshaped)"
   echo
   echo "| step | wall s | cpu s | peak RSS MiB | ratio |"
   echo "| --- | --- | --- | --- | --- |"
