@@ -5,6 +5,7 @@
 #include "sparetime/migration/image.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <sys/stat.h>
 #include <sys/user.h>
 
@@ -64,6 +65,13 @@ ProcessImage SampleImage() {
   d.kind = FdEntry::Kind::kDup;
   d.dup_of = 3;
   im.fds.push_back(d);
+  FdEntry dir;  // no FileIdentity: a directory is only checked for existence
+  dir.fd = 5;
+  dir.kind = FdEntry::Kind::kDirectory;
+  dir.path = "/tmp";
+  dir.flags = 0200000;  // O_DIRECTORY
+  dir.offset = 7;
+  im.fds.push_back(dir);
   im.pipes.push_back({77, 65536, {std::byte{'h'}, std::byte{'i'}}});
   im.cwd = "/";
   im.rlimits[7] = {1024, 4096};
@@ -119,6 +127,9 @@ TEST_F(ImageTest, RoundTripsThroughChunksAndAFile) {
   EXPECT_EQ(back->itimers[0].interval_usec, 5000);
   EXPECT_EQ(back->fds[1].kind, FdEntry::Kind::kDup);
   EXPECT_EQ(back->fds[0].offset, 99u);
+  EXPECT_EQ(back->fds[2].kind, FdEntry::Kind::kDirectory);
+  EXPECT_EQ(back->fds[2].path, "/tmp");
+  EXPECT_EQ(back->fds[2].offset, 7u);
   EXPECT_EQ(back->pipes[0].data, im.pipes[0].data);
   EXPECT_EQ(back->rlimits[7][1], 4096u);
   EXPECT_EQ(back->creds.groups, im.creds.groups);
@@ -213,9 +224,44 @@ TEST_F(ImageTest, RejectsForeignTruncatedAndInconsistentFiles) {
 
   ProcessImage future = SampleImage();
   future.version = 99;
-  auto decoded = DecodeManifest(EncodeManifest(future), future.page_count());
+  auto future_manifest = EncodeManifest(future);
+  ASSERT_TRUE(future_manifest.ok()) << future_manifest.error().ToString();
+  auto decoded = DecodeManifest(*future_manifest, future.page_count());
   ASSERT_FALSE(decoded.ok());
   EXPECT_NE(decoded.error().message().find("version 99"), std::string::npos);
+}
+
+// Kinds travel by name, and a name or value the format does not know is an
+// error: never the first kind in the list (a directory fd once came back as
+// a "file" of size 0 and failed the restore's file check).
+TEST_F(ImageTest, FdKindsTravelByNameAndUnknownKindsAreRefused) {
+  ProcessImage im = SampleImage();
+  auto manifest = EncodeManifest(im);
+  ASSERT_TRUE(manifest.ok()) << manifest.error().ToString();
+  auto json = nlohmann::json::parse(*manifest);
+  EXPECT_EQ(json["fds"][2]["kind"], "directory");
+  EXPECT_EQ(json["mappings"][0]["kind"], "private_file");
+
+  json["fds"][2]["kind"] = "socket";
+  auto decoded = DecodeManifest(json.dump(), im.page_count());
+  ASSERT_FALSE(decoded.ok()) << "decoded fd 5 as kind " << static_cast<int>(decoded->fds[2].kind);
+  EXPECT_EQ(decoded.error().code(), ErrorCode::kCorruption);
+  EXPECT_NE(decoded.error().message().find("unknown fd kind 'socket'"), std::string::npos)
+      << decoded.error().ToString();
+
+  json = nlohmann::json::parse(*manifest);
+  json["mappings"][0]["kind"] = "hugetlb";
+  decoded = DecodeManifest(json.dump(), im.page_count());
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_NE(decoded.error().message().find("unknown mapping kind 'hugetlb'"), std::string::npos)
+      << decoded.error().ToString();
+
+  im.fds[2].kind = static_cast<FdEntry::Kind>(42);
+  auto unnamed = EncodeManifest(im);
+  ASSERT_FALSE(unnamed.ok()) << "written as " << *unnamed;
+  EXPECT_NE(unnamed.error().message().find("fd kind 42"), std::string::npos) << unnamed.error().ToString();
+  auto stored = StoreImage(im, *key_, *store_);
+  EXPECT_FALSE(stored.ok()) << "StoreImage must not write a manifest it cannot encode";
 }
 
 }  // namespace

@@ -5,6 +5,9 @@
 #include <sys/user.h>
 
 #include <cstring>
+#include <stdexcept>
+#include <string_view>
+#include <utility>
 #include <nlohmann/json.hpp>
 
 #include "sparetime/base/bytes.h"
@@ -13,22 +16,66 @@
 
 namespace sparetime::migration {
 
+// Enum names. Not NLOHMANN_JSON_SERIALIZE_ENUM: it silently turns a value
+// missing from its table into the first entry, in both directions (an open
+// directory came back as kind "file" and was checked as a file). Here an
+// unlisted value is an error: EncodeManifest checks every kind first, and an
+// unknown name makes DecodeManifest fail. to_json/from_json are found by ADL,
+// so they live in this namespace; `static` keeps them local.
+namespace {
+
+template <typename E>
+using EnumName = std::pair<E, std::string_view>;
+constexpr EnumName<Mapping::Kind> kMappingKinds[] = {{Mapping::Kind::kPrivateAnon, "private_anon"},
+                                                     {Mapping::Kind::kSharedAnon, "shared_anon"},
+                                                     {Mapping::Kind::kPrivateFile, "private_file"},
+                                                     {Mapping::Kind::kSharedFile, "shared_file"}};
+constexpr EnumName<FdEntry::Kind> kFdKinds[] = {{FdEntry::Kind::kFile, "file"},
+                                                {FdEntry::Kind::kDevice, "device"},
+                                                {FdEntry::Kind::kPipeRead, "pipe_read"},
+                                                {FdEntry::Kind::kPipeWrite, "pipe_write"},
+                                                {FdEntry::Kind::kDup, "dup"},
+                                                {FdEntry::Kind::kDirectory, "directory"}};
+
+template <typename E, size_t N>
+std::string NameOf(const EnumName<E> (&names)[N], E value, std::string_view what) {
+  for (const auto& [v, name] : names)
+    if (v == value) return std::string(name);
+  throw std::invalid_argument(std::string(what) + " kind " + std::to_string(static_cast<int>(value)) +
+                              " has no name in the image format");
+}
+
+// Checked before building the JSON: a to_json that throws part-way leaks
+// the half-built json (nlohmann 3.11).
+template <typename E, size_t N>
+bool Named(const EnumName<E> (&names)[N], E value) {
+  for (const auto& [v, name] : names)
+    if (v == value) return true;
+  return false;
+}
+
+template <typename E, size_t N>
+E ValueOf(const EnumName<E> (&names)[N], const nlohmann::json& j, std::string_view what) {
+  const std::string name = j.get<std::string>();
+  for (const auto& [v, n] : names)
+    if (n == name) return v;
+  throw std::invalid_argument("unknown " + std::string(what) + " kind '" + name +
+                              "' (an image from a newer sparetime? restore it with that version)");
+}
+
+}  // namespace
+
+static void to_json(nlohmann::json& j, const Mapping::Kind& k) { j = NameOf(kMappingKinds, k, "mapping"); }
+static void from_json(const nlohmann::json& j, Mapping::Kind& k) { k = ValueOf(kMappingKinds, j, "mapping"); }
+static void to_json(nlohmann::json& j, const FdEntry::Kind& k) { j = NameOf(kFdKinds, k, "fd"); }
+static void from_json(const nlohmann::json& j, FdEntry::Kind& k) { k = ValueOf(kFdKinds, j, "fd"); }
+
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PageRun, addr, count, first)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(FileIdentity, size, mtime_ns)
-NLOHMANN_JSON_SERIALIZE_ENUM(Mapping::Kind, {{Mapping::Kind::kPrivateAnon, "private_anon"},
-                                             {Mapping::Kind::kSharedAnon, "shared_anon"},
-                                             {Mapping::Kind::kPrivateFile, "private_file"},
-                                             {Mapping::Kind::kSharedFile, "shared_file"}})
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Mapping, kind, start, end, prot, grows_down, may_write, path, file_offset, file,
                                    pages)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(VdsoLayout::Area, name, start, end)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(VdsoLayout, areas, code)
-NLOHMANN_JSON_SERIALIZE_ENUM(FdEntry::Kind, {{FdEntry::Kind::kFile, "file"},
-                                             {FdEntry::Kind::kDevice, "device"},
-                                             {FdEntry::Kind::kPipeRead, "pipe_read"},
-                                             {FdEntry::Kind::kPipeWrite, "pipe_write"},
-                                             {FdEntry::Kind::kDup, "dup"},
-                                             {FdEntry::Kind::kDirectory, "directory"}})
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(FdEntry, fd, kind, path, flags, offset, file, pipe_id, dup_of)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SignalAction, signo, handler, flags, restorer, mask)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ItimerValue, interval_sec, interval_usec, value_sec, value_usec)
@@ -71,7 +118,15 @@ Status Validate(const ProcessImage& im) {
 
 }  // namespace
 
-std::string EncodeManifest(const ProcessImage& im) {
+Result<std::string> EncodeManifest(const ProcessImage& im) try {
+  for (const Mapping& m : im.mappings)
+    if (!Named(kMappingKinds, m.kind))
+      return InvalidArgument("cannot encode the image manifest: mapping " + HexAddr(m.start) + " has kind " +
+                             std::to_string(static_cast<int>(m.kind)) + ", which has no name in the image format");
+  for (const FdEntry& e : im.fds)
+    if (!Named(kFdKinds, e.kind))
+      return InvalidArgument("cannot encode the image manifest: fd " + std::to_string(e.fd) + " has fd kind " +
+                             std::to_string(static_cast<int>(e.kind)) + ", which has no name in the image format");
   nlohmann::json j;
   j["version"] = im.version;
   j["pid"] = im.pid;
@@ -105,6 +160,9 @@ std::string EncodeManifest(const ProcessImage& im) {
   j["creds"] = im.creds;
   j["page_count"] = im.page_count();
   return j.dump();
+} catch (const std::exception& e) {  // dump(): a path that is not UTF-8
+  return InvalidArgument(std::string("cannot encode the image manifest of process ") + std::to_string(im.pid) +
+                         ": " + e.what());
 }
 
 Result<ProcessImage> DecodeManifest(std::string_view json, uint64_t page_count) {

@@ -120,7 +120,7 @@ Result<StoredImage> StoreImage(const ProcessImage& image, const MigrationKey& ke
                                const HeldQuery& held, StoreStats* stats) {
   const Codec& codec = key.codec();
   StoredImage out;
-  out.manifest = EncodeManifest(image);
+  ST_ASSIGN_OR_RETURN(out.manifest, EncodeManifest(image));
   out.key_check = key.Check();
   const size_t n = image.page_count();
   out.pages.resize(n);

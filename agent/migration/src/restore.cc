@@ -53,12 +53,27 @@ Status CheckFiles(const ProcessImage& image) {
   for (const Mapping& m : image.mappings)
     if (!m.path.empty()) ST_RETURN_IF_ERROR(CheckFile("mapped file", m.path, m.file));
   for (const FdEntry& e : image.fds) {
-    const std::string what = "open file (fd " + std::to_string(e.fd) + ")";
-    if (e.kind == FdEntry::Kind::kFile) ST_RETURN_IF_ERROR(CheckFile(what, e.path, e.file));
-    struct stat st {};
-    if (e.kind == FdEntry::Kind::kDirectory && (::stat(e.path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)))
-      return FailedPrecondition("cannot restore: open directory (fd " + std::to_string(e.fd) + ") " + e.path +
-                                " is missing on this host");
+    const std::string fd = std::to_string(e.fd);
+    switch (e.kind) {
+      case FdEntry::Kind::kFile:
+        ST_RETURN_IF_ERROR(CheckFile("open file (fd " + fd + ")", e.path, e.file));
+        break;
+      case FdEntry::Kind::kDirectory: {  // only its existence: entries come and go, size and mtime with them
+        struct stat st {};
+        if (::stat(e.path.c_str(), &st) != 0)
+          return FailedPrecondition("cannot restore: open directory (fd " + fd + ") " + e.path +
+                                    " is missing on this host (" + std::strerror(errno) + "); create it");
+        if (!S_ISDIR(st.st_mode))
+          return FailedPrecondition("cannot restore: open directory (fd " + fd + ") " + e.path +
+                                    " is not a directory on this host");
+        break;
+      }
+      case FdEntry::Kind::kDevice:  // reopened by path; a missing device fails the open
+      case FdEntry::Kind::kPipeRead:
+      case FdEntry::Kind::kPipeWrite:
+      case FdEntry::Kind::kDup:
+        break;
+    }
   }
   return Status::Ok();
 }

@@ -157,8 +157,10 @@ struct ProcessImage {
 };
 
 // The manifest: every field but the page store, as JSON. The page store
-// travels as chunks (image_store.h).
-std::string EncodeManifest(const ProcessImage& image);
+// travels as chunks (image_store.h). Enum kinds are written by name; a kind
+// without a name (or a path that is not UTF-8) fails rather than being
+// written as something else, and so does an unknown name when decoding.
+Result<std::string> EncodeManifest(const ProcessImage& image);
 // Parses a manifest; `page_count` is the size of the page store it refers to.
 Result<ProcessImage> DecodeManifest(std::string_view json, uint64_t page_count);
 
