@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -30,6 +31,21 @@ struct Pending {
   std::vector<std::string> acked;
   std::string errors;
 };
+
+// Asks `link` (in batches of kMaxIdsPerBatch) which of `ids` it holds for
+// `owner` and calls `held` for each one it does; stops at the first failed
+// batch, whose error it returns (earlier batches' answers are kept).
+Status ForEachHeld(PeerLink& link, const std::string& owner, std::span<const ChunkId> ids,
+                   const std::function<void(const ChunkId&)>& held) {
+  for (size_t start = 0; start < ids.size(); start += transport::kMaxIdsPerBatch) {
+    auto slice = ids.subspan(start, std::min<size_t>(transport::kMaxIdsPerBatch, ids.size() - start));
+    ST_ASSIGN_OR_RETURN(std::vector<bool> present, link.Has(owner, slice));
+    for (size_t i = 0; i < slice.size(); ++i) {
+      if (present[i]) held(slice[i]);
+    }
+  }
+  return Status::Ok();
+}
 
 }  // namespace
 
@@ -283,19 +299,12 @@ class PeerSet::Impl {
     for (auto& link : links_) {
       if (link->down()) continue;
       threads.emplace_back([&, l = link.get()] {
-        for (size_t start = 0; start < ids.size(); start += transport::kMaxIdsPerBatch) {
-          auto slice = std::span(ids).subspan(
-              start, std::min<size_t>(transport::kMaxIdsPerBatch, ids.size() - start));
-          Result<std::vector<bool>> held = l->Has(options_.owner, slice);
-          if (!held.ok()) {
-            Report("could not ask " + l->name() + " which chunks it holds: " +
-                   held.status().message());
-            return;
-          }
+        Status asked = ForEachHeld(*l, options_.owner, ids, [&](const ChunkId& id) {
           std::lock_guard lock(result_mu);
-          for (size_t i = 0; i < slice.size(); ++i) {
-            if ((*held)[i]) found[slice[i]].push_back(l->name());
-          }
+          found[id].push_back(l->name());
+        });
+        if (!asked.ok()) {
+          Report("could not ask " + l->name() + " which chunks it holds: " + asked.message());
         }
       });
     }
@@ -341,14 +350,9 @@ Result<PeerSet::RepairReport> PeerSet::Impl::Repair() {
   for (auto& [peer, ids] : recorded) {
     PeerLink* link = LinkByName(peer);
     if (link == nullptr || link->down()) continue;
-    for (size_t start = 0; start < ids.size(); start += transport::kMaxIdsPerBatch) {
-      auto slice = std::span(ids).subspan(start, std::min<size_t>(transport::kMaxIdsPerBatch, ids.size() - start));
-      Result<std::vector<bool>> held = link->Has("", slice);
-      if (!held.ok()) break;
-      for (size_t i = 0; i < slice.size(); ++i) {
-        if ((*held)[i]) verified.insert({slice[i], peer});
-      }
-    }
+    // A holder that fails part-way keeps what it confirmed before.
+    ForEachHeld(*link, "", ids, [&](const ChunkId& id) { verified.insert({id, peer}); })
+        .IgnoreError();
   }
   RepairReport report;
   for (size_t i = 0; i < rows.size();) {
