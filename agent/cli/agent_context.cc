@@ -3,6 +3,7 @@
 #include "agent_context.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "exit_codes.h"
 
@@ -10,6 +11,10 @@ namespace sparetime::cli {
 
 std::string ConfigPath(const GlobalOptions& g) {
   return g.config.empty() ? kDefaultConfigPath : g.config;
+}
+
+bool UsesAgentConfig(const GlobalOptions& g) {
+  return !g.config.empty() || (g.repo.empty() && ::access(kDefaultConfigPath, F_OK) == 0);
 }
 
 // Config, then the directory (or its cache). The cache lives in the state

@@ -26,6 +26,10 @@ inline constexpr char kDefaultConfigPath[] = "/etc/sparetime/sparetime.conf";
 // --config, $SPARETIME_CONFIG, or kDefaultConfigPath.
 std::string ConfigPath(const GlobalOptions& g);
 
+// Whether this command works with an agent config: --config (or
+// $SPARETIME_CONFIG) given, or no --repo and the default config installed.
+bool UsesAgentConfig(const GlobalOptions& g);
+
 // Loads the config, then reads the directory through the cached client. On
 // failure prints the error and sets *exit_code (9 for the config, 10 when the
 // directory is unreachable without a cache).

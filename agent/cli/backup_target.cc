@@ -2,22 +2,18 @@
 // over a PeerRepository built from sparetime.conf and the directory.
 #include "backup_target.h"
 
-#include <unistd.h>
 
 #include <cstdio>
 
 #include "agent_context.h"
 #include "exit_codes.h"
 #include "sparetime/base/clock.h"
-#include "sparetime/directory/policy.h"
-#include "sparetime/directory/records.h"
+#include "sparetime/replication/agent_peers.h"
 #include "sparetime/replication/peer_repository.h"
 #include "sparetime/transport/identity.h"
 
 namespace sparetime::cli {
 namespace {
-
-namespace dir = sparetime::directory;
 
 class LocalTarget final : public BackupTarget {
  public:
@@ -27,6 +23,9 @@ class LocalTarget final : public BackupTarget {
   ChunkSink& sink() override { return repo_->store(); }
   ChunkSource& source() override { return repo_->store(); }
   Catalog& catalog() override { return repo_->catalog(); }
+  Result<PruneReport> Prune(const RetentionPolicy& policy, const PruneOptions& options) override {
+    return repo_->Prune(policy, options);
+  }
 
  private:
   std::unique_ptr<Repository> repo_;
@@ -43,6 +42,9 @@ class PeerTarget final : public BackupTarget {
   ChunkSource& source() override { return repo_->store(); }
   Catalog& catalog() override { return repo_->catalog(); }
   Status Commit() override { return repo_->PublishRoots(); }
+  Result<PruneReport> Prune(const RetentionPolicy& policy, const PruneOptions& options) override {
+    return repo_->Prune(policy, options);
+  }
   Status Prepare(std::span<const ChunkId> ids) override { return repo_->store().Locate(ids); }
   std::vector<std::string> Warnings() const override {
     replication::PeerSetStats s = repo_->store().stats();
@@ -80,9 +82,7 @@ Status NoTarget() {
 
 // Without --repo the agent's config names the peers: --config, else the
 // installed default when it exists.
-bool UsePeers(const GlobalOptions& g) {
-  return g.repo.empty() && (!g.config.empty() || ::access(kDefaultConfigPath, F_OK) == 0);
-}
+bool UsePeers(const GlobalOptions& g) { return g.repo.empty() && UsesAgentConfig(g); }
 
 // The PeerRepository options for this agent: identity, live peers from the
 // directory, replicas and bandwidth from the policy, timeouts from the config.
@@ -104,41 +104,14 @@ Result<PeerSetup> LoadPeerSetup(const GlobalOptions& g, int* exit_code) {
   }
   PeerSetup setup;
   setup.identity = std::make_unique<transport::Identity>(std::move(*identity));
-  dir::EffectivePolicy policy = dir::ResolvePolicy(ctx.state.view, ctx.config.name);
-  std::chrono::seconds max_age(int64_t{policy.peer_max_age_minutes} * 60);
-  std::vector<dir::AgentRecord> sources =
-      dir::LivePeers(ctx.state.view, ctx.config.name, SystemClock().WallNow(), max_age);
-  // Reading another host's backups: this agent's own peer store may hold
-  // some of its chunks too (it may have been one of its peers).
-  for (const dir::AgentRecord& a : ctx.state.view.agents) {
-    if (!g.host.empty() && dir::EqualsIgnoreCase(a.name, ctx.config.name) && a.port != 0) {
-      sources.push_back(a);
-    }
-  }
-  for (const dir::AgentRecord& a : sources) {
-    replication::PeerSetPeer p;
-    p.endpoint = {a.name, a.address, a.port,
-                  transport::PublicKey::FromBytes(std::as_bytes(std::span(a.public_key)))};
-    p.site = a.site;
-    p.free_bytes = a.free;
-    setup.options.peers.push_back(std::move(p));
-  }
-  replication::PeerRepositoryOptions& o = setup.options;
-  o.state_dir = ctx.config.state_dir;
-  o.self_name = ctx.config.name;
-  o.host = g.host;
-  o.identity = setup.identity.get();
-  o.set.replicas = policy.replicas;
-  o.set.bandwidth_limit = policy.bandwidth_limit;
-  o.set.client.connect_timeout = std::min<std::chrono::milliseconds>(ctx.config.peer_timeout,
-                                                                     std::chrono::seconds(5));
-  o.set.client.handshake_timeout = ctx.config.peer_timeout;
-  o.set.client.io_timeout = ctx.config.peer_timeout;
+  std::function<void(const std::string&)> report;
   if (!g.quiet) {
-    o.set.report = [](const std::string& line) {
+    report = [](const std::string& line) {
       std::fprintf(stderr, "sparetime: warning: %s\n", line.c_str());
     };
   }
+  setup.options = replication::AgentPeerOptions(ctx.config, ctx.state.view, setup.identity.get(),
+                                                g.host, SystemClock().WallNow(), std::move(report));
   return setup;
 }
 

@@ -15,6 +15,7 @@
 #include "sparetime/imaging/catalog.h"
 #include "sparetime/imaging/chunk_store.h"
 #include "sparetime/imaging/codec.h"
+#include "sparetime/imaging/prune.h"
 #include "sparetime/imaging/repository.h"
 
 namespace sparetime::cli {
@@ -34,6 +35,10 @@ class BackupTarget {
   // What an operator should know at the end of a run (peers given up,
   // chunks with fewer replicas than the policy asks, damaged replicas).
   virtual std::vector<std::string> Warnings() const { return {}; }
+  // `sparetime prune`: forget what `policy` drops and free the chunks
+  // nothing references (Repository::Prune / PeerRepository::Prune).
+  virtual Result<PruneReport> Prune(const RetentionPolicy& policy,
+                                    const PruneOptions& options) = 0;
   // `sparetime repair`: only backups on peers can be repaired.
   virtual Result<std::string> Repair() {
     return FailedPrecondition("repair re-replicates chunks between peers: use --config, not --repo");

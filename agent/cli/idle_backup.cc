@@ -7,10 +7,13 @@
 #include <cstdio>
 #include <optional>
 
+#include "agent_context.h"
 #include "commands.h"
 #include "format.h"
 #include "sparetime/base/clock.h"
 #include "sparetime/config/config.h"
+#include "sparetime/directory/policy.h"
+#include "sparetime/scheduler/directory_policy.h"
 #include "sparetime/scheduler/input_watcher.h"
 #include "sparetime/scheduler/job_controller.h"
 #include "sparetime/scheduler/logind.h"
@@ -54,24 +57,39 @@ void PrintEvent(const ControllerEvent& e) {
   std::fflush(stdout);
 }
 
-Result<scheduler::IdlePolicy> PolicyFor(const IdleBackupOptions& o) {
-  scheduler::IdlePolicy p;
+// The idle policy, byte rate and utmp file: the built-in defaults, or with
+// an agent config the directory's policy for this agent plus sparetime.conf's
+// [scheduler]; then the command line's options on top.
+struct IdleSettings {
+  scheduler::IdlePolicy policy;
+  uint64_t rate = 0;
+  std::string utmp = "/run/utmp";
+};
+
+Result<IdleSettings> SettingsFor(const GlobalOptions& g, const IdleBackupOptions& o,
+                                 int* exit_code) {
+  IdleSettings s;
+  if (UsesAgentConfig(g)) {
+    ST_ASSIGN_OR_RETURN(AgentContext ctx, LoadAgentContext(g, exit_code));
+    directory::EffectivePolicy policy = directory::ResolvePolicy(ctx.state.view, ctx.config.name);
+    s.policy = scheduler::AgentIdlePolicy(policy, ctx.config);
+    s.rate = scheduler::JobByteRate(policy);
+    s.utmp = ctx.config.utmp;
+  }
+  scheduler::IdlePolicy& p = s.policy;
   if (o.idle_after_seconds >= 0) {
     // Tests and impatient people: the hysteresis never outlasts the idle time.
     p.idle_after = std::chrono::seconds(o.idle_after_seconds);
     p.settle = std::min(p.settle, p.idle_after);
     p.resume_delay = std::min(p.resume_delay, p.idle_after);
   }
-  if (o.ignore_load) {
-    p.max_cpu_percent = 100;
-    p.max_cpu_pressure_percent.reset();
-    p.max_io_pressure_percent.reset();
-    p.max_memory_pressure_percent.reset();
-    p.max_disk_busy_percent = 100;
-    p.max_network_bytes_per_sec.reset();
-  }
+  if (o.ignore_load) p.IgnoreLoad();
   ST_RETURN_IF_ERROR(p.Validate());
-  return p;
+  if (!o.bwlimit.empty()) {
+    ST_ASSIGN_OR_RETURN(s.rate, config::ParseSize(o.bwlimit));
+  }
+  if (!o.utmp.empty()) s.utmp = o.utmp;
+  return s;
 }
 
 }  // namespace
@@ -81,7 +99,7 @@ void AddIdleBackupOptions(CLI::App* cmd, IdleBackupOptions* o) {
                 "wait until the box is idle, pause on user activity, run at idle priority");
   cmd->add_option("--idle-after", o->idle_after_seconds,
                   "with --when-idle: seconds without user input before the box counts as idle "
-                  "(default 900)")
+                  "(default: the policy's sparetimeIdleMinutes, 15 min built in)")
       ->check(CLI::Range(0, 7 * 24 * 3600));
   cmd->add_option("--bwlimit", o->bwlimit,
                   "with --when-idle: read at most this many bytes per second (e.g. 20M)")
@@ -94,21 +112,18 @@ void AddIdleBackupOptions(CLI::App* cmd, IdleBackupOptions* o) {
                 "pressure, disk or network load");
   cmd->add_option("--utmp", o->utmp,
                   "with --when-idle: the utmp file whose logged-in terminals count as user input "
-                  "(default /run/utmp)");
+                  "(default: [scheduler] utmp of the agent config, else /run/utmp)");
 }
 
 Result<Snapshot> BackupWhenIdle(const GlobalOptions& g, const IdleBackupOptions& o,
                                 BlockDevice& device, const BackupEnv& env, BackupOptions options,
                                 IdleRunReport* report) {
-  ST_ASSIGN_OR_RETURN(scheduler::IdlePolicy policy, PolicyFor(o));
-  uint64_t rate = 0;
-  if (!o.bwlimit.empty()) {
-    ST_ASSIGN_OR_RETURN(rate, config::ParseSize(o.bwlimit));
-  }
+  int ignored = 0;  // the caller prints the error
+  ST_ASSIGN_OR_RETURN(IdleSettings settings, SettingsFor(g, o, &ignored));
   const Clock& clock = SystemClock();
   scheduler::SystemReader root;
   Result<std::unique_ptr<scheduler::InputWatcher>> watcher =
-      scheduler::InputWatcher::Create(root, clock, o.utmp);
+      scheduler::InputWatcher::Create(root, clock, settings.utmp);
   if (!watcher.ok() && !g.quiet) {
     std::fprintf(stderr,
                  "sparetime: warning: %s; user input is noticed only at the periodic checks\n",
@@ -117,12 +132,12 @@ Result<Snapshot> BackupWhenIdle(const GlobalOptions& g, const IdleBackupOptions&
   std::unique_ptr<scheduler::IdleHintSource> logind = scheduler::NewLogindIdleHintSource();
 
   scheduler::JobControllerOptions copts;
-  copts.sensors.user.utmp_path = o.utmp;
+  copts.sensors.user.utmp_path = settings.utmp;
   copts.sensors.user.logind = logind.get();
   copts.watcher = watcher.ok() ? watcher->get() : nullptr;
-  copts.bytes_per_second = rate;
+  copts.bytes_per_second = settings.rate;
   if (!g.json && !g.quiet) copts.on_event = PrintEvent;
-  scheduler::JobController controller(root, std::move(policy), clock, std::move(copts));
+  scheduler::JobController controller(root, std::move(settings.policy), clock, std::move(copts));
 
   std::optional<Result<Snapshot>> result;
   auto submitted = clock.MonoNow();

@@ -5,8 +5,10 @@
 // State changes are printed as lines on stdout (flushed, so a pipe sees them
 // as they happen); with --json the snapshot object gets an "idle" member.
 //
-// The idle policy is the built-in default (docs/scheduler.md), adjusted by
-// the options below; sparetimed uses the directory's policy instead.
+// The idle policy is the directory's policy for this agent with
+// sparetime.conf's [scheduler] settings when an agent config is in use
+// (--config, or backups on the peers), else the built-in default
+// (docs/scheduler.md); the options below adjust either.
 #ifndef SPARETIME_AGENT_CLI_IDLE_BACKUP_H_
 #define SPARETIME_AGENT_CLI_IDLE_BACKUP_H_
 
@@ -28,7 +30,7 @@ struct IdleBackupOptions {
   int64_t idle_after_seconds = -1;  // -1: the policy's idle minutes
   std::string bwlimit;              // bytes/s ("10M"); "" or "0": unlimited
   bool ignore_load = false;         // decide on user input, power and windows only
-  std::string utmp = "/run/utmp";   // whose terminals count as user input
+  std::string utmp;                 // whose terminals count; "": config's, /run/utmp
 };
 
 // What happened while scheduling, for the summary and the JSON.

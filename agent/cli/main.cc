@@ -14,6 +14,7 @@
 #include "status_command.h"
 #include "exit_codes.h"
 #include "migration_commands.h"
+#include "prune_command.h"
 
 namespace {
 
@@ -99,6 +100,11 @@ int Main(int argc, char** argv) {
   auto* forget_cmd = app.add_subcommand("forget", "remove a snapshot from the catalog");
   forget_cmd->add_option("snapshot", forget_snapshot, "snapshot id or unique prefix")->required();
 
+  PruneCommandOptions prune;
+  auto* prune_cmd = app.add_subcommand(
+      "prune", "forget snapshots by the retention policy and free the chunks no snapshot uses");
+  AddPruneOptions(prune_cmd, &prune);
+
   auto* repair_cmd = app.add_subcommand(
       "repair", "copy chunks whose peers are gone or lost them to other peers (with --config)");
 
@@ -132,6 +138,7 @@ int Main(int argc, char** argv) {
                                                 : std::optional<std::string>(verify_snapshot));
   }
   if (*forget_cmd) return RunForget(g, forget_snapshot);
+  if (*prune_cmd) return RunPrune(g, prune);
   if (*repair_cmd) return RunRepair(g);
   if (*status_cmd) return RunStatus(g);
   if (*peers_cmd) return RunPeers(g, probe);

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "agent_context.h"
@@ -115,10 +116,11 @@ int Checkpoint(const GlobalOptions& g, const MigrationCommands::Options& o) {
   const auto frozen_at = Clock::now();
   Result<mig::FrozenProcess> frozen = mig::FrozenProcess::Freeze(o.pid, options);
   if (!frozen.ok()) return Fail(frozen.status(), Stage::kWork);
-  Result<mig::ProcessImage> image = frozen->Dump();
+  mig::ImageWriter writer(*local->key, *local->chunks);  // pages are sealed while they are read
+  Result<mig::ProcessImage> image = frozen->Dump(writer);
   if (!image.ok()) return FailResumed(*frozen, image.status());
   mig::StoreStats stats;
-  Result<mig::StoredImage> stored = mig::StoreImage(*image, *local->key, *local->chunks, {}, &stats);
+  Result<mig::StoredImage> stored = writer.Finish(*image, &stats);
   Status written = stored.ok() ? mig::WriteImageFile(*stored, o.to) : stored.status();
   if (!written.ok()) return FailResumed(*frozen, written);
   Status left = o.leave_running ? frozen->Resume() : frozen->LeaveStopped();
@@ -200,25 +202,35 @@ int RestoreProcess(const GlobalOptions& g, const MigrationCommands::Options& o) 
 }
 
 // A ChunkSink onto the target's migration cache: puts are batched into
-// MigratePutChunks messages (at most kMaxChunksPerPut chunks, ~3 MiB).
+// MigratePutChunks messages (at most kMaxChunksPerPut chunks, ~3 MiB). Safe
+// for concurrent use (the image writer puts from several threads): one
+// message at a time on the session.
 class PeerCacheSink final : public ChunkSink {
  public:
   explicit PeerCacheSink(peer::PeerClient& client) : client_(client) {}
+  Result<std::vector<bool>> Held(std::span<const ChunkId> ids) {
+    std::lock_guard l(mu_);
+    return client_.MigrateHas(ids);
+  }
   Result<bool> Contains(const ChunkId& id) override {
-    ST_ASSIGN_OR_RETURN(std::vector<bool> held, client_.MigrateHas(std::span(&id, 1)));
+    ST_ASSIGN_OR_RETURN(std::vector<bool> held, Held(std::span(&id, 1)));
     return held[0];
   }
   Result<bool> Put(const ChunkId& id, std::span<const std::byte> sealed) override {
+    std::lock_guard l(mu_);
     batch_.push_back({id, std::vector<std::byte>(sealed.begin(), sealed.end())});
     batch_bytes_ += sealed.size() + transport::kPutChunkItemOverhead;
     if (batch_.size() >= transport::kMaxChunksPerPut || batch_bytes_ >= kBatchBytes) ST_RETURN_IF_ERROR(Send());
     return false;
   }
-  Status Flush() override { return Send(); }
+  Status Flush() override {
+    std::lock_guard l(mu_);
+    return Send();
+  }
 
  private:
   static constexpr size_t kBatchBytes = 3u << 20;
-  Status Send() {
+  Status Send() {  // REQUIRES: mu_ held
     if (batch_.empty()) return Status::Ok();
     ST_ASSIGN_OR_RETURN(std::vector<Status> results, client_.MigratePut(std::move(batch_)));
     batch_.clear();
@@ -227,6 +239,7 @@ class PeerCacheSink final : public ChunkSink {
     return Status::Ok();
   }
   peer::PeerClient& client_;
+  std::mutex mu_;
   std::vector<transport::PutChunksRequest::Item> batch_;
   size_t batch_bytes_ = 0;
 };
@@ -266,19 +279,19 @@ int Migrate(const GlobalOptions& g, const MigrationCommands::Options& o) {
   const auto frozen_at = Clock::now();
   Result<mig::FrozenProcess> frozen = mig::FrozenProcess::Freeze(o.pid, mig::CheckpointOptions{});
   if (!frozen.ok()) return Fail(frozen.status(), Stage::kWork);
-  Result<mig::ProcessImage> image = frozen->Dump();
+  PeerCacheSink sink(**client);
+  auto held = [&](std::span<const ChunkId> ids) { return sink.Held(ids); };
+  mig::ImageWriter writer(*key, sink, held);  // pages are sent while they are read
+  Result<mig::ProcessImage> image = frozen->Dump(writer);
   if (!image.ok()) return FailResumed(*frozen, image.status());
   const double dump_ms = MillisSince(frozen_at);
-  PeerCacheSink sink(**client);
   mig::StoreStats stats;
-  auto held = [&](std::span<const ChunkId> ids) { return (*client)->MigrateHas(ids); };
-  Result<mig::StoredImage> stored = mig::StoreImage(*image, *key, sink, held, &stats);
+  Result<mig::StoredImage> stored = writer.Finish(*image, &stats);
   if (!stored.ok()) return FailResumed(*frozen, stored.status());
   Result<std::vector<ChunkId>> index = mig::StoreIndex(*stored, *key, sink);
   if (!index.ok()) return FailResumed(*frozen, index.status());
   const double sent_ms = MillisSince(frozen_at);
-  transport::MigrateRestoreRequest request{std::vector<std::byte>(key->bytes().begin(), key->bytes().end()),
-                                           std::move(*index)};
+  transport::MigrateRestoreRequest request{key->Secret(), std::move(*index)};
   Result<transport::MigrateRestoreReply> restored = (*client)->MigrateRestore(std::move(request));
   if (!restored.ok() && restored.status().code() == ErrorCode::kUnavailable) {
     // No answer: the target may have restored it. Never let it run twice.

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cstdio>
 #include <thread>
 
@@ -28,16 +29,17 @@ uint64_t FilesystemFree(const std::string& dir) {
 
 }  // namespace
 
-AgentLoop::AgentLoop(config::AgentConfig config, directory::PublicKey public_key,
+AgentLoop::AgentLoop(config::AgentConfig config, const transport::Identity& identity,
                      std::unique_ptr<directory::DirectoryClient> client, const Clock& clock,
                      std::function<void(const std::string&)> notify,
                      std::function<uint64_t()> held_bytes)
     : config_(std::move(config)),
-      public_key_(public_key),
+      identity_(identity),
       client_(std::move(client)),
       clock_(clock),
       notify_(std::move(notify)),
       held_bytes_(std::move(held_bytes)) {
+  std::memcpy(public_key_.data(), identity_.public_key().bytes.data(), public_key_.size());
   status_.agent = config_.name;
   status_.pid = ::getpid();
   status_.started = ToUnixSeconds(clock_.WallNow());
@@ -46,7 +48,7 @@ AgentLoop::AgentLoop(config::AgentConfig config, directory::PublicKey public_key
 
 void AgentLoop::StartScheduler() {
   Result<std::unique_ptr<scheduler::InputWatcher>> watcher =
-      scheduler::InputWatcher::Create(system_, clock_);
+      scheduler::InputWatcher::Create(system_, clock_, config_.utmp);
   if (watcher.ok()) {
     input_watcher_ = std::move(watcher).value();
   } else {
@@ -56,10 +58,12 @@ void AgentLoop::StartScheduler() {
   logind_ = scheduler::NewLogindIdleHintSource();
   scheduler::JobControllerOptions options;
   options.sensors.user.logind = logind_.get();
+  options.sensors.user.utmp_path = config_.utmp;
   options.watcher = input_watcher_.get();
   // The policy comes with the first directory read (Refresh).
   scheduler_ = std::make_unique<scheduler::JobController>(system_, scheduler::IdlePolicy{}, clock_,
                                                           std::move(options));
+  jobs_ = std::make_unique<ScheduledJobs>(config_, identity_, *scheduler_, clock_, Log);
 }
 
 bool AgentLoop::UpdateIdle() {
@@ -162,8 +166,9 @@ void AgentLoop::Refresh() {
   }
   status_.policy_applied = policy.applied;
   status_.policy_warnings = policy.warnings;
-  scheduler_->SetPolicy(scheduler::IdlePolicyFromDirectory(policy));
+  scheduler_->SetPolicy(scheduler::AgentIdlePolicy(policy, config_));
   scheduler_->set_rate(scheduler::JobByteRate(policy));
+  jobs_->Plan(state->view);
 }
 
 Result<std::string> AgentLoop::AgentForKey(const directory::PublicKey& key) const {

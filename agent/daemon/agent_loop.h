@@ -4,8 +4,10 @@
 // (or at each heartbeat), keeps working on the cached copy while the
 // directory is unreachable, and publishes all of it in status.json. It also
 // runs the scheduler's JobController on a thread of its own, with the idle
-// policy and byte rate from the directory, and publishes its idle decision
-// and jobs (at once when the box becomes idle or busy).
+// policy and byte rate from the directory (adjusted by sparetime.conf's
+// [scheduler]), submits the agent's own jobs when they are due
+// (scheduled_jobs.h), and publishes its idle decision and jobs (at once when
+// the box becomes idle or busy, or a job changes state).
 //
 // Invariants: every wait is bounded (at most one second between checks of
 // the stop flag); a failed registration or read is reported in the status
@@ -28,14 +30,17 @@
 #include "sparetime/scheduler/input_watcher.h"
 #include "sparetime/scheduler/job_controller.h"
 #include "sparetime/scheduler/logind.h"
+#include "sparetime/transport/identity.h"
+#include "scheduled_jobs.h"
 
 namespace sparetime::daemon {
 
 class AgentLoop {
  public:
   // `notify` receives sd_notify-style state strings ("READY=1", "STATUS=...");
-  // `held_bytes` says how much the peer store holds for others.
-  AgentLoop(config::AgentConfig config, directory::PublicKey public_key,
+  // `held_bytes` says how much the peer store holds for others. `identity`
+  // (the agent's key pair) must outlive the loop.
+  AgentLoop(config::AgentConfig config, const transport::Identity& identity,
             std::unique_ptr<directory::DirectoryClient> client, const Clock& clock,
             std::function<void(const std::string&)> notify,
             std::function<uint64_t()> held_bytes);
@@ -70,6 +75,7 @@ class AgentLoop {
   bool UpdateIdle();
 
   config::AgentConfig config_;
+  const transport::Identity& identity_;
   directory::PublicKey public_key_;
   std::unique_ptr<directory::DirectoryClient> client_;
   const Clock& clock_;
@@ -85,6 +91,9 @@ class AgentLoop {
   scheduler::SystemReader system_;
   std::unique_ptr<scheduler::InputWatcher> input_watcher_;  // null when unavailable
   std::unique_ptr<scheduler::IdleHintSource> logind_;
+  // Declared before scheduler_ so that the controller (and any job thread)
+  // is gone before the jobs' owner.
+  std::unique_ptr<ScheduledJobs> jobs_;
   std::unique_ptr<scheduler::JobController> scheduler_;
 };
 

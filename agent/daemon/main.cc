@@ -57,8 +57,6 @@ int Main(int argc, char** argv) {
   Result<transport::Identity> identity =
       transport::Identity::LoadOrCreate(config->state_dir + "/identity.key");
   if (!identity.ok()) return Fail("identity key: " + identity.status().message(), kExitConfig);
-  directory::PublicKey key{};
-  std::memcpy(key.data(), identity->public_key().bytes.data(), key.size());
 
   Result<std::unique_ptr<directory::Directory>> backend =
       directory::OpenDirectory(config->directory);
@@ -85,7 +83,7 @@ int Main(int argc, char** argv) {
   const std::string state_dir = config->state_dir;
 
   daemon::AgentLoop loop(
-      std::move(*config), key, std::move(*client), SystemClock(),
+      std::move(*config), *identity, std::move(*client), SystemClock(),
       [](const std::string& state) { sd_notify(0, state.c_str()); },
       [&store] { return (*store)->TotalUsed(); });
   daemon::MigrationService migration(

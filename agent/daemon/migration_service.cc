@@ -28,35 +28,29 @@ std::string Describe(int status) {
 }  // namespace
 
 MigrationService::MigrationService(std::string state_dir, std::function<Status(const std::string&)> allowed,
-                                   std::function<void(const std::string&)> log)
-    : dir_(std::move(state_dir) + "/migration"),
-      allowed_(std::move(allowed)),
+                                   std::function<void(const std::string&)> log, mig::CacheLimits limits)
+    : allowed_(std::move(allowed)),
       log_(std::move(log)),
-      reaper_([this](std::stop_token stop) { Reap(stop); }) {}
+      caches_(std::move(state_dir) + "/migration", limits),
+      reaper_([this](std::stop_token stop) { Reap(stop); }) {
+  auto stale = caches_.DropStale();
+  if (!stale.ok()) log_("migration caches: " + stale.status().message());
+  for (const std::string& source : stale.ok() ? *stale : std::vector<std::string>{})
+    log_("dropped the migration cache of " + source + ": unused for too long");
+}
 
 MigrationService::~MigrationService() {
   reaper_.request_stop();
   reaper_.join();
 }
 
-Result<PackStore*> MigrationService::Cache(const std::string& source) {
+Result<std::shared_ptr<PackStore>> MigrationService::Cache(const std::string& source) {
   ST_RETURN_IF_ERROR(allowed_(source));
-  std::lock_guard l(mu_);
-  auto& cache = caches_[source];
-  if (!cache) {
-    // Owner names are [A-Za-z0-9._-]; the prefix keeps "." and ".." harmless.
-    const std::string path = dir_ + "/from-" + source;
-    ST_RETURN_IF_ERROR(MakeDirs(dir_, 0700));
-    auto store = PackStore::Open(path);
-    if (!store.ok() && store.status().code() == ErrorCode::kNotFound) store = PackStore::Create(path);
-    if (!store.ok()) return store.status().WithContext("migration cache " + path);
-    cache = std::move(*store);
-  }
-  return cache.get();
+  return caches_.Open(source);
 }
 
 Result<std::vector<bool>> MigrationService::Has(const std::string& source, std::span<const ChunkId> ids) {
-  ST_ASSIGN_OR_RETURN(PackStore * cache, Cache(source));
+  ST_ASSIGN_OR_RETURN(std::shared_ptr<PackStore> cache, Cache(source));
   std::vector<bool> out;
   out.reserve(ids.size());
   for (const ChunkId& id : ids) {
@@ -68,7 +62,7 @@ Result<std::vector<bool>> MigrationService::Has(const std::string& source, std::
 
 Result<std::vector<Status>> MigrationService::Put(const std::string& source,
                                                   const std::vector<transport::PutChunksRequest::Item>& chunks) {
-  ST_ASSIGN_OR_RETURN(PackStore * cache, Cache(source));
+  ST_ASSIGN_OR_RETURN(std::shared_ptr<PackStore> cache, Cache(source));
   std::vector<Status> out;
   out.reserve(chunks.size());
   for (const auto& item : chunks) out.push_back(cache->Put(item.id, item.sealed).status());
@@ -78,8 +72,8 @@ Result<std::vector<Status>> MigrationService::Put(const std::string& source,
 
 Result<transport::MigrateRestoreReply> MigrationService::Restore(const std::string& source,
                                                                  const transport::MigrateRestoreRequest& request) {
-  ST_ASSIGN_OR_RETURN(PackStore * cache, Cache(source));
-  ST_ASSIGN_OR_RETURN(mig::MigrationKey key, mig::MigrationKey::FromBytes(request.key));
+  ST_ASSIGN_OR_RETURN(std::shared_ptr<PackStore> cache, Cache(source));
+  ST_ASSIGN_OR_RETURN(mig::MigrationKey key, mig::MigrationKey::FromSecret(request.key.Clone()));
   ST_ASSIGN_OR_RETURN(mig::StoredImage stored, mig::LoadIndex(request.index, key, *cache));
   ST_ASSIGN_OR_RETURN(mig::ProcessImage image, mig::LoadImage(stored, key, *cache));
   const std::string what = "process " + std::to_string(image.pid) + " (" + image.comm + ") from " + source;
@@ -100,6 +94,10 @@ Result<transport::MigrateRestoreReply> MigrationService::Restore(const std::stri
     restored_[*pid] = what;
   }
   log_("restored " + what + ": running");
+  if (auto trimmed = caches_.Trim(source); !trimmed.ok())
+    log_("migration cache of " + source + ": " + trimmed.status().message());
+  else if (*trimmed)
+    log_("dropped the migration cache of " + source + ": over its size limit");
   return transport::MigrateRestoreReply{static_cast<uint32_t>(*pid)};
 }
 

@@ -8,8 +8,10 @@
 // sparetimed: a reaper thread collects them and logs how they ended.
 //
 // Layout: <state_dir>/migration/from-<source>/ is the PackStore of chunks
-// from agent <source>; it is kept (a later migration of a similar process
-// sends only what is new) and may be deleted at any time.
+// from agent <source> (migration/cache.h): it is kept (a later migration of
+// a similar process sends only what is new), dropped after a restore when it
+// exceeds its size limit and at start when unused for long, and may be
+// deleted at any time.
 //
 // Invariants: every request is checked against the policy first (a refused
 // source can neither fill the cache nor restore); a restore failure leaves
@@ -27,6 +29,7 @@
 #include <thread>
 
 #include "sparetime/imaging/pack_store.h"
+#include "sparetime/migration/cache.h"
 #include "sparetime/peer/peer_server.h"
 
 namespace sparetime::daemon {
@@ -35,7 +38,7 @@ class MigrationService final : public peer::MigrationHandler {
  public:
   // `allowed(source)`: OK or the policy's refusal. `log`: one line per event.
   MigrationService(std::string state_dir, std::function<Status(const std::string&)> allowed,
-                   std::function<void(const std::string&)> log);
+                   std::function<void(const std::string&)> log, migration::CacheLimits limits = {});
   ~MigrationService() override;  // stops the reaper (restored processes run on)
 
   Result<std::vector<bool>> Has(const std::string& source, std::span<const ChunkId> ids) override;
@@ -45,15 +48,14 @@ class MigrationService final : public peer::MigrationHandler {
                                                  const transport::MigrateRestoreRequest& request) override;
 
  private:
-  Result<PackStore*> Cache(const std::string& source);
+  Result<std::shared_ptr<PackStore>> Cache(const std::string& source);
   void Reap(std::stop_token stop);
 
-  std::string dir_;
   std::function<Status(const std::string&)> allowed_;
   std::function<void(const std::string&)> log_;
+  migration::MigrationCache caches_;
   std::mutex mu_;
-  std::map<std::string, std::unique_ptr<PackStore>> caches_;  // by source
-  std::map<pid_t, std::string> restored_;                     // pid -> "comm from source"
+  std::map<pid_t, std::string> restored_;  // pid -> "comm from source"
   std::jthread reaper_;
 };
 

@@ -85,7 +85,7 @@ class Catalog::Impl {
   std::mutex mu_;  // guards everything below
   std::unique_ptr<SqliteDb> db_;
   SqliteStmt insert_, list_, by_range_, forget_, load_progress_, add_job_, add_progress_,
-      clear_progress_, clear_job_;
+      clear_progress_, clear_job_, journal_ids_;
 };
 
 Status Catalog::Impl::Prepare() {
@@ -110,6 +110,7 @@ Status Catalog::Impl::Prepare() {
                                                   "id) VALUES(?, ?, ?)"));
   ST_ASSIGN_OR_RETURN(clear_progress_, db_->Prepare("DELETE FROM progress WHERE job_key = ?"));
   ST_ASSIGN_OR_RETURN(clear_job_, db_->Prepare("DELETE FROM jobs WHERE job_key = ?"));
+  ST_ASSIGN_OR_RETURN(journal_ids_, db_->Prepare("SELECT DISTINCT id FROM progress"));
   return Status::Ok();
 }
 
@@ -303,6 +304,22 @@ Status Catalog::ClearProgress(const std::string& job_key) {
   ST_RETURN_IF_ERROR(impl_->clear_progress_.Query().Bind(1, job_key).Run());
   ST_RETURN_IF_ERROR(impl_->clear_job_.Query().Bind(1, job_key).Run());
   return txn.Commit();
+}
+
+Result<std::vector<ChunkId>> Catalog::JournalChunkIds() {
+  std::lock_guard l(impl_->mu_);
+  SqliteQuery q = impl_->journal_ids_.Query();
+  std::vector<ChunkId> ids;
+  for (;;) {
+    ST_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) return ids;
+    std::span<const std::byte> id = q.Blob(0);
+    if (id.size() != ChunkId::kSize)
+      return Corruption(impl_->db_->path() +
+                        ": a backup's progress holds a malformed chunk id; clear the job's "
+                        "progress (run the backup again from the start) before pruning");
+    ids.push_back(ChunkId::FromBytes(id.first<ChunkId::kSize>()));
+  }
 }
 
 nlohmann::json SnapshotStats::ToJson() const {

@@ -71,6 +71,14 @@ Status PackIndex::Prepare() {
   ST_ASSIGN_OR_RETURN(count_chunks_,
                       db_->Prepare("SELECT COUNT(*), COALESCE(SUM(length), 0) FROM chunks"));
   ST_ASSIGN_OR_RETURN(count_packs_, db_->Prepare("SELECT COUNT(*) FROM packs"));
+  ST_ASSIGN_OR_RETURN(usage_, db_->Prepare(
+                                  "SELECT p.id, p.name, p.committed_size, COUNT(c.id), "
+                                  "COALESCE(SUM(c.length), 0) FROM packs p LEFT JOIN chunks c "
+                                  "ON c.pack = p.id GROUP BY p.id ORDER BY p.id"));
+  ST_ASSIGN_OR_RETURN(rows_in_pack_, db_->Prepare(std::string(kRowColumns) +
+                                                  "WHERE c.pack = ? ORDER BY c.offset"));
+  ST_ASSIGN_OR_RETURN(move_row_, db_->Prepare("UPDATE chunks SET pack = ?, offset = ? "
+                                              "WHERE id = ? AND pack = ?"));
   return Status::Ok();
 }
 
@@ -178,6 +186,56 @@ Status PackIndex::Remove(std::span<const ChunkId> ids) {
   std::lock_guard l(mu_);
   ST_ASSIGN_OR_RETURN(SqliteTransaction txn, SqliteTransaction::Begin(*db_));
   for (const ChunkId& id : ids) ST_RETURN_IF_ERROR(delete_chunk_.Query().Bind(1, id.bytes).Run());
+  return txn.Commit();
+}
+
+Result<std::vector<PackUsage>> PackIndex::Usage() {
+  std::lock_guard l(mu_);
+  std::vector<PackUsage> out;
+  SqliteQuery q = usage_.Query();
+  for (;;) {
+    ST_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) return out;
+    PackUsage u;
+    u.pack = {static_cast<uint64_t>(q.Int(0)), dir_ + "/" + q.Text(1)};
+    u.committed_size = static_cast<uint64_t>(q.Int(2));
+    u.live_chunks = static_cast<uint64_t>(q.Int(3));
+    u.live_bytes = static_cast<uint64_t>(q.Int(4));
+    out.push_back(std::move(u));
+  }
+}
+
+Result<std::vector<IndexRow>> PackIndex::RowsInPack(uint64_t pack) {
+  std::lock_guard l(mu_);
+  std::vector<IndexRow> rows;
+  SqliteQuery q = rows_in_pack_.Query();
+  q.Bind(1, static_cast<int64_t>(pack));
+  for (;;) {
+    IndexRow r;
+    ST_ASSIGN_OR_RETURN(bool found, ReadRow(q, r));
+    if (!found) return rows;
+    rows.push_back(std::move(r));
+  }
+}
+
+Status PackIndex::MoveRows(uint64_t from_pack, std::span<const IndexEntry> moved,
+                           std::span<const std::pair<uint64_t, uint64_t>> pack_sizes) {
+  std::lock_guard l(mu_);
+  ST_ASSIGN_OR_RETURN(SqliteTransaction txn, SqliteTransaction::Begin(*db_));
+  for (const IndexEntry& e : moved) {
+    ST_RETURN_IF_ERROR(move_row_.Query()
+                           .Bind(1, static_cast<int64_t>(e.pack))
+                           .Bind(2, static_cast<int64_t>(e.offset))
+                           .Bind(3, e.id.bytes)
+                           .Bind(4, static_cast<int64_t>(from_pack))
+                           .Run());
+  }
+  for (const auto& [pack, size] : pack_sizes) {
+    ST_RETURN_IF_ERROR(set_committed_.Query()
+                           .Bind(1, static_cast<int64_t>(size))
+                           .Bind(2, static_cast<int64_t>(pack))
+                           .Run());
+  }
   return txn.Commit();
 }
 

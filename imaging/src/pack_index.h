@@ -45,6 +45,14 @@ struct PackInfo {
   std::string path;
 };
 
+// A listed pack and what of it the index still uses.
+struct PackUsage {
+  PackInfo pack;
+  uint64_t committed_size = 0;
+  uint64_t live_chunks = 0;
+  uint64_t live_bytes = 0;  // sum of their blob lengths (record headers not included)
+};
+
 class PackIndex {
  public:
   // Opens (or, with kCreate, creates) DIR/index.db and checks its schema.
@@ -70,6 +78,16 @@ class PackIndex {
   // Deletes rows, in one transaction.
   Status Remove(std::span<const ChunkId> ids);
 
+  // Every listed pack with its live chunks and bytes (for repack).
+  Result<std::vector<PackUsage>> Usage();
+  // The rows in `pack`, in file order.
+  Result<std::vector<IndexRow>> RowsInPack(uint64_t pack);
+  // In one transaction: points each row of `moved` that is still in
+  // `from_pack` at its new pack and offset, and sets committed_size of each
+  // (pack, size).
+  Status MoveRows(uint64_t from_pack, std::span<const IndexEntry> moved,
+                  std::span<const std::pair<uint64_t, uint64_t>> pack_sizes);
+
   // Indexed chunks, their total length, and listed packs. Zero on errors.
   PackStoreStats Counts();
   // Up to `limit` rows with ids greater than `after` (the empty blob sorts
@@ -87,7 +105,8 @@ class PackIndex {
   std::mutex mu_;  // guards db_ and the statements
   std::unique_ptr<SqliteDb> db_;
   SqliteStmt contains_, find_, insert_chunk_, set_committed_, delete_chunk_, next_pack_, add_pack_,
-      drop_pack_, list_packs_, get_committed_, count_chunks_, count_packs_, page_;
+      drop_pack_, list_packs_, get_committed_, count_chunks_, count_packs_, page_, usage_,
+      rows_in_pack_, move_row_;
 };
 
 }  // namespace sparetime

@@ -31,23 +31,15 @@
 #include <unordered_map>
 
 #include "pack_index.h"
+#include "pack_repack.h"
 #include "sparetime/base/fd.h"
 
 namespace sparetime {
 
 namespace {
 
-// Rows per page when Scrub walks the index.
+// Rows per page when Scrub or ListStored walks the index.
 constexpr int kScrubPage = 1024;
-
-std::string ParentDir(const std::string& path) { return path.substr(0, path.rfind('/')); }
-
-Status Flock(int fd, int op, const std::string& path) {
-  while (::flock(fd, op) != 0) {
-    if (errno != EINTR) return ErrnoStatus("flock " + path, errno);
-  }
-  return Status::Ok();
-}
 
 // A pack this writer appends to.
 struct OpenPack {
@@ -87,6 +79,9 @@ class PackStore::Impl {
   Status Flush();
   Result<std::vector<std::byte>> Get(const ChunkId& id);
   Status Remove(std::span<const ChunkId> ids);
+  Result<std::vector<StoredChunk>> ListStored();
+  Result<uint64_t> RemoveStored(std::span<const ChunkId> ids);
+  Result<RepackReport> Repack(double live_fraction);
   PackStoreStats Stats();
   Result<uint64_t> Scrub(const std::function<void(const ChunkId&, const Status&)>& bad);
   const PackRecovery& recovery() const { return recovery_; }
@@ -135,32 +130,12 @@ Result<std::vector<std::byte>> ReadIndexed(const IndexRow& r) {
 // --- Writing --------------------------------------------------------------------
 
 Result<std::shared_ptr<OpenPack>> PackStore::Impl::CreatePack() {
-  // The row exists before the file: a listed pack with committed_size 0 and
-  // no file is one being born (or whose birth crashed), not a damaged one.
-  ST_ASSIGN_OR_RETURN(PackInfo info, index_->AddPack());
+  ST_ASSIGN_OR_RETURN(NewPack created, CreatePackFile(*index_));
   auto pack = std::make_shared<OpenPack>();
-  pack->id = info.id;
-  pack->path = info.path;
+  pack->id = created.info.id;
+  pack->path = created.info.path;
+  pack->fd = std::move(created.fd);
   pack->end = kPackHeaderSize;
-  Status st = MakeDirs(ParentDir(pack->path));
-  Result<Fd> fd = st.ok() ? OpenFile(pack->path, O_RDWR | O_CREAT | O_EXCL, 0644) : Result<Fd>(st);
-  if (!fd.ok()) {
-    index_->DropPack(pack->id);
-    return fd.error().WithContext("creating a pack in " + index_->dir());
-  }
-  pack->fd = std::move(*fd);
-  // Lock before the first byte: a concurrent Open sees either an empty
-  // unlocked file (nothing to repair) or a locked one (skipped).
-  st = Flock(pack->fd.get(), LOCK_EX, pack->path);
-  if (st.ok()) st = WriteFullAt(pack->fd.get(), EncodePackHeader(), 0);
-  if (st.ok()) st = Fsync(pack->fd.get(), pack->path);
-  if (st.ok()) st = FsyncDir(ParentDir(pack->path));
-  if (st.ok()) st = FsyncDir(index_->dir() + "/packs");
-  if (!st.ok()) {
-    ::unlink(pack->path.c_str());
-    index_->DropPack(pack->id);
-    return st.WithContext("creating pack " + pack->path);
-  }
   return pack;
 }
 
@@ -304,6 +279,30 @@ Status PackStore::Impl::Remove(std::span<const ChunkId> ids) {
   return index_->Remove(ids);
 }
 
+Result<uint64_t> PackStore::Impl::RemoveStored(std::span<const ChunkId> ids) {
+  std::lock_guard flush_lock(flush_mu_);
+  ST_RETURN_IF_ERROR(FlushLocked());
+  uint64_t bytes = 0;
+  for (const ChunkId& id : ids) {
+    ST_ASSIGN_OR_RETURN(std::optional<IndexRow> row, index_->Find(id));
+    if (row) bytes += row->loc.length;
+  }
+  ST_RETURN_IF_ERROR(index_->Remove(ids));
+  return bytes;
+}
+
+Result<RepackReport> PackStore::Impl::Repack(double live_fraction) {
+  std::lock_guard flush_lock(flush_mu_);
+  ST_RETURN_IF_ERROR(FlushLocked());
+  std::set<uint64_t> own;
+  {
+    std::lock_guard l(mu_);
+    if (current_) own.insert(current_->id);
+    for (const auto& p : retired_) own.insert(p->id);
+  }
+  return RepackPacks(*index_, options_, own, live_fraction);
+}
+
 // --- Reading --------------------------------------------------------------------
 
 Result<bool> PackStore::Impl::Contains(const ChunkId& id) {
@@ -344,6 +343,18 @@ PackStoreStats PackStore::Impl::Stats() {
     s.stored_bytes += p.length;
   }
   return s;
+}
+
+Result<std::vector<StoredChunk>> PackStore::Impl::ListStored() {
+  ST_RETURN_IF_ERROR(Flush());  // pending puts are stored chunks too
+  std::vector<StoredChunk> out;
+  std::vector<std::byte> after;  // the empty blob sorts before every id
+  for (;;) {
+    ST_ASSIGN_OR_RETURN(std::vector<IndexRow> page, index_->Page(after, kScrubPage));
+    if (page.empty()) return out;
+    after.assign(page.back().id.bytes.begin(), page.back().id.bytes.end());
+    for (const IndexRow& r : page) out.push_back({r.id, r.loc.length});
+  }
 }
 
 Result<uint64_t> PackStore::Impl::Scrub(
@@ -460,6 +471,13 @@ Result<bool> PackStore::Put(const ChunkId& id, std::span<const std::byte> sealed
 Status PackStore::Flush() { return impl_->Flush(); }
 Result<std::vector<std::byte>> PackStore::Get(const ChunkId& id) { return impl_->Get(id); }
 Status PackStore::Remove(std::span<const ChunkId> ids) { return impl_->Remove(ids); }
+Result<std::vector<StoredChunk>> PackStore::ListStored() { return impl_->ListStored(); }
+Result<uint64_t> PackStore::RemoveStored(std::span<const ChunkId> ids) {
+  return impl_->RemoveStored(ids);
+}
+Result<RepackReport> PackStore::Repack(double live_fraction) {
+  return impl_->Repack(live_fraction);
+}
 PackStoreStats PackStore::Stats() { return impl_->Stats(); }
 const PackRecovery& PackStore::recovery() const { return impl_->recovery(); }
 Result<uint64_t> PackStore::Scrub(const std::function<void(const ChunkId&, const Status&)>& bad) {

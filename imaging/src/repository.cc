@@ -126,9 +126,39 @@ Result<std::unique_ptr<Repository>> Repository::Open(const std::string& dir,
   repo->config_ = config;
   repo->codec_ = std::make_unique<Codec>(KeySet::Derive(*master),
                                          CodecOptions{.zstd_level = config.zstd_level});
+  Result<RepoLock> lock = RepoLock::Acquire(dir, RepoLock::Mode::kShared, kOpenLockWait);
+  if (!lock.ok() && lock.status().code() == ErrorCode::kUnavailable) {
+    return Unavailable("repository " + dir + " is being pruned (" + lock.status().message() +
+                       "); try again when the prune has finished");
+  }
+  if (!lock.ok()) return lock.status();
+  repo->lock_.emplace(std::move(*lock));
   ST_ASSIGN_OR_RETURN(repo->store_, PackStore::Open(StorePath(dir)));
   ST_ASSIGN_OR_RETURN(repo->catalog_, Catalog::Open(CatalogPath(dir)));
   return repo;
+}
+
+Result<PruneReport> Repository::Prune(const RetentionPolicy& policy,
+                                      const PruneOptions& options) {
+  Status exclusive = lock_->Convert(RepoLock::Mode::kExclusive, options.lock_wait);
+  if (!exclusive.ok()) {
+    if (exclusive.code() != ErrorCode::kUnavailable) return exclusive;
+    return Unavailable("another sparetime process has repository " + dir_ +
+                       " open (a backup, restore or verify is running): prune later");
+  }
+  PruneEnv env{*catalog_, *codec_, *store_, *store_, {}};
+  Result<PruneReport> report = sparetime::Prune(env, policy, options);
+  if (report.ok() && !options.dry_run) {
+    Result<RepackReport> repack = store_->Repack();
+    if (repack.ok()) {
+      if (repack->packs_rewritten > 0) report->notes.push_back(repack->ToString());
+    } else {
+      report = repack.status().WithContext("prune removed the unreferenced chunks, but the "
+                                           "repack that frees their space failed");
+    }
+  }
+  lock_->Convert(RepoLock::Mode::kShared, options.lock_wait).IgnoreError();
+  return report;
 }
 
 }  // namespace sparetime

@@ -23,8 +23,9 @@ unsigned WorkerCount(const RestoreOptions& options) {
 
 bool Cancelled(const RestoreOptions& options) { return options.cancel && options.cancel->load(); }
 
-// Runs `fn(i)` for i in [0, n) on the worker pool until it fails or is cancelled.
-void ParallelFor(uint64_t n, const RestoreOptions& options, FirstError& errors,
+// Runs `fn(i)` for i in [0, n) on the worker pool until it fails or is
+// cancelled; each i first passes the pause gate with `bytes` (when set).
+void ParallelFor(uint64_t n, const RestoreOptions& options, FirstError& errors, uint64_t bytes,
                  const std::function<Status(uint64_t)>& fn) {
   std::atomic<uint64_t> next{0};
   auto loop = [&] {
@@ -33,6 +34,12 @@ void ParallelFor(uint64_t n, const RestoreOptions& options, FirstError& errors,
       if (Cancelled(options)) {
         errors.Set(sparetime::Cancelled("stopped on request"));
         return;
+      }
+      if (options.pause) {
+        if (Status s = options.pause->WaitWhilePaused(bytes); !s.ok()) {
+          errors.Set(s);
+          return;
+        }
       }
       errors.Set(fn(i));
     }
@@ -76,7 +83,7 @@ Result<RestoreStats> Restore(const Manifest& manifest, const Codec& codec, Chunk
   std::mutex mu;
   FirstError errors;
   ProgressReporter progress(options.progress, manifest.size);
-  ParallelFor(manifest.chunk_count(), options, errors, [&](uint64_t i) -> Status {
+  ParallelFor(manifest.chunk_count(), options, errors, manifest.chunk_size, [&](uint64_t i) -> Status {
     uint64_t offset = i * manifest.chunk_size;
     uint64_t length = manifest.ChunkLength(i);
     if (manifest.chunks[i].is_hole()) {
@@ -126,7 +133,7 @@ Result<VerifyReport> Verify(const Manifest& manifest, const Codec& codec, ChunkS
   std::mutex mu;
   FirstError errors;  // only cancellation lands here; bad chunks are collected
   ProgressReporter progress(options.progress, firsts.size() * uint64_t{manifest.chunk_size});
-  ParallelFor(firsts.size(), options, errors, [&](uint64_t k) -> Status {
+  ParallelFor(firsts.size(), options, errors, manifest.chunk_size, [&](uint64_t k) -> Status {
     uint64_t i = firsts[k];
     const ChunkId& id = manifest.chunks[i];
     std::optional<Status> known = cache ? cache->Find(id) : std::nullopt;

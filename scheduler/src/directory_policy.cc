@@ -15,4 +15,15 @@ IdlePolicy IdlePolicyFromDirectory(const directory::EffectivePolicy& policy) {
   return out;
 }
 
+IdlePolicy AgentIdlePolicy(const directory::EffectivePolicy& policy,
+                           const config::AgentConfig& config) {
+  using std::chrono::duration_cast;
+  using std::chrono::seconds;
+  IdlePolicy out = IdlePolicyFromDirectory(policy);
+  out.settle = duration_cast<seconds>(config.settle);
+  out.resume_delay = duration_cast<seconds>(config.resume_delay);
+  if (config.ignore_load) out.IgnoreLoad();
+  return out;
+}
+
 }  // namespace sparetime::scheduler

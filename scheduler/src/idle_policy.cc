@@ -43,4 +43,13 @@ Status IdlePolicy::Validate() const {
   return Status::Ok();
 }
 
+void IdlePolicy::IgnoreLoad() {
+  max_cpu_percent = 100;
+  max_cpu_pressure_percent.reset();
+  max_io_pressure_percent.reset();
+  max_memory_pressure_percent.reset();
+  max_disk_busy_percent = 100;
+  max_network_bytes_per_sec.reset();
+}
+
 }  // namespace sparetime::scheduler

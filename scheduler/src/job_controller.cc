@@ -48,7 +48,7 @@ class JobController::Impl final : public PauseGate {
   uint64_t Submit(std::string name, JobFn fn) {
     std::lock_guard l(mu_);
     Job job;
-    job.info.id = jobs_.size() + 1;
+    job.info.id = ++last_id_;
     job.info.name = std::move(name);
     job.info.since = clock_.WallNow();
     job.fn = std::move(fn);
@@ -129,7 +129,10 @@ class JobController::Impl final : public PauseGate {
   bool stopping_ = false;
   std::optional<Decision> last_decision_;
   std::optional<IdlePolicy> pending_policy_;
+  // Every queued job, the active one and the kKeepFinished newest finished
+  // ones (older finished jobs are dropped when a job finishes).
   std::vector<Job> jobs_;
+  uint64_t last_id_ = 0;
   std::optional<size_t> active_;  // index into jobs_
   bool active_returned_ = false;
 };
@@ -247,6 +250,17 @@ void JobController::Impl::ReapJob(std::vector<ControllerEvent>* events) {
                                                          : JobState::kFailed;
   events->push_back(SetState(job, state, r.ok() ? "" : r.message()));
   active_.reset();
+  // No job thread now, so no index into jobs_ is held: drop old history.
+  size_t finished = 0;
+  for (const Job& j : jobs_) finished += j.info.finished() ? 1 : 0;
+  for (auto it = jobs_.begin(); finished > kKeepFinished && it != jobs_.end();) {
+    if (it->info.finished()) {
+      it = jobs_.erase(it);
+      --finished;
+    } else {
+      ++it;
+    }
+  }
 }
 
 void JobController::Impl::StopJobThread() {

@@ -24,6 +24,13 @@ TEST(ConfigTest, MinimalFileGetsDocumentedDefaults) {
   EXPECT_EQ(c->capacity, 0u);
   EXPECT_EQ(c->directory.poll_interval, std::chrono::seconds(30));
   EXPECT_EQ(c->heartbeat, std::chrono::minutes(5));
+  EXPECT_EQ(c->passphrase_file, "");  // no scheduled jobs
+  EXPECT_EQ(c->backup_interval, std::chrono::hours(24));
+  EXPECT_EQ(c->verify_interval, std::chrono::hours(24 * 7));
+  EXPECT_EQ(c->settle, std::chrono::seconds(60));
+  EXPECT_EQ(c->resume_delay, std::chrono::minutes(5));
+  EXPECT_FALSE(c->ignore_load);
+  EXPECT_EQ(c->utmp, "/run/utmp");
 }
 
 TEST(ConfigTest, EveryKey) {
@@ -56,6 +63,17 @@ connect_timeout = 1500ms
 poll_interval = 1m
 page_size = 200
 cache = /var/cache/sparetime/dir.sqlite
+
+[backup]
+passphrase_file = /etc/sparetime/backup.passphrase
+interval = 12h
+verify_interval = 3d
+
+[scheduler]
+settle = 10s
+resume_delay = 2m
+ignore_load = yes
+utmp = /var/run/utmp
 )",
                        "full.conf");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
@@ -80,6 +98,13 @@ cache = /var/cache/sparetime/dir.sqlite
   EXPECT_EQ(c->directory.poll_interval, std::chrono::minutes(1));
   EXPECT_EQ(c->directory.page_size, 200);
   EXPECT_EQ(c->directory_cache, "/var/cache/sparetime/dir.sqlite");
+  EXPECT_EQ(c->passphrase_file, "/etc/sparetime/backup.passphrase");
+  EXPECT_EQ(c->backup_interval, std::chrono::hours(12));
+  EXPECT_EQ(c->verify_interval, std::chrono::hours(72));
+  EXPECT_EQ(c->settle, std::chrono::seconds(10));
+  EXPECT_EQ(c->resume_delay, std::chrono::minutes(2));
+  EXPECT_TRUE(c->ignore_load);
+  EXPECT_EQ(c->utmp, "/var/run/utmp");
 }
 
 TEST(ConfigTest, Ipv6Listen) {
@@ -111,6 +136,10 @@ TEST(ConfigTest, ErrorsNameFileLineAndWhatIsValid) {
       {"[directory]\npage_size = 0\n", "page_size"},
       {"[agent\n", "bad.conf:1: a section header"},
       {"[agent]\nname = alpha\n", "[directory] base is required"},
+      {"[backup]\npassphrase_file = secret.txt\n", "[backup] passphrase_file: must be an absolute"},
+      {"[backup]\ninterval = 0s\n", "[backup] interval: must be more than 0"},
+      {"[scheduler]\nignore_load = sometimes\n", "is not a boolean"},
+      {"[scheduler]\nsettle = soon\n", "is not a duration"},
   };
   for (const auto& c : cases) {
     auto r = ParseConfig(c.text, "bad.conf");

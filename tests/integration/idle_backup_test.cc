@@ -40,32 +40,6 @@ constexpr uint64_t kImageBytes = 8ull << 20;
 // 64 KiB chunks at 2 MiB/s: 32 reads a second, ~3 s for the whole image.
 constexpr char kIdleArgs[] = "--when-idle --ignore-load";
 
-// A pseudo-terminal pair; "typing" writes to the master and reads the line
-// on the slave as a shell would (that read is the terminal input signal).
-class Pty {
- public:
-  Pty() : master_(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC)) {
-    if (!master_.valid() || ::grantpt(master_.get()) != 0 || ::unlockpt(master_.get()) != 0) {
-      return;
-    }
-    path_ = ::ptsname(master_.get());
-    auto slave = OpenFile(path_, O_RDWR | O_NOCTTY);
-    if (slave.ok()) slave_ = std::move(slave).value();
-  }
-  bool ok() const { return slave_.valid(); }
-  std::string line() const { return path_.substr(std::string("/dev/").size()); }  // "pts/3"
-  void Type(std::string_view text) {
-    ASSERT_TRUE(WriteFull(master_.get(), AsBytes(text)).ok());
-    char buf[64];
-    ASSERT_GT(::read(slave_.get(), buf, sizeof buf), 0);
-  }
-
- private:
-  Fd master_;
-  Fd slave_;
-  std::string path_;
-};
-
 std::string ReadText(const std::string& path) {
   std::ifstream f(path);
   std::stringstream ss;
@@ -143,6 +117,8 @@ int WaitExit(int pid, milliseconds limit) {
   ::waitpid(pid, nullptr, 0);
   return -1;
 }
+
+using scheduler::testing::Pty;
 
 class IdleBackup : public ::testing::Test {
  protected:

@@ -37,17 +37,10 @@ constexpr char kPassphrase[] = "correct horse battery staple";
 // first start), a site each, and a domain policy with two replicas. With
 // passwords ("<host>-secret") for slapd, where agents bind as themselves.
 std::string DirectoryLdif(uint64_t bandwidth_limit, bool passwords) {
-  std::string out =
-      "dn: ou=sparetime,dc=example,dc=org\nobjectClass: organizationalUnit\nou: sparetime\n\n"
-      "dn: ou=agents,ou=sparetime,dc=example,dc=org\nobjectClass: organizationalUnit\n"
-      "ou: agents\n\n"
-      "dn: ou=policies,ou=sparetime,dc=example,dc=org\nobjectClass: organizationalUnit\n"
-      "ou: policies\n\n";
-  for (std::string host : kHosts) {
-    out += "dn: cn=" + host + ",ou=agents,ou=sparetime,dc=example,dc=org\n" +
-           "objectClass: sparetimeAgent\ncn: " + host + "\nsparetimeSite: site-" + host + "\n" +
-           (passwords ? "userPassword: " + host + "-secret\n" : "") + "\n";
-  }
+  std::string out = DomainLdif({std::begin(kHosts), std::end(kHosts)}, [&](const std::string& host) {
+    return "sparetimeSite: site-" + host + "\n" +
+           (passwords ? "userPassword: " + host + "-secret\n" : std::string());
+  });
   out += "dn: cn=default,ou=policies,ou=sparetime,dc=example,dc=org\n"
          "objectClass: sparetimePolicy\ncn: default\nsparetimeDomainDefault: TRUE\n"
          "sparetimeReplicas: 2\n";

@@ -1,7 +1,9 @@
 // ProcessImage storage: the manifest round trip of every field group, pages
-// as deduplicated chunks (zero pages as holes, a similar image adds only its
-// new pages), the image file and index chunks, the key check, and refusal of
-// damaged or foreign files.
+// as deduplicated chunks cut on the mapping's 16-page grid (zero pages as
+// holes, a similar image adds only its changed chunk, the same data in a
+// mapping elsewhere adds nothing), the streaming writer, the image file and
+// index chunks, the key check, and refusal of damaged, foreign and older
+// files.
 #include "sparetime/migration/image.h"
 
 #include <gtest/gtest.h>
@@ -24,6 +26,10 @@ namespace {
 using sparetime::testing::TempDir;
 using sparetime::PackStore;
 
+// `pages` (whole pages) as the only saved run of an anonymous mapping at
+// `start`, `offset` pages into it; the vDSO code is the last page.
+ProcessImage ImageWith(const std::vector<std::byte>& pages, uint64_t start, uint64_t offset);
+
 ProcessImage SampleImage() {
   ProcessImage im;
   im.pid = 4242;
@@ -32,6 +38,7 @@ ProcessImage SampleImage() {
   im.regs.assign(sizeof(user_regs_struct), std::byte{7});
   im.xstate.assign(2440, std::byte{9});
   im.xcr0 = 0x207;
+  im.page_count = 3;
   im.pages.assign(3 * kPageSize, std::byte{0});
   im.pages[kPageSize] = std::byte{0x42};
   Mapping m;
@@ -79,6 +86,22 @@ ProcessImage SampleImage() {
   return im;
 }
 
+ProcessImage ImageWith(const std::vector<std::byte>& pages, uint64_t start, uint64_t offset) {
+  ProcessImage im = SampleImage();
+  const uint64_t n = pages.size() / kPageSize;
+  im.pages = pages;
+  im.pages.resize(im.pages.size() + kPageSize, std::byte{0x5a});  // the vDSO code
+  im.page_count = n + 1;
+  Mapping& m = im.mappings[0];
+  m.kind = Mapping::Kind::kPrivateAnon;
+  m.path.clear();
+  m.start = start;
+  m.end = start + (offset + n + 3) * kPageSize;
+  m.pages = {{start + offset * kPageSize, n, 0}};
+  im.vdso.code = {0x7f0000004000, 1, n};
+  return im;
+}
+
 class ImageTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -103,8 +126,11 @@ TEST_F(ImageTest, RoundTripsThroughChunksAndAFile) {
   EXPECT_EQ(stats.pages, 3u);
   EXPECT_EQ(stats.zero_pages, 2u);  // holes: never stored
   EXPECT_EQ(stats.new_chunks, 1u);
-  EXPECT_TRUE(stored->pages[0].is_hole());
-  EXPECT_FALSE(stored->pages[1].is_hole());
+  ASSERT_EQ(stored->chunks.size(), 3u);
+  EXPECT_TRUE(stored->chunks[0].id.is_hole());
+  EXPECT_EQ(stored->chunks[1].pages, 1u);
+  EXPECT_FALSE(stored->chunks[1].id.is_hole());
+  EXPECT_TRUE(stored->chunks[2].id.is_hole());
   ASSERT_TRUE(WriteImageFile(*stored, tmp_ / "img").ok());
   EXPECT_EQ(std::filesystem::status(tmp_.path() + "/img").permissions() & std::filesystem::perms::all,
             std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
@@ -135,44 +161,104 @@ TEST_F(ImageTest, RoundTripsThroughChunksAndAFile) {
   EXPECT_EQ(back->creds.groups, im.creds.groups);
 }
 
-TEST_F(ImageTest, RepeatedPagesAreStoredOnceAndASimilarImageAddsLittle) {
-  ProcessImage im = SampleImage();
+TEST_F(ImageTest, RepeatedChunksAreStoredOnceAndASimilarImageAddsOnlyItsChangedChunk) {
   auto data = sparetime::testing::RandomBytes(64 * kPageSize, 7);
-  im.pages.clear();
-  for (int copy = 0; copy < 2; ++copy) im.pages.insert(im.pages.end(), data.begin(), data.end());
-  im.mappings[0].end = im.mappings[0].start + 128 * kPageSize;
-  im.mappings[0].pages = {{im.mappings[0].start, 128, 0}};
-  im.vdso.code = {0x7f0000004000, 1, 0};
+  std::vector<std::byte> twice = data;
+  twice.insert(twice.end(), data.begin(), data.end());
+  ProcessImage im = ImageWith(twice, 0x10000000, 0);
   StoreStats first;
-  ASSERT_TRUE(StoreImage(im, *key_, *store_, {}, &first).ok());
-  EXPECT_EQ(first.unique_chunks, 64u);
-  EXPECT_EQ(first.new_chunks, 64u);
-  // A "similar process": one page differs.
+  auto stored = StoreImage(im, *key_, *store_, {}, &first);
+  ASSERT_TRUE(stored.ok()) << stored.error().ToString();
+  EXPECT_EQ(first.chunks, 9u);  // 8 grid cells of 16 pages, and the vDSO page
+  EXPECT_EQ(first.unique_chunks, 5u);
+  EXPECT_EQ(first.new_chunks, 5u);
+  // A "similar process": one page differs, one chunk is new.
   im.pages[5 * kPageSize] ^= std::byte{1};
   StoreStats second;
-  auto stored = StoreImage(im, *key_, *store_, {}, &second);
+  stored = StoreImage(im, *key_, *store_, {}, &second);
   ASSERT_TRUE(stored.ok());
   EXPECT_EQ(second.new_chunks, 1u);
-  EXPECT_LT(second.new_bytes * 50, first.new_bytes);
+  EXPECT_LT(second.new_bytes * 4, first.new_bytes);
   auto back = LoadImage(*stored, *key_, *store_);
   ASSERT_TRUE(back.ok()) << back.error().ToString();
   EXPECT_EQ(back->pages, im.pages);
 }
 
+// The grid counts from the mapping's start: the same data at the same place
+// of a mapping mapped elsewhere (ASLR) gives the same chunks; chunks never
+// cross a grid line or a zero page.
+TEST_F(ImageTest, ChunksFollowTheMappingGridWhereverItIsMapped) {
+  auto data = sparetime::testing::RandomBytes(40 * kPageSize, 8);
+  std::fill_n(data.begin() + 20 * kPageSize, kPageSize, std::byte{0});  // page 25 of the mapping
+  ProcessImage im = ImageWith(data, 0x10000000, 5);
+  StoreStats first;
+  auto stored = StoreImage(im, *key_, *store_, {}, &first);
+  ASSERT_TRUE(stored.ok()) << stored.error().ToString();
+  // Pages 5..44 of the mapping: 5-15 | 16-24 | hole 25 | 26-31 | 32-44 | the vDSO page.
+  std::vector<uint32_t> sizes;
+  for (const ChunkRef& c : stored->chunks) sizes.push_back(c.pages);
+  EXPECT_EQ(sizes, (std::vector<uint32_t>{11, 9, 1, 6, 13, 1}));
+  EXPECT_TRUE(stored->chunks[2].id.is_hole());
+  EXPECT_EQ(first.zero_pages, 1u);
+
+  StoreStats moved;
+  auto elsewhere = StoreImage(ImageWith(data, 0x7f1234567000, 5), *key_, *store_, {}, &moved);
+  ASSERT_TRUE(elsewhere.ok());
+  EXPECT_EQ(moved.new_chunks, 0u);
+  EXPECT_EQ(elsewhere->chunks, stored->chunks);
+
+  StoreStats shifted;  // one page further into its mapping: other cuts, other ids
+  ASSERT_TRUE(StoreImage(ImageWith(data, 0x10000000, 6), *key_, *store_, {}, &shifted).ok());
+  EXPECT_GT(shifted.new_chunks, 0u);
+}
+
+// The dump's path: pages streamed into an ImageWriter in pieces give the
+// same image as StoreImage of the whole, with one batch in memory at a time.
+TEST_F(ImageTest, StreamedPagesMatchTheWholeImage) {
+  auto data = sparetime::testing::RandomBytes(3000 * kPageSize, 9);  // 11.7 MiB: two writer batches
+  ProcessImage whole = ImageWith(data, 0x20000000, 0);
+  auto expected = StoreImage(whole, *key_, *store_);
+  ASSERT_TRUE(expected.ok()) << expected.error().ToString();
+
+  auto other = PackStore::Create(tmp_ / "streamed");
+  ASSERT_TRUE(other.ok());
+  ImageWriter writer(*key_, **other, {}, 3);
+  ProcessImage streamed = whole;
+  for (uint64_t at = 0; at < 3000; at += 1024) {  // the dump reads 1024-page pieces
+    const uint64_t n = std::min<uint64_t>(1024, 3000 - at);
+    ASSERT_TRUE(writer.Append(0x20000000, 0x20000000 + at * kPageSize,
+                              std::span(data).subspan(at * kPageSize, n * kPageSize)).ok());
+  }
+  ASSERT_TRUE(writer.Append(0x7f0000004000, 0x7f0000004000, std::span(whole.pages).last(kPageSize)).ok());
+  streamed.pages.clear();  // a streamed dump keeps no pages
+  StoreStats stats;
+  auto stored = writer.Finish(streamed, &stats);
+  ASSERT_TRUE(stored.ok()) << stored.error().ToString();
+  EXPECT_EQ(stored->chunks, expected->chunks);
+  EXPECT_EQ(stats.new_chunks, 189u);  // ceil(3000 / 16) and the vDSO page
+  auto back = LoadImage(*stored, *key_, **other);
+  ASSERT_TRUE(back.ok()) << back.error().ToString();
+  EXPECT_EQ(back->pages, whole.pages);
+
+  // A chunk missing from the store is named with its pages.
+  ASSERT_TRUE((*other)->Remove(std::span(&stored->chunks[3].id, 1)).ok());
+  auto missing = LoadImage(*stored, *key_, **other);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message().find("chunk 3 (pages 48..63"), std::string::npos) << missing.error().ToString();
+}
+
 TEST_F(ImageTest, IndexChunksCarryALargeImage) {
-  ProcessImage im = SampleImage();
-  im.pages.assign(40000 * kPageSize, std::byte{0});  // 1.2 MiB of page ids: two index chunks
-  for (size_t i = 0; i < 40000; ++i) im.pages[i * kPageSize] = std::byte(i % 251 + 1);
-  im.mappings[0].end = im.mappings[0].start + 40000 * kPageSize;
-  im.mappings[0].pages = {{im.mappings[0].start, 40000, 0}};
+  std::vector<std::byte> pages(60000 * kPageSize, std::byte{0});  // every other page zero: 60000 table entries
+  for (size_t i = 1; i < 60000; i += 2) pages[i * kPageSize] = std::byte(i % 251 + 1);
+  ProcessImage im = ImageWith(pages, 0x10000000, 0);
   auto stored = StoreImage(im, *key_, *store_);
   ASSERT_TRUE(stored.ok());
   auto index = StoreIndex(*stored, *key_, *store_);
   ASSERT_TRUE(index.ok()) << index.error().ToString();
-  EXPECT_EQ(index->size(), 2u);
+  EXPECT_EQ(index->size(), 3u);  // 2.1 MB of table
   auto back = LoadIndex(*index, *key_, *store_);
   ASSERT_TRUE(back.ok()) << back.error().ToString();
-  EXPECT_EQ(back->pages, stored->pages);
+  EXPECT_EQ(back->chunks, stored->chunks);
   EXPECT_EQ(back->manifest, stored->manifest);
 }
 
@@ -215,18 +301,31 @@ TEST_F(ImageTest, RejectsForeignTruncatedAndInconsistentFiles) {
 
   ProcessImage bad = SampleImage();
   bad.mappings[0].pages[0].first = 2;  // runs past the 3-page store
-  auto inconsistent_stored = StoreImage(bad, *key_, *store_);
-  ASSERT_TRUE(inconsistent_stored.ok());
-  ASSERT_TRUE(WriteImageFile(*inconsistent_stored, tmp_ / "bad").ok());
+  auto refused = StoreImage(bad, *key_, *store_);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kInvalidArgument);
+  StoredImage inconsistent_stored = *stored;
+  auto bad_manifest = EncodeManifest(bad);
+  ASSERT_TRUE(bad_manifest.ok());
+  inconsistent_stored.manifest = *bad_manifest;
+  ASSERT_TRUE(WriteImageFile(inconsistent_stored, tmp_ / "bad").ok());
   auto inconsistent = ReadImageFile(tmp_ / "bad");
   ASSERT_FALSE(inconsistent.ok());
   EXPECT_NE(inconsistent.error().message().find("outside"), std::string::npos) << inconsistent.error().ToString();
+
+  auto older = bytes;  // format 2: one id per page
+  older[7] = std::byte{'2'};
+  sparetime::testing::WriteFileOrDie(tmp_ / "v2", older);
+  auto v2 = ReadImageFile(tmp_ / "v2");
+  ASSERT_FALSE(v2.ok());
+  EXPECT_NE(v2.error().message().find("format 2; this sparetime reads format 3 only"), std::string::npos)
+      << v2.error().ToString();
 
   ProcessImage future = SampleImage();
   future.version = 99;
   auto future_manifest = EncodeManifest(future);
   ASSERT_TRUE(future_manifest.ok()) << future_manifest.error().ToString();
-  auto decoded = DecodeManifest(*future_manifest, future.page_count());
+  auto decoded = DecodeManifest(*future_manifest, future.page_count);
   ASSERT_FALSE(decoded.ok());
   EXPECT_NE(decoded.error().message().find("version 99"), std::string::npos);
 }
@@ -243,7 +342,7 @@ TEST_F(ImageTest, FdKindsTravelByNameAndUnknownKindsAreRefused) {
   EXPECT_EQ(json["mappings"][0]["kind"], "private_file");
 
   json["fds"][2]["kind"] = "socket";
-  auto decoded = DecodeManifest(json.dump(), im.page_count());
+  auto decoded = DecodeManifest(json.dump(), im.page_count);
   ASSERT_FALSE(decoded.ok()) << "decoded fd 5 as kind " << static_cast<int>(decoded->fds[2].kind);
   EXPECT_EQ(decoded.error().code(), ErrorCode::kCorruption);
   EXPECT_NE(decoded.error().message().find("unknown fd kind 'socket'"), std::string::npos)
@@ -251,7 +350,7 @@ TEST_F(ImageTest, FdKindsTravelByNameAndUnknownKindsAreRefused) {
 
   json = nlohmann::json::parse(*manifest);
   json["mappings"][0]["kind"] = "hugetlb";
-  decoded = DecodeManifest(json.dump(), im.page_count());
+  decoded = DecodeManifest(json.dump(), im.page_count);
   ASSERT_FALSE(decoded.ok());
   EXPECT_NE(decoded.error().message().find("unknown mapping kind 'hugetlb'"), std::string::npos)
       << decoded.error().ToString();

@@ -62,5 +62,33 @@ TEST(DirectoryPolicy, OutOfRangePercentagesAreCapped) {
   EXPECT_TRUE(p.Validate().ok());
 }
 
+// sparetime.conf [scheduler]: the box's hysteresis and ignore_load on top of
+// the directory's thresholds; the defaults change nothing.
+TEST(DirectoryPolicy, AgentConfigAdjustsTheDirectoryPolicy) {
+  directory::EffectivePolicy effective;
+  effective.idle_minutes = 3;
+  config::AgentConfig defaults;
+  IdlePolicy same = AgentIdlePolicy(effective, defaults);
+  IdlePolicy mapped = IdlePolicyFromDirectory(effective);
+  EXPECT_EQ(same.settle, mapped.settle);
+  EXPECT_EQ(same.resume_delay, mapped.resume_delay);
+  EXPECT_EQ(same.max_cpu_percent, mapped.max_cpu_percent);
+
+  config::AgentConfig local;
+  local.settle = std::chrono::seconds(2);
+  local.resume_delay = std::chrono::milliseconds(1500);
+  local.ignore_load = true;
+  IdlePolicy p = AgentIdlePolicy(effective, local);
+  EXPECT_EQ(p.idle_after, std::chrono::minutes(3));  // still the directory's
+  EXPECT_EQ(p.settle, std::chrono::seconds(2));
+  EXPECT_EQ(p.resume_delay, std::chrono::seconds(1));
+  EXPECT_EQ(p.max_cpu_percent, 100);
+  EXPECT_EQ(p.max_disk_busy_percent, 100);
+  EXPECT_FALSE(p.max_io_pressure_percent.has_value());
+  EXPECT_FALSE(p.max_memory_pressure_percent.has_value());
+  EXPECT_TRUE(p.ac_only);  // power is not load
+  EXPECT_TRUE(p.Validate().ok());
+}
+
 }  // namespace
 }  // namespace sparetime::scheduler

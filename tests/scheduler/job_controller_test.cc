@@ -318,6 +318,31 @@ TEST_F(JobControllerTest, AFailedJobReportsItsErrorAndTheNextOneRuns) {
   EXPECT_EQ(Job(1).state, JobState::kSucceeded);
 }
 
+// A daemon runs jobs for months: only the newest finished ones are kept
+// (with ids that keep counting), never the queued ones.
+TEST_F(JobControllerTest, OnlyTheNewestFinishedJobsAreKept) {
+  clock_.Advance(seconds(11));
+  JobController& c = Make();
+  const size_t total = JobController::kKeepFinished + 5;
+  for (size_t i = 0; i < total; ++i) {
+    c.Submit("job " + std::to_string(i),
+             [](PauseGate& gate, const JobProgressFn&) { return gate.WaitWhilePaused(1); });
+  }
+  Start();
+  ASSERT_TRUE(WaitFor([&] {
+    std::vector<JobInfo> jobs = c.Jobs();
+    return !jobs.empty() && jobs.back().finished() && jobs.back().id == total;
+  }));
+  StopLoop();
+  std::vector<JobInfo> jobs = c.Jobs();
+  ASSERT_EQ(jobs.size(), JobController::kKeepFinished);
+  EXPECT_EQ(jobs.front().name, "job 5");
+  EXPECT_EQ(jobs.front().id, 6u);
+  for (const JobInfo& j : jobs) EXPECT_EQ(j.state, JobState::kSucceeded) << j.name;
+  EXPECT_EQ(c.Submit("one more", [](PauseGate&, const JobProgressFn&) { return Status::Ok(); }),
+            total + 1);
+}
+
 TEST_F(JobControllerTest, JobsRunAtTheLowestPriority) {
   clock_.Advance(seconds(11));
   int nice = 0, policy = -1, ioprio = -1;

@@ -5,6 +5,8 @@
 #define SPARETIME_TESTS_SCHEDULER_SCHEDULER_TESTING_H_
 
 #include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -89,6 +91,32 @@ class FakeTree {
   }
   sparetime::testing::TempDir dir_;
   SystemReader reader_;
+};
+
+// A pseudo-terminal pair; "typing" writes to the master and reads the line
+// on the slave as a shell would (that read is the terminal input signal).
+class Pty {
+ public:
+  Pty() : master_(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC)) {
+    if (!master_.valid() || ::grantpt(master_.get()) != 0 || ::unlockpt(master_.get()) != 0) {
+      return;
+    }
+    path_ = ::ptsname(master_.get());
+    auto slave = OpenFile(path_, O_RDWR | O_NOCTTY);
+    if (slave.ok()) slave_ = std::move(slave).value();
+  }
+  bool ok() const { return slave_.valid(); }
+  std::string line() const { return path_.substr(std::string("/dev/").size()); }  // "pts/3"
+  void Type(std::string_view text) {
+    ASSERT_TRUE(WriteFull(master_.get(), AsBytes(text)).ok());
+    char buf[64];
+    ASSERT_GT(::read(slave_.get(), buf, sizeof buf), 0);
+  }
+
+ private:
+  Fd master_;
+  Fd slave_;
+  std::string path_;
 };
 
 // One struct utmp record as bytes.

@@ -90,6 +90,22 @@ void WriteExampleDirectory(const std::string& path, bool without_keys) {
   }
 }
 
+std::string DomainLdif(const std::vector<std::string>& hosts,
+                       const std::function<std::string(const std::string&)>& agent_lines) {
+  std::string out =
+      "dn: ou=sparetime,dc=example,dc=org\nobjectClass: organizationalUnit\nou: sparetime\n\n"
+      "dn: ou=agents,ou=sparetime,dc=example,dc=org\nobjectClass: organizationalUnit\n"
+      "ou: agents\n\n"
+      "dn: ou=policies,ou=sparetime,dc=example,dc=org\nobjectClass: organizationalUnit\n"
+      "ou: policies\n\n";
+  for (const std::string& host : hosts) {
+    out += "dn: cn=" + host + ",ou=agents,ou=sparetime,dc=example,dc=org\n" +
+           "objectClass: sparetimeAgent\ncn: " + host + "\n" +
+           (agent_lines ? agent_lines(host) : std::string()) + "\n";
+  }
+  return out;
+}
+
 bool WaitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace sparetime::testing {
 
@@ -48,6 +49,13 @@ std::string WriteAgentConfig(const std::string& dir, const std::string& name,
 // directory; `without_keys` drops the agents' keys, as when an admin enrols
 // hosts before they first start (each agent then publishes its own).
 void WriteExampleDirectory(const std::string& path, bool without_keys);
+
+// LDIF for a file directory under ou=sparetime,dc=example,dc=org: the
+// ou=sparetime, ou=agents and ou=policies entries, then one enrolled agent
+// entry (no key: each agent publishes its own) per host, with
+// `agent_lines(host)` appended to it (e.g. a site or a password).
+std::string DomainLdif(const std::vector<std::string>& hosts,
+                       const std::function<std::string(const std::string&)>& agent_lines = {});
 
 // Polls `condition` every 50 ms until it is true or `timeout` passes.
 bool WaitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout);

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 #include "sparetime/base/bytes.h"
@@ -23,9 +24,17 @@ ChunkId Id(uint8_t fill) {
   return id;
 }
 
+// A migration key in sodium memory holding `bytes`.
+SecretBuffer Key(const std::vector<std::byte>& bytes) {
+  EXPECT_TRUE(InitCrypto().ok());
+  SecretBuffer key(bytes.size());
+  std::copy(bytes.begin(), bytes.end(), key.data());
+  return key;
+}
+
 std::vector<Message> Samples() {
   std::vector<Message> v;
-  auto add = [&](MessageBody body) { v.push_back(Message{uint32_t(v.size() * 7 + 1), body}); };
+  auto add = [&](MessageBody body) { v.push_back(Message{uint32_t(v.size() * 7 + 1), std::move(body)}); };
   add(HasChunksRequest{"alpha", {Id(1), Id(2), Id(3)}});
   add(HasChunksRequest{"", {}});
   add(PutChunksRequest{{{Id(4), RandomBytes(100, 4)}, {Id(5), {}}}});
@@ -47,7 +56,7 @@ std::vector<Message> Samples() {
   add(ErrorReply{NotFound("no chunk 0a0a0a0a for owner alpha")});
   add(MigrateHasChunksRequest{{Id(13), Id(14)}});
   add(MigratePutChunksRequest{{{Id(15), RandomBytes(64, 15)}}});
-  add(MigrateRestoreRequest{RandomBytes(32, 16), {Id(17), Id(18)}});
+  add(MigrateRestoreRequest{Key(RandomBytes(32, 16)), {Id(17), Id(18)}});
   add(MigrateRestoreReply{4242});
   return v;
 }

@@ -123,6 +123,13 @@ Status SetDuration(std::chrono::milliseconds* field, const std::string& v) {
   *field = d;
   return Status::Ok();
 }
+Status SetAbsolutePath(std::string* field, const std::string& v) {
+  if (v.empty() || v.front() != '/') {
+    return Status(ErrorCode::kInvalidArgument, "must be an absolute path");
+  }
+  *field = v;
+  return Status::Ok();
+}
 Status SetNonEmpty(std::string* field, const std::string& v) {
   if (v.empty()) return Status(ErrorCode::kInvalidArgument, "must not be empty");
   *field = v;
@@ -143,13 +150,7 @@ const std::map<std::string, std::map<std::string, Setter>>& Keys() {
            {"advertise_address",
             [](C& c, const std::string& v) { return SetNonEmpty(&c.advertise_address, v); }},
            {"state_dir",
-            [](C& c, const std::string& v) {
-              if (v.empty() || v.front() != '/') {
-                return Status(ErrorCode::kInvalidArgument, "must be an absolute path");
-              }
-              c.state_dir = v;
-              return Status::Ok();
-            }},
+            [](C& c, const std::string& v) { return SetAbsolutePath(&c.state_dir, v); }},
            {"site", [](C& c, const std::string& v) { return SetNonEmpty(&c.site, v); }},
            {"heartbeat",
             [](C& c, const std::string& v) { return SetDuration(&c.heartbeat, v); }},
@@ -205,6 +206,27 @@ const std::map<std::string, std::map<std::string, Setter>>& Keys() {
             }},
            {"cache",
             [](C& c, const std::string& v) { return SetNonEmpty(&c.directory_cache, v); }},
+       }},
+      {"backup",
+       {
+           {"passphrase_file",
+            [](C& c, const std::string& v) { return SetAbsolutePath(&c.passphrase_file, v); }},
+           {"interval",
+            [](C& c, const std::string& v) { return SetDuration(&c.backup_interval, v); }},
+           {"verify_interval",
+            [](C& c, const std::string& v) { return SetDuration(&c.verify_interval, v); }},
+       }},
+      {"scheduler",
+       {
+           {"settle", [](C& c, const std::string& v) { return SetDuration(&c.settle, v); }},
+           {"resume_delay",
+            [](C& c, const std::string& v) { return SetDuration(&c.resume_delay, v); }},
+           {"ignore_load",
+            [](C& c, const std::string& v) -> Status {
+              ST_ASSIGN_OR_RETURN(c.ignore_load, ParseBool(v));
+              return Status::Ok();
+            }},
+           {"utmp", [](C& c, const std::string& v) { return SetAbsolutePath(&c.utmp, v); }},
        }},
   };
   return keys;
@@ -279,7 +301,7 @@ Result<AgentConfig> ParseConfig(const std::string& text, const std::string& path
       if (t.back() != ']') return error("a section header must look like [agent]");
       section = Lower(Trim(t.substr(1, t.size() - 2)));
       if (!Keys().contains(section)) {
-        return error("unknown section [" + section + "] (sections: agent, storage, directory)");
+        return error("unknown section [" + section + "] (sections: agent, storage, directory, backup, scheduler)");
       }
       continue;
     }

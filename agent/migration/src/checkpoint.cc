@@ -23,6 +23,19 @@
 namespace sparetime::migration {
 namespace {
 
+// Dump() without a sink: the page store is kept in the image.
+class MemoryPageSink final : public PageSink {
+ public:
+  explicit MemoryPageSink(std::vector<std::byte>& pages) : pages_(pages) {}
+  Status Append(uint64_t, uint64_t, std::span<const std::byte> data) override {
+    pages_.insert(pages_.end(), data.begin(), data.end());
+    return Status::Ok();
+  }
+
+ private:
+  std::vector<std::byte>& pages_;
+};
+
 constexpr int64_t kERestartSys = -512, kERestartNoIntr = -513, kERestartNoHand = -514,
                   kERestartRestartBlock = -516;
 constexpr long kPtraceGetRseqConfiguration = 0x420f;
@@ -98,14 +111,15 @@ class FrozenProcess::Impl {
   pid_t pid() const { return tracee_.pid(); }
   std::string dir() const { return ProcDir(pid()); }
 
-  Result<ProcessImage> Dump() {
+  Result<ProcessImage> Dump(PageSink* sink) {
     if (!attached_) return FailedPrecondition("process " + std::to_string(pid()) + " is no longer frozen");
     ProcessImage image;
     image.pid = pid();
     ST_RETURN_IF_ERROR(Step("registers"));
     ST_RETURN_IF_ERROR(DumpRegisters(image));
     ST_RETURN_IF_ERROR(Step("memory"));
-    ST_RETURN_IF_ERROR(DumpMemory(tracee_, dir(), image));
+    MemoryPageSink in_memory(image.pages);
+    ST_RETURN_IF_ERROR(DumpMemory(tracee_, dir(), image, sink ? *sink : in_memory));
     ST_RETURN_IF_ERROR(Step("injected"));
     ST_RETURN_IF_ERROR(WithScratch([&](uint64_t scratch) { return DumpInjected(scratch, image); }));
     ST_RETURN_IF_ERROR(Step("signals"));
@@ -265,7 +279,8 @@ FrozenProcess& FrozenProcess::operator=(FrozenProcess&&) noexcept = default;
 FrozenProcess::~FrozenProcess() = default;
 
 pid_t FrozenProcess::pid() const { return impl_->pid(); }
-Result<ProcessImage> FrozenProcess::Dump() { return impl_->Dump(); }
+Result<ProcessImage> FrozenProcess::Dump() { return impl_->Dump(nullptr); }
+Result<ProcessImage> FrozenProcess::Dump(PageSink& pages) { return impl_->Dump(&pages); }
 Status FrozenProcess::Resume() { return impl_->Resume(); }
 Status FrozenProcess::LeaveStopped() { return impl_->LeaveStopped(); }
 Status FrozenProcess::Kill() { return impl_->Kill(); }

@@ -14,8 +14,9 @@
 
 namespace sparetime::migration {
 
-// Mappings, their saved pages (via /proc/PID/pagemap), and the vDSO layout.
-Status DumpMemory(Tracee& tracee, const std::string& proc_dir, ProcessImage& image);
+// Mappings, their saved pages (via /proc/PID/pagemap, streamed to `sink`),
+// and the vDSO layout.
+Status DumpMemory(Tracee& tracee, const std::string& proc_dir, ProcessImage& image, PageSink& sink);
 
 // fds (files, devices, pipes with their buffered data), detecting dup'ed
 // descriptions with kcmp.
@@ -28,8 +29,10 @@ Status DumpAttributes(pid_t pid, const std::string& proc_dir, ProcessImage& imag
 // Size and mtime of `path` (following symlinks, so /proc/PID/fd/N works).
 Result<FileIdentity> StatIdentity(const std::string& path);
 
-// Appends whole pages to the image's page store; returns the first index.
-uint64_t AppendPages(ProcessImage& image, std::span<const std::byte> data);
+// Appends whole pages (at `addr` of the mapping starting at `mapping_start`)
+// to the image's page store through `sink`; returns the first index.
+Result<uint64_t> AppendPages(ProcessImage& image, PageSink& sink, uint64_t mapping_start, uint64_t addr,
+                             std::span<const std::byte> data);
 
 }  // namespace sparetime::migration
 

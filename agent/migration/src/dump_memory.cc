@@ -6,7 +6,9 @@
 //     copy-on-write copies; clean pages come back from the file);
 //   shared file: nothing (the file is the contents).
 // [vvar], [vvar_vclock], [vdso] are recorded as a layout (plus the vDSO code
-// for comparison); [vsyscall] is skipped.
+// for comparison); [vsyscall] is skipped. Pages are read in pieces of at most
+// kReadPages and handed to a PageSink at once, so the dump holds at most one
+// piece whatever the process's size.
 #include <fcntl.h>
 #include <sys/stat.h>
 
@@ -57,9 +59,30 @@ bool WantPage(Mapping::Kind kind, uint64_t entry) {
   return false;
 }
 
+// Largest read from the tracee at once: a multiple of the chunk grid, so a
+// long run is cut where the chunks are cut anyway. Bounds the dump's buffer.
+constexpr uint64_t kReadPages = 1024;  // 4 MiB
+
+// Sends `data` (whole pages at `addr` of mapping `m`) to the page store and
+// records it as a run of `m`, extending the previous run when contiguous.
+Status AddRun(ProcessImage& image, PageSink& sink, Mapping& m, uint64_t addr, std::span<const std::byte> data) {
+  const uint64_t count = data.size() / kPageSize;
+  ST_ASSIGN_OR_RETURN(uint64_t first, AppendPages(image, sink, m.start, addr, data));
+  if (!m.pages.empty()) {
+    PageRun& last = m.pages.back();
+    if (last.addr + last.count * kPageSize == addr && last.first + last.count == first) {
+      last.count += count;
+      return Status::Ok();
+    }
+  }
+  m.pages.push_back({addr, count, first});
+  return Status::Ok();
+}
+
 // Saves [addr, addr + data.size()) into the page store as runs, dropping
 // all-zero pages when `skip_zero`.
-void AddRuns(ProcessImage& image, Mapping& m, uint64_t addr, std::span<const std::byte> data, bool skip_zero) {
+Status AddRuns(ProcessImage& image, PageSink& sink, Mapping& m, uint64_t addr, std::span<const std::byte> data,
+               bool skip_zero) {
   size_t n = data.size() / kPageSize, i = 0;
   while (i < n) {
     if (skip_zero && IsZeroPage(data.subspan(i * kPageSize, kPageSize))) {
@@ -68,13 +91,13 @@ void AddRuns(ProcessImage& image, Mapping& m, uint64_t addr, std::span<const std
     }
     size_t j = i + 1;
     while (j < n && !(skip_zero && IsZeroPage(data.subspan(j * kPageSize, kPageSize)))) ++j;
-    uint64_t first = AppendPages(image, data.subspan(i * kPageSize, (j - i) * kPageSize));
-    m.pages.push_back({addr + i * kPageSize, j - i, first});
+    ST_RETURN_IF_ERROR(AddRun(image, sink, m, addr + i * kPageSize, data.subspan(i * kPageSize, (j - i) * kPageSize)));
     i = j;
   }
+  return Status::Ok();
 }
 
-Status DumpPages(Tracee& tracee, int pagemap, ProcessImage& image, Mapping& m) {
+Status DumpPages(Tracee& tracee, int pagemap, ProcessImage& image, PageSink& sink, Mapping& m) {
   const uint64_t npages = (m.end - m.start) / kPageSize;
   std::vector<uint64_t> entries(npages);
   auto got = ReadFullAt(pagemap, std::as_writable_bytes(std::span(entries)), m.start / kPageSize * 8);
@@ -86,12 +109,13 @@ Status DumpPages(Tracee& tracee, int pagemap, ProcessImage& image, Mapping& m) {
       ++i;
       continue;
     }
+    const uint64_t limit = std::min(npages, (i / kReadPages + 1) * kReadPages);
     uint64_t j = i + 1;
-    while (j < npages && WantPage(m.kind, entries[j])) ++j;
+    while (j < limit && WantPage(m.kind, entries[j])) ++j;
     buf.resize((j - i) * kPageSize);
     const uint64_t addr = m.start + i * kPageSize;
     ST_RETURN_IF_ERROR(tracee.Read(addr, buf));
-    AddRuns(image, m, addr, buf, m.kind == Mapping::Kind::kPrivateAnon);
+    ST_RETURN_IF_ERROR(AddRuns(image, sink, m, addr, buf, m.kind == Mapping::Kind::kPrivateAnon));
     i = j;
   }
   return Status::Ok();
@@ -99,10 +123,11 @@ Status DumpPages(Tracee& tracee, int pagemap, ProcessImage& image, Mapping& m) {
 
 }  // namespace
 
-uint64_t AppendPages(ProcessImage& image, std::span<const std::byte> data) {
-  uint64_t first = image.page_count();
-  image.pages.insert(image.pages.end(), data.begin(), data.end());
-  image.pages.resize((image.pages.size() + kPageSize - 1) / kPageSize * kPageSize);
+Result<uint64_t> AppendPages(ProcessImage& image, PageSink& sink, uint64_t mapping_start, uint64_t addr,
+                             std::span<const std::byte> data) {
+  const uint64_t first = image.page_count;
+  ST_RETURN_IF_ERROR(sink.Append(mapping_start, addr, data));
+  image.page_count += data.size() / kPageSize;
   return first;
 }
 
@@ -113,7 +138,7 @@ Result<FileIdentity> StatIdentity(const std::string& path) {
                       static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
 }
 
-Status DumpMemory(Tracee& tracee, const std::string& proc_dir, ProcessImage& image) {
+Status DumpMemory(Tracee& tracee, const std::string& proc_dir, ProcessImage& image, PageSink& sink) {
   ST_ASSIGN_OR_RETURN(std::vector<Vma> vmas, ReadSmaps(proc_dir));
   ST_ASSIGN_OR_RETURN(Fd pagemap, OpenFile(proc_dir + "/pagemap", O_RDONLY));
   for (const Vma& v : vmas) {
@@ -124,7 +149,8 @@ Status DumpMemory(Tracee& tracee, const std::string& proc_dir, ProcessImage& ima
       if (v.path == "[vdso]") {
         std::vector<std::byte> code(v.end - v.start);
         ST_RETURN_IF_ERROR(tracee.Read(v.start, code));
-        image.vdso.code = {v.start, code.size() / kPageSize, AppendPages(image, code)};
+        ST_ASSIGN_OR_RETURN(uint64_t first, AppendPages(image, sink, v.start, v.start, code));
+        image.vdso.code = {v.start, code.size() / kPageSize, first};
       }
       continue;
     }
@@ -140,7 +166,7 @@ Status DumpMemory(Tracee& tracee, const std::string& proc_dir, ProcessImage& ima
       m.file_offset = v.offset;
       ST_ASSIGN_OR_RETURN(m.file, StatIdentity(v.path));
     }
-    ST_RETURN_IF_ERROR(DumpPages(tracee, pagemap.get(), image, m));
+    ST_RETURN_IF_ERROR(DumpPages(tracee, pagemap.get(), image, sink, m));
     image.mappings.push_back(std::move(m));
   }
   if (image.vdso.code.count == 0)

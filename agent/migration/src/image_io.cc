@@ -101,18 +101,22 @@ Status CheckRun(const PageRun& r, uint64_t start, uint64_t end, uint64_t page_co
 
 Status Validate(const ProcessImage& im) {
   if (im.version != kImageFormatVersion)
-    return Corruption("image format version " + std::to_string(im.version) + " is not supported (expected " +
-                      std::to_string(kImageFormatVersion) + ")");
+    return Corruption("image format version " + std::to_string(im.version) + " is not supported: this sparetime reads " +
+                      "version " + std::to_string(kImageFormatVersion) +
+                      " only; checkpoint the process with the same sparetime version as the restore");
   if (im.regs.size() != sizeof(user_regs_struct)) return Corruption("image: register block has the wrong size");
+  if (!im.pages.empty() && im.pages.size() != im.page_count * kPageSize)
+    return Corruption("image: the page store holds " + std::to_string(im.pages.size()) + " bytes, not " +
+                      std::to_string(im.page_count) + " pages");
   uint64_t prev_end = 0;
   for (const Mapping& m : im.mappings) {
     if (m.start % kPageSize || m.end % kPageSize || m.start >= m.end || m.start < prev_end)
       return Corruption("image: mapping " + HexAddr(m.start) + "-" + HexAddr(m.end) + " is misaligned or overlaps");
     prev_end = m.end;
-    for (const PageRun& r : m.pages) ST_RETURN_IF_ERROR(CheckRun(r, m.start, m.end, im.page_count(), "its mapping"));
+    for (const PageRun& r : m.pages) ST_RETURN_IF_ERROR(CheckRun(r, m.start, m.end, im.page_count, "its mapping"));
   }
   if (im.vdso.areas.empty()) return Corruption("image: no vDSO layout");
-  ST_RETURN_IF_ERROR(CheckRun(im.vdso.code, im.vdso.code.addr, ~0ull, im.page_count(), "the vDSO"));
+  ST_RETURN_IF_ERROR(CheckRun(im.vdso.code, im.vdso.code.addr, ~0ull, im.page_count, "the vDSO"));
   return Status::Ok();
 }
 
@@ -158,7 +162,7 @@ Result<std::string> EncodeManifest(const ProcessImage& im) try {
   j["personality"] = im.personality;
   j["rlimits"] = im.rlimits;
   j["creds"] = im.creds;
-  j["page_count"] = im.page_count();
+  j["page_count"] = im.page_count;
   return j.dump();
 } catch (const std::exception& e) {  // dump(): a path that is not UTF-8
   return InvalidArgument(std::string("cannot encode the image manifest of process ") + std::to_string(im.pid) +
@@ -217,7 +221,7 @@ Result<ProcessImage> DecodeManifest(std::string_view json, uint64_t page_count) 
   } catch (const std::exception& e) {
     return Corruption(std::string("image manifest: ") + e.what());
   }
-  im.pages.resize(page_count * kPageSize);  // sized for validation; the caller fills it
+  im.page_count = page_count;  // the caller fills `pages` when it wants them
   ST_RETURN_IF_ERROR(Validate(im));
   return im;
 }

@@ -1,9 +1,11 @@
-// Image storage (see image_store.h): pages as codec chunks, the StoredImage
-// encoding (the image file), index chunks, and the migration key file.
+// Image storage (see image_store.h): loading the page store from chunks
+// (on all cores), the StoredImage encoding (the image file), index chunks,
+// and the migration key file. The writer is image_writer.cc.
 //
 // Encoded StoredImage, little-endian:
-//   "SPTMIGR2" | u64 manifest length L | manifest (L bytes) | key check (32) |
-//   u64 page count N | N chunk ids (32 bytes each)
+//   "SPTMIGR3" | u64 manifest length L | manifest (L bytes) | key check (32) |
+//   u64 chunk count N | N x (chunk id (32) | u32 pages)
+// A hole (all-zero id) may span any number of pages, a chunk 1..kChunkPages.
 #include "sparetime/migration/image_store.h"
 
 #include <fcntl.h>
@@ -12,11 +14,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <unordered_map>
-#include <unordered_set>
 
+#include "parallel.h"
 #include "sparetime/base/bytes.h"
 #include "sparetime/base/fd.h"
 #include "sparetime/imaging/keys.h"
@@ -24,37 +27,14 @@
 namespace sparetime::migration {
 namespace {
 
-constexpr char kMagic[8] = {'S', 'P', 'T', 'M', 'I', 'G', 'R', '2'};
+constexpr char kMagic[8] = {'S', 'P', 'T', 'M', 'I', 'G', 'R', '3'};
+constexpr size_t kMagicPrefix = 7;  // "SPTMIGR": the last byte is the format
+constexpr size_t kEntryBytes = ChunkId::kSize + 4;
 constexpr std::string_view kKeyCheckText = "sparetime migration key check v1";
-constexpr size_t kHeldBatch = 8192;  // ids per HeldQuery call
 
-bool IsZero(std::span<const std::byte> page) {
-  return std::all_of(page.begin(), page.end(), [](std::byte b) { return b == std::byte{0}; });
-}
-
-std::span<const std::byte> Page(const ProcessImage& image, size_t i) {
-  return std::span(image.pages).subspan(i * kPageSize, kPageSize);
-}
-
-Result<std::vector<bool>> HeldBySink(ChunkSink& sink, std::span<const ChunkId> ids) {
-  std::vector<bool> out;
-  out.reserve(ids.size());
-  for (const ChunkId& id : ids) {
-    ST_ASSIGN_OR_RETURN(bool has, sink.Contains(id));
-    out.push_back(has);
-  }
-  return out;
-}
-
-Status PutSealed(ChunkSink& sink, const Codec& codec, BlobKind kind, const ChunkId& id,
-                 std::span<const std::byte> plaintext, StoreStats* stats) {
-  std::vector<std::byte> sealed = codec.Seal(kind, id, plaintext);
-  ST_RETURN_IF_ERROR(sink.Put(id, sealed).status());
-  if (stats) {
-    ++stats->new_chunks;
-    stats->new_bytes += sealed.size();
-  }
-  return Status::Ok();
+std::string Describe(size_t k, uint64_t first_page, const ChunkRef& c) {
+  return "chunk " + std::to_string(k) + " (pages " + std::to_string(first_page) + ".." +
+         std::to_string(first_page + c.pages - 1) + ", id " + c.id.short_hex() + ")";
 }
 
 }  // namespace
@@ -63,13 +43,11 @@ MigrationKey::MigrationKey(SecretBuffer master)
     : master_(std::move(master)),
       codec_(std::make_unique<Codec>(KeySet::Derive(master_), CodecOptions{1})) {}
 
-Result<MigrationKey> MigrationKey::FromBytes(std::span<const std::byte> bytes) {
+Result<MigrationKey> MigrationKey::FromSecret(SecretBuffer master) {
   ST_RETURN_IF_ERROR(InitCrypto());
-  if (bytes.size() != kSize)
+  if (master.size() != kSize)
     return InvalidArgument("a migration key is " + std::to_string(kSize) + " bytes, got " +
-                           std::to_string(bytes.size()));
-  SecretBuffer master(kSize);
-  std::memcpy(master.data(), bytes.data(), kSize);
+                           std::to_string(master.size()) + "; the source agent sent a malformed key");
   return MigrationKey(std::move(master));
 }
 
@@ -116,89 +94,81 @@ Result<MigrationKey> MigrationKey::LoadOrCreate(const std::string& path) {
 
 ChunkId MigrationKey::Check() const { return codec_->Id(AsBytes(kKeyCheckText)); }
 
-Result<StoredImage> StoreImage(const ProcessImage& image, const MigrationKey& key, ChunkSink& sink,
-                               const HeldQuery& held, StoreStats* stats) {
-  const Codec& codec = key.codec();
-  StoredImage out;
-  ST_ASSIGN_OR_RETURN(out.manifest, EncodeManifest(image));
-  out.key_check = key.Check();
-  const size_t n = image.page_count();
-  out.pages.resize(n);
-  std::vector<size_t> unique;  // first page of each distinct non-zero id
-  std::unordered_set<ChunkId, ChunkIdHash> seen;
-  StoreStats local;
-  local.pages = n;
-  for (size_t i = 0; i < n; ++i) {
-    if (IsZero(Page(image, i))) {
-      ++local.zero_pages;
-      continue;  // kHoleId
-    }
-    out.pages[i] = codec.Id(Page(image, i));
-    if (seen.insert(out.pages[i]).second) unique.push_back(i);
-  }
-  local.unique_chunks = unique.size();
-  for (size_t b = 0; b < unique.size(); b += kHeldBatch) {
-    const size_t e = std::min(unique.size(), b + kHeldBatch);
-    std::vector<ChunkId> ids;
-    for (size_t k = b; k < e; ++k) ids.push_back(out.pages[unique[k]]);
-    auto has = held ? held(ids) : HeldBySink(sink, ids);
-    if (!has.ok()) return has.error().WithContext("asking which pages are held");
-    if (has->size() != ids.size()) return Internal("held query answered " + std::to_string(has->size()) + " of " +
-                                                   std::to_string(ids.size()) + " ids");
-    for (size_t k = b; k < e; ++k) {
-      if ((*has)[k - b]) continue;
-      ST_RETURN_IF_ERROR(PutSealed(sink, codec, BlobKind::kData, out.pages[unique[k]], Page(image, unique[k]), &local));
-    }
-  }
-  ST_RETURN_IF_ERROR(sink.Flush());
-  if (stats) *stats = local;
-  return out;
+uint64_t StoredImage::page_count() const {
+  uint64_t n = 0;
+  for (const ChunkRef& c : chunks) n += c.pages;
+  return n;
 }
 
 Result<ProcessImage> LoadImage(const StoredImage& stored, const MigrationKey& key, ChunkSource& source) {
   if (stored.key_check != key.Check())
     return FailedPrecondition("the image was sealed with another migration key (checkpointed on another host, or "
                               "its key was replaced); restore it with that host's key");
-  ST_ASSIGN_OR_RETURN(ProcessImage image, DecodeManifest(stored.manifest, stored.pages.size()));
-  std::unordered_map<ChunkId, size_t, ChunkIdHash> first;  // id -> first page holding it
-  for (size_t i = 0; i < stored.pages.size(); ++i) {
-    const ChunkId& id = stored.pages[i];
-    if (id.is_hole()) continue;  // the page store is zero-filled
-    std::byte* dst = image.pages.data() + i * kPageSize;
-    if (auto it = first.find(id); it != first.end()) {
-      std::memcpy(dst, image.pages.data() + it->second * kPageSize, kPageSize);
-      continue;
-    }
-    auto sealed = source.Get(id);
-    if (!sealed.ok()) return sealed.error().WithContext("page " + std::to_string(i) + " (chunk " + id.short_hex() + ")");
-    auto plain = key.codec().Open(BlobKind::kData, id, *sealed, kPageSize);
-    if (!plain.ok()) return plain.error().WithContext("page " + std::to_string(i) + " (chunk " + id.short_hex() + ")");
-    if (plain->size() != kPageSize)
-      return Corruption("page " + std::to_string(i) + " (chunk " + id.short_hex() + ") is " +
-                        std::to_string(plain->size()) + " bytes, not a page");
-    std::memcpy(dst, plain->data(), kPageSize);
-    first.emplace(id, i);
+  ST_ASSIGN_OR_RETURN(ProcessImage image, DecodeManifest(stored.manifest, stored.page_count()));
+  // Holes cost no bytes in the table: refuse a page store this host could not hold.
+  const uint64_t ram_pages = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGESIZE) / kPageSize;
+  if (image.page_count > ram_pages)
+    return FailedPrecondition("the image's page store is " + std::to_string(image.page_count) +
+                              " pages, more than this host's memory (" + std::to_string(ram_pages) + " pages)");
+  image.pages.assign(image.page_count * kPageSize, std::byte{0});  // holes stay zero
+  std::vector<uint64_t> at(stored.chunks.size());  // first page of each chunk
+  std::unordered_map<ChunkId, size_t, ChunkIdHash> first;  // id -> first chunk holding it
+  std::vector<size_t> fetch, copies;
+  for (size_t k = 0, page = 0; k < stored.chunks.size(); page += stored.chunks[k].pages, ++k) {
+    at[k] = page;
+    const ChunkId& id = stored.chunks[k].id;
+    if (id.is_hole()) continue;
+    (first.emplace(id, k).second ? fetch : copies).push_back(k);
+  }
+  ST_RETURN_IF_ERROR(ParallelFor(fetch.size(), DefaultThreads(), [&](size_t i) -> Status {
+    const size_t k = fetch[i];
+    const ChunkRef& c = stored.chunks[k];
+    const size_t bytes = c.pages * kPageSize;
+    auto sealed = source.Get(c.id);
+    if (!sealed.ok()) return sealed.error().WithContext(Describe(k, at[k], c));
+    auto plain = key.codec().Open(BlobKind::kData, c.id, *sealed, bytes);
+    if (!plain.ok()) return plain.error().WithContext(Describe(k, at[k], c));
+    if (plain->size() != bytes)
+      return Corruption(Describe(k, at[k], c) + " holds " + std::to_string(plain->size()) + " bytes, not " +
+                        std::to_string(c.pages) + " pages");
+    std::memcpy(image.pages.data() + at[k] * kPageSize, plain->data(), bytes);
+    return Status::Ok();
+  }));
+  for (size_t k : copies) {
+    const size_t from = first.at(stored.chunks[k].id);
+    if (stored.chunks[from].pages != stored.chunks[k].pages)
+      return Corruption(Describe(k, at[k], stored.chunks[k]) + " repeats " + Describe(from, at[from], stored.chunks[from]) +
+                        " with another length");
+    std::memcpy(image.pages.data() + at[k] * kPageSize, image.pages.data() + at[from] * kPageSize,
+                stored.chunks[k].pages * kPageSize);
   }
   return image;
 }
 
 std::string EncodeStoredImage(const StoredImage& stored) {
   std::vector<std::byte> out;
-  out.reserve(16 + stored.manifest.size() + ChunkId::kSize * (stored.pages.size() + 1) + 8);
+  out.reserve(16 + stored.manifest.size() + ChunkId::kSize + 8 + kEntryBytes * stored.chunks.size());
   AppendBytes(out, std::as_bytes(std::span(kMagic)));
   AppendLe64(out, stored.manifest.size());
   AppendBytes(out, AsBytes(stored.manifest));
   AppendBytes(out, stored.key_check.bytes);
-  AppendLe64(out, stored.pages.size());
-  for (const ChunkId& id : stored.pages) AppendBytes(out, id.bytes);
+  AppendLe64(out, stored.chunks.size());
+  for (const ChunkRef& c : stored.chunks) {
+    AppendBytes(out, c.id.bytes);
+    AppendLe32(out, c.pages);
+  }
   return std::string(reinterpret_cast<const char*>(out.data()), out.size());
 }
 
 Result<StoredImage> DecodeStoredImage(std::string_view bytes, const std::string& what) {
   auto bad = [&](const std::string& why) { return Corruption(what + ": " + why); };
   const auto* p = reinterpret_cast<const std::byte*>(bytes.data());
-  if (bytes.size() < 16 || std::memcmp(p, kMagic, sizeof kMagic) != 0)
-    return bad("not a sparetime process image (bad magic; images of format 1 are no longer read)");
+  if (bytes.size() < 16 || std::memcmp(p, kMagic, kMagicPrefix) != 0 ||
+      !std::isdigit(static_cast<unsigned char>(bytes[kMagicPrefix])))
+    return bad("not a sparetime process image (bad magic)");
+  if (p[kMagicPrefix] != std::byte{kMagic[kMagicPrefix]} && std::isdigit(static_cast<unsigned char>(bytes[kMagicPrefix])))
+    return bad("a process image of format " + std::string(1, bytes[kMagicPrefix]) +
+               "; this sparetime reads format 3 only: checkpoint the process with the sparetime that restores it");
   const uint64_t len = GetLe64(p + 8);
   size_t at = 16;
   if (len > bytes.size() - at || bytes.size() - at - len < ChunkId::kSize + 8)
@@ -210,14 +180,20 @@ Result<StoredImage> DecodeStoredImage(std::string_view bytes, const std::string&
   at += ChunkId::kSize;
   const uint64_t n = GetLe64(p + at);
   at += 8;
-  if (n > (bytes.size() - at) / ChunkId::kSize || bytes.size() - at != n * ChunkId::kSize)
-    return bad("page table holds " + std::to_string((bytes.size() - at) / ChunkId::kSize) + " ids, the header says " +
+  if (n > (bytes.size() - at) / kEntryBytes || bytes.size() - at != n * kEntryBytes)
+    return bad("chunk table holds " + std::to_string((bytes.size() - at) / kEntryBytes) + " entries, the header says " +
                std::to_string(n) + " (truncated or trailing bytes)");
-  out.pages.resize(n);
-  for (uint64_t i = 0; i < n; ++i, at += ChunkId::kSize)
-    out.pages[i] = ChunkId::FromBytes(std::span<const std::byte, ChunkId::kSize>(p + at, ChunkId::kSize));
-  // Validate the manifest against the page table now, not at restore time.
-  auto image = DecodeManifest(out.manifest, n);
+  out.chunks.resize(n);
+  for (uint64_t i = 0; i < n; ++i, at += kEntryBytes) {
+    ChunkRef& c = out.chunks[i];
+    c.id = ChunkId::FromBytes(std::span<const std::byte, ChunkId::kSize>(p + at, ChunkId::kSize));
+    c.pages = GetLe32(p + at + ChunkId::kSize);
+    if (c.pages == 0 || (!c.id.is_hole() && c.pages > kChunkPages))
+      return bad("chunk table entry " + std::to_string(i) + " covers " + std::to_string(c.pages) +
+                 " pages (a chunk holds 1 to " + std::to_string(kChunkPages) + ")");
+  }
+  // Validate the manifest against the chunk table now, not at restore time.
+  auto image = DecodeManifest(out.manifest, out.page_count());
   if (!image.ok()) return image.error().WithContext(what);
   return out;
 }
@@ -238,7 +214,7 @@ Result<std::vector<ChunkId>> StoreIndex(const StoredImage& stored, const Migrati
     auto piece = AsBytes(std::string_view(bytes).substr(at, kIndexChunkBytes));
     ids.push_back(key.codec().Id(piece));
     ST_ASSIGN_OR_RETURN(bool held, sink.Contains(ids.back()));
-    if (!held) ST_RETURN_IF_ERROR(PutSealed(sink, key.codec(), BlobKind::kManifest, ids.back(), piece, nullptr));
+    if (!held) ST_RETURN_IF_ERROR(sink.Put(ids.back(), key.codec().Seal(BlobKind::kManifest, ids.back(), piece)).status());
   }
   ST_RETURN_IF_ERROR(sink.Flush());
   return ids;

@@ -35,7 +35,9 @@ class PeerClient::Impl {
     uint32_t id = next_id_++;
     ST_ASSIGN_OR_RETURN(std::vector<std::byte> bytes,
                         transport::EncodeMessage(Message{id, std::move(body)}));
-    ST_RETURN_IF_ERROR(session_.Send(bytes));
+    Status sent = session_.Send(bytes);
+    transport::WipeSecrets(bytes);  // sealed or failed: the plaintext is done with
+    ST_RETURN_IF_ERROR(sent);
     in_flight_.push_back(id);
     return id;
   }

@@ -238,6 +238,7 @@ class PeerServer::Impl {
       }
       if (!*bytes) break;  // the peer closed cleanly
       Result<Message> request = transport::DecodeMessage(**bytes);
+      transport::WipeSecrets(**bytes);  // a MigrateRestore key now lives only in `request`
       if (!request.ok()) {
         options_.log("session with " + owner + " (" + address + ") ended: " +
                      request.status().message());

@@ -73,6 +73,16 @@ Status ChunkLocations::Remove(const ChunkId& id, const std::string& peer) {
   return remove_.Query().Bind(1, std::span<const std::byte>(id.bytes)).Bind(2, peer).Run();
 }
 
+Status ChunkLocations::RemoveMany(std::span<const ChunkId> ids, const std::string& peer) {
+  if (ids.empty()) return Status::Ok();
+  std::lock_guard lock(mu_);
+  ST_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
+  for (const ChunkId& id : ids) {
+    ST_RETURN_IF_ERROR(remove_.Query().Bind(1, std::span<const std::byte>(id.bytes)).Bind(2, peer).Run());
+  }
+  return tx.Commit();
+}
+
 Result<std::vector<ChunkLocation>> ChunkLocations::Holders(const ChunkId& id) {
   std::lock_guard lock(mu_);
   SqliteQuery q = holders_.Query();

@@ -237,4 +237,12 @@ Result<std::vector<bool>> PeerLink::Has(const std::string& owner, std::span<cons
   return WithReadSession<std::vector<bool>>([&](peer::PeerClient& c) { return c.Has(owner, ids); });
 }
 
+Result<uint32_t> PeerLink::Release(std::vector<ChunkId> ids) {
+  return WithReadSession<uint32_t>([&](peer::PeerClient& c) { return c.Release(ids); });
+}
+
+Result<transport::StatsReply> PeerLink::Stats() {
+  return WithReadSession<transport::StatsReply>([](peer::PeerClient& c) { return c.Stats(); });
+}
+
 }  // namespace sparetime::replication

@@ -48,6 +48,11 @@ class PeerLink {
 
   Result<std::vector<std::byte>> Get(const std::string& owner, const ChunkId& id);
   Result<std::vector<bool>> Has(const std::string& owner, std::span<const ChunkId> ids);
+  // Prune: drops this agent's copies of `ids` (at most kMaxIdsPerBatch);
+  // returns how many the peer held.
+  Result<uint32_t> Release(std::vector<ChunkId> ids);
+  // What the peer holds for this agent.
+  Result<transport::StatsReply> Stats();
 
  private:
   void UploadLoop();

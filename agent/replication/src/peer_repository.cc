@@ -226,6 +226,16 @@ Result<std::unique_ptr<PeerRepository>> PeerRepository::Open(PeerRepositoryOptio
   }
 
   ST_RETURN_IF_ERROR(MakeDirs(dir, 0700));
+  if (!repo->read_only_) {
+    Result<RepoLock> lock =
+        RepoLock::Acquire(dir, RepoLock::Mode::kShared, Repository::kOpenLockWait);
+    if (!lock.ok() && lock.status().code() == ErrorCode::kUnavailable) {
+      return Unavailable("the backups of " + repo->host_ + " are being pruned (" +
+                         lock.status().message() + "); try again when the prune has finished");
+    }
+    if (!lock.ok()) return lock.status();
+    repo->lock_.emplace(std::move(*lock));
+  }
   if (!local_config.ok()) ST_RETURN_IF_ERROR(WriteLocalConfig(dir, repo->config_));
   if (!repo->read_only_ && !Exists(dir + "/key")) {
     ST_RETURN_IF_ERROR(WriteFileAtomic(dir + "/key", repo->wrapped_key_json_, 0600));
@@ -291,6 +301,31 @@ Status PeerRepository::PublishRoots() {
   }
   generation_ = roots.generation;
   return Status::Ok();
+}
+
+Result<PruneReport> PeerRepository::Prune(const RetentionPolicy& policy,
+                                          const PruneOptions& options) {
+  if (read_only_) {
+    return FailedPrecondition("the backups of " + host_ + " are read only from this host; only " +
+                              host_ + " prunes them");
+  }
+  Status exclusive = lock_->Convert(RepoLock::Mode::kExclusive, options.lock_wait);
+  if (!exclusive.ok()) {
+    if (exclusive.code() != ErrorCode::kUnavailable) return exclusive;
+    return Unavailable("another sparetime process has this host's backups open (" + dir_ +
+                       "; a backup, restore or verify is running): prune later");
+  }
+  const uint64_t unreleased_before = store_->stats().unreleased;
+  PruneEnv env{*catalog_, *codec_, *store_, *store_, [this] { return PublishRoots(); }};
+  Result<PruneReport> report = sparetime::Prune(env, policy, options);
+  const uint64_t unreleased = store_->stats().unreleased - unreleased_before;
+  if (report.ok() && unreleased > 0) {
+    report->notes.push_back(std::to_string(unreleased) +
+                            " chunk release(s) were not confirmed by their peers (away or "
+                            "failing); the next prune releases them");
+  }
+  lock_->Convert(RepoLock::Mode::kShared, options.lock_wait).IgnoreError();
+  return report;
 }
 
 }  // namespace sparetime::replication

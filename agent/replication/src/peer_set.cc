@@ -315,6 +315,9 @@ class PeerSet::Impl {
   }
 
   Result<RepairReport> Repair();
+  Result<uint64_t> Release(std::span<const ChunkId> ids);
+  // Releases `ids` on one holder; returns the bytes its usage dropped by.
+  Result<uint64_t> ReleaseOn(const std::string& peer, const std::vector<ChunkId>& ids);
 
   uint64_t ChunksSent() const {
     std::lock_guard lock(mu_);
@@ -395,6 +398,62 @@ Result<PeerSet::RepairReport> PeerSet::Impl::Repair() {
   return report;
 }
 
+// A holder that is away or refuses keeps its rows (reported, counted in
+// stats_.unreleased); only a failure to update locations.db is an error.
+Result<uint64_t> PeerSet::Impl::ReleaseOn(const std::string& peer,
+                                           const std::vector<ChunkId>& ids) {
+  PeerLink* link = LinkByName(peer);
+  Result<transport::StatsReply> before =
+      link != nullptr ? link->Stats()
+                      : Result<transport::StatsReply>(Unavailable("not a live peer in the directory"));
+  std::vector<ChunkId> released;
+  Status failed = before.status();
+  for (size_t start = 0; start < ids.size() && failed.ok(); start += transport::kMaxIdsPerBatch) {
+    const size_t n = std::min<size_t>(transport::kMaxIdsPerBatch, ids.size() - start);
+    std::vector<ChunkId> batch(ids.begin() + start, ids.begin() + start + n);
+    failed = link->Release(batch).status();
+    if (failed.ok()) released.insert(released.end(), batch.begin(), batch.end());
+  }
+  ST_RETURN_IF_ERROR(locations_.RemoveMany(released, peer));
+  if (!failed.ok()) {
+    Report("peer " + peer + " did not confirm releasing " +
+           std::to_string(ids.size() - released.size()) + " chunk(s) (" + failed.message() +
+           "); they stay recorded and the next prune releases them");
+    std::lock_guard lock(mu_);
+    stats_.unreleased += ids.size() - released.size();
+    return uint64_t{0};
+  }
+  Result<transport::StatsReply> after = link->Stats();
+  if (!after.ok() || after->used_bytes > before->used_bytes) return uint64_t{0};
+  return before->used_bytes - after->used_bytes;
+}
+
+Result<uint64_t> PeerSet::Impl::Release(std::span<const ChunkId> ids) {
+  if (!options_.owner.empty()) {
+    return FailedPrecondition("the chunks of " + options_.owner + " are read only from this host");
+  }
+  std::map<std::string, std::vector<ChunkId>> by_peer;
+  for (const ChunkId& id : ids) {
+    ST_ASSIGN_OR_RETURN(std::vector<ChunkLocation> holders, locations_.Holders(id));
+    for (const ChunkLocation& h : holders) by_peer[h.peer].push_back(id);
+  }
+  std::vector<Result<uint64_t>> results(by_peer.size(), Result<uint64_t>(uint64_t{0}));
+  std::vector<std::thread> threads;
+  size_t i = 0;
+  for (const auto& [peer, peer_ids] : by_peer) {
+    threads.emplace_back([this, &out = results[i++], &peer = peer, &peer_ids = peer_ids] {
+      out = ReleaseOn(peer, peer_ids);
+    });
+  }
+  for (auto& t : threads) t.join();
+  uint64_t bytes = 0;
+  for (const Result<uint64_t>& r : results) {
+    ST_RETURN_IF_ERROR(r.status());
+    bytes += *r;
+  }
+  return bytes;
+}
+
 PeerSet::PeerSet(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 PeerSet::~PeerSet() = default;
 
@@ -425,6 +484,18 @@ Status PeerSet::Flush() { return impl_->Flush(); }
 Result<std::vector<std::byte>> PeerSet::Get(const ChunkId& id) { return impl_->Get(id); }
 Status PeerSet::Locate(std::span<const ChunkId> ids) { return impl_->Locate(ids); }
 Result<PeerSet::RepairReport> PeerSet::Repair() { return impl_->Repair(); }
+
+Result<std::vector<StoredChunk>> PeerSet::ListStored() {
+  ST_RETURN_IF_ERROR(impl_->Flush());
+  ST_ASSIGN_OR_RETURN(std::vector<ChunkLocation> rows, impl_->locations_.All());
+  std::vector<StoredChunk> out;
+  for (const ChunkLocation& r : rows) {  // ordered by id
+    if (out.empty() || !(out.back().id == r.id)) out.push_back({r.id, 0});
+  }
+  return out;
+}
+
+Result<uint64_t> PeerSet::RemoveStored(std::span<const ChunkId> ids) { return impl_->Release(ids); }
 
 PeerSetStats PeerSet::stats() const {
   PeerSetStats s;

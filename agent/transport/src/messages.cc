@@ -2,14 +2,23 @@
 // checked on both sides (see messages.h and docs/protocol.md).
 #include "sparetime/transport/messages.h"
 
+#include <sodium.h>
+
 #include <array>
 #include <cstdio>
+#include <cstring>
 
 #include "sparetime/transport/frame.h"
 #include "sparetime/transport/wire.h"
 
 namespace sparetime::transport {
 namespace {
+
+// The largest MigrateRestore fits a message, so encoding one never fails
+// once its key is written.
+constexpr size_t kMaxMigrateRestoreSize =
+    kMessageHeaderSize + 4 + size_t{kMaxMigrationIndex} * ChunkId::kSize + kMigrationKeySize;
+static_assert(kMaxMigrateRestoreSize <= kMaxMessageSize);
 
 // Wire numbers of error codes; fixed by the protocol, independent of the enum.
 constexpr std::array<ErrorCode, 13> kWireCodes = {
@@ -51,14 +60,7 @@ class Encoder {
     ST_RETURN_IF_ERROR(Owner(m.owner));
     return Ids(m.ids);
   }
-  Status operator()(const PutChunksRequest& m) {
-    ST_RETURN_IF_ERROR(Count(m.chunks.size(), kMaxChunksPerPut, "chunks in one PutChunks"));
-    for (const auto& item : m.chunks) {
-      w_.Fixed(item.id.bytes);
-      ST_RETURN_IF_ERROR(Blob(item.sealed, kMaxSealedChunkSize, "sealed chunk"));
-    }
-    return Status::Ok();
-  }
+  Status operator()(const PutChunksRequest& m) { return Chunks(m.chunks); }
   Status operator()(const GetChunkRequest& m) {
     ST_RETURN_IF_ERROR(Owner(m.owner));
     w_.Fixed(m.id.bytes);
@@ -116,14 +118,16 @@ class Encoder {
     return Status::Ok();
   }
   Status operator()(const MigrateHasChunksRequest& m) { return Ids(m.ids); }
-  Status operator()(const MigratePutChunksRequest& m) { return (*this)(PutChunksRequest{m.chunks}); }
+  Status operator()(const MigratePutChunksRequest& m) { return Chunks(m.chunks); }
   Status operator()(const MigrateRestoreRequest& m) {
     if (m.key.size() != kMigrationKeySize)
       return InvalidArgument("a migration key is " + std::to_string(kMigrationKeySize) + " bytes, not " +
                              std::to_string(m.key.size()));
-    w_.Fixed(m.key);
     ST_RETURN_IF_ERROR(Count(m.index.size(), kMaxMigrationIndex, "index chunks in one MigrateRestore"));
     for (const ChunkId& id : m.index) w_.Fixed(id.bytes);
+    // Last: a buffer the writer outgrows and frees never held the key, and
+    // nothing can fail after it (kMaxMigrateRestoreSize).
+    w_.Fixed(m.key.span());
     return Status::Ok();
   }
   Status operator()(const MigrateRestoreReply& m) {
@@ -146,6 +150,14 @@ class Encoder {
                              std::to_string(max) + "; split the batch");
     }
     w_.U32(static_cast<uint32_t>(n));
+    return Status::Ok();
+  }
+  Status Chunks(const std::vector<PutChunksRequest::Item>& chunks) {
+    ST_RETURN_IF_ERROR(Count(chunks.size(), kMaxChunksPerPut, "chunks in one PutChunks"));
+    for (const auto& item : chunks) {
+      w_.Fixed(item.id.bytes);
+      ST_RETURN_IF_ERROR(Blob(item.sealed, kMaxSealedChunkSize, "sealed chunk"));
+    }
     return Status::Ok();
   }
   Status Ids(const std::vector<ChunkId>& ids) {
@@ -247,11 +259,14 @@ class Decoder {
         return MigratePutChunksRequest{std::get<PutChunksRequest>(Decode(MessageType::kPutChunks)).chunks};
       case MessageType::kMigrateRestore: {
         MigrateRestoreRequest m;
-        auto key = r_.Fixed(kMigrationKeySize);
-        m.key.assign(key.begin(), key.end());
         uint32_t n = r_.Count(kMaxMigrationIndex, ChunkId::kSize);
         m.index.resize(n);
         for (ChunkId& id : m.index) id = Id();
+        auto key = r_.Fixed(kMigrationKeySize);
+        if (key.size() == kMigrationKeySize) {
+          m.key = SecretBuffer(kMigrationKeySize);
+          std::memcpy(m.key.data(), key.data(), key.size());
+        }
         return m;
       }
       case MessageType::kMigrateRestoreReply: return MigrateRestoreReply{r_.U32()};
@@ -380,6 +395,11 @@ Result<std::vector<std::byte>> EncodeMessage(const Message& message) {
                            std::to_string(kMaxMessageSize) + "; split the batch");
   }
   return std::move(w).Take();
+}
+
+void WipeSecrets(std::span<std::byte> encoded) {
+  if (!encoded.empty() && encoded[0] == std::byte(MessageType::kMigrateRestore))
+    sodium_memzero(encoded.data(), encoded.size());
 }
 
 Result<Message> DecodeMessage(std::span<const std::byte> bytes) {

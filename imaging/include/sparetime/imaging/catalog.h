@@ -101,6 +101,9 @@ class Catalog final : public BackupJournal, public SnapshotRecorder {
   Status RecordProgress(const std::string& job_key,
                         std::span<const std::pair<uint64_t, ChunkId>> done) override;
   Status ClearProgress(const std::string& job_key) override;
+  // Every chunk id in any job's progress (distinct): prune keeps them, since
+  // an interrupted backup resumes from them without storing them again.
+  Result<std::vector<ChunkId>> JournalChunkIds();
 
   class Impl;
 

@@ -5,6 +5,8 @@
 //   index.db            SQLite (WAL): chunks(id PRIMARY KEY, pack, offset,
 //                       length, hash) and packs(pack, name, committed_size)
 //   packs/NN/PPPPPPPP.pack
+// Removed chunks leave dead records in their packs until Repack rewrites
+// the packs that became mostly dead.
 // A pack is a sequence of records: header (magic, length, id) + sealed blob;
 // the record format is in docs/storage.md. `hash` is an unkeyed BLAKE2b-256
 // of the stored blob, checked on every Get and by Scrub, so a damaged pack is
@@ -29,6 +31,7 @@
 
 #include "sparetime/base/status.h"
 #include "sparetime/imaging/chunk_store.h"
+#include "sparetime/imaging/prune.h"
 
 namespace sparetime {
 
@@ -50,7 +53,17 @@ struct PackRecovery {
   uint64_t bytes_truncated = 0;    // torn bytes cut off
 };
 
-class PackStore final : public ChunkSink, public ChunkSource {
+// What Repack() did.
+struct RepackReport {
+  uint64_t packs_rewritten = 0;  // old packs deleted
+  uint64_t packs_skipped = 0;    // left alone: a damaged record (Scrub names it)
+  uint64_t chunks_moved = 0;
+  uint64_t bytes_freed = 0;      // pack file bytes given back
+  // "repacked 3 packs (12 chunks moved), 40.0 MiB freed".
+  std::string ToString() const;
+};
+
+class PackStore final : public ChunkSink, public ChunkSource, public ChunkRemover {
  public:
   // Creates an empty store at `dir` (which may exist but must be empty of a store).
   static Result<std::unique_ptr<PackStore>> Create(const std::string& dir,
@@ -67,6 +80,19 @@ class PackStore final : public ChunkSink, public ChunkSource {
 
   // Removes chunks from the index (space is reclaimed by a later repack).
   Status Remove(std::span<const ChunkId> ids);
+
+  // ChunkRemover (prune.h): every indexed chunk with its sealed length, and
+  // Remove returning the sealed bytes it dropped from the index.
+  Result<std::vector<StoredChunk>> ListStored() override;
+  Result<uint64_t> RemoveStored(std::span<const ChunkId> ids) override;
+
+  // Rewrites packs whose live records fill less than `live_fraction` of
+  // them into new packs and deletes the old files, so removed chunks give
+  // their space back. Crash-safe at every step (pack_repack.h). Packs other
+  // writers are appending to are skipped. REQUIRES: no other process or
+  // thread reads or writes the store meanwhile (prune holds the repository
+  // lock exclusively).
+  Result<RepackReport> Repack(double live_fraction = 0.5);
 
   PackStoreStats Stats();
   const PackRecovery& recovery() const;

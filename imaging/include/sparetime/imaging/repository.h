@@ -6,15 +6,20 @@
 //   DIR/key           WrappedKey JSON (mode 0600)
 //   DIR/catalog.db    Catalog
 //   DIR/store/        PackStore
+//   DIR/lock          RepoLock: held shared while a Repository is open,
+//                     exclusive while it prunes
 //
 // Open() checks the passphrase before anything else is touched: a wrong one
 // is kAuthFailed. A directory that is not a repository is kNotFound with a
-// message that says to run `sparetime init`.
+// message that says to run `sparetime init`. Open waits up to kOpenLockWait
+// while a prune holds the lock, then fails with kUnavailable.
 #ifndef SPARETIME_IMAGING_REPOSITORY_H_
 #define SPARETIME_IMAGING_REPOSITORY_H_
 
 #include <cstdint>
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "sparetime/base/status.h"
@@ -22,6 +27,8 @@
 #include "sparetime/imaging/codec.h"
 #include "sparetime/imaging/keys.h"
 #include "sparetime/imaging/pack_store.h"
+#include "sparetime/imaging/prune.h"
+#include "sparetime/imaging/repo_lock.h"
 
 namespace sparetime {
 
@@ -33,6 +40,8 @@ struct RepositoryConfig {
 
 class Repository {
  public:
+  static constexpr std::chrono::milliseconds kOpenLockWait{10'000};
+
   // Creates a new repository in `dir` (missing or empty). kAlreadyExists when
   // `dir` already holds one.
   static Status Init(const std::string& dir, const SecretBuffer& passphrase,
@@ -46,6 +55,20 @@ class Repository {
   PackStore& store() { return *store_; }
   Catalog& catalog() { return *catalog_; }
 
+  // Forgets the snapshots `policy` drops and removes the chunks nothing
+  // references any more (prune.h), then repacks packs that became mostly
+  // dead. Takes the repository lock exclusively for the duration, waiting
+  // up to options.lock_wait for other users (backups, restores, verifies in
+  // other processes or other Repository objects) to close it; kUnavailable
+  // "... prune later" when they do not. REQUIRES: no other thread uses this
+  // object meanwhile.
+  Result<PruneReport> Prune(const RetentionPolicy& policy, const PruneOptions& options);
+  Result<PruneReport> Prune(const RetentionPolicy& policy, bool dry_run) {
+    PruneOptions options;
+    options.dry_run = dry_run;
+    return Prune(policy, options);
+  }
+
  private:
   Repository() = default;
   std::string dir_;
@@ -53,6 +76,7 @@ class Repository {
   std::unique_ptr<Codec> codec_;
   std::unique_ptr<PackStore> store_;
   std::unique_ptr<Catalog> catalog_;
+  std::optional<RepoLock> lock_;
 };
 
 }  // namespace sparetime

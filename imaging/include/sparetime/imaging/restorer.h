@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "sparetime/base/pause_gate.h"
 #include "sparetime/base/status.h"
 #include "sparetime/imaging/chunk_store.h"
 #include "sparetime/imaging/codec.h"
@@ -29,6 +30,9 @@ struct RestoreOptions {
   unsigned threads = 0;  // 0: max(4, 2 x cores) (fetches may wait on peers)
   ProgressFn progress;
   const std::atomic<bool>* cancel = nullptr;
+  // Asked before each chunk fetch with the chunk's size (a scheduled verify
+  // pauses while the box is busy; kCancelled stops the run).
+  PauseGate* pause = nullptr;
 };
 
 struct RestoreStats {

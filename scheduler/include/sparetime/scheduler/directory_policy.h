@@ -8,18 +8,25 @@
 // when it parses an entry; percentages are capped at 100 here as well, so
 // the result always passes IdlePolicy::Validate() (the detector requires it).
 //
+// AgentIdlePolicy adds this box's [scheduler] settings from sparetime.conf
+// (settle, resume_delay, ignore_load) on top: what sparetimed and
+// `sparetime backup --when-idle --config` use.
+//
 // Thread safety: pure functions.
 #ifndef SPARETIME_SCHEDULER_DIRECTORY_POLICY_H_
 #define SPARETIME_SCHEDULER_DIRECTORY_POLICY_H_
 
 #include <cstdint>
 
+#include "sparetime/config/config.h"
 #include "sparetime/directory/policy.h"
 #include "sparetime/scheduler/idle_policy.h"
 
 namespace sparetime::scheduler {
 
 IdlePolicy IdlePolicyFromDirectory(const directory::EffectivePolicy& policy);
+IdlePolicy AgentIdlePolicy(const directory::EffectivePolicy& policy,
+                           const config::AgentConfig& config);
 // sparetimeBandwidthLimit: bytes per second for job I/O, 0 = unlimited.
 inline uint64_t JobByteRate(const directory::EffectivePolicy& policy) {
   return policy.bandwidth_limit;

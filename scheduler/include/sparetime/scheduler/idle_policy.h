@@ -53,6 +53,10 @@ struct IdlePolicy {
   // kInvalidArgument naming the first bad field (negative durations,
   // percentages outside 0..100, a zero check interval).
   Status Validate() const;
+
+  // Decide on user input, power and windows only: no CPU, pressure, disk or
+  // network condition (`--ignore-load`, [scheduler] ignore_load).
+  void IgnoreLoad();
 };
 
 }  // namespace sparetime::scheduler

@@ -111,6 +111,9 @@ class JobController {
   // every submitted job has finished.
   void Run(const std::atomic<bool>& stop, bool until_done);
 
+  // Queued, running and paused jobs, and the kKeepFinished newest finished
+  // ones, in submission order.
+  static constexpr size_t kKeepFinished = 16;
   std::vector<JobInfo> Jobs() const;
   // The latest decision, if any was made.
   std::optional<Decision> LastDecision() const;

@@ -7,6 +7,8 @@
 //     [directory]  uri, base, bind_dn, password_file, sasl_external,
 //                  ca_file, cert_file, key_file, timeout, poll_interval,
 //                  page_size, cache
+//     [backup]     passphrase_file, interval, verify_interval
+//     [scheduler]  settle, resume_delay, ignore_load, utmp
 //
 // Reference with defaults: docs/configuration.md; example: conf/sparetime.conf.
 //
@@ -50,6 +52,25 @@ struct AgentConfig {
   // [directory]
   directory::DirectoryConfig directory;  // uri default file:///etc/sparetime/directory.ldif
   std::string directory_cache;           // default <state_dir>/directory-cache.sqlite
+
+  // [backup]: sparetimed's own scheduled jobs (backups of the policy's
+  // devices to the peers, verify, repair, prune). The file holding the
+  // backup passphrase (mode 0600); empty: sparetimed runs no jobs of its own
+  // (it still serves its peers and accepts migrations).
+  std::string passphrase_file;
+  // Back up each device once per interval; verify (scrub) every snapshot
+  // once per verify_interval.
+  std::chrono::milliseconds backup_interval{std::chrono::hours(24)};
+  std::chrono::milliseconds verify_interval{std::chrono::hours(24 * 7)};
+
+  // [scheduler]: this box's hysteresis and inputs, around the directory's
+  // idle policy (docs/scheduler.md). Defaults = the built-in IdlePolicy.
+  std::chrono::milliseconds settle{std::chrono::seconds(60)};
+  std::chrono::milliseconds resume_delay{std::chrono::minutes(5)};
+  // Decide on user input, power and windows only (not CPU, pressure, disk,
+  // network load) — for boxes whose own load is not a reason to wait.
+  bool ignore_load = false;
+  std::string utmp = "/run/utmp";  // whose terminals count as user input
 };
 
 // Reads and validates `path`. kNotFound when missing, kInvalidArgument with

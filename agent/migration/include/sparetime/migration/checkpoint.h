@@ -62,8 +62,12 @@ class FrozenProcess {
   ~FrozenProcess();
 
   pid_t pid() const;
-  // Saves the process. On failure the process is still frozen and intact.
+  // Saves the process, its page store in memory (ProcessImage::pages). On
+  // failure the process is still frozen and intact.
   Result<ProcessImage> Dump();
+  // The same with the page store streamed to `pages` as it is read (the
+  // image's `pages` stay empty): memory use is bounded by the sink.
+  Result<ProcessImage> Dump(PageSink& pages);
   // Puts back the registers and signal mask and detaches: it runs on.
   Status Resume();
   // Resume() with a SIGSTOP queued first: the process is left in an ordinary

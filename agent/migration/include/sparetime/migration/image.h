@@ -2,12 +2,13 @@
 // process, and its on-disk form (see docs/migration.md, "Image format").
 //
 // The image is a manifest (the structs below, serialized as JSON) plus a page
-// store: a sequence of 4 KiB pages (`pages`, size a multiple of kPageSize),
-// which image_store.h turns into deduplicated, sealed chunks.
+// store: a sequence of `page_count` 4 KiB pages, which image_store.h turns
+// into deduplicated, sealed chunks. A dump either keeps the page store in
+// memory (`pages`) or streams it to a PageSink as it reads the process (then
+// `pages` stays empty and memory use is bounded by the sink).
 // Memory contents are referenced by PageRun{addr, count, first}: `count`
 // consecutive pages starting at virtual address `addr` hold pages
-// first..first+count-1 of the store. Each page is a 4 KiB-aligned unit, so the
-// store maps 1:1 onto chunks.
+// first..first+count-1 of the store.
 //
 // Invariants: mappings are sorted and do not overlap; every PageRun lies
 // inside its mapping and inside the page store; registers/xstate are the raw
@@ -21,6 +22,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -29,7 +31,7 @@
 namespace sparetime::migration {
 
 inline constexpr size_t kPageSize = 4096;
-inline constexpr uint32_t kImageFormatVersion = 1;
+inline constexpr uint32_t kImageFormatVersion = 3;
 
 struct PageRun {
   uint64_t addr = 0;   // first virtual address
@@ -150,10 +152,20 @@ struct ProcessImage {
   uint32_t personality = 0;
   std::array<std::array<uint64_t, 2>, 16> rlimits{};  // {cur, max} per RLIMIT_*
   Credentials creds;
-  // The page store: pages.size() is a multiple of kPageSize.
+  // The page store: `page_count` pages; their bytes when held in memory
+  // (empty, or page_count * kPageSize bytes).
+  uint64_t page_count = 0;
   std::vector<std::byte> pages;
+};
 
-  size_t page_count() const { return pages.size() / kPageSize; }
+// Receives the page store while a dump reads the process, in store order.
+// `data` is whole pages read at virtual address `addr` of the mapping that
+// starts at `mapping_start` (chunks are cut on a grid relative to it, so the
+// same contents at the same place of a mapping give the same chunks).
+class PageSink {
+ public:
+  virtual ~PageSink() = default;
+  virtual Status Append(uint64_t mapping_start, uint64_t addr, std::span<const std::byte> data) = 0;
 };
 
 // The manifest: every field but the page store, as JSON. The page store

@@ -6,7 +6,8 @@
 // (state_dir/backup/locations.db).
 //
 // A row is added only after the peer acknowledged a durable store of the
-// chunk; rows of a peer that no longer has the chunk are removed by repair.
+// chunk; rows of a peer that no longer has the chunk are removed by repair,
+// and rows of a chunk a peer released by prune.
 //
 // Thread safety: safe for concurrent use (one connection, serialised).
 #ifndef SPARETIME_REPLICATION_CHUNK_LOCATIONS_H_
@@ -40,6 +41,9 @@ class ChunkLocations {
   // Adds (or confirms) rows, in one transaction.
   Status Add(std::span<const ChunkLocation> rows);
   Status Remove(const ChunkId& id, const std::string& peer);
+  // Removes the rows of `ids` on `peer`, in one transaction (prune, after
+  // the peer confirmed releasing them).
+  Status RemoveMany(std::span<const ChunkId> ids, const std::string& peer);
   // The peers recorded for `id` (empty when none).
   Result<std::vector<ChunkLocation>> Holders(const ChunkId& id);
   // Every row, ordered by id (for repair).

@@ -17,10 +17,16 @@
 // is gone (a wiped state directory, or a fresh box restoring `--host OLD`).
 // Init and every change to the snapshot list (PublishRoots) push key and
 // roots to every live peer.
+//
+// Locking: an open repository of this host's own backups holds
+// state_dir/backup/lock shared (imaging/repo_lock.h); Prune takes it
+// exclusively, so a backup in another process never takes a chunk for
+// "already on the peers" while prune releases it.
 #ifndef SPARETIME_REPLICATION_PEER_REPOSITORY_H_
 #define SPARETIME_REPLICATION_PEER_REPOSITORY_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +34,8 @@
 #include "sparetime/imaging/catalog.h"
 #include "sparetime/imaging/codec.h"
 #include "sparetime/imaging/keys.h"
+#include "sparetime/imaging/prune.h"
+#include "sparetime/imaging/repo_lock.h"
 #include "sparetime/imaging/repository.h"
 #include "sparetime/replication/chunk_locations.h"
 #include "sparetime/replication/peer_set.h"
@@ -68,6 +76,20 @@ class PeerRepository {
   // peer took it.
   Status PublishRoots();
 
+  // Forgets the snapshots `policy` drops, publishes the new snapshot list,
+  // then releases the chunks nothing references any more on every recorded
+  // holder and drops their location rows (imaging/prune.h). Holders that
+  // are away keep theirs until the next prune (report.notes says so). Waits
+  // up to options.lock_wait for other users of this host's backups, then
+  // kUnavailable "... prune later". kFailedPrecondition when read only.
+  // REQUIRES: no other thread uses this object meanwhile.
+  Result<PruneReport> Prune(const RetentionPolicy& policy, const PruneOptions& options);
+  Result<PruneReport> Prune(const RetentionPolicy& policy, bool dry_run) {
+    PruneOptions options;
+    options.dry_run = dry_run;
+    return Prune(policy, options);
+  }
+
  private:
   PeerRepository() = default;
   std::string host_;
@@ -81,6 +103,7 @@ class PeerRepository {
   std::unique_ptr<ChunkLocations> locations_;
   std::unique_ptr<Catalog> catalog_;
   std::unique_ptr<PeerSet> store_;
+  std::optional<RepoLock> lock_;  // own backups only
 };
 
 }  // namespace sparetime::replication

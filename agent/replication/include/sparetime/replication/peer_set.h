@@ -23,6 +23,11 @@
 // the same chunk again since; a copy that passes replaces the stale record. A
 // missing or damaged replica is skipped for the next one and reported.
 //
+// Prune (ChunkRemover, imaging/prune.h): the stored chunks are the ones
+// with location records; removing sends ReleaseChunks (batched) to every
+// recorded holder and drops the rows each holder confirmed. A holder that is
+// down or fails keeps its rows (and the chunk), so the next prune retries.
+//
 // Thread safety: all methods are safe for concurrent use.
 #ifndef SPARETIME_REPLICATION_PEER_SET_H_
 #define SPARETIME_REPLICATION_PEER_SET_H_
@@ -37,6 +42,7 @@
 
 #include "sparetime/base/status.h"
 #include "sparetime/imaging/chunk_store.h"
+#include "sparetime/imaging/prune.h"
 #include "sparetime/peer/peer_client.h"
 #include "sparetime/replication/chunk_locations.h"
 #include "sparetime/transport/identity.h"
@@ -74,10 +80,11 @@ struct PeerSetStats {
   uint64_t bytes_sent = 0;
   uint64_t under_replicated = 0;  // chunks stored on fewer than `replicas` peers
   uint64_t bad_replicas = 0;      // missing or damaged replicas skipped on read
+  uint64_t unreleased = 0;        // prune: chunks a holder did not confirm releasing
   std::vector<std::string> peers_down;  // "name: why"
 };
 
-class PeerSet final : public ChunkSink, public ChunkSource {
+class PeerSet final : public ChunkSink, public ChunkSource, public ChunkRemover {
  public:
   // `identity` and `locations` must outlive the PeerSet.
   static Result<std::unique_ptr<PeerSet>> Open(const transport::Identity& identity,
@@ -89,6 +96,12 @@ class PeerSet final : public ChunkSink, public ChunkSource {
   Result<bool> Put(const ChunkId& id, std::span<const std::byte> sealed) override;
   Status Flush() override;
   Result<std::vector<std::byte>> Get(const ChunkId& id) override;
+
+  // ChunkRemover: the recorded chunks (sizes unknown: 0), and releasing
+  // chunks on their recorded holders; returns the bytes the holders' usage
+  // dropped by. kFailedPrecondition for another owner's (read-only) set.
+  Result<std::vector<StoredChunk>> ListStored() override;
+  Result<uint64_t> RemoveStored(std::span<const ChunkId> ids) override;
 
   // Asks every live peer (batched) which of `ids` without a location record
   // it holds, so Get knows where to look for them (holes are skipped).

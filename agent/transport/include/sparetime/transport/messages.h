@@ -28,6 +28,7 @@
 
 #include "sparetime/base/status.h"
 #include "sparetime/imaging/chunk_id.h"
+#include "sparetime/imaging/secret.h"
 
 namespace sparetime::transport {
 
@@ -150,9 +151,11 @@ struct MigratePutChunksRequest {
   std::vector<PutChunksRequest::Item> chunks;
 };
 // Restore the process whose image index chunks are `index` (in the cache),
-// sealed with the 32-byte migration `key`; reply once it runs.
+// sealed with the 32-byte migration `key`; reply once it runs. The key lives
+// in sodium memory (so this message, and MessageBody, are move-only); its
+// encoded form is the secret-bearing plaintext WipeSecrets() is for.
 struct MigrateRestoreRequest {
-  std::vector<std::byte> key;
+  SecretBuffer key;
   std::vector<ChunkId> index;
 };
 struct MigrateRestoreReply {
@@ -182,6 +185,13 @@ std::string MessageName(uint8_t type);
 Result<std::vector<std::byte>> EncodeMessage(const Message& message);
 // kCorruption naming the message type, the offset and the problem.
 Result<Message> DecodeMessage(std::span<const std::byte> bytes);
+
+// Zeroes an encoded message in place when its type carries a secret
+// (MigrateRestore's key); other messages are left alone. Call it on the
+// plaintext once it is sealed (sender) or decoded (receiver). EncodeMessage
+// never leaves a copy of a secret behind in memory it frees (the key is the
+// last field written), and a Session holds no plaintext after Send/Receive.
+void WipeSecrets(std::span<std::byte> encoded);
 
 }  // namespace sparetime::transport
 

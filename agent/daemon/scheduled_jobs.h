@@ -1,0 +1,100 @@
+// ScheduledJobs: what sparetimed does with the box's idle time. It decides
+// which of the agent's own jobs are due and submits them to the scheduler's
+// JobController, which starts them only while the box is idle and pauses
+// them within a second of user activity:
+//
+//   backup DEVICE  each device the policy lists (sparetimeDevice) whose last
+//                  successful backup is older than [backup] interval, to the
+//                  peers (the same backups `sparetime --config` reads)
+//   prune          once per interval after a backup: forgets the snapshots
+//                  the policy's keep-last/daily/weekly/monthly do not keep and
+//                  releases the chunks nothing references any more
+//   repair         after a backup that left chunks on fewer peers than the
+//                  policy's replica count, a peer given up or a damaged
+//                  replica skipped, and once per interval
+//   verify         every snapshot, read back from the peers and checked,
+//                  once per [backup] verify_interval
+//
+// Jobs run only when [backup] passphrase_file is set; each job opens the
+// backups itself (reads the passphrase file then; Argon2id once per job)
+// with the live peers of the latest directory read. At most one job of each
+// kind (per device) is queued or running; a failed job is logged, shown in
+// status.json, and retried after kRetryAfter, not at once. The time of each
+// job's last success is kept in <state_dir>/jobs.json, so a restart neither
+// repeats a backup nor forgets one; a backup interrupted by a stop or a
+// restart resumes from its journal (imager.h) the next time it runs.
+//
+// Thread safety: Plan from any thread (the agent loop; finished jobs plan
+// again from the job thread).
+#ifndef SPARETIME_AGENT_DAEMON_SCHEDULED_JOBS_H_
+#define SPARETIME_AGENT_DAEMON_SCHEDULED_JOBS_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "sparetime/base/clock.h"
+#include "sparetime/base/status.h"
+#include "sparetime/config/config.h"
+#include "sparetime/directory/records.h"
+#include "sparetime/scheduler/job_controller.h"
+#include "sparetime/transport/identity.h"
+
+namespace sparetime::daemon {
+
+class ScheduledJobs {
+ public:
+  // A failed job is tried again after this long (or the interval, if shorter).
+  static constexpr std::chrono::minutes kRetryAfter{15};
+
+  // `identity` and `controller` must outlive this object.
+  ScheduledJobs(const config::AgentConfig& config, const transport::Identity& identity,
+                scheduler::JobController& controller, const Clock& clock,
+                std::function<void(const std::string&)> log);
+
+  // Submits the jobs that are due with this directory view (the policy's
+  // devices and replica count, the live peers).
+  void Plan(const directory::DirectoryView& view);
+
+  // Why no job is planned, for the status ("" when jobs are planned).
+  std::string Idle() const;
+
+ private:
+  using Job = std::function<Status(PauseGate&, const scheduler::JobProgressFn&)>;
+  // Queues `name` unless it is queued/running or not yet due.
+  void SubmitIfDue(const std::string& name, std::chrono::milliseconds interval, Job job);
+  // The work of each kind.
+  Status RunBackup(const std::string& device, PauseGate& gate,
+                   const scheduler::JobProgressFn& progress);
+  Status RunVerify(PauseGate& gate, const scheduler::JobProgressFn& progress);
+  Status RunRepair(PauseGate& gate);
+  Status RunPrune(PauseGate& gate);
+  // The latest directory view (REQUIRES: Plan ran).
+  directory::DirectoryView View() const;
+  void Finished(const std::string& name, const Status& result);
+  void LoadState();
+  void SaveState();  // under mu_
+
+  const config::AgentConfig config_;
+  const transport::Identity& identity_;
+  scheduler::JobController& controller_;
+  const Clock& clock_;
+  std::function<void(const std::string&)> log_;
+
+  mutable std::mutex mu_;
+  std::optional<directory::DirectoryView> view_;    // latest read
+  std::set<std::string> active_;                    // queued or running, by name
+  std::map<std::string, int64_t> last_success_;     // name -> Unix seconds (jobs.json)
+  std::map<std::string, int64_t> last_failure_;     // name -> Unix seconds (this run)
+  bool repair_wanted_ = false;
+  std::string idle_reason_;
+};
+
+}  // namespace sparetime::daemon
+
+#endif  // SPARETIME_AGENT_DAEMON_SCHEDULED_JOBS_H_

@@ -1,0 +1,45 @@
+# shellcheck shell=bash
+# Helpers shared by bench/migration.sh and bench/migration-netns.sh (sourced,
+# not run): the perl "holder" process that keeps a data file resident, and
+# reading fields of the CLI's --json output. The caller sets an EXIT trap
+# that runs migration_cleanup (kills every holder started here).
+
+# shellcheck disable=SC2034  # holder is read by the scripts that source this
+migration_pids=() holder=""
+migration_cleanup() { for p in "${migration_pids[@]}"; do kill -KILL "$p" 2> /dev/null || true; done; }
+
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# start_holder DATA LOG [PREFIX...]: starts perl (run through PREFIX, e.g.
+# `nsenter --net=...`, which must exec it) holding all of DATA, stdio on
+# files and no other fd (a checkpoint refuses inherited pipes); sets $holder
+# to its PID (a child of this shell, which reaps it) once it is ready.
+start_holder() {
+  local data=$1 log=$2
+  shift 2
+  (
+    for f in "/proc/$BASHPID/fd/"*; do
+      n=${f##*/}
+      [ "$n" -gt 2 ] && eval "exec $n>&-"
+    done
+    # shellcheck disable=SC2016  # perl code
+    exec "$@" perl -e '$| = 1; open(my $f, "<", $ARGV[0]) or die; read($f, my $s, -s $f); close $f;
+                       print "ready\n"; sleep 1 while 1;' "$data" < /dev/null > "$log" 2>&1
+  ) &
+  local pid=$! _
+  migration_pids+=("$pid")
+  for _ in $(seq 600); do
+    # shellcheck disable=SC2034  # read by the caller
+    grep -q ready "$log" 2> /dev/null && { holder=$pid; return; }
+    sleep 0.1
+  done
+  bench_die "holder $pid not ready after 60 s: $(cat "$log")"
+}
+
+# Kills holder PID and reaps it.
+stop_holder() { kill -KILL "$1" 2> /dev/null || true; wait "$1" 2> /dev/null || true; }
+
+# json FIELD < FILE: one top-level field of a JSON object.
+json() { perl -MJSON::PP -e 'my $j = decode_json(join "", <STDIN>); print $j->{$ARGV[0]}' "$1"; }
+mib() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
+kib() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1024}'; }

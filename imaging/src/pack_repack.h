@@ -1,0 +1,41 @@
+// Pack creation and repacking for the PackStore (see pack_store.h).
+//
+// CreatePackFile: a new pack — its index row first (committed_size 0), then
+// the file, locked (flock LOCK_EX) before its header is written and synced,
+// so a concurrent Open sees an empty unlocked file or a locked one.
+//
+// RepackPacks: rewrites packs whose live records fill less than a fraction
+// of them. Per old pack: copy its live records (hash-checked) into new
+// packs, fsync those, move the rows and the new committed sizes in one index
+// transaction, then unlink the old file and drop its row. A crash before the
+// transaction leaves the old pack in use and unindexed records in a new
+// one (Open's tail recovery leaves already-indexed ids where they are); a
+// crash after it leaves an old pack with no live rows, which the next repack
+// deletes. Packs another writer holds locked, and the caller's own open
+// packs, are skipped.
+#ifndef SPARETIME_IMAGING_PACK_REPACK_H_
+#define SPARETIME_IMAGING_PACK_REPACK_H_
+
+#include <cstdint>
+#include <set>
+
+#include "pack_index.h"
+#include "sparetime/base/fd.h"
+#include "sparetime/imaging/pack_store.h"
+
+namespace sparetime {
+
+struct NewPack {
+  PackInfo info;
+  Fd fd;  // read-write, flock(LOCK_EX) held, header written and synced
+};
+Result<NewPack> CreatePackFile(PackIndex& index);
+
+// REQUIRES: the caller flushed its writes and appends to no pack meanwhile;
+// nobody reads the store meanwhile (the repository lock is held exclusively).
+Result<RepackReport> RepackPacks(PackIndex& index, const PackStoreOptions& options,
+                                 const std::set<uint64_t>& own_packs, double live_fraction);
+
+}  // namespace sparetime
+
+#endif  // SPARETIME_IMAGING_PACK_REPACK_H_
