@@ -16,6 +16,7 @@
 #include "sparetime/peer/peer_server.h"
 #include "sparetime/peerstore/peer_store.h"
 #include "sparetime/replication/peer_repository.h"
+#include "replication/replication_testing.h"
 #include "testutil/testutil.h"
 
 namespace sparetime::replication {
@@ -43,23 +44,12 @@ std::vector<std::byte> ImageB() {
 
 class PeerPruneTest : public ::testing::Test {
  protected:
-  struct Server {
-    Identity id = Identity::Generate();
-    std::string name;
-    std::unique_ptr<peerstore::PeerStore> store;
-    std::unique_ptr<peer::PeerServer> server;
-    uint16_t port = 0;
-  };
+  using Server = testing::TestPeer;
 
   void SetUp() override {
     for (int i = 0; i < 3; ++i) {
-      auto s = std::make_unique<Server>();
-      s->name = "peer" + std::to_string(i);
-      auto store = peerstore::PeerStore::Open(dir_ / ("held-" + s->name), {64 << 20, 32 << 20});
-      ASSERT_TRUE(store.ok()) << store.status().ToString();
-      s->store = std::move(*store);
-      Start(*s);
-      servers_.push_back(std::move(s));
+      ASSERT_NO_FATAL_FAILURE(
+          testing::AddTestPeer(dir_.path(), "peer" + std::to_string(i), owner_, &servers_));
     }
     RepositoryConfig config;
     config.chunk_size = kChunk;
@@ -68,29 +58,14 @@ class PeerPruneTest : public ::testing::Test {
     ASSERT_TRUE(init.ok()) << init.ToString();
   }
 
-  void Start(Server& s) {
-    peer::PeerServerOptions o;
-    o.listen_address = "127.0.0.1";
-    o.port = s.port;
-    o.log = [](const std::string&) {};
-    auto lookup = [this](const transport::PublicKey& key) -> Result<std::string> {
-      if (key == owner_.public_key()) return std::string("owner");
-      return Status(ErrorCode::kPermissionDenied, "unknown key");
-    };
-    auto server = peer::PeerServer::Start(s.id, *s.store, lookup, o);
-    ASSERT_TRUE(server.ok()) << server.status().ToString();
-    s.server = std::move(*server);
-    s.port = s.server->port();
-  }
+  void Start(Server& s) { ASSERT_NO_FATAL_FAILURE(testing::StartTestPeer(s, owner_)); }
 
   PeerRepositoryOptions Options(const std::string& state_dir) {
     PeerRepositoryOptions o;
     o.state_dir = state_dir;
     o.self_name = "owner";
     o.identity = &owner_;
-    for (const auto& s : servers_) {
-      o.peers.push_back({{s->name, "127.0.0.1", s->port, s->id.public_key()}, "", 1 << 30});
-    }
+    for (const auto& s : servers_) o.peers.push_back(s->Endpoint());
     o.set.replicas = 2;
     o.set.reconnect_attempts = 1;
     o.set.client.connect_timeout = std::chrono::milliseconds(1000);

@@ -12,6 +12,7 @@
 #include "sparetime/peerstore/peer_store.h"
 #include "sparetime/replication/peer_set.h"
 #include "sparetime/replication/placement.h"
+#include "replication/replication_testing.h"
 #include "testutil/testutil.h"
 
 namespace sparetime::replication {
@@ -56,13 +57,7 @@ TEST(PlacementTest, DeterministicSpreadOverSitesAndWeighted) {
 
 class PeerSetTest : public ::testing::Test {
  protected:
-  struct Server {
-    Identity id = Identity::Generate();
-    std::string name;
-    std::unique_ptr<peerstore::PeerStore> store;
-    std::unique_ptr<peer::PeerServer> server;
-    uint16_t port = 0;
-  };
+  using Server = testing::TestPeer;
 
   void SetUp() override {
     for (int i = 0; i < 4; ++i) AddServer("peer" + std::to_string(i));
@@ -72,37 +67,14 @@ class PeerSetTest : public ::testing::Test {
   }
 
   void AddServer(const std::string& name) {
-    auto s = std::make_unique<Server>();
-    s->name = name;
-    auto store = peerstore::PeerStore::Open(dir_ / ("held-" + name), {64 << 20, 32 << 20});
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
-    s->store = std::move(*store);
-    StartServer(*s);
-    servers_.push_back(std::move(s));
+    ASSERT_NO_FATAL_FAILURE(testing::AddTestPeer(dir_.path(), name, owner_, &servers_));
   }
-
-  void StartServer(Server& s) {
-    peer::PeerServerOptions o;
-    o.listen_address = "127.0.0.1";
-    o.port = s.port;  // 0 the first time; the same port on a restart
-    o.log = [](const std::string&) {};
-    auto lookup = [this](const transport::PublicKey& key) -> Result<std::string> {
-      if (key == owner_.public_key()) return std::string("owner");
-      return Status(ErrorCode::kPermissionDenied, "unknown key");
-    };
-    auto server = peer::PeerServer::Start(s.id, *s.store, lookup, o);
-    ASSERT_TRUE(server.ok()) << server.status().ToString();
-    s.server = std::move(*server);
-    s.port = s.server->port();
-  }
+  void StartServer(Server& s) { ASSERT_NO_FATAL_FAILURE(testing::StartTestPeer(s, owner_)); }
 
   // A PeerSet over the first `count` servers.
   std::unique_ptr<PeerSet> Open(size_t count, PeerSetOptions o = {}) {
     std::vector<PeerSetPeer> peers;
-    for (size_t i = 0; i < count; ++i) {
-      const Server& s = *servers_[i];
-      peers.push_back({{s.name, "127.0.0.1", s.port, s.id.public_key()}, "", 1 << 30});
-    }
+    for (size_t i = 0; i < count; ++i) peers.push_back(servers_[i]->Endpoint());
     o.client.connect_timeout = std::chrono::milliseconds(1000);
     o.client.handshake_timeout = std::chrono::milliseconds(2000);
     o.client.io_timeout = std::chrono::milliseconds(2000);
