@@ -220,6 +220,18 @@ TEST_F(ScheduledJobsTest, BacksUpThePolicyDeviceWhenIdlePausesForAUserVerifiesAn
   std::this_thread::sleep_for(seconds(3));
   EXPECT_TRUE(Jobs().empty()) << Cli(kAlpha, "status");
   EXPECT_EQ(Cli(kAlpha, "snapshots").size(), 1u);
+
+  // `backup --when-idle` with the agent config follows the directory's policy
+  // and [scheduler]: the 1 s settle (not the built-in 60 s) and the policy's
+  // 2 MB/s for the 16 MiB device (not unlimited).
+  auto started = std::chrono::steady_clock::now();
+  json idle = Cli(kAlpha, "backup " + loop_->path() + " --when-idle");
+  auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_TRUE(idle.is_object()) << last_.err;
+  EXPECT_EQ(idle["stats"]["new_chunks"], 0);
+  EXPECT_EQ(idle["idle"]["pauses"], 0);
+  EXPECT_GE(took, seconds(5));
+  EXPECT_LT(took, seconds(50));
 }
 
 }  // namespace
