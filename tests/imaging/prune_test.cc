@@ -21,6 +21,7 @@
 #include "sparetime/imaging/manifest.h"
 #include "sparetime/imaging/repository.h"
 #include "sparetime/imaging/restorer.h"
+#include "imaging/prune_testing.h"
 #include "testutil/testutil.h"
 
 namespace sparetime {
@@ -28,7 +29,7 @@ namespace {
 
 using testing::RandomBytes;
 using testing::TempDir;
-using IdSet = std::unordered_set<ChunkId, ChunkIdHash>;
+using testing::IdSet;
 
 constexpr uint32_t kChunk = 64 << 10;
 constexpr size_t kChunks = 40;
@@ -75,16 +76,8 @@ class PruneTest : public ::testing::Test {
     return *snap;
   }
 
-  // Every chunk a snapshot references: manifest chunks and data chunks.
   static IdSet Referenced(Repository& repo, const Snapshot& s) {
-    IdSet ids;
-    auto own = ManifestChunkIds(s.manifest_root, repo.codec(), repo.store());
-    EXPECT_TRUE(own.ok());
-    ids.insert(own->begin(), own->end());
-    auto m = LoadManifest(s.manifest_root, repo.codec(), repo.store());
-    EXPECT_TRUE(m.ok());
-    for (const ChunkId& id : m->chunks) ids.insert(id);
-    return ids;
+    return testing::ReferencedChunks(repo.codec(), repo.store(), s);
   }
 
   static std::vector<std::byte> RestoreBytes(Repository& repo, const Snapshot& s,

@@ -17,13 +17,14 @@
 #include "sparetime/peerstore/peer_store.h"
 #include "sparetime/replication/peer_repository.h"
 #include "replication/replication_testing.h"
+#include "imaging/prune_testing.h"
 #include "testutil/testutil.h"
 
 namespace sparetime::replication {
 namespace {
 
 using transport::Identity;
-using IdSet = std::unordered_set<ChunkId, ChunkIdHash>;
+using testing::IdSet;
 
 constexpr uint32_t kChunk = 64 << 10;
 
@@ -95,14 +96,7 @@ class PeerPruneTest : public ::testing::Test {
   }
 
   static IdSet Referenced(PeerRepository& repo, const Snapshot& s) {
-    IdSet ids;
-    auto own = ManifestChunkIds(s.manifest_root, repo.codec(), repo.store());
-    EXPECT_TRUE(own.ok());
-    ids.insert(own->begin(), own->end());
-    auto m = LoadManifest(s.manifest_root, repo.codec(), repo.store());
-    EXPECT_TRUE(m.ok());
-    ids.insert(m->chunks.begin(), m->chunks.end());
-    return ids;
+    return testing::ReferencedChunks(repo.codec(), repo.store(), s);
   }
 
   // How many servers hold `id` for the owner.
