@@ -83,6 +83,7 @@ Result<IdleSettings> SettingsFor(const GlobalOptions& g, const IdleBackupOptions
     p.settle = std::min(p.settle, p.idle_after);
     p.resume_delay = std::min(p.resume_delay, p.idle_after);
   }
+  if (o.load_grace_seconds >= 0) p.load_grace = std::chrono::seconds(o.load_grace_seconds);
   if (o.ignore_load) p.IgnoreLoad();
   ST_RETURN_IF_ERROR(p.Validate());
   if (!o.bwlimit.empty()) {
@@ -110,6 +111,11 @@ void AddIdleBackupOptions(CLI::App* cmd, IdleBackupOptions* o) {
   cmd->add_flag("--ignore-load", o->ignore_load,
                 "with --when-idle: decide on user input, power and windows only, not on CPU, "
                 "pressure, disk or network load");
+  cmd->add_option("--load-grace", o->load_grace_seconds,
+                  "with --when-idle: seconds others' CPU, pressure, disk or network load may "
+                  "stay over its threshold before the job backs off (default: [scheduler] "
+                  "load_grace of the agent config, else 30)")
+      ->check(CLI::Range(0, 24 * 3600));
   cmd->add_option("--utmp", o->utmp,
                   "with --when-idle: the utmp file whose logged-in terminals count as user input "
                   "(default: [scheduler] utmp of the agent config, else /run/utmp)");

@@ -30,6 +30,7 @@ struct IdleBackupOptions {
   int64_t idle_after_seconds = -1;  // -1: the policy's idle minutes
   std::string bwlimit;              // bytes/s ("10M"); "" or "0": unlimited
   bool ignore_load = false;         // decide on user input, power and windows only
+  int64_t load_grace_seconds = -1;  // -1: the policy's (30 s, or [scheduler] load_grace)
   std::string utmp;                 // whose terminals count; "": config's, /run/utmp
 };
 

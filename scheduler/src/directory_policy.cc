@@ -21,6 +21,7 @@ IdlePolicy AgentIdlePolicy(const directory::EffectivePolicy& policy,
   using std::chrono::seconds;
   IdlePolicy out = IdlePolicyFromDirectory(policy);
   out.settle = duration_cast<seconds>(config.settle);
+  out.load_grace = duration_cast<seconds>(config.load_grace);
   out.resume_delay = duration_cast<seconds>(config.resume_delay);
   if (config.ignore_load) out.IgnoreLoad();
   return out;

@@ -28,6 +28,7 @@ TEST(ConfigTest, MinimalFileGetsDocumentedDefaults) {
   EXPECT_EQ(c->backup_interval, std::chrono::hours(24));
   EXPECT_EQ(c->verify_interval, std::chrono::hours(24 * 7));
   EXPECT_EQ(c->settle, std::chrono::seconds(60));
+  EXPECT_EQ(c->load_grace, std::chrono::seconds(30));
   EXPECT_EQ(c->resume_delay, std::chrono::minutes(5));
   EXPECT_FALSE(c->ignore_load);
   EXPECT_EQ(c->utmp, "/run/utmp");
@@ -71,6 +72,7 @@ verify_interval = 3d
 
 [scheduler]
 settle = 10s
+load_grace = 3s
 resume_delay = 2m
 ignore_load = yes
 utmp = /var/run/utmp
@@ -102,6 +104,7 @@ utmp = /var/run/utmp
   EXPECT_EQ(c->backup_interval, std::chrono::hours(12));
   EXPECT_EQ(c->verify_interval, std::chrono::hours(72));
   EXPECT_EQ(c->settle, std::chrono::seconds(10));
+  EXPECT_EQ(c->load_grace, std::chrono::seconds(3));
   EXPECT_EQ(c->resume_delay, std::chrono::minutes(2));
   EXPECT_TRUE(c->ignore_load);
   EXPECT_EQ(c->utmp, "/var/run/utmp");

@@ -4,7 +4,8 @@
 // the running backup within a second — seen in its state line and in its
 // device reads (the reader thread's /proc/PID/task/TID/io rchar) stopping — it resumes after the idle period
 // and the snapshot restores byte-identical and equals an uninterrupted
-// backup's; interrupted while paused, a rerun resumes from the journal.
+// backup's; interrupted while paused, a rerun resumes from the journal. With
+// the load checks on, others' CPU load backs the job off after --load-grace.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -19,6 +20,7 @@
 #include <memory>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "scheduler/scheduler_testing.h"
 #include "sparetime/base/fd.h"
@@ -217,6 +219,61 @@ TEST_F(IdleBackup, InterruptedWhilePausedARerunResumesFromTheJournal) {
   EXPECT_GT(snap["stats"]["resumed_chunks"].get<uint64_t>(), 0u);
   EXPECT_EQ(snap["idle"]["pauses"], 0);
   r = cli_.Run("restore latest --to " + tmp_ / "restored.img");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(testing::SameBytes(tmp_ / "restored.img", image_, kImageBytes));
+}
+
+// Spins on every core at normal priority until killed: others' CPU load.
+class CpuHog {
+ public:
+  CpuHog() {
+    for (unsigned i = 0; i < std::max(1u, std::thread::hardware_concurrency()); ++i) {
+      pid_t pid = ::fork();
+      if (pid == 0) {
+        volatile uint64_t spins = 0;
+        for (;;) spins = spins + 1;
+      }
+      if (pid > 0) pids_.push_back(pid);
+    }
+  }
+  ~CpuHog() { Stop(); }
+  void Stop() {
+    for (pid_t pid : pids_) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+    pids_.clear();
+  }
+
+ private:
+  std::vector<pid_t> pids_;
+};
+
+// Without --ignore-load: the job runs while the box is quiet, others' CPU
+// load over the threshold backs it off once --load-grace has passed (not at
+// once), it resumes when the load is gone and the snapshot is whole. Runs
+// alone (RUN_SERIAL): other tests' CPU would be load too.
+TEST_F(IdleBackup, OthersLoadBacksTheJobOffAfterTheLoadGrace) {
+  std::string log = tmp_ / "backup.log";
+  int pid = cli_.Start("backup " + device_ + " --when-idle --idle-after 0 --load-grace 2 " +
+                           "--bwlimit 1M --checkpoint-mib 1 --utmp " + utmp_,
+                       log);
+  ASSERT_TRUE(WaitForLine(log, ": running (", seconds(60))) << ReadText(log);
+  size_t log_size = ReadText(log).size();
+  auto loaded = steady_clock::now();
+  CpuHog hog;
+  auto paused = WaitForLine(log, ": paused at ", seconds(15), log_size);
+  ASSERT_TRUE(paused) << ReadText(log);
+  std::string text = ReadText(log);
+  EXPECT_NE(text.find("cpu ", log_size), std::string::npos) << text;
+  EXPECT_GE(*paused - loaded, milliseconds(1900)) << "backed off before the 2 s grace\n" << text;
+  std::printf("back-off on CPU load: paused %lld ms after the load started\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<milliseconds>(*paused - loaded).count()));
+  hog.Stop();
+  ASSERT_TRUE(WaitForLine(log, ": running again at ", seconds(60), log_size)) << ReadText(log);
+  ASSERT_EQ(WaitExit(pid, seconds(120)), 0) << ReadText(log);
+  CommandResult r = cli_.Run("restore latest --to " + tmp_ / "restored.img");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(testing::SameBytes(tmp_ / "restored.img", image_, kImageBytes));
 }

@@ -71,16 +71,19 @@ TEST(DirectoryPolicy, AgentConfigAdjustsTheDirectoryPolicy) {
   IdlePolicy same = AgentIdlePolicy(effective, defaults);
   IdlePolicy mapped = IdlePolicyFromDirectory(effective);
   EXPECT_EQ(same.settle, mapped.settle);
+  EXPECT_EQ(same.load_grace, mapped.load_grace);
   EXPECT_EQ(same.resume_delay, mapped.resume_delay);
   EXPECT_EQ(same.max_cpu_percent, mapped.max_cpu_percent);
 
   config::AgentConfig local;
   local.settle = std::chrono::seconds(2);
+  local.load_grace = std::chrono::seconds(1);
   local.resume_delay = std::chrono::milliseconds(1500);
   local.ignore_load = true;
   IdlePolicy p = AgentIdlePolicy(effective, local);
   EXPECT_EQ(p.idle_after, std::chrono::minutes(3));  // still the directory's
   EXPECT_EQ(p.settle, std::chrono::seconds(2));
+  EXPECT_EQ(p.load_grace, std::chrono::seconds(1));
   EXPECT_EQ(p.resume_delay, std::chrono::seconds(1));
   EXPECT_EQ(p.max_cpu_percent, 100);
   EXPECT_EQ(p.max_disk_busy_percent, 100);

@@ -219,6 +219,8 @@ const std::map<std::string, std::map<std::string, Setter>>& Keys() {
       {"scheduler",
        {
            {"settle", [](C& c, const std::string& v) { return SetDuration(&c.settle, v); }},
+           {"load_grace",
+            [](C& c, const std::string& v) { return SetDuration(&c.load_grace, v); }},
            {"resume_delay",
             [](C& c, const std::string& v) { return SetDuration(&c.resume_delay, v); }},
            {"ignore_load",

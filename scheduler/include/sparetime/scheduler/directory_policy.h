@@ -9,7 +9,7 @@
 // the result always passes IdlePolicy::Validate() (the detector requires it).
 //
 // AgentIdlePolicy adds this box's [scheduler] settings from sparetime.conf
-// (settle, resume_delay, ignore_load) on top: what sparetimed and
+// (settle, load_grace, resume_delay, ignore_load) on top: what sparetimed and
 // `sparetime backup --when-idle --config` use.
 //
 // Thread safety: pure functions.

@@ -8,7 +8,7 @@
 //                  ca_file, cert_file, key_file, timeout, poll_interval,
 //                  page_size, cache
 //     [backup]     passphrase_file, interval, verify_interval
-//     [scheduler]  settle, resume_delay, ignore_load, utmp
+//     [scheduler]  settle, load_grace, resume_delay, ignore_load, utmp
 //
 // Reference with defaults: docs/configuration.md; example: conf/sparetime.conf.
 //
@@ -66,6 +66,9 @@ struct AgentConfig {
   // [scheduler]: this box's hysteresis and inputs, around the directory's
   // idle policy (docs/scheduler.md). Defaults = the built-in IdlePolicy.
   std::chrono::milliseconds settle{std::chrono::seconds(60)};
+  // While working, how long others' load may stay over a threshold before
+  // the job backs off (user input always backs off at once).
+  std::chrono::milliseconds load_grace{std::chrono::seconds(30)};
   std::chrono::milliseconds resume_delay{std::chrono::minutes(5)};
   // Decide on user input, power and windows only (not CPU, pressure, disk,
   // network load) — for boxes whose own load is not a reason to wait.
