@@ -110,7 +110,9 @@ def backoff_latency():
         f.write(rec.ljust(384, b"\0"))
 
     image = os.path.join(OUT, "image.bin")
-    mib = 16 + TRIALS * 2  # ~0.3 s of reading per trial at 8 MiB/s, with margin
+    # Per trial: the rate limiter's burst (1 s = 8 MiB, refilled while paused)
+    # and ~0.3 s of reading at 8 MiB/s, with margin.
+    mib = 16 + TRIALS * 12
     random_file(image, mib)
     repo = init_repo("repo-backoff")
     log_path = os.path.join(OUT, "backoff.log")
