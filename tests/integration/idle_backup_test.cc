@@ -40,7 +40,6 @@ using testing::TempDir;
 
 constexpr uint64_t kImageBytes = 8ull << 20;
 // 64 KiB chunks at 2 MiB/s: 32 reads a second, ~3 s for the whole image.
-constexpr char kIdleArgs[] = "--when-idle --ignore-load";
 
 std::string ReadText(const std::string& path) {
   std::ifstream f(path);
@@ -139,8 +138,10 @@ class IdleBackup : public ::testing::Test {
         << scheduler::testing::UtmpRecord(USER_PROCESS, pty_.line(), "tester");
     cli_.Init("--chunk-size 65536");
   }
-  std::string IdleBackupArgs(int idle_after_seconds = 2, const std::string& bwlimit = "2M") const {
-    return "backup " + device_ + " " + kIdleArgs + " --idle-after " +
+  // `load`: how the job treats others' load (by default it ignores it).
+  std::string IdleBackupArgs(int idle_after_seconds = 2, const std::string& bwlimit = "2M",
+                             const std::string& load = "--ignore-load") const {
+    return "backup " + device_ + " --when-idle " + load + " --idle-after " +
            std::to_string(idle_after_seconds) + " --bwlimit " + bwlimit +
            " --checkpoint-mib 1 --utmp " + utmp_;
   }
@@ -255,9 +256,7 @@ class CpuHog {
 // alone (RUN_SERIAL): other tests' CPU would be load too.
 TEST_F(IdleBackup, OthersLoadBacksTheJobOffAfterTheLoadGrace) {
   std::string log = tmp_ / "backup.log";
-  int pid = cli_.Start("backup " + device_ + " --when-idle --idle-after 0 --load-grace 2 " +
-                           "--bwlimit 1M --checkpoint-mib 1 --utmp " + utmp_,
-                       log);
+  int pid = cli_.Start(IdleBackupArgs(0, "1M", "--load-grace 2"), log);
   ASSERT_TRUE(WaitForLine(log, ": running (", seconds(60))) << ReadText(log);
   size_t log_size = ReadText(log).size();
   auto loaded = steady_clock::now();
