@@ -9,10 +9,12 @@
 #   --out DIR    where repos, logs and results.md go (default
 #                $BENCH_CACHE/compare-<size>-<time>); must be on the same
 #                filesystem as the cache (the source image is a hard link)
-#   --tools      any of: sparetime (default KDF, moderate), sparetime-kdfmin (the
-#                same with --kdf min: the data path without the per-run Argon2id
-#                cost), restic, borg (default: these four); also sparetime-zN
-#                (--kdf min --compression N: zstd level N instead of 3)
+#   --tools      any of: sparetime (defaults: KDF moderate, the key kept in the
+#                kernel keyring from init on), sparetime-coldkey (the same with
+#                --key-cache 0: every command pays Argon2id), sparetime-kdfmin
+#                (--kdf min --key-cache 0: the data path without any KDF),
+#                restic, borg (default: sparetime sparetime-coldkey restic borg);
+#                also sparetime-zN (--kdf min --compression N: zstd level N, not 3)
 #   --repeat N   run every tool's sequence N times (fresh repos each time) and
 #                keep each step's fastest run: on a shared machine this filters
 #                out moments of foreign load (default 1)
@@ -32,7 +34,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$here/lib.sh"
 
-size=2048 out="" tools="sparetime sparetime-kdfmin restic borg" sparse=1 repeat=1
+size=2048 out="" tools="sparetime sparetime-coldkey restic borg" sparse=1 repeat=1
 while [ $# -gt 0 ]; do
   case $1 in
     --size) size=$2; shift 2 ;;
@@ -61,13 +63,19 @@ export SPARETIME_PASSPHRASE=bench-passphrase RESTIC_PASSWORD=bench-passphrase \
   BORG_PASSPHRASE=bench-passphrase RESTIC_CACHE_DIR=$out/cache/restic \
   BORG_BASE_DIR=$out/cache/borg BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
 
+# ST=(the sparetime command line of tool $1): its repo, and the key cache off
+# for every variant but the default one.
+st() {
+  ST=("$sparetime" --repo "$out/repo-$1")
+  [ "$1" = sparetime ] || ST+=(--key-cache 0)
+}
 # Per tool: init ARGS, backup LABEL, restore DIR (prints the restored file), open.
 tool_init() {
   local t=$1 repo=$out/repo-$1
   case $t in
-    sparetime) "$sparetime" -q --repo "$repo" init ;;  # default KDF (moderate)
-    sparetime-kdfmin) "$sparetime" -q --repo "$repo" init --kdf min ;;
-    sparetime-z*) "$sparetime" -q --repo "$repo" init --kdf min --compression "${t#sparetime-z}" ;;
+    sparetime|sparetime-coldkey) st "$t"; "${ST[@]}" -q init ;;  # default KDF (moderate)
+    sparetime-kdfmin) st "$t"; "${ST[@]}" -q init --kdf min ;;
+    sparetime-z*) st "$t"; "${ST[@]}" -q init --kdf min --compression "${t#sparetime-z}" ;;
     restic) restic -q -r "$repo" init --repository-version 2 ;;
     borg) borg init -e repokey-blake2 "$repo" ;;
   esac
@@ -75,7 +83,7 @@ tool_init() {
 tool_backup() {
   local t=$1 repo=$out/repo-$1 label=$2
   case $t in
-    sparetime*) bench_step "$t-$label.r$rep" "$sparetime" --json --repo "$repo" backup "$src" --label "$label" ;;
+    sparetime*) st "$t"; bench_step "$t-$label.r$rep" "${ST[@]}" --json backup "$src" --label "$label" ;;
     restic) bench_step "$t-$label.r$rep" restic -r "$repo" backup --compression auto --host bench --json "$src" ;;
     borg) bench_step "$t-$label.r$rep" borg create --compression zstd,3 --stats "$repo::$label" "$src" ;;
   esac
@@ -83,7 +91,7 @@ tool_backup() {
 tool_restore() {  # restores the latest (v2) snapshot under $1; prints the file
   local t=$1 repo=$out/repo-$1 dir=$2
   case $t in
-    sparetime*) bench_step "$t-restore.r$rep" "$sparetime" --json --repo "$repo" restore latest --to "$dir/disk.img"
+    sparetime*) st "$t"; bench_step "$t-restore.r$rep" "${ST[@]}" --json restore latest --to "$dir/disk.img"
       echo "$dir/disk.img" ;;
     # restic 0.14 has no sparse restore: it writes the zero ranges too.
     restic) bench_step "$t-restore.r$rep" restic -r "$repo" restore latest --target "$dir"
@@ -95,7 +103,7 @@ tool_restore() {  # restores the latest (v2) snapshot under $1; prints the file
 tool_open() {  # a read-only command: the per-invocation cost (KDF, index load)
   local t=$1 repo=$out/repo-$1
   case $t in
-    sparetime*) bench_step "$t-open.r$rep" "$sparetime" --json --repo "$repo" snapshots ;;
+    sparetime*) st "$t"; bench_step "$t-open.r$rep" "${ST[@]}" --json snapshots ;;
     restic) bench_step "$t-open.r$rep" restic -r "$repo" snapshots ;;
     borg) bench_step "$t-open.r$rep" borg list "$repo" ;;
   esac

@@ -8,6 +8,7 @@
 #include "agent_context.h"
 #include "exit_codes.h"
 #include "sparetime/base/clock.h"
+#include "sparetime/imaging/key_cache.h"
 #include "sparetime/replication/agent_peers.h"
 #include "sparetime/replication/peer_repository.h"
 #include "sparetime/transport/identity.h"
@@ -115,6 +116,12 @@ Result<PeerSetup> LoadPeerSetup(const GlobalOptions& g, int* exit_code) {
   return setup;
 }
 
+// The kernel keyring cache, unless --key-cache 0.
+std::unique_ptr<KeyCache> KeyCacheFor(const GlobalOptions& g) {
+  if (g.key_cache_seconds <= 0) return nullptr;
+  return KernelKeyCache(std::chrono::seconds(g.key_cache_seconds));
+}
+
 }  // namespace
 
 Result<std::unique_ptr<BackupTarget>> OpenTarget(const GlobalOptions& g, int* exit_code) {
@@ -134,7 +141,8 @@ Result<std::unique_ptr<BackupTarget>> OpenTarget(const GlobalOptions& g, int* ex
       *exit_code = Fail(st, Stage::kOpenRepository);
       return st;
     }
-    Result<std::unique_ptr<Repository>> repo = Repository::Open(g.repo, *passphrase);
+    Result<std::unique_ptr<Repository>> repo =
+        Repository::Open(g.repo, *passphrase, KeyCacheFor(g).get());
     if (!repo.ok()) {
       *exit_code = Fail(repo.status(), Stage::kOpenRepository);
       return repo.status();
@@ -143,7 +151,8 @@ Result<std::unique_ptr<BackupTarget>> OpenTarget(const GlobalOptions& g, int* ex
   }
   ST_ASSIGN_OR_RETURN(PeerSetup setup, LoadPeerSetup(g, exit_code));
   Result<std::unique_ptr<replication::PeerRepository>> repo =
-      replication::PeerRepository::Open(std::move(setup.options), *passphrase);
+      replication::PeerRepository::Open(std::move(setup.options), *passphrase,
+                                        KeyCacheFor(g).get());
   if (!repo.ok()) {
     *exit_code = Fail(repo.status(), Stage::kOpenRepository);
     return repo.status();
@@ -157,10 +166,13 @@ Status InitTarget(const GlobalOptions& g, const RepositoryConfig& config, KdfLim
   Status st = g.repo.empty() && !UsePeers(g) ? NoTarget() : Status::Ok();
   Result<SecretBuffer> passphrase = ReadPassphrase(g.passphrase_file);
   if (st.ok() && !passphrase.ok()) st = passphrase.status();
-  if (st.ok() && !UsePeers(g)) st = Repository::Init(g.repo, *passphrase, config, limits);
+  if (st.ok() && !UsePeers(g)) {
+    st = Repository::Init(g.repo, *passphrase, config, limits, KeyCacheFor(g).get());
+  }
   if (st.ok() && UsePeers(g)) {
     ST_ASSIGN_OR_RETURN(PeerSetup setup, LoadPeerSetup(g, exit_code));
-    st = replication::PeerRepository::Init(std::move(setup.options), *passphrase, config, limits);
+    st = replication::PeerRepository::Init(std::move(setup.options), *passphrase, config, limits,
+                                           KeyCacheFor(g).get());
   }
   if (!st.ok()) *exit_code = Fail(st, Stage::kWork);
   return st;

@@ -14,6 +14,7 @@
 #include "progress_bar.h"
 #include "sparetime/imaging/device.h"
 #include "sparetime/imaging/imager.h"
+#include "sparetime/imaging/key_cache.h"
 #include "sparetime/imaging/manifest.h"
 #include "sparetime/imaging/restorer.h"
 
@@ -120,6 +121,17 @@ int RunSnapshots(const GlobalOptions& g) {
   for (const Snapshot& s : *list) {
     std::printf("%-16s  %-20s  %-10s  %-20s  %s\n", s.id.c_str(), IsoTime(s.time).c_str(),
                 HumanBytes(s.size).c_str(), s.device.path.c_str(), s.label.c_str());
+  }
+  return kExitOk;
+}
+
+int RunLock(const GlobalOptions& g) {
+  Result<int> removed = ForgetKernelCachedKeys();
+  if (!removed.ok()) return Fail(removed.status(), Stage::kWork);
+  if (g.json) {
+    std::cout << nlohmann::json{{"keys_forgotten", *removed}}.dump() << "\n";
+  } else if (!g.quiet) {
+    std::printf("forgot %d unlocked key%s\n", *removed, *removed == 1 ? "" : "s");
   }
   return kExitOk;
 }

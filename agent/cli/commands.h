@@ -19,6 +19,7 @@ struct GlobalOptions {
   std::string config;  // --config or $SPARETIME_CONFIG (agent config file)
   std::string host;    // --host: another agent's backups on the peers (read only)
   std::optional<std::string> passphrase_file;
+  int64_t key_cache_seconds = 300;  // --key-cache: keep the unlocked key this long (0: never)
   bool json = false;
   bool quiet = false;
   const std::atomic<bool>* interrupted = nullptr;  // set by SIGINT/SIGTERM
@@ -45,6 +46,7 @@ struct RestoreCommandOptions {
 int RunInit(const GlobalOptions& g, const InitOptions& o);
 int RunBackup(const GlobalOptions& g, const BackupCommandOptions& o);
 int RunSnapshots(const GlobalOptions& g);
+int RunLock(const GlobalOptions& g);
 int RunRestore(const GlobalOptions& g, const RestoreCommandOptions& o);
 int RunVerify(const GlobalOptions& g, const std::optional<std::string>& snapshot);
 int RunForget(const GlobalOptions& g, const std::string& snapshot);

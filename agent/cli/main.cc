@@ -55,6 +55,11 @@ int Main(int argc, char** argv) {
       ->envname("SPARETIME_CONFIG");
   app.add_option("--passphrase-file", passphrase_file,
                  "read the passphrase from this file (mode 0600) instead of $SPARETIME_PASSPHRASE");
+  app.add_option("--key-cache", g.key_cache_seconds,
+                 "keep the unlocked key in the kernel keyring this many seconds, so the next "
+                 "commands skip Argon2id (default 300; 0: never)")
+      ->envname("SPARETIME_KEY_CACHE")
+      ->check(CLI::Range(int64_t{0}, int64_t{86400}));
   app.add_flag("--json", g.json, "print machine-readable JSON on stdout");
   app.add_flag("-q,--quiet", g.quiet, "print nothing but errors");
 
@@ -108,6 +113,8 @@ int Main(int argc, char** argv) {
   auto* repair_cmd = app.add_subcommand(
       "repair", "copy chunks whose peers are gone or lost them to other peers (with --config)");
 
+  auto* lock_cmd = app.add_subcommand(
+      "lock", "forget every unlocked key this user has in the kernel keyring (like sudo -k)");
   auto* status_cmd = app.add_subcommand("status", "show what the running sparetimed reports");
   bool probe = false;
   auto* peers_cmd = app.add_subcommand("peers", "show the peers this agent sees in its directory");
@@ -140,6 +147,7 @@ int Main(int argc, char** argv) {
   if (*forget_cmd) return RunForget(g, forget_snapshot);
   if (*prune_cmd) return RunPrune(g, prune);
   if (*repair_cmd) return RunRepair(g);
+  if (*lock_cmd) return RunLock(g);
   if (*status_cmd) return RunStatus(g);
   if (*peers_cmd) return RunPeers(g, probe);
   if (*policy_cmd) return RunPolicy(g, policy_host);

@@ -46,6 +46,11 @@ constexpr uint64_t kMaxMemlimit = uint64_t{4} << 30;  // 4 GiB
 constexpr char kKdfContext[crypto_kdf_CONTEXTBYTES + 1] = "sprtime1";
 constexpr uint64_t kIdKeyId = 1, kChunkKeyId = 2, kManifestKeyId = 3;
 
+// Key cache entries (docs/formats.md "Key cache").
+constexpr size_t kCacheNameBytes = 16;
+constexpr size_t kCacheTagBytes = 32;
+constexpr std::string_view kCacheTagDomain{"sparetime key cache v1\0", 23};
+
 constexpr size_t kMaxPassphraseFileBytes = 4096;
 constexpr const char* kPassphraseEnv = "SPARETIME_PASSPHRASE";
 
@@ -182,6 +187,35 @@ Result<SecretBuffer> ReadPassphraseFile(const std::string& path) {
   return out;
 }
 
+// The cache entry's name: hex BLAKE2b-128 of everything the key file
+// authenticates (header, nonce, ciphertext) — public, and unique per key file.
+std::string CacheName(const WrappedKey& w) {
+  auto ad = HeaderAd(w);
+  crypto_generichash_state state;
+  std::array<std::byte, kCacheNameBytes> digest;
+  crypto_generichash_init(&state, nullptr, 0, digest.size());
+  crypto_generichash_update(&state, ad.data(), ad.size());
+  crypto_generichash_update(&state, Uchar(w.nonce), w.nonce.size());
+  crypto_generichash_update(&state, Uchar(w.ciphertext), w.ciphertext.size());
+  crypto_generichash_final(&state, reinterpret_cast<unsigned char*>(digest.data()), digest.size());
+  return ToHex(digest);
+}
+
+// Proof that `passphrase` unlocked `master`: keyed BLAKE2b-256 with the
+// master key over domain || name || passphrase.
+SecretBuffer CacheTag(const SecretBuffer& master, const std::string& name,
+                      const SecretBuffer& passphrase) {
+  SecretBuffer message(kCacheTagDomain.size() + name.size() + passphrase.size());
+  std::byte* p = message.data();
+  std::memcpy(p, kCacheTagDomain.data(), kCacheTagDomain.size());
+  std::memcpy(p + kCacheTagDomain.size(), name.data(), name.size());
+  std::memcpy(p + kCacheTagDomain.size() + name.size(), passphrase.data(), passphrase.size());
+  SecretBuffer tag(kCacheTagBytes);
+  crypto_generichash(tag.uchar(), tag.size(), message.uchar(), message.size(), master.uchar(),
+                     master.size());
+  return tag;
+}
+
 }  // namespace
 
 KdfLimits KdfLimits::Moderate() {
@@ -275,6 +309,34 @@ Result<SecretBuffer> UnwrapMasterKey(const WrappedKey& wrapped, const SecretBuff
         "(the two cannot be told apart)");
   }
   return master;
+}
+
+Result<SecretBuffer> UnlockMasterKey(const WrappedKey& wrapped, const SecretBuffer& passphrase,
+                                     const KeyCache* cache) {
+  if (cache == nullptr) return UnwrapMasterKey(wrapped, passphrase);
+  ST_RETURN_IF_ERROR(CheckShape(wrapped));
+  const std::string name = CacheName(wrapped);
+  std::optional<SecretBuffer> entry = cache->Find(name);
+  if (entry && entry->size() == KeySet::kKeySize + kCacheTagBytes) {
+    SecretBuffer master(KeySet::kKeySize);
+    std::memcpy(master.data(), entry->data(), master.size());
+    SecretBuffer tag = CacheTag(master, name, passphrase);
+    if (sodium_memcmp(tag.data(), entry->data() + KeySet::kKeySize, tag.size()) == 0) return master;
+  }
+  ST_ASSIGN_OR_RETURN(SecretBuffer master, UnwrapMasterKey(wrapped, passphrase));
+  KeepUnlockedKey(wrapped, passphrase, master, cache);
+  return master;
+}
+
+void KeepUnlockedKey(const WrappedKey& wrapped, const SecretBuffer& passphrase,
+                     const SecretBuffer& master, const KeyCache* cache) {
+  if (cache == nullptr || master.size() != KeySet::kKeySize || !CheckShape(wrapped).ok()) return;
+  const std::string name = CacheName(wrapped);
+  SecretBuffer tag = CacheTag(master, name, passphrase);
+  SecretBuffer entry(master.size() + tag.size());
+  std::memcpy(entry.data(), master.data(), master.size());
+  std::memcpy(entry.data() + master.size(), tag.data(), tag.size());
+  cache->Keep(name, entry);
 }
 
 std::shared_ptr<const KeySet> KeySet::Derive(const SecretBuffer& master) {

@@ -67,7 +67,8 @@ Result<RepositoryConfig> ParseConfig(const std::string& path, const std::string&
 }  // namespace
 
 Status Repository::Init(const std::string& dir, const SecretBuffer& passphrase,
-                        const RepositoryConfig& requested, KdfLimits limits) {
+                        const RepositoryConfig& requested, KdfLimits limits,
+                        const KeyCache* key_cache) {
   ST_RETURN_IF_ERROR(InitCrypto());
   RepositoryConfig config = requested;
   if (config.chunk_size == 0) config.chunk_size = kDefaultChunkSize;
@@ -82,6 +83,7 @@ Status Repository::Init(const std::string& dir, const SecretBuffer& passphrase,
   SecretBuffer master = NewMasterKey();
   ST_ASSIGN_OR_RETURN(WrappedKey wrapped, WrapMasterKey(master, passphrase, limits));
   ST_RETURN_IF_ERROR(WriteFileAtomic(KeyPath(dir), wrapped.ToJson(), 0600));
+  KeepUnlockedKey(wrapped, passphrase, master, key_cache);
   ST_ASSIGN_OR_RETURN(auto store, PackStore::Create(StorePath(dir)));
   ST_ASSIGN_OR_RETURN(auto catalog, Catalog::Open(CatalogPath(dir)));
 
@@ -93,7 +95,8 @@ Status Repository::Init(const std::string& dir, const SecretBuffer& passphrase,
 }
 
 Result<std::unique_ptr<Repository>> Repository::Open(const std::string& dir,
-                                                     const SecretBuffer& passphrase) {
+                                                     const SecretBuffer& passphrase,
+                                                     const KeyCache* key_cache) {
   ST_RETURN_IF_ERROR(InitCrypto());
   struct stat sb;
   if (::stat(dir.c_str(), &sb) != 0) {
@@ -112,7 +115,7 @@ Result<std::unique_ptr<Repository>> Repository::Open(const std::string& dir,
 
   ST_ASSIGN_OR_RETURN(std::string key_text, ReadFileToString(KeyPath(dir)));
   ST_ASSIGN_OR_RETURN(WrappedKey wrapped, WrappedKey::FromJson(key_text));
-  Result<SecretBuffer> master = UnwrapMasterKey(wrapped, passphrase);
+  Result<SecretBuffer> master = UnlockMasterKey(wrapped, passphrase, key_cache);
   if (!master.ok()) {
     if (master.status().code() == ErrorCode::kAuthFailed) {
       return AuthFailed("wrong passphrase for repository " + dir +

@@ -113,7 +113,8 @@ std::string BackupDir(const PeerRepositoryOptions& o) { return o.state_dir + "/b
 PeerRepository::~PeerRepository() = default;
 
 Status PeerRepository::Init(PeerRepositoryOptions options, const SecretBuffer& passphrase,
-                            const RepositoryConfig& requested, KdfLimits limits) {
+                            const RepositoryConfig& requested, KdfLimits limits,
+                            const KeyCache* key_cache) {
   ST_RETURN_IF_ERROR(InitCrypto());
   RepositoryConfig config = requested;
   if (config.chunk_size == 0) config.chunk_size = kDefaultChunkSize;
@@ -143,11 +144,14 @@ Status PeerRepository::Init(PeerRepositoryOptions options, const SecretBuffer& p
   ST_ASSIGN_OR_RETURN(repo->catalog_, Catalog::Open(dir + "/catalog.db"));
   ST_RETURN_IF_ERROR(repo->PublishRoots());
   ST_RETURN_IF_ERROR(WriteLocalConfig(dir, config));
-  return WriteFileAtomic(dir + "/key", repo->wrapped_key_json_, 0600);
+  ST_RETURN_IF_ERROR(WriteFileAtomic(dir + "/key", repo->wrapped_key_json_, 0600));
+  KeepUnlockedKey(wrapped, passphrase, master, key_cache);
+  return Status::Ok();
 }
 
 Result<std::unique_ptr<PeerRepository>> PeerRepository::Open(PeerRepositoryOptions options,
-                                                              const SecretBuffer& passphrase) {
+                                                              const SecretBuffer& passphrase,
+                                                              const KeyCache* key_cache) {
   ST_RETURN_IF_ERROR(InitCrypto());
   std::unique_ptr<PeerRepository> repo(new PeerRepository());
   repo->host_ = options.host.empty() ? options.self_name : options.host;
@@ -184,7 +188,7 @@ Result<std::unique_ptr<PeerRepository>> PeerRepository::Open(PeerRepositoryOptio
   for (const std::string& candidate : key_candidates) {
     Result<WrappedKey> wrapped = WrappedKey::FromJson(candidate);
     if (!wrapped.ok()) continue;
-    Result<SecretBuffer> unwrapped = UnwrapMasterKey(*wrapped, passphrase);
+    Result<SecretBuffer> unwrapped = UnlockMasterKey(*wrapped, passphrase, key_cache);
     if (unwrapped.ok()) {
       master = std::move(*unwrapped);
       repo->wrapped_key_json_ = candidate;

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "sparetime/base/status.h"
+#include "sparetime/imaging/key_cache.h"
 #include "sparetime/imaging/secret.h"
 
 namespace sparetime {
@@ -60,6 +61,19 @@ Result<WrappedKey> WrapMasterKey(const SecretBuffer& master, const SecretBuffer&
 
 // Unwraps; kAuthFailed when the passphrase is wrong (or the file was altered).
 Result<SecretBuffer> UnwrapMasterKey(const WrappedKey& wrapped, const SecretBuffer& passphrase);
+
+// Unwraps like UnwrapMasterKey, but first asks `cache` (may be null) for the
+// key this passphrase unlocked before; after an Argon2id unlock the key is
+// kept there. A cached entry counts only when its tag proves the same
+// passphrase; a miss, another passphrase or a damaged entry runs Argon2id, so
+// a wrong passphrase is still kAuthFailed (and still costs Argon2id).
+Result<SecretBuffer> UnlockMasterKey(const WrappedKey& wrapped, const SecretBuffer& passphrase,
+                                     const KeyCache* cache);
+
+// Keeps `master`, unlocked from `wrapped` by `passphrase`, in `cache` (may be
+// null): what init does, so the commands after it start warm.
+void KeepUnlockedKey(const WrappedKey& wrapped, const SecretBuffer& passphrase,
+                     const SecretBuffer& master, const KeyCache* cache);
 
 // The subkeys used by the codec. Immutable after Derive; safe to share.
 class KeySet {

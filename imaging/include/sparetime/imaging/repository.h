@@ -43,11 +43,14 @@ class Repository {
   static constexpr std::chrono::milliseconds kOpenLockWait{10'000};
 
   // Creates a new repository in `dir` (missing or empty). kAlreadyExists when
-  // `dir` already holds one.
+  // `dir` already holds one. `key_cache` (may be null, see key_cache.h) is
+  // where the unlocked key is looked for and kept, here and in Open.
   static Status Init(const std::string& dir, const SecretBuffer& passphrase,
-                     const RepositoryConfig& config, KdfLimits limits);
+                     const RepositoryConfig& config, KdfLimits limits,
+                     const KeyCache* key_cache = nullptr);
   static Result<std::unique_ptr<Repository>> Open(const std::string& dir,
-                                                  const SecretBuffer& passphrase);
+                                                  const SecretBuffer& passphrase,
+                                                  const KeyCache* key_cache = nullptr);
 
   const std::string& dir() const { return dir_; }
   const RepositoryConfig& config() const { return config_; }

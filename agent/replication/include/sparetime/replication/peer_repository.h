@@ -56,12 +56,16 @@ class PeerRepository {
   // Creates this host's backup key and settings and gives the wrapped key and
   // an empty snapshot list to every live peer. kAlreadyExists when this host
   // already has backups (locally or on a peer).
+  // `key_cache` (may be null, see key_cache.h): where the unlocked key is
+  // looked for and kept, here and in Open.
   static Status Init(PeerRepositoryOptions options, const SecretBuffer& passphrase,
-                     const RepositoryConfig& config, KdfLimits limits);
+                     const RepositoryConfig& config, KdfLimits limits,
+                     const KeyCache* key_cache = nullptr);
   // kNotFound (says to run init) when no key exists locally or on any live
   // peer; kAuthFailed for a wrong passphrase.
   static Result<std::unique_ptr<PeerRepository>> Open(PeerRepositoryOptions options,
-                                                      const SecretBuffer& passphrase);
+                                                      const SecretBuffer& passphrase,
+                                                      const KeyCache* key_cache = nullptr);
   ~PeerRepository();
 
   const std::string& host() const { return host_; }

@@ -1,0 +1,179 @@
+// Key cache tests: UnlockMasterKey's use of a cache (an in-memory KeyCache
+// that records what is asked and kept; the entry vector of docs/formats.md,
+// "Key cache", cross-checked with Python hashlib.blake2b), and the real
+// kernel keyring behind KernelKeyCache.
+#include "sparetime/imaging/key_cache.h"
+
+#include <gtest/gtest.h>
+#include <sodium.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <string>
+#include <thread>
+
+#include "sparetime/base/bytes.h"
+#include "sparetime/imaging/keys.h"
+
+namespace sparetime {
+namespace {
+
+SecretBuffer Secret(std::string_view s) {
+  SecretBuffer b(s.size());
+  std::copy(s.begin(), s.end(), reinterpret_cast<char*>(b.data()));
+  return b;
+}
+
+std::string Hex(const SecretBuffer& b) { return ToHex(b.span()); }
+
+// The keys_test vector key file: master 0x00..0x1f wrapped under
+// "correct horse battery staple" with FastForTests limits.
+constexpr std::string_view kVectorKeyFile = R"({
+  "version": 1, "kdf": "argon2id13", "opslimit": 1, "memlimit": 8192,
+  "salt": "606162636465666768696a6b6c6d6e6f",
+  "nonce": "707172737475767778797a7b7c7d7e7f8081828384858687",
+  "ciphertext": "e7d47a3ec58b9fc25fb2b3ae75c265c003256640f6f7b3d57fd6f325f2212502bfe4ade3fcca7f0d09cf99012c3c8899"
+})";
+constexpr char kVectorPassphrase[] = "correct horse battery staple";
+
+// Remembers entries in memory and counts what UnlockMasterKey asks for.
+class MemoryKeyCache : public KeyCache {
+ public:
+  std::optional<SecretBuffer> Find(const std::string& name) const override {
+    ++finds;
+    auto it = entries.find(name);
+    if (it == entries.end()) return std::nullopt;
+    return it->second.Clone();
+  }
+  void Keep(const std::string& name, const SecretBuffer& payload) const override {
+    ++keeps;
+    entries[name] = payload.Clone();
+  }
+  mutable std::map<std::string, SecretBuffer> entries;
+  mutable int finds = 0, keeps = 0;
+};
+
+class KeyCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(InitCrypto().ok());
+    auto w = WrappedKey::FromJson(kVectorKeyFile);
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    wrapped_ = *w;
+  }
+  WrappedKey wrapped_;
+  MemoryKeyCache cache_;
+};
+
+TEST_F(KeyCacheTest, EntryVector) {
+  auto master = UnlockMasterKey(wrapped_, Secret(kVectorPassphrase), &cache_);
+  ASSERT_TRUE(master.ok()) << master.status().ToString();
+  ASSERT_EQ(cache_.entries.size(), 1u);
+  const auto& [name, payload] = *cache_.entries.begin();
+  EXPECT_EQ(name, "2cd2273cb7afeedb9b00253f71e58c50");
+  EXPECT_EQ(Hex(payload),
+            "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+            "11af6ad67d33d685baa488715512005ef97eb6753758b549dbdc4e5eeecc1839");
+}
+
+TEST_F(KeyCacheTest, SecondUnlockComesFromTheCache) {
+  auto first = UnlockMasterKey(wrapped_, Secret(kVectorPassphrase), &cache_);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(cache_.keeps, 1);  // a miss, then Argon2id, then kept
+  auto second = UnlockMasterKey(wrapped_, Secret(kVectorPassphrase), &cache_);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(cache_.finds, 2);
+  EXPECT_EQ(cache_.keeps, 1);  // a hit keeps nothing: Argon2id did not run
+  EXPECT_EQ(Hex(*second), Hex(*first));
+}
+
+TEST_F(KeyCacheTest, WrongPassphraseIsRefusedEvenWhenWarm) {
+  ASSERT_TRUE(UnlockMasterKey(wrapped_, Secret(kVectorPassphrase), &cache_).ok());
+  const std::string before = Hex(cache_.entries.begin()->second);
+  auto wrong = UnlockMasterKey(wrapped_, Secret("Correct horse battery staple"), &cache_);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.status().code(), ErrorCode::kAuthFailed);
+  EXPECT_EQ(cache_.keeps, 1);
+  EXPECT_EQ(Hex(cache_.entries.begin()->second), before);
+}
+
+TEST_F(KeyCacheTest, DamagedOrForeignEntriesAreMissesNotKeys) {
+  ASSERT_TRUE(UnlockMasterKey(wrapped_, Secret(kVectorPassphrase), &cache_).ok());
+  SecretBuffer& entry = cache_.entries.begin()->second;
+  const std::string good = Hex(entry);
+  // A flipped tag bit; then another master key with the old tag; then a short entry.
+  for (size_t flip : {size_t{40}, size_t{3}}) {
+    entry.data()[flip] ^= std::byte{1};
+    auto master = UnlockMasterKey(wrapped_, Secret(kVectorPassphrase), &cache_);
+    ASSERT_TRUE(master.ok());
+    EXPECT_EQ(Hex(*master).substr(0, 8), "00010203");  // from Argon2id, not the entry
+    EXPECT_EQ(Hex(cache_.entries.begin()->second), good);  // and the entry is rewritten
+  }
+  cache_.entries.begin()->second = SecretBuffer(32);
+  ASSERT_TRUE(UnlockMasterKey(wrapped_, Secret(kVectorPassphrase), &cache_).ok());
+  EXPECT_EQ(Hex(cache_.entries.begin()->second), good);
+  EXPECT_EQ(cache_.keeps, 4);
+}
+
+TEST_F(KeyCacheTest, EachKeyFileHasItsOwnEntry) {
+  SecretBuffer master = NewMasterKey();
+  auto a = WrapMasterKey(master, Secret("pass"), KdfLimits::FastForTests());
+  auto b = WrapMasterKey(master, Secret("pass"), KdfLimits::FastForTests());
+  ASSERT_TRUE(a.ok() && b.ok());
+  KeepUnlockedKey(*a, Secret("pass"), master, &cache_);
+  KeepUnlockedKey(*b, Secret("pass"), master, &cache_);
+  EXPECT_EQ(cache_.entries.size(), 2u);
+}
+
+// The real keyring. Names are random so parallel tests never share entries.
+std::string RandomName() {
+  unsigned char r[8];
+  randombytes_buf(r, sizeof r);
+  return "test-" + ToHex(std::span<const std::byte>(reinterpret_cast<std::byte*>(r), sizeof r));
+}
+
+// The /proc/keys line of our entry `name`, or "".
+std::string ProcKeysLine(const std::string& name) {
+  std::ifstream in("/proc/keys");
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("sparetime:" + name + ":") != std::string::npos) return line;
+  }
+  return "";
+}
+
+TEST(KernelKeyCache, KeepsFindsExpiresAndForgets) {
+  ASSERT_TRUE(InitCrypto().ok());
+  auto cache = KernelKeyCache(std::chrono::seconds(300));
+  const std::string name = RandomName();
+  EXPECT_FALSE(cache->Find(name));
+  SecretBuffer payload = Secret("0123456789abcdef0123456789abcdef-and-a-tag-of-32-bytes");
+  cache->Keep(name, payload);
+  auto found = cache->Find(name);
+  ASSERT_TRUE(found) << "the kernel keyring refused the key (keyctl blocked?)";
+  EXPECT_EQ(Hex(*found), Hex(payload));
+  // Owner-only permissions (possessor and user: view read write search
+  // setattr; group and other: nothing) and an expiry.
+  std::string line = ProcKeysLine(name);
+  EXPECT_NE(line.find(" 2f2f0000 "), std::string::npos) << line;
+  EXPECT_EQ(line.find(" perm "), std::string::npos) << "no expiry: " << line;
+
+  Result<int> forgotten = ForgetKernelCachedKeys();
+  ASSERT_TRUE(forgotten.ok()) << forgotten.status().ToString();
+  EXPECT_GE(*forgotten, 1);
+  EXPECT_FALSE(cache->Find(name));
+
+  auto short_lived = KernelKeyCache(std::chrono::seconds(1));
+  short_lived->Keep(name, payload);
+  EXPECT_TRUE(short_lived->Find(name));
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  EXPECT_FALSE(short_lived->Find(name));
+
+  auto never = KernelKeyCache(std::chrono::seconds(0));
+  const std::string other = RandomName();
+  never->Keep(other, payload);
+  EXPECT_FALSE(cache->Find(other));
+}
+
+}  // namespace
+}  // namespace sparetime
