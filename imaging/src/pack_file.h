@@ -39,10 +39,15 @@ struct RecordLocation {
   BlobHash hash{};
 };
 
+// Whether a read checks the blob against its stored hash (the header is
+// always checked).
+enum class BlobCheck { kHash, kHeaderOnly };
+
 // Reads the record for `id` at `loc` from the open pack `fd` and checks its
-// header against the index and its blob against the stored hash. Damage is
-// kCorruption "pack <path> offset <n>: chunk <id> is damaged (...)".
-Result<std::vector<std::byte>> ReadRecord(int fd, const ChunkId& id, const RecordLocation& loc);
+// header against the index and (kHash) its blob against the stored hash.
+// Damage is kCorruption "pack <path> offset <n>: chunk <id> is damaged (...)".
+Result<std::vector<std::byte>> ReadRecord(int fd, const ChunkId& id, const RecordLocation& loc,
+                                          BlobCheck check = BlobCheck::kHash);
 
 struct ScannedRecord {
   ChunkId id;

@@ -110,6 +110,10 @@ class PackStore::Impl {
                      uint64_t seq, Status written);
   Status RecoverPack(const PackInfo& pack);
 
+  BlobCheck GetCheck() const {
+    return options_.hash_check_on_get ? BlobCheck::kHash : BlobCheck::kHeaderOnly;
+  }
+
   const PackStoreOptions options_;
   const std::unique_ptr<PackIndex> index_;
   PackRecovery recovery_;
@@ -129,7 +133,7 @@ class PackStore::Impl {
 namespace {
 
 // Reads an indexed record from its pack file, opening the file for this read.
-Result<std::vector<std::byte>> ReadIndexed(const IndexRow& r) {
+Result<std::vector<std::byte>> ReadIndexed(const IndexRow& r, BlobCheck check = BlobCheck::kHash) {
   if (r.loc.pack_path.empty())
     return Corruption("chunk " + r.id.hex() + " is indexed in pack " + std::to_string(r.pack) +
                       ", which the index does not list; restore index.db from a copy");
@@ -139,7 +143,7 @@ Result<std::vector<std::byte>> ReadIndexed(const IndexRow& r) {
                       std::to_string(r.loc.offset) +
                       ") cannot be read; restore the pack file from a copy of the store");
   if (!fd.ok()) return fd.error().WithContext("reading chunk " + r.id.hex());
-  return ReadRecord(fd->get(), r.id, r.loc);
+  return ReadRecord(fd->get(), r.id, r.loc, check);
 }
 
 }  // namespace
@@ -345,11 +349,11 @@ Result<std::vector<std::byte>> PackStore::Impl::Get(const ChunkId& id) {
   }
   if (pending) {
     const RecordLocation loc{pending->pack->path, pending->offset, pending->length, pending->hash};
-    return ReadRecord(pending->pack->fd.get(), id, loc);
+    return ReadRecord(pending->pack->fd.get(), id, loc, GetCheck());
   }
   ST_ASSIGN_OR_RETURN(std::optional<IndexRow> row, index_->Find(id));
   if (!row) return NotFound("chunk " + id.hex() + " is not in the pack store " + index_->dir());
-  return ReadIndexed(*row);
+  return ReadIndexed(*row, GetCheck());
 }
 
 PackStoreStats PackStore::Impl::Stats() {

@@ -4,11 +4,13 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <filesystem>
@@ -16,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../../imaging/src/device_sysfs.h"
+#include "sparetime/base/fd.h"
 #include "testutil/testutil.h"
 
 namespace sparetime {
@@ -345,6 +348,44 @@ TEST(RestoreTargetTest, NewFileIsCreatedSparseAtImageSize) {
   EXPECT_EQ(Slice(back, 32ull << 20, 65536), chunk);
   EXPECT_TRUE(std::all_of(back.begin(), back.begin() + (32 << 20),
                           [](std::byte b) { return b == std::byte{0}; }));
+}
+
+// How many of the file's pages are in the page cache (mincore).
+size_t CachedPages(const std::string& path) {
+  Result<Fd> fd = OpenFile(path, O_RDONLY);
+  if (!fd.ok()) std::abort();
+  struct stat sb = StatOrDie(path);
+  void* map = ::mmap(nullptr, sb.st_size, PROT_READ, MAP_SHARED, fd->get(), 0);
+  if (map == MAP_FAILED) std::abort();
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> vec((sb.st_size + page - 1) / page);
+  if (::mincore(map, sb.st_size, vec.data()) != 0) std::abort();
+  ::munmap(map, sb.st_size);
+  return static_cast<size_t>(
+      std::count_if(vec.begin(), vec.end(), [](unsigned char v) { return v & 1; }));
+}
+
+TEST(RestoreTargetTest, AlignedWritesBypassThePageCacheUnalignedOnesDoNot) {
+  TempDir tmp;                                // on ext4 here, which takes O_DIRECT
+  const uint64_t size = (4ull << 20) + 1000;  // an unaligned tail
+  const std::string path = tmp / "direct.img";
+  Result<std::unique_ptr<RestoreTarget>> t = OpenRestoreTarget(path, size);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  std::vector<std::byte> data = RandomBytes(size, 9);
+  // One aligned chunk from an aligned buffer, one from a misaligned one (staged).
+  AlignedBuffer aligned(1 << 20);
+  std::memcpy(aligned.data(), data.data(), 1 << 20);
+  ASSERT_TRUE((*t)->WriteAt(0, aligned.span()).ok());
+  std::vector<std::byte> odd(1 + (1 << 20));
+  std::memcpy(odd.data() + 1, data.data() + (1 << 20), 1 << 20);
+  ASSERT_TRUE((*t)->WriteAt(1 << 20, std::span(odd).subspan(1)).ok());
+  ASSERT_TRUE((*t)->WriteAt(2 << 20, std::span(data).subspan(2 << 20, 2 << 20)).ok());
+  ASSERT_TRUE((*t)->WriteAt(4 << 20, std::span(data).subspan(4 << 20)).ok());  // 1000 bytes
+  ASSERT_TRUE((*t)->Finish().ok());
+  t->reset();
+
+  EXPECT_EQ(CachedPages(path), 1u) << "only the unaligned tail's page went through the cache";
+  EXPECT_EQ(ReadFileOrDie(path), data);
 }
 
 TEST(RestoreTargetTest, ExistingFileHolesArePunched) {

@@ -212,6 +212,38 @@ TEST(PackStoreTest, GetAndScrubDetectAFlippedByte) {
   EXPECT_EQ(bad, std::vector<ChunkId>{TestChunkId(2)});
 }
 
+TEST(PackStoreTest, HashCheckOffLeavesBlobsToTheCodecButNotScrub) {
+  TempDir t;
+  {
+    auto s = MustCreate(t.path());
+    for (uint64_t n = 0; n < 3; ++n) MustPut(*s, n, 400);
+    ASSERT_TRUE(s->Flush().ok());
+  }
+  const std::string pack = PackFiles(t.path()).at(0);
+  std::vector<std::byte> file = ReadFileOrDie(pack);
+  file[kHeader + (kRec + 400) + kRec + 7] ^= std::byte{0x01};  // chunk 1's blob
+  file[kHeader + 2 * (kRec + 400) + 4] ^= std::byte{0x01};     // chunk 2's header
+  WriteFileOrDie(pack, file);
+
+  auto opened = PackStore::Open(t.path(), {.hash_check_on_get = false});
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  PackStore& s = **opened;
+  // The damaged blob comes back as stored: the caller's AEAD check is what catches it.
+  Result<std::vector<std::byte>> blob = s.Get(TestChunkId(1));
+  ASSERT_TRUE(blob.ok()) << blob.status().ToString();
+  EXPECT_EQ(blob->size(), 400u);
+  // A record header that does not match the index is still refused.
+  Result<std::vector<std::byte>> header = s.Get(TestChunkId(2));
+  ASSERT_FALSE(header.ok());
+  EXPECT_NE(header.status().message().find("record header does not match"), std::string::npos);
+  ExpectChunk(s, 0, 400);
+  // Scrub reads without any key: it checks every hash whatever the option.
+  std::set<ChunkId> bad;
+  auto checked = s.Scrub([&](const ChunkId& id, const Status&) { bad.insert(id); });
+  ASSERT_TRUE(checked.ok());
+  EXPECT_EQ(bad, (std::set<ChunkId>{TestChunkId(1), TestChunkId(2)}));
+}
+
 TEST(PackStoreTest, MissingAndShortPacksAreReportedNotFatal) {
   TempDir t;
   PackStoreOptions o;

@@ -38,6 +38,11 @@ namespace sparetime {
 struct PackStoreOptions {
   uint64_t target_pack_bytes = 64ull << 20;  // start a new pack beyond this size
   uint32_t max_blob_bytes = 8u << 20;        // larger records are corrupt
+  // Whether Get checks each blob against its stored hash. Off only for a
+  // reader that opens every blob with the Codec, whose AEAD tag already
+  // covers every byte (a repository's key holder). Scrub and repack always
+  // check: they read without the key.
+  bool hash_check_on_get = true;
 };
 
 struct PackStoreStats {
