@@ -33,7 +33,7 @@ struct InitOptions {
 struct BackupCommandOptions {
   std::string device;
   std::string label;
-  bool direct_io = true;  // --no-direct-io: through the page cache
+  bool direct_io = false;
   uint64_t checkpoint_mib = 256;  // journal progress every this many MiB
   IdleBackupOptions idle;         // --when-idle and its options
 };
@@ -41,6 +41,7 @@ struct RestoreCommandOptions {
   std::string snapshot;
   std::string target;
   bool zero_holes = false;
+  bool direct_io = false;
 };
 
 int RunInit(const GlobalOptions& g, const InitOptions& o);

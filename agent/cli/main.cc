@@ -76,9 +76,8 @@ int Main(int argc, char** argv) {
   auto* backup_cmd = app.add_subcommand("backup", "image a block device or image file");
   backup_cmd->add_option("device", backup.device, "block device or image file")->required();
   backup_cmd->add_option("--label", backup.label, "a label for the snapshot");
-  backup_cmd->add_flag("--direct-io,!--no-direct-io", backup.direct_io,
-                       "read with O_DIRECT, bypassing the page cache (the default); "
-                       "--no-direct-io reads through it");
+  backup_cmd->add_flag("--direct-io", backup.direct_io,
+                       "read with O_DIRECT, bypassing the page cache (less CPU, no readahead)");
   backup_cmd->add_option("--checkpoint-mib", backup.checkpoint_mib,
                          "make progress durable every N MiB, so an interrupted backup resumes "
                          "from there (default 256)")
@@ -97,6 +96,8 @@ int Main(int argc, char** argv) {
   restore_cmd->add_option("--host", g.host, kHostHelp);
   restore_cmd->add_flag("--zero-holes", restore.zero_holes,
                         "write zeroes for all-zero chunks on block devices");
+  restore_cmd->add_flag("--direct-io", restore.direct_io,
+                        "write with O_DIRECT, bypassing the page cache (less CPU, each write waits)");
 
   std::string verify_snapshot;
   auto* verify_cmd = app.add_subcommand("verify", "read and check every chunk of snapshots");

@@ -383,6 +383,7 @@ Result<std::unique_ptr<RestoreTarget>> OpenRestoreTarget(const std::string& path
     return InvalidArgument("target " + path + " is not a block device or regular file");
   }
   p.path = path;
+  if (!options.direct_io) return std::unique_ptr<RestoreTarget>(new TargetWriter(std::move(p)));
   // A second description of the same file, O_DIRECT (no O_EXCL: ours is the
   // claim). Filesystems without O_DIRECT refuse it; all writes are buffered then.
   const std::string self = "/proc/self/fd/" + std::to_string(p.fd.get());

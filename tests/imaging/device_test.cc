@@ -369,7 +369,7 @@ TEST(RestoreTargetTest, AlignedWritesBypassThePageCacheUnalignedOnesDoNot) {
   TempDir tmp;                                // on ext4 here, which takes O_DIRECT
   const uint64_t size = (4ull << 20) + 1000;  // an unaligned tail
   const std::string path = tmp / "direct.img";
-  Result<std::unique_ptr<RestoreTarget>> t = OpenRestoreTarget(path, size);
+  Result<std::unique_ptr<RestoreTarget>> t = OpenRestoreTarget(path, size, {.direct_io = true});
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   std::vector<std::byte> data = RandomBytes(size, 9);
   // One aligned chunk from an aligned buffer, one from a misaligned one (staged).
@@ -386,6 +386,15 @@ TEST(RestoreTargetTest, AlignedWritesBypassThePageCacheUnalignedOnesDoNot) {
 
   EXPECT_EQ(CachedPages(path), 1u) << "only the unaligned tail's page went through the cache";
   EXPECT_EQ(ReadFileOrDie(path), data);
+
+  // Without the option (the default) every page goes through the cache.
+  const std::string buffered = tmp / "buffered.img";
+  t = OpenRestoreTarget(buffered, size);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_TRUE((*t)->WriteAt(0, data).ok());
+  ASSERT_TRUE((*t)->Finish().ok());
+  t->reset();
+  EXPECT_EQ(CachedPages(buffered), (size + 4095) / 4096);
 }
 
 TEST(RestoreTargetTest, ExistingFileHolesArePunched) {

@@ -66,9 +66,11 @@ class AlignedBuffer {
 
 struct DeviceOpenOptions {
   // Aligned reads bypass the page cache: no copy through it (about 0.6 s of
-  // kernel CPU per GB here) and no other process's cached pages evicted.
-  // Filesystems without O_DIRECT fall back to buffered reads by themselves.
-  bool direct_io = true;
+  // kernel CPU per GB here) and no other process's cached pages evicted, but
+  // one read at a time with no kernel readahead, which was slower on the
+  // benchmark disk (docs/performance.md). Filesystems without O_DIRECT fall
+  // back to buffered reads by themselves.
+  bool direct_io = false;
 };
 
 class BlockDevice {
@@ -95,6 +97,11 @@ Result<std::unique_ptr<BlockDevice>> OpenBlockDevice(const std::string& path,
 
 struct TargetOptions {
   bool zero_holes = false;  // write zeroes for holes on block devices
+  // Aligned writes with O_DIRECT (through a second descriptor; tails and
+  // filesystems refusing it stay buffered): about 1.5 s less kernel CPU per
+  // GB, but each write waits for the disk, which was slower on the benchmark
+  // disk than buffered writes with early writeback.
+  bool direct_io = false;
 };
 
 class RestoreTarget {
