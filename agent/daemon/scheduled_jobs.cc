@@ -159,13 +159,13 @@ namespace {
 // The agent's backups on its peers, as the CLI opens them with --config.
 Result<std::unique_ptr<replication::PeerRepository>> OpenBackups(
     const config::AgentConfig& config, const directory::DirectoryView& view,
-    const transport::Identity& identity, const Clock& clock,
+    const transport::Identity& identity, const Clock& clock, const KeyCache& key_cache,
     std::function<void(const std::string&)> report) {
   ST_ASSIGN_OR_RETURN(SecretBuffer passphrase, ReadPassphrase(config.passphrase_file));
   return replication::PeerRepository::Open(
       replication::AgentPeerOptions(config, view, &identity, "", clock.WallNow(),
                                     std::move(report)),
-      passphrase);
+      passphrase, &key_cache);
 }
 
 // True when the run left work for a repair.
@@ -184,7 +184,7 @@ Status ScheduledJobs::RunBackup(const std::string& device, PauseGate& gate,
                                 const scheduler::JobProgressFn& progress) {
   directory::DirectoryView view = View();
   auto warn = [this, device](const std::string& line) { log_("backup " + device + ": " + line); };
-  ST_ASSIGN_OR_RETURN(auto repo, OpenBackups(config_, view, identity_, clock_, warn));
+  ST_ASSIGN_OR_RETURN(auto repo, OpenBackups(config_, view, identity_, clock_, *key_cache_, warn));
   ST_ASSIGN_OR_RETURN(auto dev, OpenBlockDevice(device, {}));
   BackupOptions options;
   options.chunk_size = repo->config().chunk_size;
@@ -212,7 +212,7 @@ Status ScheduledJobs::RunBackup(const std::string& device, PauseGate& gate,
 Status ScheduledJobs::RunVerify(PauseGate& gate, const scheduler::JobProgressFn& progress) {
   directory::DirectoryView view = View();
   auto warn = [this](const std::string& line) { log_("verify: " + line); };
-  ST_ASSIGN_OR_RETURN(auto repo, OpenBackups(config_, view, identity_, clock_, warn));
+  ST_ASSIGN_OR_RETURN(auto repo, OpenBackups(config_, view, identity_, clock_, *key_cache_, warn));
   ST_ASSIGN_OR_RETURN(std::vector<Snapshot> snapshots, repo->catalog().ListSnapshots());
   uint64_t total = 0, done = 0, bad = 0;
   for (const Snapshot& s : snapshots) total += s.size;
@@ -256,7 +256,7 @@ Status ScheduledJobs::RunRepair(PauseGate& gate) {
   // (the gate) and is bounded by the chunk count; it is not paused midway.
   ST_RETURN_IF_ERROR(gate.WaitWhilePaused(0));
   auto warn = [this](const std::string& line) { log_("repair: " + line); };
-  ST_ASSIGN_OR_RETURN(auto repo, OpenBackups(config_, view, identity_, clock_, warn));
+  ST_ASSIGN_OR_RETURN(auto repo, OpenBackups(config_, view, identity_, clock_, *key_cache_, warn));
   ST_ASSIGN_OR_RETURN(replication::PeerSet::RepairReport r, repo->store().Repair());
   log_("repair: " + std::to_string(r.chunks) + " chunks checked, " + std::to_string(r.copied) +
        " new replicas, " + std::to_string(r.dropped) + " stale records dropped, " +
@@ -279,7 +279,7 @@ Status ScheduledJobs::RunPrune(PauseGate& gate) {
                        .keep_weekly = policy.keep_weekly,
                        .keep_monthly = policy.keep_monthly};
   auto warn = [this](const std::string& line) { log_("prune: " + line); };
-  ST_ASSIGN_OR_RETURN(auto repo, OpenBackups(config_, view, identity_, clock_, warn));
+  ST_ASSIGN_OR_RETURN(auto repo, OpenBackups(config_, view, identity_, clock_, *key_cache_, warn));
   ST_ASSIGN_OR_RETURN(PruneReport r, repo->Prune(keep, /*dry_run=*/false));
   log_("prune (" + keep.ToString() + "): " + std::to_string(r.snapshots_forgotten) +
        " snapshot(s) forgotten, " + std::to_string(r.chunks_removed) + " chunk(s) released (" +

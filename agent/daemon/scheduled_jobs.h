@@ -42,6 +42,7 @@
 #include "sparetime/base/status.h"
 #include "sparetime/config/config.h"
 #include "sparetime/directory/records.h"
+#include "sparetime/imaging/key_cache.h"
 #include "sparetime/scheduler/job_controller.h"
 #include "sparetime/transport/identity.h"
 
@@ -85,6 +86,8 @@ class ScheduledJobs {
   scheduler::JobController& controller_;
   const Clock& clock_;
   std::function<void(const std::string&)> log_;
+  // The backup key, unlocked by the first job (Argon2id once per daemon).
+  const std::unique_ptr<KeyCache> key_cache_ = ProcessKeyCache();
 
   mutable std::mutex mu_;
   std::optional<directory::DirectoryView> view_;    // latest read

@@ -126,6 +126,29 @@ TEST_F(KeyCacheTest, EachKeyFileHasItsOwnEntry) {
   EXPECT_EQ(cache_.entries.size(), 2u);
 }
 
+TEST(ProcessKeyCache, KeepsEntriesForItsLifeAndServesUnlock) {
+  ASSERT_TRUE(InitCrypto().ok());
+  auto cache = ProcessKeyCache();
+  EXPECT_FALSE(cache->Find("a"));
+  cache->Keep("a", Secret("first"));
+  cache->Keep("a", Secret("second"));
+  cache->Keep("b", Secret("other"));
+  auto a = cache->Find("a");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(Hex(*a), Hex(Secret("second")));
+
+  auto wrapped = WrappedKey::FromJson(kVectorKeyFile);
+  ASSERT_TRUE(wrapped.ok());
+  auto first = UnlockMasterKey(*wrapped, Secret(kVectorPassphrase), cache.get());
+  ASSERT_TRUE(first.ok());
+  // The entry UnlockMasterKey kept is the documented one (EntryVector).
+  auto entry = cache->Find("2cd2273cb7afeedb9b00253f71e58c50");
+  ASSERT_TRUE(entry);
+  EXPECT_EQ(Hex(*entry).substr(64), "11af6ad67d33d685baa488715512005ef97eb6753758b549dbdc4e5eeecc1839");
+  auto wrong = UnlockMasterKey(*wrapped, Secret("not it"), cache.get());
+  EXPECT_EQ(wrong.status().code(), ErrorCode::kAuthFailed);
+}
+
 // The real keyring. Names are random so parallel tests never share entries.
 std::string RandomName() {
   unsigned char r[8];

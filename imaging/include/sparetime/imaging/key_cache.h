@@ -40,6 +40,12 @@ class KeyCache {
 // is in the process's RSS or ever swapped to a file.
 std::unique_ptr<KeyCache> KernelKeyCache(std::chrono::seconds lifetime);
 
+// A cache inside this process: entries live in its sodium memory (locked,
+// zeroed when replaced or when the cache dies) for as long as the cache
+// does. What a long-running daemon uses, so that its scheduled jobs run
+// Argon2id once, not once per job. Thread-safe.
+std::unique_ptr<KeyCache> ProcessKeyCache();
+
 // Removes every sparetime entry from the calling user's keyring (what
 // `sparetime lock` does). Returns how many were removed.
 Result<int> ForgetKernelCachedKeys();
