@@ -14,28 +14,16 @@
 #include <thread>
 
 #include "sparetime/base/bytes.h"
+#include "imaging/keys_testing.h"
 #include "sparetime/imaging/keys.h"
 
 namespace sparetime {
 namespace {
 
-SecretBuffer Secret(std::string_view s) {
-  SecretBuffer b(s.size());
-  std::copy(s.begin(), s.end(), reinterpret_cast<char*>(b.data()));
-  return b;
-}
-
-std::string Hex(const SecretBuffer& b) { return ToHex(b.span()); }
-
-// The keys_test vector key file: master 0x00..0x1f wrapped under
-// "correct horse battery staple" with FastForTests limits.
-constexpr std::string_view kVectorKeyFile = R"({
-  "version": 1, "kdf": "argon2id13", "opslimit": 1, "memlimit": 8192,
-  "salt": "606162636465666768696a6b6c6d6e6f",
-  "nonce": "707172737475767778797a7b7c7d7e7f8081828384858687",
-  "ciphertext": "e7d47a3ec58b9fc25fb2b3ae75c265c003256640f6f7b3d57fd6f325f2212502bfe4ade3fcca7f0d09cf99012c3c8899"
-})";
-constexpr char kVectorPassphrase[] = "correct horse battery staple";
+using testing::Hex;
+using testing::kVectorKeyFile;
+using testing::kVectorPassphrase;
+using testing::Secret;
 
 // Remembers entries in memory and counts what UnlockMasterKey asks for.
 class MemoryKeyCache : public KeyCache {

@@ -8,6 +8,7 @@
 
 #include <string>
 
+#include "imaging/keys_testing.h"
 #include "sparetime/base/bytes.h"
 #include "sparetime/base/fd.h"
 #include "testutil/testutil.h"
@@ -15,11 +16,9 @@
 namespace sparetime {
 namespace {
 
-SecretBuffer Secret(std::string_view s) {
-  SecretBuffer b(s.size());
-  std::copy(s.begin(), s.end(), reinterpret_cast<char*>(b.data()));
-  return b;
-}
+using testing::Hex;
+using testing::kVectorKeyFile;
+using testing::Secret;
 
 // The test-vector master key: bytes 0x00..0x1f.
 SecretBuffer VectorMaster() {
@@ -27,21 +26,6 @@ SecretBuffer VectorMaster() {
   for (size_t i = 0; i < m.size(); ++i) m.data()[i] = std::byte(i);
   return m;
 }
-
-std::string Hex(const SecretBuffer& b) { return ToHex(b.span()); }
-
-// The wrapping vector: passphrase "correct horse battery staple", salt
-// 0x60..0x6f, nonce 0x70..0x87, FastForTests limits, master 0x00..0x1f.
-constexpr std::string_view kVectorKeyFile = R"({
-  "version": 1,
-  "kdf": "argon2id13",
-  "opslimit": 1,
-  "memlimit": 8192,
-  "salt": "606162636465666768696a6b6c6d6e6f",
-  "nonce": "707172737475767778797a7b7c7d7e7f8081828384858687",
-  "ciphertext": "e7d47a3ec58b9fc25fb2b3ae75c265c003256640f6f7b3d57fd6f325f2212502bfe4ade3fcca7f0d09cf99012c3c8899"
-}
-)";
 
 TEST(KeysVectors, Subkeys) {
   auto keys = KeySet::Derive(VectorMaster());
