@@ -147,16 +147,10 @@ class ReplicationNetnsTest : public ::testing::Test {
 
   // `sparetime --config <h's config> ARGS` on host h; the result in last_.
   CommandResult Run(int h, const std::string& args, const std::string& passphrase = kPassphrase) {
-    last_ = net_->Run(h, "SPARETIME_PASSPHRASE=" + ShellQuote(passphrase) + " " + SPARETIME_CLI +
-                             " --config " + ShellQuote(configs_[h]) + " " + args);
-    return last_;
+    return last_ = net_->RunCli(h, configs_[h], passphrase, args);
   }
   // The same with --json: the parsed output, or a discarded value.
-  json Cli(int h, const std::string& args) {
-    CommandResult r = Run(h, args + " --json");
-    if (r.exit_code != 0) return json(json::value_t::discarded);
-    return json::parse(r.out, nullptr, false);
-  }
+  json Cli(int h, const std::string& args) { return JsonOutput(Run(h, args + " --json")); }
 
   // A 24 MiB image: 16 MiB of random data, 8 MiB of zeros, on a loop device.
   std::string MakeDevice() {

@@ -98,15 +98,9 @@ class ScheduledJobsTest : public ::testing::Test {
     return out;
   }
   CommandResult Run(int h, const std::string& args) {
-    last_ = net_->Run(h, "SPARETIME_PASSPHRASE=" + ShellQuote(kPassphrase) + " " + SPARETIME_CLI +
-                             " --config " + ShellQuote(configs_[h]) + " " + args);
-    return last_;
+    return last_ = net_->RunCli(h, configs_[h], kPassphrase, args);
   }
-  json Cli(int h, const std::string& args) {
-    CommandResult r = Run(h, args + " --json");
-    if (r.exit_code != 0) return json(json::value_t::discarded);
-    return json::parse(r.out, nullptr, false);
-  }
+  json Cli(int h, const std::string& args) { return JsonOutput(Run(h, args + " --json")); }
   // alpha's jobs from `sparetime status` (status.json), or an empty array.
   json Jobs() {
     json status = Cli(kAlpha, "status");

@@ -69,6 +69,17 @@ CommandResult TestNetwork::Run(int host, const std::string& command) const {
   return RunCommand("ip netns exec " + namespaces_[host] + " sh -c " + ShellQuote(command));
 }
 
+CommandResult TestNetwork::RunCli(int host, const std::string& config,
+                                  const std::string& passphrase, const std::string& args) const {
+  return Run(host, "SPARETIME_PASSPHRASE=" + ShellQuote(passphrase) + " " + SPARETIME_CLI +
+                       " --config " + ShellQuote(config) + " " + args);
+}
+
+nlohmann::json JsonOutput(const CommandResult& r) {
+  if (r.exit_code != 0) return nlohmann::json(nlohmann::json::value_t::discarded);
+  return nlohmann::json::parse(r.out, nullptr, false);
+}
+
 void TestNetwork::SetLinkUp(int host, bool up) {
   Sh("ip -n " + bridge_ns_ + " link set p" + std::to_string(host) + (up ? " up" : " down"));
 }

@@ -8,12 +8,16 @@
 #ifndef SPARETIME_TESTS_TEST_NETWORK_H_
 #define SPARETIME_TESTS_TEST_NETWORK_H_
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "testutil/testutil.h"
 
 namespace sparetime::testing {
+
+// A command's stdout as JSON; a discarded value when it failed or is not JSON.
+nlohmann::json JsonOutput(const CommandResult& r);
 
 class TestNetwork {
  public:
@@ -31,6 +35,10 @@ class TestNetwork {
   std::string address(int host) const;
   // Runs a shell command inside host's namespace.
   CommandResult Run(int host, const std::string& command) const;
+  // Runs `sparetime --config CONFIG ARGS` inside host's namespace, with
+  // SPARETIME_PASSPHRASE set (ARGS go to the shell as they are).
+  CommandResult RunCli(int host, const std::string& config, const std::string& passphrase,
+                       const std::string& args) const;
   // Cuts / restores host's link (its end of the veth pair goes down / up).
   void SetLinkUp(int host, bool up);
   // Joins the test's own namespace to the bridge with address <subnet>.254,
