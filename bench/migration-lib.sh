@@ -10,6 +10,22 @@ migration_cleanup() { for p in "${migration_pids[@]}"; do kill -KILL "$p" 2> /de
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
+# migration_args ARGS...: the options both scripts take (--sizes, --out) into
+# $sizes and $out; then the checks both need (root, /usr/bin/time, perl).
+migration_args() {
+  sizes="10 100 1024" out=""
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --sizes) sizes=$2; shift 2 ;;
+      --out) out=$2; shift 2 ;;
+      *) bench_die "unknown option $1 (see the header of $0)" ;;
+    esac
+  done
+  [ "$(id -u)" = 0 ] || bench_die "run as root (ptrace, clone3 set_tid, network namespaces)"
+  [ -x /usr/bin/time ] || bench_die "/usr/bin/time missing: apt-get install -y time"
+  command -v perl > /dev/null || bench_die "perl missing"
+}
+
 # start_holder DATA LOG [PREFIX...]: starts perl (run through PREFIX, e.g.
 # `nsenter --net=...`, which must exec it) holding all of DATA, stdio on
 # files and no other fd (a checkpoint refuses inherited pipes); sets $holder

@@ -37,17 +37,8 @@ root=$(cd "$here/.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=migration-lib.sh
 . "$here/migration-lib.sh"
 
-sizes="10 100 1024" out=""
-while [ $# -gt 0 ]; do
-  case $1 in
-    --sizes) sizes=$2; shift 2 ;;
-    --out) out=$2; shift 2 ;;
-    *) bench_die "unknown option $1 (see the header of $0)" ;;
-  esac
-done
-[ "$(id -u)" = 0 ] || bench_die "run as root (ip netns, ptrace, clone3 set_tid)"
-[ -x /usr/bin/time ] || bench_die "/usr/bin/time missing: apt-get install -y time"
-for tool in perl unshare nsenter ip pgrep; do
+migration_args "$@"
+for tool in unshare nsenter ip pgrep; do
   command -v "$tool" > /dev/null || bench_die "$tool missing"
 done
 sparetime=$(bench_find_sparetime)

@@ -25,24 +25,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$here/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=migration-lib.sh
+. "$here/migration-lib.sh"
 
-sizes="10 100 1024" out=""
-while [ $# -gt 0 ]; do
-  case $1 in
-    --sizes) sizes=$2; shift 2 ;;
-    --out) out=$2; shift 2 ;;
-    *) bench_die "unknown option $1 (see the header of $0)" ;;
-  esac
-done
-[ "$(id -u)" = 0 ] || bench_die "run as root (ptrace, clone3 set_tid)"
-[ -x /usr/bin/time ] || bench_die "/usr/bin/time missing: apt-get install -y time"
-command -v perl > /dev/null || bench_die "perl missing"
+migration_args "$@"
 bin=$(bench_find_sparetime)
 out=${out:-${BENCH_CACHE:-/var/tmp/sparetime-bench}/migration-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
-
-# shellcheck source-path=SCRIPTDIR source=migration-lib.sh
-. "$here/migration-lib.sh"
 trap migration_cleanup EXIT
 
 cpu() { awk '{printf "%.2f", $1 + $2}' "$1"; }
