@@ -148,7 +148,8 @@ int RunRestore(const GlobalOptions& g, const RestoreCommandOptions& o) {
     return Fail(manifest.status().WithContext("snapshot " + snap->id), Stage::kWork);
   }
   if (Status st = (*repo)->Prepare(manifest->chunks); !st.ok()) return Fail(st, Stage::kWork);
-  auto target = OpenRestoreTarget(o.target, manifest->size, {.zero_holes = o.zero_holes, .direct_io = o.direct_io});
+  auto target = OpenRestoreTarget(o.target, manifest->size,
+                                  {.zero_holes = o.zero_holes, .direct_io = o.direct_io});
   if (!target.ok()) return Fail(target.status(), Stage::kWork);
 
   ProgressBar bar("restore", ShowProgress(g));

@@ -97,7 +97,8 @@ int Main(int argc, char** argv) {
   restore_cmd->add_flag("--zero-holes", restore.zero_holes,
                         "write zeroes for all-zero chunks on block devices");
   restore_cmd->add_flag("--direct-io", restore.direct_io,
-                        "write with O_DIRECT, bypassing the page cache (less CPU, each write waits)");
+                        "write with O_DIRECT, bypassing the page cache "
+                        "(less CPU, each write waits)");
 
   std::string verify_snapshot;
   auto* verify_cmd = app.add_subcommand("verify", "read and check every chunk of snapshots");

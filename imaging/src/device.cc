@@ -73,6 +73,17 @@ Result<uint64_t> BlockDeviceSize(int fd, const std::string& path) {
   return size;
 }
 
+Result<uint32_t> LogicalBlockSize(int fd, const std::string& path) {
+  int lbs = 0;
+  if (::ioctl(fd, BLKSSZGET, &lbs) != 0) return ErrnoStatus("BLKSSZGET on " + path, errno);
+  return static_cast<uint32_t>(lbs);
+}
+
+// What O_DIRECT on a block device aligns offsets, lengths and buffers to.
+uint64_t BlockDirectAlignment(uint32_t logical_block_size) {
+  return std::max<uint64_t>(logical_block_size, 512);
+}
+
 class DeviceReader final : public BlockDevice {
  public:
   DeviceReader(DeviceIdentity identity, Fd fd, Fd direct_fd, uint64_t direct_alignment)
@@ -153,9 +164,7 @@ Result<std::unique_ptr<BlockDevice>> OpenBlockDevice(const std::string& path,
   id.kind = block ? "block" : "file";
   if (block) {
     ST_ASSIGN_OR_RETURN(id.size, BlockDeviceSize(fd.get(), path));
-    int lbs = 0;
-    if (::ioctl(fd.get(), BLKSSZGET, &lbs) != 0) return ErrnoStatus("BLKSSZGET on " + path, errno);
-    id.logical_block_size = static_cast<uint32_t>(lbs);
+    ST_ASSIGN_OR_RETURN(id.logical_block_size, LogicalBlockSize(fd.get(), path));
     detail::SysfsIdentity sys = detail::ReadSysfsIdentity(sb.st_rdev, detail::kSysfsRoot);
     id.serial = std::move(sys.serial);
     id.wwid = std::move(sys.wwid);
@@ -180,8 +189,8 @@ Result<std::unique_ptr<BlockDevice>> OpenBlockDevice(const std::string& path,
     }
   }
   (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-  uint64_t alignment =
-      block ? std::max<uint64_t>(id.logical_block_size, 512) : uint64_t{AlignedBuffer::kAlignment};
+  uint64_t alignment = block ? BlockDirectAlignment(id.logical_block_size)
+                             : uint64_t{AlignedBuffer::kAlignment};
   return std::unique_ptr<BlockDevice>(
       new DeviceReader(std::move(id), std::move(fd), std::move(direct_fd), alignment));
 }
@@ -386,17 +395,11 @@ Result<std::unique_ptr<RestoreTarget>> OpenRestoreTarget(const std::string& path
   if (!options.direct_io) return std::unique_ptr<RestoreTarget>(new TargetWriter(std::move(p)));
   // A second description of the same file, O_DIRECT (no O_EXCL: ours is the
   // claim). Filesystems without O_DIRECT refuse it; all writes are buffered then.
-  const std::string self = "/proc/self/fd/" + std::to_string(p.fd.get());
-  int direct;
-  do {
-    direct = ::open(self.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
-  } while (direct < 0 && errno == EINTR);
-  if (direct >= 0) p.direct_fd = Fd(direct);
+  Result<Fd> direct = OpenFile("/proc/self/fd/" + std::to_string(p.fd.get()), O_WRONLY | O_DIRECT);
+  if (direct.ok()) p.direct_fd = std::move(*direct);
   if (p.block) {
-    int lbs = 0;
-    if (::ioctl(p.fd.get(), BLKSSZGET, &lbs) == 0 && lbs > 0) {
-      p.direct_alignment = std::max<uint64_t>(static_cast<uint64_t>(lbs), 512);
-    }
+    Result<uint32_t> lbs = LogicalBlockSize(p.fd.get(), path);
+    if (lbs.ok()) p.direct_alignment = BlockDirectAlignment(*lbs);
   }
   return std::unique_ptr<RestoreTarget>(new TargetWriter(std::move(p)));
 }

@@ -84,8 +84,8 @@ class BackupRun {
   SnapshotStats stats_;
   ProgressBatch pending_;
   uint64_t pending_bytes_ = 0;
+  // Only the checkpointer thread checkpoints, then Run() once it has joined.
   BoundedQueue<ProgressBatch> checkpoints_;
-  std::mutex checkpoint_mu_;  // serialises Flush + RecordProgress
 };
 
 Status BackupRun::LoadResumeState() {
@@ -211,7 +211,6 @@ void BackupRun::CheckpointLoop() {
 }
 
 Status BackupRun::Checkpoint(ProgressBatch batch) {
-  std::lock_guard lock(checkpoint_mu_);
   ST_RETURN_IF_ERROR(env_.sink.Flush());
   return env_.journal.RecordProgress(job_key_, batch);
 }

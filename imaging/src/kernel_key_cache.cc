@@ -38,13 +38,13 @@ long Keyctl(int op, unsigned long a2, unsigned long a3 = 0, unsigned long a4 = 0
   return r;
 }
 
-std::string Description(const std::string &name) { return std::string(kPrefix) + name; }
+std::string Description(const std::string& name) { return std::string(kPrefix) + name; }
 
 class KernelKeyCacheImpl : public KeyCache {
  public:
   explicit KernelKeyCacheImpl(std::chrono::seconds lifetime) : lifetime_(lifetime) {}
 
-  std::optional<SecretBuffer> Find(const std::string &name) const override {
+  std::optional<SecretBuffer> Find(const std::string& name) const override {
     const std::string description = Description(name);
     long id =
         Keyctl(KEYCTL_SEARCH, KEY_SPEC_USER_KEYRING, reinterpret_cast<unsigned long>(kKeyType),
@@ -59,7 +59,7 @@ class KernelKeyCacheImpl : public KeyCache {
     return payload;
   }
 
-  void Keep(const std::string &name, const SecretBuffer &payload) const override {
+  void Keep(const std::string& name, const SecretBuffer& payload) const override {
     if (lifetime_.count() <= 0) return;
     const std::string description = Description(name);
     long id = ::syscall(SYS_add_key, kKeyType, description.c_str(), payload.data(), payload.size(),

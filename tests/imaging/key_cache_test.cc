@@ -132,7 +132,8 @@ TEST(ProcessKeyCache, KeepsEntriesForItsLifeAndServesUnlock) {
   // The entry UnlockMasterKey kept is the documented one (EntryVector).
   auto entry = cache->Find("2cd2273cb7afeedb9b00253f71e58c50");
   ASSERT_TRUE(entry);
-  EXPECT_EQ(Hex(*entry).substr(64), "11af6ad67d33d685baa488715512005ef97eb6753758b549dbdc4e5eeecc1839");
+  EXPECT_EQ(Hex(*entry).substr(64),
+            "11af6ad67d33d685baa488715512005ef97eb6753758b549dbdc4e5eeecc1839");
   auto wrong = UnlockMasterKey(*wrapped, Secret("not it"), cache.get());
   EXPECT_EQ(wrong.status().code(), ErrorCode::kAuthFailed);
 }

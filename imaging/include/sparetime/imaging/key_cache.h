@@ -27,9 +27,9 @@ class KeyCache {
   virtual ~KeyCache() = default;
   // The payload kept under `name`, or nullopt (never kept, expired, or the
   // cache cannot be read).
-  virtual std::optional<SecretBuffer> Find(const std::string &name) const = 0;
+  virtual std::optional<SecretBuffer> Find(const std::string& name) const = 0;
   // Keeps `payload` under `name`, replacing what was there. Best effort.
-  virtual void Keep(const std::string &name, const SecretBuffer &payload) const = 0;
+  virtual void Keep(const std::string& name, const SecretBuffer& payload) const = 0;
 };
 
 // The calling user's kernel keyring (keyrings(7), like cryptsetup's volume
