@@ -42,6 +42,25 @@ class AgentNetnsTest : public ::testing::Test {
   std::string ldif_ = dir_ / "directory.ldif";
 };
 
+// Test binaries run in parallel; two live networks must never share names or
+// a subnet (one's teardown would delete the other's hosts).
+TEST_F(AgentNetnsTest, LiveNetworksGetDistinctNamesAndSubnets) {
+  TestNetwork first(1);
+  TestNetwork second(1);
+  ASSERT_TRUE(first.ok()) << first.error();
+  ASSERT_TRUE(second.ok()) << second.error();
+  EXPECT_NE(first.netns(0), second.netns(0));
+  EXPECT_NE(first.address(0), second.address(0));
+  EXPECT_EQ(second.Run(0, "ip -o addr show eth0").exit_code, 0);
+  {
+    TestNetwork third(1);
+    ASSERT_TRUE(third.ok()) << third.error();
+  }
+  // The third one's teardown left the others' namespaces alone.
+  EXPECT_EQ(first.Run(0, "true").exit_code, 0);
+  EXPECT_EQ(second.Run(0, "true").exit_code, 0);
+}
+
 TEST_F(AgentNetnsTest, AgentsFindAndReachEachOtherAcrossHosts) {
   TestNetwork net(2);
   ASSERT_TRUE(net.ok()) << net.error();

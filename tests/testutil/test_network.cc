@@ -2,21 +2,54 @@
 // the ip tool so that what a test does is what an admin would type.
 #include "testutil/test_network.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 namespace sparetime::testing {
+
+namespace {
+
+// Network ids 20..219 name the namespaces ("st<id>-*") and the subnet
+// (10.231.<id>.0/24). Test binaries run in parallel, so an id is claimed by
+// holding an exclusive flock on its lock file for the network's lifetime; the
+// kernel drops the lock when the holder dies, so a crashed run's id is free
+// again (and its leftover namespaces are deleted by the next holder).
+constexpr int kFirstNetworkId = 20;
+constexpr int kNetworkIds = 200;
+
+Fd ClaimNetworkId(int* id) {
+  for (int i = 0; i < kNetworkIds; ++i) {
+    int candidate = kFirstNetworkId + static_cast<int>((::getpid() + i) % kNetworkIds);
+    Result<Fd> lock = OpenFile("/tmp/sparetime-test-net-" + std::to_string(candidate) + ".lock",
+                               O_RDWR | O_CREAT, 0600);
+    if (!lock.ok()) continue;
+    if (::flock(lock->get(), LOCK_EX | LOCK_NB) == 0) {
+      *id = candidate;
+      return std::move(*lock);
+    }
+  }
+  return Fd();
+}
+
+}  // namespace
 
 bool TestNetwork::Available() {
   return IsRoot() && RunCommand("ip netns list >/dev/null 2>&1").exit_code == 0;
 }
 
 TestNetwork::TestNetwork(int hosts) {
-  int id = static_cast<int>(::getpid() % 200) + 20;
+  int id = 0;
+  id_lock_ = ClaimNetworkId(&id);
+  if (!id_lock_.valid()) {
+    error_ = "every test network id (st20..st219) is in use";
+    return;
+  }
   prefix_ = "st" + std::to_string(id);
   bridge_ns_ = prefix_ + "-br";
   subnet_ = "10.231." + std::to_string(id);
   for (int i = 0; i < hosts; ++i) namespaces_.push_back(prefix_ + "-h" + std::to_string(i));
-  // Leftovers of a crashed run with the same pid.
+  // Leftovers of a crashed run that held the same id.
   DeleteAll();
 
   ok_ = Sh("ip netns add " + bridge_ns_) &&
@@ -36,7 +69,9 @@ TestNetwork::TestNetwork(int hosts) {
   }
 }
 
-TestNetwork::~TestNetwork() { DeleteAll(); }
+TestNetwork::~TestNetwork() {
+  if (id_lock_.valid()) DeleteAll();
+}
 
 void TestNetwork::DeleteAll() {
   RunCommand("ip link del " + TestHostLink() + " 2>/dev/null");

@@ -4,7 +4,8 @@
 // on its interface "eth0"; the bridge sits in its own namespace, so nothing
 // touches the machine's real interfaces and no traffic leaves it. Everything
 // is deleted on destruction (also what an earlier crashed run left behind
-// under the same names).
+// under the same names). Networks of test binaries running in parallel get
+// distinct names and subnets: each claims its id with a lock file.
 #ifndef SPARETIME_TESTS_TEST_NETWORK_H_
 #define SPARETIME_TESTS_TEST_NETWORK_H_
 
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "sparetime/base/fd.h"
 #include "testutil/testutil.h"
 
 namespace sparetime::testing {
@@ -51,6 +53,7 @@ class TestNetwork {
   void DeleteAll();
   // The test namespace's end of the ConnectTestHost veth pair.
   std::string TestHostLink() const { return prefix_ + "-t"; }
+  Fd id_lock_;  // flock held on the claimed network id
   std::string prefix_;
   std::string bridge_ns_;
   std::string subnet_;  // "10.231.17"
