@@ -15,6 +15,7 @@
 #include "exit_codes.h"
 #include "migration_commands.h"
 #include "prune_command.h"
+#include "sparetime/base/allocator.h"
 
 namespace {
 
@@ -162,6 +163,7 @@ int Main(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  sparetime::KeepChunkBuffers();
   try {
     return Main(argc, argv);
   } catch (const std::bad_alloc&) {

@@ -16,6 +16,7 @@
 
 #include "agent_loop.h"
 #include "migration_service.h"
+#include "sparetime/base/allocator.h"
 #include "sparetime/base/fd.h"
 #include "sparetime/config/config.h"
 #include "sparetime/directory/client.h"
@@ -113,6 +114,7 @@ int Main(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  sparetime::KeepChunkBuffers();
   try {
     return Main(argc, argv);
   } catch (const std::exception& e) {

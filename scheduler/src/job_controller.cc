@@ -13,6 +13,7 @@
 #include <stop_token>
 #include <thread>
 
+#include "sparetime/base/allocator.h"
 #include "sparetime/base/token_bucket.h"
 #include "sparetime/scheduler/job_priority.h"
 
@@ -242,6 +243,9 @@ void JobController::Impl::ReapJob(std::vector<ControllerEvent>* events) {
     if (!active_ || !active_returned_) return;
   }
   if (job_thread_.joinable()) job_thread_.join();
+  // The job's chunk buffers are free now; the allocator keeps freed buffers
+  // while work runs (base/allocator.h), an idle daemon should not.
+  ReleaseFreeMemory();
   std::lock_guard l(mu_);
   Job& job = jobs_[*active_];
   const Status& r = job.info.result;
