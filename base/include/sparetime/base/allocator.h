@@ -3,9 +3,9 @@
 //
 // With glibc's defaults every such buffer is either mmap'd or, once freed at
 // the top of a thread's arena, trimmed back to the kernel, so the next chunk
-// faults its pages in again and the kernel zeroes them: a restore of 1 GiB
-// took ~100k page faults and ~1 s of system time for that alone
-// (docs/performance.md). KeepChunkBuffers raises the mmap threshold to
+// faults its pages in again and the kernel zeroes them: a restore of 1.2 GB
+// took 109k page faults and up to 1 s of system time for that alone
+// (docs/performance.md, "Timelines and the allocator"). KeepChunkBuffers raises the mmap threshold to
 // glibc's maximum (32 MiB, above any chunk) and the trim threshold with it, so
 // freed buffers are reused in user space. The heap then stays at its high
 // water mark, which the bounded pipelines keep small; a long-running process
