@@ -5,11 +5,12 @@
 // the top of a thread's arena, trimmed back to the kernel, so the next chunk
 // faults its pages in again and the kernel zeroes them: a restore of 1.2 GB
 // took 109k page faults and up to 1 s of system time for that alone
-// (docs/performance.md, "Timelines and the allocator"). KeepChunkBuffers raises the mmap threshold to
-// glibc's maximum (32 MiB, above any chunk) and the trim threshold with it, so
-// freed buffers are reused in user space. The heap then stays at its high
-// water mark, which the bounded pipelines keep small; a long-running process
-// calls ReleaseFreeMemory when a job is done.
+// (docs/performance.md, "Timelines and the allocator"). KeepChunkBuffers
+// raises the mmap threshold to glibc's maximum (32 MiB, above any chunk) and
+// the trim threshold with it, so freed buffers are reused in user space.
+// The heap then stays at its high water mark, which the bounded pipelines
+// keep small; a long-running process calls ReleaseFreeMemory when a job is
+// done.
 #ifndef SPARETIME_BASE_ALLOCATOR_H_
 #define SPARETIME_BASE_ALLOCATOR_H_
 
