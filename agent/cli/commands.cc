@@ -149,7 +149,7 @@ int RunRestore(const GlobalOptions& g, const RestoreCommandOptions& o) {
   }
   if (Status st = (*repo)->Prepare(manifest->chunks); !st.ok()) return Fail(st, Stage::kWork);
   auto target = OpenRestoreTarget(o.target, manifest->size,
-                                  {.zero_holes = o.zero_holes, .direct_io = o.direct_io});
+                                  {.zero_holes = o.zero_holes, .direct_io = !o.buffered});
   if (!target.ok()) return Fail(target.status(), Stage::kWork);
 
   ProgressBar bar("restore", ShowProgress(g));

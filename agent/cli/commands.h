@@ -41,7 +41,7 @@ struct RestoreCommandOptions {
   std::string snapshot;
   std::string target;
   bool zero_holes = false;
-  bool direct_io = false;
+  bool buffered = false;  // page cache writes, not O_DIRECT
 };
 
 int RunInit(const GlobalOptions& g, const InitOptions& o);

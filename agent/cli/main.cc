@@ -97,9 +97,8 @@ int Main(int argc, char** argv) {
   restore_cmd->add_option("--host", g.host, kHostHelp);
   restore_cmd->add_flag("--zero-holes", restore.zero_holes,
                         "write zeroes for all-zero chunks on block devices");
-  restore_cmd->add_flag("--direct-io", restore.direct_io,
-                        "write with O_DIRECT, bypassing the page cache "
-                        "(less CPU, each write waits)");
+  restore_cmd->add_flag("--buffered", restore.buffered,
+                        "write through the page cache instead of with O_DIRECT");
 
   std::string verify_snapshot;
   auto* verify_cmd = app.add_subcommand("verify", "read and check every chunk of snapshots");

@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -134,9 +135,12 @@ std::vector<std::byte> Codec::SealWithNonce(BlobKind kind, const ChunkId& id,
   return out;
 }
 
-Result<std::vector<std::byte>> Codec::Open(BlobKind kind, const ChunkId& id,
-                                           std::span<const std::byte> sealed,
-                                           size_t max_plaintext) const {
+// Open's work for both entry points: `buffer(n)` hands out room for the n
+// plaintext bytes once n is known (from the blob length, or from the zstd
+// frame header after authentication).
+Result<size_t> Codec::OpenWith(BlobKind kind, const ChunkId& id, std::span<const std::byte> sealed,
+                               size_t max_plaintext,
+                               const std::function<std::byte*(size_t)>& buffer) const {
   if (sealed.size() < kOverhead) {
     return Corruption(Name(id) + ": sealed blob is " + std::to_string(sealed.size()) +
                       " bytes, less than the " + std::to_string(kOverhead) +
@@ -168,32 +172,50 @@ Result<std::vector<std::byte>> Codec::Open(BlobKind kind, const ChunkId& id,
     return Status::Ok();
   };
 
-  std::vector<std::byte> plaintext;
+  std::byte* plaintext;
+  size_t size;
   if (format == kFormatRaw) {
-    plaintext.resize(payload_size);
-    ST_RETURN_IF_ERROR(decrypt(plaintext.data()));
+    size = payload_size;
+    plaintext = buffer(size);
+    ST_RETURN_IF_ERROR(decrypt(plaintext));
   } else {
     auto frame = std::make_unique_for_overwrite<std::byte[]>(payload_size);
     ST_RETURN_IF_ERROR(decrypt(frame.get()));
-    unsigned long long size = ZSTD_getFrameContentSize(frame.get(), payload_size);
-    if (size == ZSTD_CONTENTSIZE_UNKNOWN || size == ZSTD_CONTENTSIZE_ERROR) {
+    unsigned long long content = ZSTD_getFrameContentSize(frame.get(), payload_size);
+    if (content == ZSTD_CONTENTSIZE_UNKNOWN || content == ZSTD_CONTENTSIZE_ERROR) {
       return Corruption(Name(id) + ": payload is not a zstd frame with a recorded size");
     }
-    if (size > max_plaintext) {
-      return TooBig(id, "would expand to", size, max_plaintext);
+    if (content > max_plaintext) {
+      return TooBig(id, "would expand to", content, max_plaintext);
     }
-    plaintext.resize(size);
-    size_t got = ZSTD_decompressDCtx(ThreadDctx(), plaintext.data(), plaintext.size(), frame.get(),
-                                     payload_size);
+    size = static_cast<size_t>(content);
+    plaintext = buffer(size);
+    size_t got = ZSTD_decompressDCtx(ThreadDctx(), plaintext, size, frame.get(), payload_size);
     if (ZSTD_isError(got) || got != size) {
       return Corruption(Name(id) + ": zstd payload does not decompress (" +
                         (ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short output") + ")");
     }
   }
-  if (Id(plaintext) != id) {
+  if (Id(std::span(plaintext, size)) != id) {
     return Corruption(Name(id) + ": content does not hash to its id (damaged before sealing?)");
   }
+  return size;
+}
+
+Result<std::vector<std::byte>> Codec::Open(BlobKind kind, const ChunkId& id,
+                                           std::span<const std::byte> sealed,
+                                           size_t max_plaintext) const {
+  std::vector<std::byte> plaintext;
+  ST_RETURN_IF_ERROR(OpenWith(kind, id, sealed, max_plaintext, [&](size_t n) {
+                       plaintext.resize(n);
+                       return plaintext.data();
+                     }).status());
   return plaintext;
+}
+
+Result<size_t> Codec::OpenInto(BlobKind kind, const ChunkId& id, std::span<const std::byte> sealed,
+                               std::span<std::byte> out) const {
+  return OpenWith(kind, id, sealed, out.size(), [&](size_t) { return out.data(); });
 }
 
 }  // namespace sparetime

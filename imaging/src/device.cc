@@ -251,6 +251,30 @@ class TargetWriter final : public RestoreTarget {
     return WriteZeros(offset, len);
   }
 
+  Status Reserve(std::span<const ByteRange> ranges) override {
+    if (p_.block) return Status::Ok();
+    for (const ByteRange& r : ranges) {
+      ST_RETURN_IF_ERROR(CheckRange(r.offset, r.length));
+      if (r.length == 0 ||
+          ::fallocate(p_.fd.get(), 0, static_cast<off_t>(r.offset), static_cast<off_t>(r.length)) == 0) {
+        continue;
+      }
+      int err = errno;
+      if (err == EOPNOTSUPP || err == ENOSYS) return Status::Ok();  // blocks come as writes land
+      if (err != ENOSPC && err != EDQUOT) {
+        return ErrnoStatus("reserving room in target " + p_.path, err);
+      }
+      // Give back what was reserved: nothing is written yet, the new file is all holes.
+      if (p_.fresh) {
+        (void)!::ftruncate(p_.fd.get(), 0);
+        (void)!::ftruncate(p_.fd.get(), static_cast<off_t>(p_.size));
+      }
+      return NoSpace("no room for the image's data in target " + p_.path + " (" +
+                     std::strerror(err) + "); free space on its filesystem or restore elsewhere");
+    }
+    return Status::Ok();
+  }
+
   Status Finish() override {
     ST_RETURN_IF_ERROR(Fsync(p_.fd.get(), "target " + p_.path));
     if (p_.fresh) {

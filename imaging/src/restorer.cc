@@ -23,12 +23,15 @@ unsigned WorkerCount(const RestoreOptions& options) {
 
 bool Cancelled(const RestoreOptions& options) { return options.cancel && options.cancel->load(); }
 
-// Runs `fn(i)` for i in [0, n) on the worker pool until it fails or is
-// cancelled; each i first passes the pause gate with `bytes` (when set).
+// Runs `fn(i, buffer)` for i in [0, n) on the worker pool until it fails or
+// is cancelled; each worker owns one page-aligned buffer of `buffer_size`
+// bytes, and each i first passes the pause gate with `bytes` (when set).
 void ParallelFor(uint64_t n, const RestoreOptions& options, FirstError& errors, uint64_t bytes,
-                 const std::function<Status(uint64_t)>& fn) {
+                 size_t buffer_size,
+                 const std::function<Status(uint64_t, std::span<std::byte>)>& fn) {
   std::atomic<uint64_t> next{0};
   auto loop = [&] {
+    AlignedBuffer buffer(buffer_size);
     for (uint64_t i; (i = next.fetch_add(1)) < n;) {
       if (errors.failed()) return;
       if (Cancelled(options)) {
@@ -41,7 +44,7 @@ void ParallelFor(uint64_t n, const RestoreOptions& options, FirstError& errors, 
           return;
         }
       }
-      errors.Set(fn(i));
+      errors.Set(fn(i, buffer.span()));
     }
   };
   std::vector<std::jthread> workers;
@@ -54,21 +57,45 @@ std::string ChunkWhere(uint64_t offset, const ChunkId& id) {
   return "chunk at offset " + std::to_string(offset) + " (id " + id.short_hex() + ")";
 }
 
-// Fetches and opens one chunk; the error names its offset and id.
-Result<std::vector<std::byte>> FetchChunk(const Manifest& manifest, const Codec& codec,
-                                          ChunkSource& source, uint64_t index) {
+// Fetches and opens one chunk into `buffer`; returns the plaintext (the
+// front of `buffer`). The error names its offset and id.
+Result<std::span<const std::byte>> FetchChunk(const Manifest& manifest, const Codec& codec,
+                                              ChunkSource& source, uint64_t index,
+                                              std::span<std::byte> buffer) {
   const ChunkId& id = manifest.chunks[index];
   uint64_t offset = index * manifest.chunk_size;
   uint64_t length = manifest.ChunkLength(index);
   Result<std::vector<std::byte>> sealed = source.Get(id);
   if (!sealed.ok()) return sealed.status().WithContext(ChunkWhere(offset, id));
-  Result<std::vector<std::byte>> plain = codec.Open(BlobKind::kData, id, *sealed, length);
-  if (!plain.ok()) return plain.status().WithContext(ChunkWhere(offset, id));
-  if (plain->size() != length) {
-    return Corruption(ChunkWhere(offset, id) + ": holds " + std::to_string(plain->size()) +
+  Result<size_t> size = codec.OpenInto(BlobKind::kData, id, *sealed, buffer.first(length));
+  if (!size.ok()) return size.status().WithContext(ChunkWhere(offset, id));
+  if (*size != length) {
+    return Corruption(ChunkWhere(offset, id) + ": holds " + std::to_string(*size) +
                       " bytes, the image needs " + std::to_string(length));
   }
-  return plain;
+  return std::span<const std::byte>(buffer.first(length));
+}
+
+// Reserves the target's room for every run of data chunks before any write:
+// a full filesystem fails here, and writes into reserved blocks never do.
+Status ReserveDataRuns(const Manifest& manifest, RestoreTarget& target) {
+  std::vector<ByteRange> runs;
+  uint64_t total = 0;
+  const uint64_t n = manifest.chunk_count();
+  for (uint64_t i = 0; i < n; ++i) {
+    if (manifest.chunks[i].is_hole()) continue;
+    uint64_t offset = i * manifest.chunk_size;
+    uint64_t length = manifest.ChunkLength(i);
+    if (!runs.empty() && runs.back().offset + runs.back().length == offset) {
+      runs.back().length += length;
+    } else {
+      runs.push_back({offset, length});
+    }
+    total += length;
+  }
+  Status st = target.Reserve(runs);
+  if (!st.ok()) return st.WithContext("the image holds " + std::to_string(total) + " bytes of data");
+  return st;
 }
 
 }  // namespace
@@ -79,11 +106,12 @@ Result<RestoreStats> Restore(const Manifest& manifest, const Codec& codec, Chunk
     return FailedPrecondition("the target holds " + std::to_string(target.size()) +
                               " bytes but the image needs " + std::to_string(manifest.size));
   }
+  ST_RETURN_IF_ERROR(ReserveDataRuns(manifest, target));
   RestoreStats stats;
   std::mutex mu;
   FirstError errors;
   ProgressReporter progress(options.progress, manifest.size);
-  ParallelFor(manifest.chunk_count(), options, errors, manifest.chunk_size, [&](uint64_t i) -> Status {
+  auto restore_chunk = [&](uint64_t i, std::span<std::byte> buffer) -> Status {
     uint64_t offset = i * manifest.chunk_size;
     uint64_t length = manifest.ChunkLength(i);
     if (manifest.chunks[i].is_hole()) {
@@ -91,7 +119,8 @@ Result<RestoreStats> Restore(const Manifest& manifest, const Codec& codec, Chunk
       std::lock_guard lock(mu);
       ++stats.holes;
     } else {
-      ST_ASSIGN_OR_RETURN(std::vector<std::byte> plain, FetchChunk(manifest, codec, source, i));
+      ST_ASSIGN_OR_RETURN(std::span<const std::byte> plain,
+                          FetchChunk(manifest, codec, source, i, buffer));
       ST_RETURN_IF_ERROR(target.WriteAt(offset, plain));
       std::lock_guard lock(mu);
       ++stats.chunks_written;
@@ -99,7 +128,9 @@ Result<RestoreStats> Restore(const Manifest& manifest, const Codec& codec, Chunk
     }
     progress.Add(length);
     return Status::Ok();
-  });
+  };
+  ParallelFor(manifest.chunk_count(), options, errors, manifest.chunk_size, manifest.chunk_size,
+              restore_chunk);
   ST_RETURN_IF_ERROR(errors.Get());
   ST_RETURN_IF_ERROR(target.Finish());
   progress.Finish();
@@ -133,7 +164,7 @@ Result<VerifyReport> Verify(const Manifest& manifest, const Codec& codec, ChunkS
   std::mutex mu;
   FirstError errors;  // only cancellation lands here; bad chunks are collected
   ProgressReporter progress(options.progress, firsts.size() * uint64_t{manifest.chunk_size});
-  ParallelFor(firsts.size(), options, errors, manifest.chunk_size, [&](uint64_t k) -> Status {
+  auto verify_chunk = [&](uint64_t k, std::span<std::byte> buffer) -> Status {
     uint64_t i = firsts[k];
     const ChunkId& id = manifest.chunks[i];
     std::optional<Status> known = cache ? cache->Find(id) : std::nullopt;
@@ -142,7 +173,7 @@ Result<VerifyReport> Verify(const Manifest& manifest, const Codec& codec, ChunkS
       // The cached error names where it was first found; add this snapshot's offset.
       if (!known->ok()) verdict = known->WithContext(ChunkWhere(i * manifest.chunk_size, id));
     } else {
-      verdict = FetchChunk(manifest, codec, source, i).status();
+      verdict = FetchChunk(manifest, codec, source, i, buffer).status();
       if (cache) cache->Record(id, verdict);
     }
     std::lock_guard lock(mu);
@@ -150,7 +181,9 @@ Result<VerifyReport> Verify(const Manifest& manifest, const Codec& codec, ChunkS
     if (!verdict.ok()) report.bad.push_back({i * manifest.chunk_size, id, verdict});
     progress.Add(manifest.chunk_size);
     return Status::Ok();
-  });
+  };
+  ParallelFor(firsts.size(), options, errors, manifest.chunk_size, manifest.chunk_size,
+              verify_chunk);
   ST_RETURN_IF_ERROR(errors.Get());
   std::sort(report.bad.begin(), report.bad.end(),
             [](const BadChunk& a, const BadChunk& b) { return a.offset < b.offset; });

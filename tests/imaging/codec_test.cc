@@ -190,7 +190,8 @@ TEST(Codec, IdsAreKeyed) {
   EXPECT_NE(a.Id(plain), a.Id(Pattern(4095)));
 }
 
-void ExpectCorruption(const Result<std::vector<std::byte>>& r, std::string_view needle) {
+template <typename T>
+void ExpectCorruption(const Result<T>& r, std::string_view needle) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), ErrorCode::kCorruption) << r.status().ToString();
   EXPECT_NE(r.status().message().find(needle), std::string::npos) << r.status().ToString();
@@ -281,6 +282,34 @@ TEST(Codec, RefusesToExpandBeyondMaxPlaintext) {
     ExpectCorruption(codec.Open(BlobKind::kData, id, sealed, plain.size() - 1),
                      "more than the 1048575 allowed");
     ExpectCorruption(codec.Open(BlobKind::kData, id, sealed, 4096), "more than the 4096 allowed");
+  }
+}
+
+TEST(Codec, OpenIntoFillsTheCallersBufferAndChecksLikeOpen) {
+  for (int level : {0, 3}) {
+    SCOPED_TRACE(level);
+    Codec codec(KeysFrom(7), {.zstd_level = level});
+    auto plain = RandomBytes(100000, 5);
+    plain.resize(200000);  // a compressible tail, so level 3 stores a zstd frame
+    ChunkId id = codec.Id(plain);
+    auto sealed = codec.Seal(BlobKind::kData, id, plain);
+    // A larger buffer: the plaintext lands at its front, the rest is untouched.
+    std::vector<std::byte> out(plain.size() + 100, std::byte{0xee});
+    Result<size_t> n = codec.OpenInto(BlobKind::kData, id, sealed, out);
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    EXPECT_EQ(*n, plain.size());
+    EXPECT_TRUE(std::equal(plain.begin(), plain.end(), out.begin()));
+    EXPECT_EQ(out.back(), std::byte{0xee});
+    // Too small a buffer, damage, another id: the same errors as Open.
+    ExpectCorruption(codec.OpenInto(BlobKind::kData, id, sealed, std::span(out).first(1000)),
+                     "more than the 1000 allowed");
+    auto damaged = sealed;
+    damaged[sealed.size() / 2] ^= std::byte{1};
+    ExpectCorruption(codec.OpenInto(BlobKind::kData, id, damaged, out), "authentication failed");
+    ChunkId wrong = codec.Id(Pattern(10));
+    auto misfiled = codec.Seal(BlobKind::kData, wrong, plain);
+    ExpectCorruption(codec.OpenInto(BlobKind::kData, wrong, misfiled, out),
+                     "does not hash to its id");
   }
 }
 

@@ -387,14 +387,42 @@ TEST(RestoreTargetTest, AlignedWritesBypassThePageCacheUnalignedOnesDoNot) {
   EXPECT_EQ(CachedPages(path), 1u) << "only the unaligned tail's page went through the cache";
   EXPECT_EQ(ReadFileOrDie(path), data);
 
-  // Without the option (the default) every page goes through the cache.
+  // Without the option every page goes through the cache.
   const std::string buffered = tmp / "buffered.img";
-  t = OpenRestoreTarget(buffered, size);
+  t = OpenRestoreTarget(buffered, size, {.direct_io = false});
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   ASSERT_TRUE((*t)->WriteAt(0, data).ok());
   ASSERT_TRUE((*t)->Finish().ok());
   t->reset();
   EXPECT_EQ(CachedPages(buffered), (size + 4095) / 4096);
+}
+
+TEST(RestoreTargetTest, ReserveAllocatesTheGivenRangesOnly) {
+  TempDir tmp;  // ext4 here, which has fallocate
+  const uint64_t size = 16ull << 20;
+  const std::string path = tmp / "out.img";
+  Result<std::unique_ptr<RestoreTarget>> t = OpenRestoreTarget(path, size);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  const ByteRange runs[] = {{1ull << 20, 2ull << 20}, {8ull << 20, 1ull << 20}};
+  ASSERT_TRUE((*t)->Reserve(runs).ok());
+  uint64_t allocated = static_cast<uint64_t>(StatOrDie(path).st_blocks) * 512;
+  EXPECT_GE(allocated, 3ull << 20);
+  EXPECT_LT(allocated, (3ull << 20) + (256 << 10)) << "room beyond the ranges was taken";
+  // Writes land in the reserved blocks; what was never written reads as zeroes.
+  std::vector<std::byte> data = RandomBytes(1 << 20, 4);
+  AlignedBuffer aligned(data.size());
+  std::memcpy(aligned.data(), data.data(), data.size());
+  ASSERT_TRUE((*t)->WriteAt(1ull << 20, aligned.span()).ok());
+  ASSERT_TRUE((*t)->Finish().ok());
+  t->reset();
+  std::vector<std::byte> expected(size);
+  std::copy(data.begin(), data.end(), expected.begin() + (1 << 20));
+  EXPECT_EQ(ReadFileOrDie(path), expected);
+  // A range past the end is refused like a write there.
+  t = OpenRestoreTarget(path, size);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  const ByteRange past[] = {{size - 4096, 8192}};
+  EXPECT_EQ((*t)->Reserve(past).code(), ErrorCode::kInvalidArgument);
 }
 
 TEST(RestoreTargetTest, ExistingFileHolesArePunched) {

@@ -3,6 +3,7 @@
 // Needs root for loop devices and tmpfs mounts.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -155,6 +156,28 @@ TEST_F(CliErrors, DiskFullKeepsTheStoreAndTheNextRunContinues) {
   r = cli.Run("restore latest --to " + tmp_ / "out.img");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(SameBytes(tmp_ / "out.img", image, 24ull << 20));
+  Sh("umount " + small);
+}
+
+TEST_F(CliErrors, RestoreOntoAFullFilesystemFailsBeforeWritingAndKeepsNoRoom) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root for a tmpfs mount";
+  std::string image = RandomImage("d.img", 16);
+  ASSERT_EQ(cli_.Run("backup " + image).exit_code, 0);
+  std::string small = tmp_ / "small";
+  Sh("mkdir " + small + " && mount -t tmpfs -o size=8m tmpfs " + small);
+  std::string out = small + "/out.img";
+  CommandResult r = cli_.Run("restore latest --to " + out);
+  EXPECT_EQ(r.exit_code, 7) << r.err;
+  EXPECT_NE(r.err.find("no room for the image's data"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("16777216 bytes of data"), std::string::npos) << r.err;
+  struct stat sb;
+  ASSERT_EQ(::stat(out.c_str(), &sb), 0);
+  EXPECT_EQ(sb.st_blocks, 0) << "the failed reservation must give its room back";
+  // With room, the same command over the same file succeeds.
+  Sh("mount -o remount,size=32m " + small);
+  r = cli_.Run("restore latest --to " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(SameBytes(out, image, 16ull << 20));
   Sh("umount " + small);
 }
 

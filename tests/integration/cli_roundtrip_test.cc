@@ -118,15 +118,18 @@ TEST_F(CliRoundTrip, UnchangedDeviceCostsAlmostNothing) {
   EXPECT_EQ(s1["manifest"], s2["manifest"]) << "same device, same content, same manifest";
 }
 
-TEST_F(CliRoundTrip, DirectIoReadsAndWritesTheSameImage) {
+TEST_F(CliRoundTrip, DirectAndBufferedIoGiveTheSameImage) {
   cli_.Init();
   WithMount("head -c 2000000 /dev/urandom > a.bin");
   nlohmann::json s1 = cli_.Backup(disk_->path());
   nlohmann::json s2 = cli_.Backup(disk_->path(), "--direct-io");
   EXPECT_EQ(s1["manifest"], s2["manifest"]);
-  CommandResult r = cli_.Run("restore latest --direct-io --to " + tmp_ / "direct.img");
+  CommandResult r = cli_.Run("restore latest --to " + tmp_ / "direct.img");  // O_DIRECT
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(SameBytes(tmp_ / "direct.img", disk_->path(), kDiskBytes));
+  r = cli_.Run("restore latest --buffered --to " + tmp_ / "buffered.img");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(SameBytes(tmp_ / "buffered.img", disk_->path(), kDiskBytes));
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -60,9 +61,19 @@ class Codec {
                                       std::span<const std::byte> sealed,
                                       size_t max_plaintext) const;
 
+  // Open into caller memory (the restore path: no allocation, no zero fill,
+  // and an aligned `out` goes to O_DIRECT as is). out.size() is the largest
+  // plaintext accepted; returns the plaintext's size, written to out's front.
+  Result<size_t> OpenInto(BlobKind kind, const ChunkId& id, std::span<const std::byte> sealed,
+                          std::span<std::byte> out) const;
+
   const CodecOptions& options() const { return options_; }
 
  private:
+  Result<size_t> OpenWith(BlobKind kind, const ChunkId& id, std::span<const std::byte> sealed,
+                          size_t max_plaintext,
+                          const std::function<std::byte*(size_t)>& buffer) const;
+
   std::shared_ptr<const KeySet> keys_;
   CodecOptions options_;
 };

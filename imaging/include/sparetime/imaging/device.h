@@ -97,11 +97,16 @@ Result<std::unique_ptr<BlockDevice>> OpenBlockDevice(const std::string& path,
 
 struct TargetOptions {
   bool zero_holes = false;  // write zeroes for holes on block devices
-  // Aligned writes with O_DIRECT (through a second descriptor; tails and
-  // filesystems refusing it stay buffered): about 1.5 s less kernel CPU per
-  // GB, but each write waits for the disk, which was slower on the benchmark
-  // disk than buffered writes with early writeback.
-  bool direct_io = false;
+  // Aligned writes with O_DIRECT through a second descriptor; tails and
+  // filesystems refusing it stay buffered. No copy into the page cache and
+  // none of it filled; into Reserve()d blocks the writes run side by side.
+  // Off: buffered writes with early writeback (docs/performance.md).
+  bool direct_io = true;
+};
+
+struct ByteRange {
+  uint64_t offset = 0;
+  uint64_t length = 0;
 };
 
 class RestoreTarget {
@@ -114,6 +119,12 @@ class RestoreTarget {
   // A hole of `len` zero bytes at offset: punched on files (or skipped when the
   // file was freshly created), zero-written on devices when zero_holes.
   virtual Status Hole(uint64_t offset, uint64_t len) = 0;
+  // Allocates the ranges (an image's data, before any write) on a regular
+  // file, so no later write fails for want of space and O_DIRECT writes into
+  // them can run side by side. kNoSpace when the filesystem lacks room; on a
+  // file this restore created nothing stays reserved then. A no-op on block
+  // devices and on filesystems without fallocate.
+  virtual Status Reserve(std::span<const ByteRange> ranges) = 0;
   // Makes everything durable (fsync; BLKFLSBUF not needed).
   virtual Status Finish() = 0;
 };
