@@ -60,7 +60,7 @@ int RunBackup(const GlobalOptions& g, const BackupCommandOptions& o) {
   int rc = kExitOk;
   auto repo = OpenTarget(g, &rc);
   if (!repo.ok()) return rc;
-  auto device = OpenBlockDevice(o.device, {.direct_io = o.direct_io});
+  auto device = OpenBlockDevice(o.device, {.direct_io = !o.buffered});
   if (!device.ok()) return Fail(device.status(), Stage::kWork);
 
   ProgressBar bar("backup", ShowProgress(g));

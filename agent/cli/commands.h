@@ -33,7 +33,7 @@ struct InitOptions {
 struct BackupCommandOptions {
   std::string device;
   std::string label;
-  bool direct_io = false;
+  bool buffered = false;  // page cache reads, not O_DIRECT
   uint64_t checkpoint_mib = 256;  // journal progress every this many MiB
   IdleBackupOptions idle;         // --when-idle and its options
 };

@@ -77,8 +77,8 @@ int Main(int argc, char** argv) {
   auto* backup_cmd = app.add_subcommand("backup", "image a block device or image file");
   backup_cmd->add_option("device", backup.device, "block device or image file")->required();
   backup_cmd->add_option("--label", backup.label, "a label for the snapshot");
-  backup_cmd->add_flag("--direct-io", backup.direct_io,
-                       "read with O_DIRECT, bypassing the page cache (less CPU, no readahead)");
+  backup_cmd->add_flag("--buffered", backup.buffered,
+                       "read through the page cache instead of with O_DIRECT");
   backup_cmd->add_option("--checkpoint-mib", backup.checkpoint_mib,
                          "make progress durable every N MiB, so an interrupted backup resumes "
                          "from there (default 256)")

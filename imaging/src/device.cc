@@ -255,8 +255,8 @@ class TargetWriter final : public RestoreTarget {
     if (p_.block) return Status::Ok();
     for (const ByteRange& r : ranges) {
       ST_RETURN_IF_ERROR(CheckRange(r.offset, r.length));
-      if (r.length == 0 ||
-          ::fallocate(p_.fd.get(), 0, static_cast<off_t>(r.offset), static_cast<off_t>(r.length)) == 0) {
+      if (r.length == 0 || ::fallocate(p_.fd.get(), 0, static_cast<off_t>(r.offset),
+                                       static_cast<off_t>(r.length)) == 0) {
         continue;
       }
       int err = errno;

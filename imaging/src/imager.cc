@@ -56,6 +56,8 @@ class BackupRun {
 
  private:
   Status LoadResumeState();
+  // The next chunk to read, in device order; records the holes on the way.
+  std::optional<ChunkExtent> NextToRead();
   void ReadLoop(BoundedQueue<AlignedBuffer>& free, BoundedQueue<ChunkWork>& work);
   void WorkLoop(BoundedQueue<AlignedBuffer>& free, BoundedQueue<ChunkWork>& work);
   Status ProcessChunk(uint64_t index, std::span<const std::byte> data);
@@ -79,6 +81,10 @@ class BackupRun {
   std::vector<bool> done_;  // only touched before the pipeline starts
   ProgressReporter progress_;
   FirstError errors_;
+
+  std::mutex cursor_mu_;  // the readers' shared position
+  uint64_t next_read_ = 0;
+  uint64_t data_from_ = 0;  // [last lookup, data_from_) is known to be a hole
 
   std::mutex mu_;  // guards stats_, pending_, pending_bytes_, ids_ writes
   SnapshotStats stats_;
@@ -107,39 +113,46 @@ Status BackupRun::LoadResumeState() {
   return Status::Ok();
 }
 
-void BackupRun::ReadLoop(BoundedQueue<AlignedBuffer>& free, BoundedQueue<ChunkWork>& work) {
-  uint64_t data_from = 0;  // [previous lookup, data_from) is known to be a hole
-  for (uint64_t i = 0; i < chunker_.count() && !ShouldStop(); ++i) {
-    if (done_[i]) continue;
-    ChunkExtent extent = chunker_.At(i);
-    if (extent.offset >= data_from) data_from = device_.NextDataOffset(extent.offset);
-    if (data_from >= extent.offset + extent.length) {
-      RecordHole(i, extent.length);  // a hole in a sparse file: nothing to read
+std::optional<ChunkExtent> BackupRun::NextToRead() {
+  std::lock_guard lock(cursor_mu_);
+  for (; next_read_ < chunker_.count() && !ShouldStop(); ++next_read_) {
+    if (done_[next_read_]) continue;
+    ChunkExtent extent = chunker_.At(next_read_);
+    if (extent.offset >= data_from_) data_from_ = device_.NextDataOffset(extent.offset);
+    if (data_from_ >= extent.offset + extent.length) {
+      RecordHole(next_read_, extent.length);  // a hole in a sparse file: nothing to read
       continue;
     }
+    return chunker_.At(next_read_++);
+  }
+  return std::nullopt;
+}
+
+void BackupRun::ReadLoop(BoundedQueue<AlignedBuffer>& free, BoundedQueue<ChunkWork>& work) {
+  while (std::optional<ChunkExtent> extent = NextToRead()) {
     std::optional<AlignedBuffer> buffer = free.Pop();
     if (!buffer) break;
     // Last, right before the read: waiting for a buffer can take a while.
     if (options_.pause) {
-      if (Status st = options_.pause->WaitWhilePaused(extent.length); !st.ok()) {
+      if (Status st = options_.pause->WaitWhilePaused(extent->length); !st.ok()) {
         errors_.Set(st);
         break;
       }
     }
-    Result<size_t> got = device_.ReadAt(extent.offset, buffer->span().first(extent.length));
+    Result<size_t> got = device_.ReadAt(extent->offset, buffer->span().first(extent->length));
     if (!got.ok()) {
       errors_.Set(got.status());
       break;
     }
-    if (*got != extent.length) {
+    if (*got != extent->length) {
       errors_.Set(IoError(device_.identity().path + ": device ended at offset " +
-                          std::to_string(extent.offset + *got) + ", expected " +
-                          std::to_string(device_.size()) + " bytes (did it shrink during the backup?)"));
+                          std::to_string(extent->offset + *got) + ", expected " +
+                          std::to_string(device_.size()) +
+                          " bytes (did it shrink during the backup?)"));
       break;
     }
-    if (!work.Push(ChunkWork{i, std::move(*buffer)})) break;
+    if (!work.Push(ChunkWork{extent->index, std::move(*buffer)})) break;
   }
-  work.Close();
 }
 
 void BackupRun::WorkLoop(BoundedQueue<AlignedBuffer>& free, BoundedQueue<ChunkWork>& work) {
@@ -230,7 +243,11 @@ Result<Snapshot> BackupRun::Run() {
     {
       std::vector<std::jthread> workers;
       for (unsigned i = 0; i < threads; ++i) workers.emplace_back([&] { WorkLoop(free, work); });
-      ReadLoop(free, work);
+      {
+        std::jthread second_reader([&] { ReadLoop(free, work); });
+        ReadLoop(free, work);
+      }
+      work.Close();
     }  // joins the workers
     checkpoints_.Close();
   }  // joins the checkpointer once the queued batches are journaled

@@ -94,7 +94,8 @@ Status ReserveDataRuns(const Manifest& manifest, RestoreTarget& target) {
     total += length;
   }
   Status st = target.Reserve(runs);
-  if (!st.ok()) return st.WithContext("the image holds " + std::to_string(total) + " bytes of data");
+  if (!st.ok())
+    return st.WithContext("the image holds " + std::to_string(total) + " bytes of data");
   return st;
 }
 

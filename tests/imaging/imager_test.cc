@@ -8,8 +8,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 
 #include "sparetime/base/fd.h"
 #include "sparetime/imaging/catalog.h"
@@ -83,6 +87,44 @@ class CountingDevice final : public BlockDevice {
 
  private:
   std::unique_ptr<BlockDevice> inner_;
+};
+
+// Passes reads to a real device and records how many overlap; reads wait
+// until two have been in flight at once (giving up after 10 s), so a
+// pipeline that reads one chunk at a time shows up as a maximum of 1.
+class OverlapDevice final : public BlockDevice {
+ public:
+  explicit OverlapDevice(std::unique_ptr<BlockDevice> inner) : inner_(std::move(inner)) {}
+  const DeviceIdentity& identity() const override { return inner_->identity(); }
+  Result<size_t> ReadAt(uint64_t offset, std::span<std::byte> buf) override {
+    {
+      std::unique_lock lock(mu_);
+      max_in_flight_ = std::max(max_in_flight_, ++in_flight_);
+      cv_.notify_all();
+      if (!gave_up_) {
+        gave_up_ =
+            !cv_.wait_for(lock, std::chrono::seconds(10), [&] { return max_in_flight_ >= 2; });
+      }
+    }
+    Result<size_t> got = inner_->ReadAt(offset, buf);
+    std::lock_guard lock(mu_);
+    --in_flight_;
+    return got;
+  }
+  void DoneWith(uint64_t offset, uint64_t len) override { inner_->DoneWith(offset, len); }
+  uint64_t NextDataOffset(uint64_t offset) override { return inner_->NextDataOffset(offset); }
+  int max_in_flight() {
+    std::lock_guard lock(mu_);
+    return max_in_flight_;
+  }
+
+ private:
+  std::unique_ptr<BlockDevice> inner_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int in_flight_ = 0;
+  int max_in_flight_ = 0;
+  bool gave_up_ = false;
 };
 
 class ImagerTest : public ::testing::Test {
@@ -167,6 +209,20 @@ TEST_F(ImagerTest, HolesOfSparseFilesAreNeverRead) {
   EXPECT_EQ(device.reads, 3);
   EXPECT_EQ(snap->stats.holes, 997u);
   EXPECT_EQ(RestoreToFile(*snap, "sparse-out.img"), testing::ReadFileOrDie(path));
+}
+
+TEST_F(ImagerTest, TwoReadsAreInFlight) {
+  // O_DIRECT reads get no kernel readahead: the imager overlaps them itself.
+  auto inner = OpenBlockDevice(tmp_ / "disk.img");
+  ASSERT_TRUE(inner.ok());
+  OverlapDevice device(std::move(*inner));
+  BackupOptions options;
+  options.chunk_size = kChunk;
+  BackupEnv env{codec_, *store_, *catalog_, *catalog_};
+  auto snap = Backup(device, env, options);
+  ASSERT_TRUE(snap.ok()) << snap.status().ToString();
+  EXPECT_EQ(device.max_in_flight(), 2);
+  EXPECT_EQ(RestoreToFile(*snap, "out.img"), image_);
 }
 
 TEST_F(ImagerTest, SecondRunStoresNothingNew) {

@@ -122,7 +122,7 @@ TEST_F(CliRoundTrip, DirectAndBufferedIoGiveTheSameImage) {
   cli_.Init();
   WithMount("head -c 2000000 /dev/urandom > a.bin");
   nlohmann::json s1 = cli_.Backup(disk_->path());
-  nlohmann::json s2 = cli_.Backup(disk_->path(), "--direct-io");
+  nlohmann::json s2 = cli_.Backup(disk_->path(), "--buffered");
   EXPECT_EQ(s1["manifest"], s2["manifest"]);
   CommandResult r = cli_.Run("restore latest --to " + tmp_ / "direct.img");  // O_DIRECT
   ASSERT_EQ(r.exit_code, 0) << r.err;

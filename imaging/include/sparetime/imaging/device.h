@@ -65,12 +65,11 @@ class AlignedBuffer {
 };
 
 struct DeviceOpenOptions {
-  // Aligned reads bypass the page cache: no copy through it (about 0.6 s of
-  // kernel CPU per GB here) and no other process's cached pages evicted, but
-  // one read at a time with no kernel readahead, which was slower on the
-  // benchmark disk (docs/performance.md). Filesystems without O_DIRECT fall
-  // back to buffered reads by themselves.
-  bool direct_io = false;
+  // Aligned reads bypass the page cache: no copy through it and no other
+  // process's cached pages evicted, but no kernel readahead either (the
+  // imager keeps two reads in flight instead; docs/performance.md).
+  // Filesystems without O_DIRECT fall back to buffered reads by themselves.
+  bool direct_io = true;
 };
 
 class BlockDevice {

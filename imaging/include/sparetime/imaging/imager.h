@@ -1,7 +1,8 @@
 // Imager: backs up a BlockDevice into a ChunkSink and records a snapshot.
 //
-// Pipeline: one reader thread does large sequential reads into a fixed pool
-// of chunk buffers; worker threads (one per core) take each chunk through
+// Pipeline: two reader threads take the chunks in device order, so two large
+// reads are in flight (O_DIRECT has no readahead), into a fixed pool of
+// chunk buffers; worker threads (one per core) take each chunk through
 //   zero check (hole) -> id -> dedup (sink.Contains) -> seal -> sink.Put.
 // Memory is bounded by the pool (chunks_in_flight x chunk_size), whatever
 // the device size. Every `checkpoint_bytes` of progress the imager flushes
