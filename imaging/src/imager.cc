@@ -123,7 +123,8 @@ std::optional<ChunkExtent> BackupRun::NextToRead() {
       RecordHole(next_read_, extent.length);  // a hole in a sparse file: nothing to read
       continue;
     }
-    return chunker_.At(next_read_++);
+    ++next_read_;
+    return extent;
   }
   return std::nullopt;
 }

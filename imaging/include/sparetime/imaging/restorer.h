@@ -1,8 +1,10 @@
 // Restorer and verifier: read a snapshot's chunks back from a ChunkSource.
 //
-// Restore checks the target is at least the image size, then worker threads
-// fetch chunks in parallel, open each (AEAD + id check, see codec.h) and
-// write it at its offset; holes go to RestoreTarget::Hole. Any chunk that
+// Restore checks the target is at least the image size and reserves the room
+// of the image's data runs (RestoreTarget::Reserve), then worker threads
+// fetch chunks in parallel, open each (AEAD + id check, see codec.h) into
+// their own page-aligned buffer and write it at its offset; holes go to
+// RestoreTarget::Hole. Any chunk that
 // fails is an error naming its offset and id; nothing is written for it.
 // Verify does the same reads and checks without a target and reports every
 // bad chunk rather than stopping at the first.
