@@ -143,9 +143,14 @@ class ImagerTest : public ::testing::Test {
   Result<Snapshot> RunBackup(BackupOptions options, ChunkSink* sink = nullptr) {
     auto device = OpenBlockDevice(tmp_ / "disk.img");
     if (!device.ok()) return device.status();
+    return BackupOf(**device, options, sink);
+  }
+
+  Result<Snapshot> BackupOf(BlockDevice& device, BackupOptions options = {},
+                            ChunkSink* sink = nullptr) {
     options.chunk_size = kChunk;
     BackupEnv env{codec_, sink ? *sink : *store_, *catalog_, *catalog_};
-    return Backup(**device, env, options);
+    return Backup(device, env, options);
   }
 
   // The key the imager journals the disk image's progress under.
@@ -201,10 +206,7 @@ TEST_F(ImagerTest, HolesOfSparseFilesAreNeverRead) {
   auto inner = OpenBlockDevice(path);
   ASSERT_TRUE(inner.ok());
   CountingDevice device(std::move(*inner));
-  BackupOptions options;
-  options.chunk_size = kChunk;
-  BackupEnv env{codec_, *store_, *catalog_, *catalog_};
-  auto snap = Backup(device, env, options);
+  auto snap = BackupOf(device);
   ASSERT_TRUE(snap.ok()) << snap.status().ToString();
   EXPECT_EQ(device.reads, 3);
   EXPECT_EQ(snap->stats.holes, 997u);
@@ -216,10 +218,7 @@ TEST_F(ImagerTest, TwoReadsAreInFlight) {
   auto inner = OpenBlockDevice(tmp_ / "disk.img");
   ASSERT_TRUE(inner.ok());
   OverlapDevice device(std::move(*inner));
-  BackupOptions options;
-  options.chunk_size = kChunk;
-  BackupEnv env{codec_, *store_, *catalog_, *catalog_};
-  auto snap = Backup(device, env, options);
+  auto snap = BackupOf(device);
   ASSERT_TRUE(snap.ok()) << snap.status().ToString();
   EXPECT_EQ(device.max_in_flight(), 2);
   EXPECT_EQ(RestoreToFile(*snap, "out.img"), image_);
