@@ -2,7 +2,6 @@
 // the thread id, sched_setscheduler(0) — all per thread on Linux.
 #include "sparetime/scheduler/job_priority.h"
 
-#include <linux/ioprio.h>
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -10,6 +9,8 @@
 
 #include <cerrno>
 #include <cstring>
+
+#include "ioprio_abi.h"
 
 namespace sparetime::scheduler {
 namespace {
@@ -38,7 +39,7 @@ std::string PriorityReport::Describe() const {
 PriorityReport LowerCurrentThreadPriority() {
   PriorityReport report;
   // who = 0: the calling thread.
-  if (::syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, IOPRIO_PRIO_VALUE(IOPRIO_CLASS_IDLE, 0)) ==
+  if (::syscall(SYS_ioprio_set, ioprio::kWhoProcess, 0, ioprio::Value(ioprio::kClassIdle, 0)) ==
       0) {
     report.io_idle = true;
   } else {

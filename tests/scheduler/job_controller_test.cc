@@ -11,7 +11,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <linux/ioprio.h>
 #include <sched.h>
 
 #include <atomic>
@@ -19,6 +18,7 @@
 #include <mutex>
 #include <thread>
 
+#include "../../scheduler/src/ioprio_abi.h"
 #include "scheduler_testing.h"
 
 namespace sparetime::scheduler {
@@ -345,13 +345,13 @@ TEST_F(JobControllerTest, OnlyTheNewestFinishedJobsAreKept) {
 
 TEST_F(JobControllerTest, JobsRunAtTheLowestPriority) {
   clock_.Advance(seconds(11));
-  int nice = 0, policy = -1, ioprio = -1;
+  int nice = 0, policy = -1, io_priority = -1;
   JobController& c = Make();
   c.Submit("probe", [&](PauseGate&, const JobProgressFn&) -> Status {
     errno = 0;
     nice = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()));
     policy = ::sched_getscheduler(0);
-    ioprio = static_cast<int>(::syscall(SYS_ioprio_get, IOPRIO_WHO_PROCESS, 0));
+    io_priority = static_cast<int>(::syscall(SYS_ioprio_get, ioprio::kWhoProcess, 0));
     return Status::Ok();
   });
   Start();
@@ -363,7 +363,7 @@ TEST_F(JobControllerTest, JobsRunAtTheLowestPriority) {
   if (priority.find("not set") == std::string::npos) {
     EXPECT_EQ(priority, "I/O class idle, nice 19, SCHED_IDLE");
     EXPECT_EQ(policy, SCHED_IDLE);
-    EXPECT_EQ(IOPRIO_PRIO_CLASS(ioprio), IOPRIO_CLASS_IDLE);
+    EXPECT_EQ(ioprio::ClassOf(io_priority), ioprio::kClassIdle);
   }
   // The controller's own thread keeps its priority.
   EXPECT_EQ(::getpriority(PRIO_PROCESS, 0), 0);
