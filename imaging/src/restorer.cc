@@ -24,14 +24,13 @@ unsigned WorkerCount(const RestoreOptions& options) {
 bool Cancelled(const RestoreOptions& options) { return options.cancel && options.cancel->load(); }
 
 // Runs `fn(i, buffer)` for i in [0, n) on the worker pool until it fails or
-// is cancelled; each worker owns one page-aligned buffer of `buffer_size`
-// bytes, and each i first passes the pause gate with `bytes` (when set).
-void ParallelFor(uint64_t n, const RestoreOptions& options, FirstError& errors, uint64_t bytes,
-                 size_t buffer_size,
+// is cancelled; each worker owns one page-aligned buffer of `chunk_size`
+// bytes, and each i first passes the pause gate with `chunk_size` (when set).
+void ParallelFor(uint64_t n, const RestoreOptions& options, FirstError& errors, size_t chunk_size,
                  const std::function<Status(uint64_t, std::span<std::byte>)>& fn) {
   std::atomic<uint64_t> next{0};
   auto loop = [&] {
-    AlignedBuffer buffer(buffer_size);
+    AlignedBuffer buffer(chunk_size);
     for (uint64_t i; (i = next.fetch_add(1)) < n;) {
       if (errors.failed()) return;
       if (Cancelled(options)) {
@@ -39,7 +38,7 @@ void ParallelFor(uint64_t n, const RestoreOptions& options, FirstError& errors, 
         return;
       }
       if (options.pause) {
-        if (Status s = options.pause->WaitWhilePaused(bytes); !s.ok()) {
+        if (Status s = options.pause->WaitWhilePaused(chunk_size); !s.ok()) {
           errors.Set(s);
           return;
         }
@@ -130,8 +129,7 @@ Result<RestoreStats> Restore(const Manifest& manifest, const Codec& codec, Chunk
     progress.Add(length);
     return Status::Ok();
   };
-  ParallelFor(manifest.chunk_count(), options, errors, manifest.chunk_size, manifest.chunk_size,
-              restore_chunk);
+  ParallelFor(manifest.chunk_count(), options, errors, manifest.chunk_size, restore_chunk);
   ST_RETURN_IF_ERROR(errors.Get());
   ST_RETURN_IF_ERROR(target.Finish());
   progress.Finish();
@@ -183,8 +181,7 @@ Result<VerifyReport> Verify(const Manifest& manifest, const Codec& codec, ChunkS
     progress.Add(manifest.chunk_size);
     return Status::Ok();
   };
-  ParallelFor(firsts.size(), options, errors, manifest.chunk_size, manifest.chunk_size,
-              verify_chunk);
+  ParallelFor(firsts.size(), options, errors, manifest.chunk_size, verify_chunk);
   ST_RETURN_IF_ERROR(errors.Get());
   std::sort(report.bad.begin(), report.bad.end(),
             [](const BadChunk& a, const BadChunk& b) { return a.offset < b.offset; });

@@ -72,30 +72,38 @@ class CancelAfterPuts final : public ChunkSink {
   std::atomic<bool>& cancel_;
 };
 
-// Passes everything to a real device and counts the reads.
-class CountingDevice final : public BlockDevice {
+// Passes everything to a real device; tests override ReadAt to watch it.
+class DeviceWrapper : public BlockDevice {
  public:
-  explicit CountingDevice(std::unique_ptr<BlockDevice> inner) : inner_(std::move(inner)) {}
+  explicit DeviceWrapper(std::unique_ptr<BlockDevice> inner) : inner_(std::move(inner)) {}
   const DeviceIdentity& identity() const override { return inner_->identity(); }
   Result<size_t> ReadAt(uint64_t offset, std::span<std::byte> buf) override {
-    ++reads;
     return inner_->ReadAt(offset, buf);
   }
   void DoneWith(uint64_t offset, uint64_t len) override { inner_->DoneWith(offset, len); }
   uint64_t NextDataOffset(uint64_t offset) override { return inner_->NextDataOffset(offset); }
-  std::atomic<int> reads{0};
 
  private:
   std::unique_ptr<BlockDevice> inner_;
 };
 
-// Passes reads to a real device and records how many overlap; reads wait
-// until two have been in flight at once (giving up after 10 s), so a
-// pipeline that reads one chunk at a time shows up as a maximum of 1.
-class OverlapDevice final : public BlockDevice {
+// Counts the reads.
+class CountingDevice final : public DeviceWrapper {
  public:
-  explicit OverlapDevice(std::unique_ptr<BlockDevice> inner) : inner_(std::move(inner)) {}
-  const DeviceIdentity& identity() const override { return inner_->identity(); }
+  using DeviceWrapper::DeviceWrapper;
+  Result<size_t> ReadAt(uint64_t offset, std::span<std::byte> buf) override {
+    ++reads;
+    return DeviceWrapper::ReadAt(offset, buf);
+  }
+  std::atomic<int> reads{0};
+};
+
+// Records how many reads overlap; reads wait until two have been in flight
+// at once (giving up after 10 s), so a pipeline that reads one chunk at a
+// time shows up as a maximum of 1.
+class OverlapDevice final : public DeviceWrapper {
+ public:
+  using DeviceWrapper::DeviceWrapper;
   Result<size_t> ReadAt(uint64_t offset, std::span<std::byte> buf) override {
     {
       std::unique_lock lock(mu_);
@@ -106,20 +114,17 @@ class OverlapDevice final : public BlockDevice {
             !cv_.wait_for(lock, std::chrono::seconds(10), [&] { return max_in_flight_ >= 2; });
       }
     }
-    Result<size_t> got = inner_->ReadAt(offset, buf);
+    Result<size_t> got = DeviceWrapper::ReadAt(offset, buf);
     std::lock_guard lock(mu_);
     --in_flight_;
     return got;
   }
-  void DoneWith(uint64_t offset, uint64_t len) override { inner_->DoneWith(offset, len); }
-  uint64_t NextDataOffset(uint64_t offset) override { return inner_->NextDataOffset(offset); }
   int max_in_flight() {
     std::lock_guard lock(mu_);
     return max_in_flight_;
   }
 
  private:
-  std::unique_ptr<BlockDevice> inner_;
   std::mutex mu_;
   std::condition_variable cv_;
   int in_flight_ = 0;
