@@ -7,6 +7,7 @@
 #include <sodium.h>
 #include <zstd.h>
 
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -164,6 +165,51 @@ TEST(Codec, CompressibleDataShrinks) {
   sealed = RoundTrip(codec, BlobKind::kData, mixed);
   EXPECT_EQ(sealed[0], std::byte{0x02});
   EXPECT_LT(sealed.size(), mixed.size() * 2 / 3);
+}
+
+// The size of one zstd frame of `data` at level 3, with hash and chain tables
+// of 2^table_log entries (0: zstd's own choice).
+size_t ZstdLevel3Size(std::span<const std::byte> data, int table_log) {
+  std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> cctx(ZSTD_createCCtx(), ZSTD_freeCCtx);
+  ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, 3);
+  ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_hashLog, table_log);
+  ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_chainLog, table_log);
+  std::vector<std::byte> out(ZSTD_compressBound(data.size()));
+  size_t n = ZSTD_compress2(cctx.get(), out.data(), out.size(), data.data(), data.size());
+  EXPECT_FALSE(ZSTD_isError(n));
+  return n;
+}
+
+TEST(Codec, DefaultLevelUsesTablesThatFitACoresCache) {
+  // Text-like data: 1 MiB of words drawn from a vocabulary, where the size
+  // of zstd's match tables changes what it finds.
+  std::vector<std::string> words;
+  auto seed = RandomBytes(4096, 11);
+  for (size_t i = 0; i + 8 <= seed.size(); i += 8) {
+    std::string w;
+    for (size_t j = 0; j < 2 + size_t(seed[i]) % 6; ++j) w += char('a' + size_t(seed[i + j]) % 26);
+    words.push_back(w + " ");
+  }
+  auto picks = RandomBytes(1 << 20, 12);
+  std::vector<std::byte> text;
+  for (size_t i = 0; text.size() < (1 << 20); i += 2) {
+    const std::string& w = words[(size_t(picks[i]) << 8 | size_t(picks[i + 1])) % words.size()];
+    for (char c : w) text.push_back(std::byte(c));
+  }
+  text.resize(1 << 20);
+  const size_t capped = ZstdLevel3Size(text, 15), own = ZstdLevel3Size(text, 0);
+  ASSERT_NE(capped, own) << "the input does not tell the table sizes apart";
+
+  Codec codec(KeysFrom(7), {});
+  ASSERT_EQ(CodecOptions{}.zstd_level, 3);
+  auto sealed = RoundTrip(codec, BlobKind::kData, text);
+  EXPECT_EQ(sealed[0], std::byte{0x02});
+  EXPECT_EQ(sealed.size(), capped + Codec::kOverhead);
+  // Other levels keep zstd's own tables.
+  Codec level2(KeysFrom(7), {.zstd_level = 2});
+  std::vector<std::byte> frame(ZSTD_compressBound(text.size()));
+  size_t level2_size = ZSTD_compress(frame.data(), frame.size(), text.data(), text.size(), 2);
+  EXPECT_EQ(RoundTrip(level2, BlobKind::kData, text).size(), level2_size + Codec::kOverhead);
 }
 
 TEST(Codec, SealIsRandomizedButBothOpen) {

@@ -32,7 +32,8 @@ namespace sparetime {
 enum class BlobKind : uint8_t { kData = 1, kManifest = 2 };
 
 struct CodecOptions {
-  int zstd_level = 3;  // 1..19; 0 stores raw
+  static constexpr int kDefaultZstdLevel = 3;
+  int zstd_level = kDefaultZstdLevel;  // 1..19; 0 stores raw
 };
 
 class Codec {
