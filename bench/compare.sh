@@ -132,7 +132,9 @@ for rep in $(seq 1 "$repeat"); do
     echo "  full $(bench_res "$t-v1.r$rep" wall)s, incr $(bench_res "$t-v2.r$rep" wall)s, restore $(bench_res "$t-restore.r$rep" wall)s, restore verified" >&2
   done
 done
-for t in $tools; do for s in v1 v2 restore open; do bench_best "$t-$s" "$repeat"; done; done
+for t in $tools; do
+  for s in v1 v2 restore open; do bench_best "$t-$s" "$repeat"; bench_median "$t-$s" "$repeat"; done
+done
 
 # sparetime's memory on sparse files: 16 x 256 KiB of random data spread over
 # an otherwise empty file; peak RSS should not grow with the device size.
@@ -182,21 +184,31 @@ row() {  # tool: one markdown row of the main table
     done
     echo "| $t$cells |"
   done
-  verdict() {  # name a b target
-    local r; r=$(bench_ratio "$2" "$3")
-    printf '| %s | %s | %s | %s | ≤ %s | %s |\n' "$1" "$2" "$3" "$r" "$4" \
-      "$(awk -v r="$r" -v t="$4" 'BEGIN {print (r + 0 <= t + 0) ? "met" : "MISSED"}')"
+  meets() { awk -v r="$1" -v t="$2" 'BEGIN {print (r + 0 <= t + 0) ? "met" : "MISSED"}'; }
+  verdict() {  # name a b target [median-a median-b]
+    local r m="-" mv="-"; r=$(bench_ratio "$2" "$3")
+    if [ $# -gt 4 ]; then m=$(bench_ratio "$5" "$6"); mv=$(meets "$m" "$4"); fi
+    printf '| %s | %s | %s | %s | %s | ≤ %s | %s | %s |\n' "$1" "$2" "$3" "$r" "$m" "$4" \
+      "$(meets "$r" "$4")" "$mv"
+  }
+  walls() {  # step st: the best and median wall times of st and restic
+    echo "$(bench_res "$2-$1" wall) $(bench_res "restic-$1" wall)" \
+      "$(bench_res "$2-$1.median" wall) $(bench_res "restic-$1.median" wall)"
   }
   for st in $tools; do
     [[ $st == sparetime* && " $tools " == *" restic "* ]] || continue
     echo
     echo "### $st / restic against the targets"
     echo
-    echo "| measure | $st | restic | ratio | target | verdict |"
-    echo "|---|---:|---:|---:|---:|---|"
-    verdict "full backup wall s" "$(bench_res "$st-v1" wall)" "$(bench_res restic-v1 wall)" 0.40
-    verdict "incremental wall s" "$(bench_res "$st-v2" wall)" "$(bench_res restic-v2 wall)" 0.30
-    verdict "restore wall s" "$(bench_res "$st-restore" wall)" "$(bench_res restic-restore wall)" 0.50
+    echo "Wall times and the first ratio are each tool's best of $repeat runs; the"
+    echo "second ratio is of the median runs."
+    echo
+    echo "| measure | $st | restic | ratio | median ratio | target | verdict | median verdict |"
+    echo "|---|---:|---:|---:|---:|---:|---|---|"
+    read -r a b ma mb <<< "$(walls v1 "$st")"; verdict "full backup wall s" "$a" "$b" 0.40 "$ma" "$mb"
+    read -r a b ma mb <<< "$(walls v2 "$st")"; verdict "incremental wall s" "$a" "$b" 0.30 "$ma" "$mb"
+    read -r a b ma mb <<< "$(walls restore "$st")"
+    verdict "restore wall s" "$a" "$b" 0.50 "$ma" "$mb"
     verdict "stored bytes" "$(cat "$STEPS/$st-stored")" "$(cat "$STEPS/restic-stored")" 1.00
     verdict "peak RSS KiB (full)" "$(bench_res "$st-v1" rss)" "$(bench_res restic-v1 rss)" 0.5
   done

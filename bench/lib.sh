@@ -94,6 +94,14 @@ bench_best() {
   for i in $(seq 1 "$2"); do cat "$STEPS/$1.r$i.res"; done | sort -n -k1,1 | head -n 1 > "$STEPS/$1.res"
 }
 
+# bench_median NAME N: of NAME.r1 .. NAME.rN keeps the run with the median
+# wall time (the faster of the middle two when N is even) as NAME.median.res.
+bench_median() {
+  local i
+  for i in $(seq 1 "$2"); do cat "$STEPS/$1.r$i.res"; done | sort -n -k1,1 |
+    sed -n "$(( ($2 + 1) / 2 ))p" > "$STEPS/$1.median.res"
+}
+
 # bench_res NAME FIELD: FIELD is wall, cpu, rss (KiB) or foreign of a finished step.
 bench_res() {
   local i
