@@ -73,7 +73,8 @@ size_t Compress(void* dst, size_t room, const void* src, size_t n, int level) {
   size_t rc = ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
   if (!ZSTD_isError(rc) && level == CodecOptions::kDefaultZstdLevel) {
     rc = ZSTD_CCtx_setParameter(cctx, ZSTD_c_hashLog, kDefaultLevelTableLog);
-    if (!ZSTD_isError(rc)) rc = ZSTD_CCtx_setParameter(cctx, ZSTD_c_chainLog, kDefaultLevelTableLog);
+    if (!ZSTD_isError(rc))
+      rc = ZSTD_CCtx_setParameter(cctx, ZSTD_c_chainLog, kDefaultLevelTableLog);
   }
   return ZSTD_isError(rc) ? rc : ZSTD_compress2(cctx, dst, room, src, n);
 }
