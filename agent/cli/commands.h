@@ -11,6 +11,7 @@
 #include <string>
 
 #include "idle_backup.h"
+#include "sparetime/imaging/codec.h"
 
 namespace sparetime::cli {
 
@@ -27,7 +28,7 @@ struct GlobalOptions {
 
 struct InitOptions {
   uint32_t chunk_size = 0;
-  int compression = 3;
+  int compression = CodecOptions::kDefaultZstdLevel;
   std::string kdf = "moderate";  // moderate | interactive | min (tests only)
 };
 struct BackupCommandOptions {

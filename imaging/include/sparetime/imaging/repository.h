@@ -35,7 +35,7 @@ namespace sparetime {
 struct RepositoryConfig {
   int version = 1;
   uint32_t chunk_size = 0;  // 0: kDefaultChunkSize
-  int zstd_level = 3;
+  int zstd_level = CodecOptions::kDefaultZstdLevel;
 };
 
 class Repository {
