@@ -120,17 +120,9 @@ class ReplicationNetnsTest : public ::testing::Test {
         },
         seconds(20)))
         << last_.err << Logs();
-    // And every peer's daemon has read everybody's key (it refuses unknown
-    // ones). `status` shows the daemon's own last read; `peers` would show a
-    // fresh read by the CLI, which can be ahead of the daemon's.
+    // And every peer's daemon has read everybody's key (it refuses unknown ones).
     for (int h = 1; h < 5; ++h) {
-      ASSERT_TRUE(WaitUntil(
-          [&] {
-            json status = Cli(h, "status");
-            return status.is_object() && status["agent"]["peers"].size() == 4;
-          },
-          seconds(20)))
-          << kHosts[h] << ": " << last_.err << Logs();
+      ASSERT_TRUE(net_->WaitForDaemonPeers(h, configs_[h], 4, seconds(20))) << Logs();
     }
   }
 

@@ -86,13 +86,7 @@ class ScheduledJobsTest : public ::testing::Test {
         << last_.err << Logs();
     // The peers' daemons have read alpha's key too (they refuse unknown ones).
     for (int h = 1; h < 3; ++h) {
-      ASSERT_TRUE(WaitUntil(
-          [&] {
-            json status = Cli(h, "status");
-            return status.is_object() && status["agent"]["peers"].size() == 2;
-          },
-          seconds(20)))
-          << kHosts[h] << ": " << last_.err << Logs();
+      ASSERT_TRUE(net_->WaitForDaemonPeers(h, configs_[h], 2, seconds(20))) << Logs();
     }
   }
 

@@ -6,6 +6,8 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "testutil/agent_process.h"
+
 namespace sparetime::testing {
 
 namespace {
@@ -108,6 +110,20 @@ CommandResult TestNetwork::RunCli(int host, const std::string& config,
                                   const std::string& passphrase, const std::string& args) const {
   return Run(host, "SPARETIME_PASSPHRASE=" + ShellQuote(passphrase) + " " + SPARETIME_CLI +
                        " --config " + ShellQuote(config) + " " + args);
+}
+
+::testing::AssertionResult TestNetwork::WaitForDaemonPeers(
+    int host, const std::string& config, size_t peers, std::chrono::milliseconds timeout) const {
+  CommandResult last;
+  auto listed = [&] {
+    last = Run(host,
+               std::string(SPARETIME_CLI) + " --config " + ShellQuote(config) + " status --json");
+    nlohmann::json status = JsonOutput(last);
+    return status.is_object() && status["agent"]["peers"].size() == peers;
+  };
+  if (WaitUntil(listed, timeout)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "the sparetimed of host " << host << " does not list "
+                                       << peers << " peers: " << last.out << last.err;
 }
 
 nlohmann::json JsonOutput(const CommandResult& r) {

@@ -9,6 +9,9 @@
 #ifndef SPARETIME_TESTS_TEST_NETWORK_H_
 #define SPARETIME_TESTS_TEST_NETWORK_H_
 
+#include <gtest/gtest.h>
+
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -41,6 +44,12 @@ class TestNetwork {
   // SPARETIME_PASSPHRASE set (ARGS go to the shell as they are).
   CommandResult RunCli(int host, const std::string& config, const std::string& passphrase,
                        const std::string& args) const;
+  // Waits up to `timeout` until the sparetimed of `host` lists `peers` peers
+  // in its status (`sparetime status`: the daemon's own last directory read,
+  // so it knows their keys and accepts their sessions; `sparetime peers`
+  // reads the directory itself and can be ahead of the daemon).
+  ::testing::AssertionResult WaitForDaemonPeers(int host, const std::string& config, size_t peers,
+                                                std::chrono::milliseconds timeout) const;
   // Cuts / restores host's link (its end of the veth pair goes down / up).
   void SetLinkUp(int host, bool up);
   // Joins the test's own namespace to the bridge with address <subnet>.254,

@@ -4,8 +4,8 @@
 // of the image's data runs (RestoreTarget::Reserve), then worker threads
 // fetch chunks in parallel, open each (AEAD + id check, see codec.h) into
 // their own page-aligned buffer and write it at its offset; holes go to
-// RestoreTarget::Hole. Any chunk that
-// fails is an error naming its offset and id; nothing is written for it.
+// RestoreTarget::Hole. Any chunk that fails is an error naming its offset
+// and id; nothing is written for it.
 // Verify does the same reads and checks without a target and reports every
 // bad chunk rather than stopping at the first.
 #ifndef SPARETIME_IMAGING_RESTORER_H_
