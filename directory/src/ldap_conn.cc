@@ -13,7 +13,7 @@
 #include <cstring>
 
 #include "sparetime/base/fd.h"
-#include "sparetime/imaging/secret.h"
+#include "sparetime/crypto/secret.h"
 
 namespace sparetime::directory::ldap {
 namespace {

@@ -19,7 +19,7 @@
 #include "ldap_search.h"
 #include "ldap_watch.h"
 #include "values.h"
-#include "sparetime/imaging/secret.h"
+#include "sparetime/crypto/secret.h"
 
 namespace sparetime::directory {
 namespace {

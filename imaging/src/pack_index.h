@@ -18,7 +18,7 @@
 
 #include "pack_file.h"
 #include "sparetime/base/status.h"
-#include "sparetime/imaging/chunk_id.h"
+#include "sparetime/crypto/chunk_id.h"
 #include "sparetime/imaging/pack_store.h"
 #include "sparetime/base/sqlite_db.h"
 

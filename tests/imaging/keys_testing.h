@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "sparetime/base/bytes.h"
-#include "sparetime/imaging/secret.h"
+#include "sparetime/crypto/secret.h"
 
 namespace sparetime::testing {
 

@@ -16,7 +16,7 @@
 #include <string_view>
 #include <vector>
 
-#include "sparetime/imaging/secret.h"
+#include "sparetime/crypto/secret.h"
 
 namespace sparetime::transport::internal {
 

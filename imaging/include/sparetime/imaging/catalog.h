@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "sparetime/base/status.h"
-#include "sparetime/imaging/chunk_id.h"
+#include "sparetime/crypto/chunk_id.h"
 #include "sparetime/imaging/device.h"
 
 namespace sparetime {

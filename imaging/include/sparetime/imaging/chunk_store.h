@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "sparetime/base/status.h"
-#include "sparetime/imaging/chunk_id.h"
+#include "sparetime/crypto/chunk_id.h"
 
 namespace sparetime {
 

@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "sparetime/base/status.h"
-#include "sparetime/imaging/chunk_id.h"
+#include "sparetime/crypto/chunk_id.h"
 #include "sparetime/imaging/keys.h"
 
 namespace sparetime {

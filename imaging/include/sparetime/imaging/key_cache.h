@@ -18,7 +18,7 @@
 #include <string>
 
 #include "sparetime/base/status.h"
-#include "sparetime/imaging/secret.h"
+#include "sparetime/crypto/secret.h"
 
 namespace sparetime {
 

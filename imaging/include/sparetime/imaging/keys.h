@@ -23,7 +23,7 @@
 
 #include "sparetime/base/status.h"
 #include "sparetime/imaging/key_cache.h"
-#include "sparetime/imaging/secret.h"
+#include "sparetime/crypto/secret.h"
 
 namespace sparetime {
 

@@ -43,10 +43,10 @@
 #include <vector>
 
 #include "sparetime/base/status.h"
-#include "sparetime/imaging/chunk_id.h"
+#include "sparetime/crypto/chunk_id.h"
 #include "sparetime/imaging/chunk_store.h"
 #include "sparetime/imaging/codec.h"
-#include "sparetime/imaging/secret.h"
+#include "sparetime/crypto/secret.h"
 #include "sparetime/migration/image.h"
 
 namespace sparetime::migration {

@@ -17,7 +17,7 @@
 
 #include "sparetime/base/clock.h"
 #include "sparetime/base/status.h"
-#include "sparetime/imaging/chunk_id.h"
+#include "sparetime/crypto/chunk_id.h"
 #include "sparetime/transport/identity.h"
 #include "sparetime/transport/messages.h"
 

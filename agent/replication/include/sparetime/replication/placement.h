@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "sparetime/imaging/chunk_id.h"
+#include "sparetime/crypto/chunk_id.h"
 
 namespace sparetime::replication {
 

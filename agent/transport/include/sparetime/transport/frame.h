@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "sparetime/base/status.h"
-#include "sparetime/imaging/secret.h"
+#include "sparetime/crypto/secret.h"
 
 namespace sparetime::transport {
 

@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "sparetime/base/status.h"
-#include "sparetime/imaging/secret.h"
+#include "sparetime/crypto/secret.h"
 #include "sparetime/transport/identity.h"
 
 namespace sparetime::transport {

@@ -21,7 +21,7 @@
 #include <string_view>
 
 #include "sparetime/base/status.h"
-#include "sparetime/imaging/secret.h"
+#include "sparetime/crypto/secret.h"
 
 namespace sparetime::transport {
 

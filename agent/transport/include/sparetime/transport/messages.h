@@ -27,8 +27,8 @@
 #include <vector>
 
 #include "sparetime/base/status.h"
-#include "sparetime/imaging/chunk_id.h"
-#include "sparetime/imaging/secret.h"
+#include "sparetime/crypto/chunk_id.h"
+#include "sparetime/crypto/secret.h"
 
 namespace sparetime::transport {
 

@@ -1,6 +1,6 @@
 // ChunkId text form: 64 lower-case hex digits; FromHex accepts either case and
 // rejects any other length or digit.
-#include "sparetime/imaging/chunk_id.h"
+#include "sparetime/crypto/chunk_id.h"
 
 #include "sparetime/base/bytes.h"
 

@@ -4,8 +4,8 @@
 // zeroed and freed by sodium_free when the buffer dies. Move-only.
 //
 // REQUIRES: sodium_init() has succeeded (InitCrypto()) before the first use.
-#ifndef SPARETIME_IMAGING_SECRET_H_
-#define SPARETIME_IMAGING_SECRET_H_
+#ifndef SPARETIME_CRYPTO_SECRET_H_
+#define SPARETIME_CRYPTO_SECRET_H_
 
 #include <cstddef>
 #include <span>
@@ -48,4 +48,4 @@ class SecretBuffer {
 
 }  // namespace sparetime
 
-#endif  // SPARETIME_IMAGING_SECRET_H_
+#endif  // SPARETIME_CRYPTO_SECRET_H_

@@ -2,8 +2,8 @@
 // (see codec.h). The all-zero id is reserved: in a manifest it marks a hole
 // (an all-zero chunk that is never stored). A keyed hash producing 32 zero
 // bytes is not a practical possibility.
-#ifndef SPARETIME_IMAGING_CHUNK_ID_H_
-#define SPARETIME_IMAGING_CHUNK_ID_H_
+#ifndef SPARETIME_CRYPTO_CHUNK_ID_H_
+#define SPARETIME_CRYPTO_CHUNK_ID_H_
 
 #include <array>
 #include <compare>
@@ -52,4 +52,4 @@ struct ChunkIdHash {
 
 }  // namespace sparetime
 
-#endif  // SPARETIME_IMAGING_CHUNK_ID_H_
+#endif  // SPARETIME_CRYPTO_CHUNK_ID_H_

@@ -1,5 +1,5 @@
 // SecretBuffer over sodium_malloc / sodium_free (which zeroes on free).
-#include "sparetime/imaging/secret.h"
+#include "sparetime/crypto/secret.h"
 
 #include <sodium.h>
 
