@@ -107,13 +107,13 @@ TEST_F(DeviceLoopTest, MbrPartitionsOfALoopFromTheKernel) {
   disk[511] = std::byte{0xAA};
   WriteFileOrDie(tmp_ / "mbr.img", disk);
   testing::CommandResult attach =
-      RunCommand("losetup --find --show -P " + (tmp_ / "mbr.img").string());
+      RunCommand("losetup --find --show -P " + (tmp_ / "mbr.img"));
   ASSERT_EQ(attach.exit_code, 0) << attach.err;
   struct Detach {
     std::string path;
     ~Detach() { (void)RunCommand("losetup -d " + path); }
   } loop{attach.out.substr(0, attach.out.find('\n'))};
-  const std::string backing = std::filesystem::canonical(tmp_ / "mbr.img").string();
+  const std::string backing = std::filesystem::canonical(tmp_ / "mbr.img");
   std::string keys[2];
   for (int n = 1; n <= 2; ++n) {
     const std::string part = loop.path + "p" + std::to_string(n);
@@ -127,7 +127,9 @@ TEST_F(DeviceLoopTest, MbrPartitionsOfALoopFromTheKernel) {
     EXPECT_EQ(id.partition, static_cast<uint32_t>(n));
     EXPECT_EQ(id.start, (2048u + (n - 1) * 4096u) * 512);
     EXPECT_EQ(id.backing_file, backing);  // the whole loop device's
-    if (!id.part_uuid.empty()) EXPECT_EQ(id.part_uuid, "1234abcd-0" + std::to_string(n));
+    if (!id.part_uuid.empty()) {
+      EXPECT_EQ(id.part_uuid, "1234abcd-0" + std::to_string(n));
+    }
     keys[n - 1] = id.Key();
   }
   EXPECT_EQ(keys[0], "loopfile:" + backing + ":part=1:start=1048576:size=2097152");
@@ -136,13 +138,13 @@ TEST_F(DeviceLoopTest, MbrPartitionsOfALoopFromTheKernel) {
 
 TEST_F(DeviceLoopTest, EqualSizeOffsetLoopsOfOneFileHaveDistinctKeys) {
   WriteFileOrDie(tmp_ / "mbr.img", RandomBytes(8 * kMiB, 11));
-  const std::string backing = std::filesystem::canonical(tmp_ / "mbr.img").string();
+  const std::string backing = std::filesystem::canonical(tmp_ / "mbr.img");
   std::string offset_keys[2];
   for (int n = 0; n < 2; ++n) {
     const uint64_t off = (2048u + n * 4096u) * 512;
     testing::CommandResult r = RunCommand("losetup --find --show -o " + std::to_string(off) +
                                           " --sizelimit " + std::to_string(2 * kMiB) + " " +
-                                          (tmp_ / "mbr.img").string());
+                                          (tmp_ / "mbr.img"));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const std::string path = r.out.substr(0, r.out.find('\n'));
     Result<std::unique_ptr<BlockDevice>> dev = OpenBlockDevice(path);
