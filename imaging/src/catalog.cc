@@ -14,6 +14,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "catalog_migrate.h"
 #include "sparetime/base/bytes.h"
 #include "sparetime/base/clock.h"
 #include "sparetime/base/sqlite_db.h"
@@ -22,7 +23,7 @@ namespace sparetime {
 
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;  // 2: schema-2 device keys (catalog_migrate.h)
 constexpr std::string_view kSchema = R"sql(
 CREATE TABLE snapshots(
   seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- insertion order, breaks ties in time
@@ -180,6 +181,7 @@ Result<std::unique_ptr<Catalog>> Catalog::Open(const std::string& db_path) {
   if (sodium_init() < 0) return Internal("libsodium failed to initialise");
   ST_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db,
                       SqliteDb::Open(db_path, SqliteDb::Mode::kCreate));
+  ST_RETURN_IF_ERROR(detail::MigrateCatalog(*db, kSchemaVersion).status());
   ST_RETURN_IF_ERROR(db->EnsureSchema(kSchemaVersion, kSchema));
   auto impl = std::make_unique<Impl>(std::move(db));
   ST_RETURN_IF_ERROR(impl->Prepare());

@@ -24,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -165,13 +166,14 @@ Result<std::unique_ptr<BlockDevice>> OpenBlockDevice(const std::string& path,
   if (block) {
     ST_ASSIGN_OR_RETURN(id.size, BlockDeviceSize(fd.get(), path));
     ST_ASSIGN_OR_RETURN(id.logical_block_size, LogicalBlockSize(fd.get(), path));
-    detail::SysfsIdentity sys = detail::ReadSysfsIdentity(sb.st_rdev, detail::kSysfsRoot);
-    id.serial = std::move(sys.serial);
-    id.wwid = std::move(sys.wwid);
-    id.backing_file = std::move(sys.backing_file);
+    detail::ApplySysfsIdentity(detail::ReadSysfsIdentity(sb.st_rdev, detail::kSysfsRoot), id);
   } else {
     if (::fstat(fd.get(), &sb) != 0) return ErrnoStatus("fstat " + path, errno);
     id.size = static_cast<uint64_t>(sb.st_size);
+    // The key of an image file is its canonical path (device.h).
+    std::error_code ec;
+    std::filesystem::path real = std::filesystem::canonical(path, ec);
+    id.real_path = ec ? path : real.string();
   }
   std::vector<std::byte> head(detail::kSuperblockProbeSize);
   Result<size_t> got = ReadFullAt(fd.get(), head, 0);

@@ -4,7 +4,8 @@
 // Invariants: nothing is forgotten or removed until every kept snapshot's
 // manifest was read; a chunk is removed only when no kept snapshot (data or
 // manifest chunk) and no journal names it; holes are never stored, so never
-// listed or removed.
+// listed or removed; snapshots of ambiguous legacy device keys are kept
+// (retention.h) and counted in a warning note.
 #include "sparetime/imaging/prune.h"
 
 #include <unordered_set>
@@ -52,6 +53,16 @@ Result<PruneReport> Prune(const PruneEnv& env, const RetentionPolicy& policy,
   report.dry_run = options.dry_run;
   ST_ASSIGN_OR_RETURN(std::vector<Snapshot> snapshots, env.catalog.ListSnapshots());
   report.decisions = ApplyRetention(snapshots, policy, options.utc_offset);
+
+  uint64_t ambiguous = 0;
+  for (const RetentionDecision& d : report.decisions) ambiguous += d.snapshot.device.legacy_ambiguous;
+  if (ambiguous > 0) {
+    report.notes.push_back(
+        "warning: " + std::to_string(ambiguous) +
+        " snapshot(s) carry an old device key (catalog schema 1) shared by snapshots that may be "
+        "of different devices; all of them were kept. `sparetime forget` those you no longer need "
+        "(docs/storage.md, \"Device keys and the schema 1 -> 2 migration\")");
+  }
 
   IdSet referenced;
   for (const RetentionDecision& d : report.decisions) {

@@ -5,7 +5,8 @@
 // bucket rule keeps a snapshot only when its bucket (day, ISO week, month)
 // differs from the last bucket that rule kept, so with snapshots walked
 // newest first it keeps the newest of each bucket; every device keeps its
-// newest snapshot.
+// newest snapshot; a snapshot whose device is legacy_ambiguous is always
+// kept and never counted in any device's rules.
 #include "sparetime/imaging/retention.h"
 
 #include <time.h>
@@ -25,6 +26,10 @@ using std::chrono::sys_days;
 using std::chrono::year_month_day;
 
 constexpr int64_t kSecondsPerDay = 86400;
+
+constexpr char kAmbiguousReason[] =
+    "ambiguous device: its old key (catalog schema 1) is shared with snapshots that may be of "
+    "other devices, so prune keeps it; `sparetime forget` it by id once you know it is unneeded";
 
 // The local calendar day of a Unix time.
 sys_days LocalDay(int64_t unix_seconds, int64_t offset) {
@@ -124,7 +129,14 @@ std::vector<RetentionDecision> ApplyRetention(std::span<const Snapshot> snapshot
     return a.snapshot.time > b.snapshot.time;
   });
   std::map<std::string, std::vector<RetentionDecision*>> by_device;
-  for (RetentionDecision& d : out) by_device[d.snapshot.device.Key()].push_back(&d);
+  for (RetentionDecision& d : out) {
+    if (d.snapshot.device.legacy_ambiguous) {
+      d.keep = true;
+      d.reasons.push_back(kAmbiguousReason);
+      continue;
+    }
+    by_device[d.snapshot.device.Key()].push_back(&d);
+  }
   for (auto& [key, group] : by_device) DecideDevice(group, policy, offset);
   return out;
 }

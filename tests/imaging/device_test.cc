@@ -66,27 +66,77 @@ int RunAsNobody(const std::function<int()>& body) {
 TEST(DeviceIdentityTest, KeyUsesStrongestIdentityPlusSize) {
   DeviceIdentity id;
   id.path = "/dev/sdb";
+  id.kind = "block";
   id.size = 1000;
+  EXPECT_EQ(id.Key(), "path:/dev/sdb:size=1000");
+  id.fs_uuid = "u-u-i-d";  // a hint only: clones of one image share it
   EXPECT_EQ(id.Key(), "path:/dev/sdb:size=1000");
   id.backing_file = "/img/a.img";
   EXPECT_EQ(id.Key(), "loopfile:/img/a.img:size=1000");
-  id.fs_uuid = "u-u-i-d";
-  EXPECT_EQ(id.Key(), "fsuuid:u-u-i-d:size=1000");
+  id.loop_offset = 4096;
+  EXPECT_EQ(id.Key(), "loopfile:/img/a.img:offset=4096:sizelimit=0:size=1000");
+  id.loop_sizelimit = 1000;
+  EXPECT_EQ(id.Key(), "loopfile:/img/a.img:offset=4096:sizelimit=1000:size=1000");
   id.serial = "S123";
   EXPECT_EQ(id.Key(), "serial:S123:size=1000");
   id.wwid = "naa.5000";
   EXPECT_EQ(id.Key(), "wwid:naa.5000:size=1000");
   id.size = 2000;
   EXPECT_EQ(id.Key(), "wwid:naa.5000:size=2000");
+  id.partition = 2;
+  id.start = 1 << 20;
+  id.part_uuid = "p-2";
+  EXPECT_EQ(id.Key(), "wwid:naa.5000:part=2:start=1048576:size=2000");
+  id.legacy_key = "wwid:naa.5000:size=2000";  // a migrated schema-1 row
+  EXPECT_EQ(id.Key(), "wwid:naa.5000:size=2000");
+}
+
+TEST(DeviceIdentityTest, PartitionWithoutDiskIdentityUsesItsUuidElseThePath) {
+  DeviceIdentity id;
+  id.path = "/dev/vda3";
+  id.kind = "block";
+  id.size = 512;
+  id.partition = 3;
+  id.start = 2048 * 512;
+  EXPECT_EQ(id.Key(), "path:/dev/vda3:part=3:start=1048576:size=512");
+  id.part_uuid = "0a1b2c3d-03";
+  EXPECT_EQ(id.Key(), "partuuid:0a1b2c3d-03:part=3:start=1048576:size=512");
+}
+
+TEST(DeviceIdentityTest, ImageFilesAreTheirCanonicalPathNotTheirFsUuid) {
+  DeviceIdentity a{"./a.img", "file", 4096, 512, "", "", "", "same-uuid"};
+  DeviceIdentity b = a;
+  a.real_path = "/srv/a.img";
+  b.path = "b.img";
+  b.real_path = "/srv/b.img";
+  EXPECT_EQ(a.Key(), "path:/srv/a.img:size=4096");
+  EXPECT_EQ(b.Key(), "path:/srv/b.img:size=4096");
+  b.real_path.clear();  // not resolvable: the path as given
+  EXPECT_EQ(b.Key(), "path:b.img:size=4096");
 }
 
 TEST(DeviceIdentityTest, JsonRoundTrip) {
   DeviceIdentity id{"/dev/loop3", "block", 1 << 20, 4096, "S1", "W1", "/x.img", "u"};
+  id.partition = 1;
+  id.start = 512;
+  id.part_uuid = "pu";
+  id.loop_offset = 7;
+  id.loop_sizelimit = 9;
+  id.real_path = "/r";
   Result<DeviceIdentity> back = DeviceIdentity::FromJson(id.ToJson());
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->ToJson(), id.ToJson());
   EXPECT_EQ(back->logical_block_size, 4096u);
   EXPECT_EQ(back->Key(), id.Key());
+  EXPECT_FALSE(id.ToJson().contains("legacy_key"));  // only migrated rows carry it
+
+  id.legacy_key = "serial:S1:size=1048576";
+  id.legacy_ambiguous = true;
+  back = DeviceIdentity::FromJson(id.ToJson());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->legacy_key, id.legacy_key);
+  EXPECT_TRUE(back->legacy_ambiguous);
+  EXPECT_EQ(back->Key(), "serial:S1:size=1048576");
 }
 
 TEST(DeviceIdentityTest, FromJsonRejectsBadDocuments) {
@@ -102,6 +152,8 @@ TEST(DeviceIdentityTest, FromJsonRejectsBadDocuments) {
       {[](nlohmann::json& j) { j["logical_block_size"] = 1ull << 40; }, "\"logical_block_size\""},
       {[](nlohmann::json& j) { j["serial"] = 7; }, "\"serial\""},
       {[](nlohmann::json& j) { j["kind"] = "tape"; }, "tape"},
+      {[](nlohmann::json& j) { j["partition"] = -2; }, "\"partition\""},
+      {[](nlohmann::json& j) { j["legacy_ambiguous"] = 1; }, "\"legacy_ambiguous\""},
       {[](nlohmann::json& j) { j = nlohmann::json::array(); }, "object"},
   };
   for (const Case& c : cases) {
@@ -155,6 +207,29 @@ class FakeSysfsTest : public ::testing::Test {
   std::string disk(const std::string& name) {
     return root() + "/devices/pci0000:00/host0/block/" + name;
   }
+  // Partition `number` of disk `name` as maj:min, starting at sector `start`.
+  void AddPartition(const std::string& name, int number, int maj, int min, uint64_t start,
+                    const std::string& uuid) {
+    const std::string part = name + std::to_string(number);
+    WriteText(disk(name) + "/" + part + "/partition", std::to_string(number) + "\n");
+    WriteText(disk(name) + "/" + part + "/start", std::to_string(start) + "\n");
+    WriteText(disk(name) + "/" + part + "/uevent",
+              "MAJOR=" + std::to_string(maj) + "\nDEVNAME=" + part + "\nDEVTYPE=partition\n" +
+                  "PARTN=" + std::to_string(number) + (uuid.empty() ? "" : "\nPARTUUID=" + uuid) +
+                  "\n");
+    fs::create_symlink(
+        "../../devices/pci0000:00/host0/block/" + name + "/" + part,
+        root() + "/dev/block/" + std::to_string(maj) + ":" + std::to_string(min));
+  }
+  // The identity OpenBlockDevice gives a block device of `size` at `path`.
+  DeviceIdentity Identity(const std::string& path, int maj, int min, uint64_t size) {
+    DeviceIdentity id;
+    id.path = path;
+    id.kind = "block";
+    id.size = size;
+    detail::ApplySysfsIdentity(detail::ReadSysfsIdentity(makedev(maj, min), root()), id);
+    return id;
+  }
   std::string root() { return tmp_.path() + "/sys"; }
   TempDir tmp_;
 };
@@ -195,6 +270,65 @@ TEST_F(FakeSysfsTest, LoopBackingFileAndUnknownDevice) {
   EXPECT_EQ(none.serial + none.wwid + none.backing_file, "");
 }
 
+TEST_F(FakeSysfsTest, EqualSizePartitionsOfOneDiskHaveDistinctKeys) {
+  AddDisk("sda", 8, 0);  // its partition 1 is replaced below
+  fs::remove_all(disk("sda") + "/sda1");
+  fs::remove(root() + "/dev/block/8:1");
+  WriteText(disk("sda") + "/device/wwid", "naa.5000c500a1b2c3d4\n");
+  AddPartition("sda", 1, 8, 1, 2048, "6d2f-01");
+  AddPartition("sda", 2, 8, 2, 2048 + 204800, "6d2f-02");
+  const uint64_t size = 204800 * 512;
+  DeviceIdentity p1 = Identity("/dev/sda1", 8, 1, size);
+  DeviceIdentity p2 = Identity("/dev/sda2", 8, 2, size);
+  EXPECT_EQ(p1.wwid, "naa.5000c500a1b2c3d4");  // the disk's, as before
+  EXPECT_EQ(p1.partition, 1u);
+  EXPECT_EQ(p1.start, 2048u * 512);
+  EXPECT_EQ(p1.part_uuid, "6d2f-01");
+  EXPECT_EQ(p2.partition, 2u);
+  EXPECT_EQ(p2.start, (2048u + 204800) * 512);
+  EXPECT_EQ(p1.Key(), "wwid:naa.5000c500a1b2c3d4:part=1:start=1048576:size=104857600");
+  EXPECT_EQ(p2.Key(), "wwid:naa.5000c500a1b2c3d4:part=2:start=105906176:size=104857600");
+  // The same partition under another /dev name keeps its key.
+  EXPECT_EQ(Identity("/dev/sdc1", 8, 1, size).Key(), p1.Key());
+  // The whole disk is neither of them.
+  DeviceIdentity whole = Identity("/dev/sda", 8, 0, 2 * size + 2048 * 512);
+  EXPECT_EQ(whole.partition, 0u);
+  EXPECT_EQ(whole.Key(), "wwid:naa.5000c500a1b2c3d4:size=210763776");
+}
+
+TEST_F(FakeSysfsTest, DiskWithSerialVersusWithout) {
+  AddDisk("vda", 254, 0);
+  AddDisk("vdb", 254, 16);
+  WriteText(disk("vda") + "/serial", "virtio-7\n");
+  AddPartition("vda", 2, 254, 2, 4096, "");
+  AddPartition("vdb", 2, 254, 18, 4096, "feedf00d-02");
+  AddPartition("vdb", 3, 254, 19, 8192, "");
+  EXPECT_EQ(Identity("/dev/vda", 254, 0, 8192).Key(), "serial:virtio-7:size=8192");
+  EXPECT_EQ(Identity("/dev/vdb", 254, 16, 8192).Key(), "path:/dev/vdb:size=8192");
+  EXPECT_EQ(Identity("/dev/vda2", 254, 2, 512).Key(), "serial:virtio-7:part=2:start=2097152:size=512");
+  // Without a disk serial: the partition UUID, else the path (plus number and start).
+  EXPECT_EQ(Identity("/dev/vdb2", 254, 18, 512).Key(),
+            "partuuid:feedf00d-02:part=2:start=2097152:size=512");
+  EXPECT_EQ(Identity("/dev/vdb3", 254, 19, 512).Key(), "path:/dev/vdb3:part=3:start=4194304:size=512");
+}
+
+TEST_F(FakeSysfsTest, LoopOffsetSizelimitAndLoopPartitions) {
+  AddDisk("loop4", 7, 4);
+  WriteText(disk("loop4") + "/loop/backing_file", "/srv/images/a.img\n");
+  WriteText(disk("loop4") + "/loop/offset", "1048576\n");
+  WriteText(disk("loop4") + "/loop/sizelimit", "0\n");
+  AddPartition("loop4", 2, 259, 0, 2048, "");
+  EXPECT_EQ(Identity("/dev/loop4", 7, 4, 4096).Key(),
+            "loopfile:/srv/images/a.img:offset=1048576:sizelimit=0:size=4096");
+  EXPECT_EQ(Identity("/dev/loop4p2", 259, 0, 512).Key(),
+            "loopfile:/srv/images/a.img:offset=1048576:sizelimit=0:part=2:start=1048576:size=512");
+  WriteText(disk("loop4") + "/loop/offset", "0\n");
+  EXPECT_EQ(Identity("/dev/loop4", 7, 4, 4096).Key(), "loopfile:/srv/images/a.img:size=4096")
+      << "a whole-file loop keeps its schema-1 key";
+  WriteText(disk("loop4") + "/loop/offset", "junk\n");
+  EXPECT_EQ(Identity("/dev/loop4", 7, 4, 4096).loop_offset, 0u);
+}
+
 TEST(BlockDeviceTest, RegularFileIdentityAndReads) {
   TempDir tmp;
   std::vector<std::byte> data = RandomBytes(10000, 2);
@@ -211,7 +345,8 @@ TEST(BlockDeviceTest, RegularFileIdentityAndReads) {
   EXPECT_EQ((*dev)->size(), 10000u);
   EXPECT_EQ(id.logical_block_size, 512u);
   EXPECT_EQ(id.fs_uuid, kExtHeadUuid);
-  EXPECT_EQ(id.Key(), std::string("fsuuid:") + kExtHeadUuid + ":size=10000");
+  EXPECT_EQ(id.real_path, fs::canonical(tmp / "disk.img").string());
+  EXPECT_EQ(id.Key(), "path:" + id.real_path + ":size=10000");
 
   std::vector<std::byte> buf(4096);
   Result<size_t> got = (*dev)->ReadAt(4096, buf);
@@ -226,6 +361,25 @@ TEST(BlockDeviceTest, RegularFileIdentityAndReads) {
   EXPECT_EQ(*(*dev)->ReadAt(10000, buf), 0u);
   EXPECT_EQ(*(*dev)->ReadAt(1u << 30, buf), 0u);
   (*dev)->DoneWith(0, 10000);
+}
+
+TEST(BlockDeviceTest, ClonedImagesDifferASymlinkIsTheSameImage) {
+  TempDir tmp;
+  std::vector<std::byte> data = RandomBytes(8192, 5);
+  std::vector<std::byte> head = ExtHead(2048);
+  std::copy(head.begin(), head.end(), data.begin());
+  WriteFileOrDie(tmp / "template.img", data);
+  fs::copy_file(tmp / "template.img", tmp / "clone.img");
+  fs::create_symlink(tmp / "clone.img", tmp / "link.img");
+  auto key = [&](const std::string& name) {
+    Result<std::unique_ptr<BlockDevice>> dev = OpenBlockDevice(tmp / name);
+    EXPECT_TRUE(dev.ok()) << dev.status().ToString();
+    EXPECT_EQ((*dev)->identity().fs_uuid, kExtHeadUuid);
+    return dev.ok() ? (*dev)->identity().Key() : "";
+  };
+  EXPECT_EQ(key("template.img"), "path:" + fs::canonical(tmp / "template.img").string() + ":size=8192");
+  EXPECT_EQ(key("clone.img"), "path:" + fs::canonical(tmp / "clone.img").string() + ":size=8192");
+  EXPECT_EQ(key("link.img"), key("clone.img"));
 }
 
 TEST(BlockDeviceTest, ReadsStopAtTheSizeSeenAtOpen) {
@@ -319,179 +473,6 @@ TEST(AlignedBufferTest, AlignedAndMovable) {
   EXPECT_EQ(c.data(), p);
   EXPECT_EQ(c.size(), 5000u);
   EXPECT_EQ(AlignedBuffer(0).size(), 0u);
-}
-
-struct stat StatOrDie(const std::string& path) {
-  struct stat sb;
-  if (::stat(path.c_str(), &sb) != 0) std::abort();
-  return sb;
-}
-
-TEST(RestoreTargetTest, NewFileIsCreatedSparseAtImageSize) {
-  TempDir tmp;
-  const uint64_t size = 64ull << 20;
-  Result<std::unique_ptr<RestoreTarget>> t = OpenRestoreTarget(tmp / "out.img", size);
-  ASSERT_TRUE(t.ok()) << t.status().ToString();
-  EXPECT_FALSE((*t)->is_block_device());
-  EXPECT_EQ((*t)->size(), size);
-  std::vector<std::byte> chunk = RandomBytes(65536, 6);
-  ASSERT_TRUE((*t)->Hole(0, 32ull << 20).ok());
-  ASSERT_TRUE((*t)->WriteAt(32ull << 20, chunk).ok());
-  ASSERT_TRUE((*t)->Hole((32ull << 20) + 65536, size - (32ull << 20) - 65536).ok());
-  ASSERT_TRUE((*t)->Finish().ok());
-
-  struct stat sb = StatOrDie(tmp / "out.img");
-  EXPECT_EQ(static_cast<uint64_t>(sb.st_size), size);
-  EXPECT_EQ(sb.st_mode & 0777, 0600u);
-  EXPECT_LE(static_cast<uint64_t>(sb.st_blocks) * 512, 1u << 20) << "holes were written";
-  std::vector<std::byte> back = ReadFileOrDie(tmp / "out.img");
-  EXPECT_EQ(Slice(back, 32ull << 20, 65536), chunk);
-  EXPECT_TRUE(std::all_of(back.begin(), back.begin() + (32 << 20),
-                          [](std::byte b) { return b == std::byte{0}; }));
-}
-
-// How many of the file's pages are in the page cache (mincore).
-size_t CachedPages(const std::string& path) {
-  Result<Fd> fd = OpenFile(path, O_RDONLY);
-  if (!fd.ok()) std::abort();
-  struct stat sb = StatOrDie(path);
-  void* map = ::mmap(nullptr, sb.st_size, PROT_READ, MAP_SHARED, fd->get(), 0);
-  if (map == MAP_FAILED) std::abort();
-  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-  std::vector<unsigned char> vec((sb.st_size + page - 1) / page);
-  if (::mincore(map, sb.st_size, vec.data()) != 0) std::abort();
-  ::munmap(map, sb.st_size);
-  return static_cast<size_t>(
-      std::count_if(vec.begin(), vec.end(), [](unsigned char v) { return v & 1; }));
-}
-
-TEST(RestoreTargetTest, AlignedWritesBypassThePageCacheUnalignedOnesDoNot) {
-  TempDir tmp;                                // on ext4 here, which takes O_DIRECT
-  const uint64_t size = (4ull << 20) + 1000;  // an unaligned tail
-  const std::string path = tmp / "direct.img";
-  Result<std::unique_ptr<RestoreTarget>> t = OpenRestoreTarget(path, size, {.direct_io = true});
-  ASSERT_TRUE(t.ok()) << t.status().ToString();
-  std::vector<std::byte> data = RandomBytes(size, 9);
-  // One aligned chunk from an aligned buffer, one from a misaligned one (staged).
-  AlignedBuffer aligned(1 << 20);
-  std::memcpy(aligned.data(), data.data(), 1 << 20);
-  ASSERT_TRUE((*t)->WriteAt(0, aligned.span()).ok());
-  std::vector<std::byte> odd(1 + (1 << 20));
-  std::memcpy(odd.data() + 1, data.data() + (1 << 20), 1 << 20);
-  ASSERT_TRUE((*t)->WriteAt(1 << 20, std::span(odd).subspan(1)).ok());
-  ASSERT_TRUE((*t)->WriteAt(2 << 20, std::span(data).subspan(2 << 20, 2 << 20)).ok());
-  ASSERT_TRUE((*t)->WriteAt(4 << 20, std::span(data).subspan(4 << 20)).ok());  // 1000 bytes
-  ASSERT_TRUE((*t)->Finish().ok());
-  t->reset();
-
-  EXPECT_EQ(CachedPages(path), 1u) << "only the unaligned tail's page went through the cache";
-  EXPECT_EQ(ReadFileOrDie(path), data);
-
-  // Without the option every page goes through the cache.
-  const std::string buffered = tmp / "buffered.img";
-  t = OpenRestoreTarget(buffered, size, {.direct_io = false});
-  ASSERT_TRUE(t.ok()) << t.status().ToString();
-  ASSERT_TRUE((*t)->WriteAt(0, data).ok());
-  ASSERT_TRUE((*t)->Finish().ok());
-  t->reset();
-  EXPECT_EQ(CachedPages(buffered), (size + 4095) / 4096);
-}
-
-TEST(RestoreTargetTest, ReserveAllocatesTheGivenRangesOnly) {
-  TempDir tmp;  // ext4 here, which has fallocate
-  const uint64_t size = 16ull << 20;
-  const std::string path = tmp / "out.img";
-  Result<std::unique_ptr<RestoreTarget>> t = OpenRestoreTarget(path, size);
-  ASSERT_TRUE(t.ok()) << t.status().ToString();
-  const ByteRange runs[] = {{1ull << 20, 2ull << 20}, {8ull << 20, 1ull << 20}};
-  ASSERT_TRUE((*t)->Reserve(runs).ok());
-  uint64_t allocated = static_cast<uint64_t>(StatOrDie(path).st_blocks) * 512;
-  EXPECT_GE(allocated, 3ull << 20);
-  EXPECT_LT(allocated, (3ull << 20) + (256 << 10)) << "room beyond the ranges was taken";
-  // Writes land in the reserved blocks; what was never written reads as zeroes.
-  std::vector<std::byte> data = RandomBytes(1 << 20, 4);
-  AlignedBuffer aligned(data.size());
-  std::memcpy(aligned.data(), data.data(), data.size());
-  ASSERT_TRUE((*t)->WriteAt(1ull << 20, aligned.span()).ok());
-  ASSERT_TRUE((*t)->Finish().ok());
-  t->reset();
-  std::vector<std::byte> expected(size);
-  std::copy(data.begin(), data.end(), expected.begin() + (1 << 20));
-  EXPECT_EQ(ReadFileOrDie(path), expected);
-  // A range past the end is refused like a write there.
-  t = OpenRestoreTarget(path, size);
-  ASSERT_TRUE(t.ok()) << t.status().ToString();
-  const ByteRange past[] = {{size - 4096, 8192}};
-  EXPECT_EQ((*t)->Reserve(past).code(), ErrorCode::kInvalidArgument);
-}
-
-TEST(RestoreTargetTest, ExistingFileHolesArePunched) {
-  TempDir tmp;
-  const size_t size = 4 << 20;
-  WriteFileOrDie(tmp / "old.img", RandomBytes(size, 7));
-  Result<std::unique_ptr<RestoreTarget>> t = OpenRestoreTarget(tmp / "old.img", size);
-  ASSERT_TRUE(t.ok()) << t.status().ToString();
-  ASSERT_TRUE((*t)->Hole(0, size).ok());
-  ASSERT_TRUE((*t)->Finish().ok());
-  EXPECT_LT(StatOrDie(tmp / "old.img").st_blocks * 512, 1 << 20);
-  std::vector<std::byte> back = ReadFileOrDie(tmp / "old.img");
-  ASSERT_EQ(back.size(), size);
-  EXPECT_TRUE(std::all_of(back.begin(), back.end(), [](std::byte b) { return b == std::byte{0}; }));
-}
-
-TEST(RestoreTargetTest, ExistingSmallerFileIsRefusedLargerIsTruncated) {
-  TempDir tmp;
-  WriteFileOrDie(tmp / "small.img", RandomBytes(1000, 8));
-  Result<std::unique_ptr<RestoreTarget>> t = OpenRestoreTarget(tmp / "small.img", 4096);
-  ASSERT_FALSE(t.ok());
-  EXPECT_EQ(t.error().code(), ErrorCode::kFailedPrecondition);
-  EXPECT_NE(t.error().message().find("target " + (tmp / "small.img") +
-                                     " is 1000 bytes, smaller than the image (4096 bytes)"),
-            std::string::npos)
-      << t.error().message();
-  EXPECT_EQ(StatOrDie(tmp / "small.img").st_size, 1000);  // untouched
-
-  WriteFileOrDie(tmp / "big.img", RandomBytes(9000, 8));
-  t = OpenRestoreTarget(tmp / "big.img", 4096);
-  ASSERT_TRUE(t.ok()) << t.status().ToString();
-  EXPECT_EQ((*t)->size(), 4096u);
-  EXPECT_EQ(StatOrDie(tmp / "big.img").st_size, 4096);
-}
-
-TEST(RestoreTargetTest, WritesPastTheEndAndBadPathsAreRefused) {
-  TempDir tmp;
-  Result<std::unique_ptr<RestoreTarget>> t = OpenRestoreTarget(tmp / "t.img", 8192);
-  ASSERT_TRUE(t.ok());
-  std::vector<std::byte> data(4096);
-  Status st = (*t)->WriteAt(8000, data);
-  EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument);
-  EXPECT_NE(st.message().find("past the end of target"), std::string::npos);
-  EXPECT_EQ((*t)->Hole(8192, 1).code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ((*t)->Hole(~0ull, 2).code(), ErrorCode::kInvalidArgument);
-  EXPECT_TRUE((*t)->WriteAt(4096, data).ok());
-
-  Result<std::unique_ptr<RestoreTarget>> dir = OpenRestoreTarget(tmp.path(), 10);
-  ASSERT_FALSE(dir.ok());
-  EXPECT_EQ(dir.error().code(), ErrorCode::kInvalidArgument);
-  Result<std::unique_ptr<RestoreTarget>> orphan = OpenRestoreTarget(tmp / "no/such/dir.img", 10);
-  ASSERT_FALSE(orphan.ok());
-  EXPECT_EQ(orphan.error().code(), ErrorCode::kNotFound);
-  EXPECT_NE(orphan.error().message().find(tmp / "no/such/dir.img"), std::string::npos);
-}
-
-TEST(RestoreTargetTest, ReadOnlyFileIsPermissionDenied) {
-  if (!testing::IsRoot()) GTEST_SKIP() << "needs root to switch to user nobody";
-  TempDir tmp;
-  ASSERT_EQ(::chmod(tmp.path().c_str(), 0755), 0);
-  WriteFileOrDie(tmp / "ro.img", RandomBytes(4096, 9));
-  ASSERT_EQ(::chmod((tmp / "ro.img").c_str(), 0644), 0);
-  int rc = RunAsNobody([&] {
-    Result<std::unique_ptr<RestoreTarget>> r = OpenRestoreTarget(tmp / "ro.img", 4096);
-    if (r.ok()) return 1;
-    if (r.error().code() != ErrorCode::kPermissionDenied) return 2;
-    return r.error().message().find("is read-only") == std::string::npos ? 3 : 0;
-  });
-  EXPECT_EQ(rc, 0);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Retention on hand-made timelines: keep-last, daily/weekly/monthly buckets
 // (newest of each bucket), local time through the offset seam, per-device
-// grouping, and the "never forget a device's every snapshot" rule.
+// grouping (equal-size partitions of one disk apart; ambiguous legacy keys
+// kept), and the "never forget a device's every snapshot" rule.
 #include "sparetime/imaging/retention.h"
 
 #include <gtest/gtest.h>
@@ -143,6 +144,58 @@ TEST(RetentionTest, AllZeroKeepsTheNewestOfEveryDevice) {
   ASSERT_EQ(kept.size(), 2u);
   EXPECT_EQ(kept["a2"], std::vector<std::string>{"newest of its device (every keep count is 0)"});
   EXPECT_TRUE(kept.contains("b1"));
+}
+
+// Partition `n` of one disk (same WWID, same size), as OpenBlockDevice sees it.
+Snapshot Part(const std::string& id, int64_t time, uint32_t n) {
+  Snapshot s = Snap(id, time, "/dev/sda" + std::to_string(n));
+  s.device.kind = "block";
+  s.device.wwid = "naa.5000c500a1b2c3d4";
+  s.device.partition = n;
+  s.device.start = n * (uint64_t{1} << 20);
+  return s;
+}
+
+TEST(RetentionTest, EqualSizePartitionsOfOneDiskAreSeparateDevices) {
+  std::vector<Snapshot> snaps = {Part("p1-old", kFri, 1), Part("p2-old", kFri + kHour, 2),
+                                 Part("p1-new", kFri + 2 * kHour, 1),
+                                 Part("p2-new", kFri + 3 * kHour, 2)};
+  auto kept = Kept(ApplyRetention(snaps, {.keep_last = 1}, Utc));
+  ASSERT_EQ(kept.size(), 2u);
+  EXPECT_EQ(kept["p1-new"], std::vector<std::string>{"last 1"});
+  EXPECT_EQ(kept["p2-new"], std::vector<std::string>{"last 1"});
+}
+
+TEST(RetentionTest, AmbiguousLegacySnapshotsAreAllKeptAndCountForNothing) {
+  // Migrated from schema 1: sda1 and sda2 shared "wwid:W:size=S" and the disk
+  // is gone, so the catalog cannot tell them apart.
+  auto legacy = [](const std::string& id, int64_t time, uint32_t n, bool ambiguous) {
+    Snapshot s = Part(id, time, n);
+    s.device.partition = 0;
+    s.device.start = 0;
+    s.device.legacy_key = "wwid:naa.5000c500a1b2c3d4:size=1048576";
+    s.device.legacy_ambiguous = ambiguous;
+    return s;
+  };
+  std::vector<Snapshot> snaps = {legacy("old1", kFri, 1, true), legacy("old2", kFri + kHour, 2, true),
+                                 legacy("solo", kFri + 2 * kHour, 3, false),
+                                 Part("new-a", kFri + 3 * kHour, 1),
+                                 Part("new-b", kFri + 4 * kHour, 1)};
+  // A fresh whole-disk backup with the legacy key's value joins "solo"'s group.
+  Snapshot disk = Snap("disk", kFri + 5 * kHour, "/dev/sda");
+  disk.device.kind = "block";
+  disk.device.wwid = "naa.5000c500a1b2c3d4";
+  snaps.push_back(disk);
+  auto kept = Kept(ApplyRetention(snaps, {.keep_last = 1}, Utc));
+  ASSERT_EQ(kept.size(), 4u);
+  ASSERT_EQ(kept["old1"].size(), 1u);
+  EXPECT_NE(kept["old1"][0].find("ambiguous device"), std::string::npos) << kept["old1"][0];
+  EXPECT_NE(kept["old1"][0].find("sparetime forget"), std::string::npos) << kept["old1"][0];
+  EXPECT_EQ(kept["old2"], kept["old1"]);
+  EXPECT_EQ(kept["new-b"], std::vector<std::string>{"last 1"});
+  EXPECT_EQ(kept["disk"], std::vector<std::string>{"last 1"});
+  EXPECT_FALSE(kept.contains("solo")) << "same key as the disk's fresh backup: one group";
+  EXPECT_FALSE(kept.contains("new-a"));
 }
 
 TEST(RetentionTest, EmptyInputAndPolicyText) {

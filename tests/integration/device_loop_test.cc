@@ -1,5 +1,6 @@
 // Device reader and restore target on real loop devices (root only):
-// identity from sysfs and the ext4 superblock, O_DIRECT reads, size and
+// identity from sysfs (backing file, offset loops, MBR partitions of a loop)
+// and the ext4 superblock, O_DIRECT reads, size and
 // read-only checks, busy devices, BLKZEROOUT, and a full filesystem.
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -83,7 +84,78 @@ TEST_F(DeviceLoopTest, IdentityFromSysfsAndExt4Superblock) {
   dev = OpenBlockDevice(loop->path());
   ASSERT_TRUE(dev.ok()) << dev.status().ToString();
   EXPECT_EQ((*dev)->identity().fs_uuid, uuid);
-  EXPECT_EQ((*dev)->identity().Key(), "fsuuid:" + uuid + ":size=" + std::to_string(16 * kMiB));
+  // The fs UUID is a hint: a clone of the image would carry it too.
+  EXPECT_EQ((*dev)->identity().Key(), "loopfile:" + backing + ":size=" + std::to_string(16 * kMiB));
+}
+
+TEST_F(DeviceLoopTest, MbrPartitionsOfALoopFromTheKernel) {
+  // An MBR with two equal 2 MiB partitions at sectors 2048 and 6144, disk
+  // signature 0x1234abcd.
+  std::vector<std::byte> disk = RandomBytes(8 * kMiB, 11);
+  std::fill(disk.begin(), disk.begin() + 512, std::byte{0});
+  auto le32 = [&](size_t at, uint32_t v) {
+    for (int i = 0; i < 4; ++i) disk[at + i] = std::byte(static_cast<uint8_t>(v >> (8 * i)));
+  };
+  le32(440, 0x1234abcd);
+  for (uint32_t n = 0; n < 2; ++n) {
+    const size_t e = 446 + 16 * n;
+    disk[e + 4] = std::byte{0x83};
+    le32(e + 8, 2048 + n * 4096);
+    le32(e + 12, 4096);
+  }
+  disk[510] = std::byte{0x55};
+  disk[511] = std::byte{0xAA};
+  WriteFileOrDie(tmp_ / "mbr.img", disk);
+  testing::CommandResult attach =
+      RunCommand("losetup --find --show -P " + (tmp_ / "mbr.img"));
+  ASSERT_EQ(attach.exit_code, 0) << attach.err;
+  struct Detach {
+    std::string path;
+    ~Detach() { (void)RunCommand("losetup -d " + path); }
+  } loop{attach.out.substr(0, attach.out.find('\n'))};
+  const std::string backing = std::filesystem::canonical(tmp_ / "mbr.img");
+  std::string keys[2];
+  for (int n = 1; n <= 2; ++n) {
+    const std::string part = loop.path + "p" + std::to_string(n);
+    for (int i = 0; i < 50 && ::access(part.c_str(), F_OK) != 0; ++i) ::usleep(20'000);
+    if (::access(part.c_str(), F_OK) != 0)
+      GTEST_SKIP() << "no " << part << ": this kernel parses no MBR (CONFIG_MSDOS_PARTITION)";
+    Result<std::unique_ptr<BlockDevice>> dev = OpenBlockDevice(part);
+    ASSERT_TRUE(dev.ok()) << part << ": " << dev.status().ToString();
+    const DeviceIdentity& id = (*dev)->identity();
+    EXPECT_EQ(id.size, 2 * kMiB);
+    EXPECT_EQ(id.partition, static_cast<uint32_t>(n));
+    EXPECT_EQ(id.start, (2048u + (n - 1) * 4096u) * 512);
+    EXPECT_EQ(id.backing_file, backing);  // the whole loop device's
+    if (!id.part_uuid.empty()) {
+      EXPECT_EQ(id.part_uuid, "1234abcd-0" + std::to_string(n));
+    }
+    keys[n - 1] = id.Key();
+  }
+  EXPECT_EQ(keys[0], "loopfile:" + backing + ":part=1:start=1048576:size=2097152");
+  EXPECT_EQ(keys[1], "loopfile:" + backing + ":part=2:start=3145728:size=2097152");
+}
+
+TEST_F(DeviceLoopTest, EqualSizeOffsetLoopsOfOneFileHaveDistinctKeys) {
+  WriteFileOrDie(tmp_ / "mbr.img", RandomBytes(8 * kMiB, 11));
+  const std::string backing = std::filesystem::canonical(tmp_ / "mbr.img");
+  std::string offset_keys[2];
+  for (int n = 0; n < 2; ++n) {
+    const uint64_t off = (2048u + n * 4096u) * 512;
+    testing::CommandResult r = RunCommand("losetup --find --show -o " + std::to_string(off) +
+                                          " --sizelimit " + std::to_string(2 * kMiB) + " " +
+                                          (tmp_ / "mbr.img"));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const std::string path = r.out.substr(0, r.out.find('\n'));
+    Result<std::unique_ptr<BlockDevice>> dev = OpenBlockDevice(path);
+    Run("losetup -d " + path);
+    ASSERT_TRUE(dev.ok()) << dev.status().ToString();
+    EXPECT_EQ((*dev)->identity().loop_offset, off);
+    EXPECT_EQ((*dev)->identity().loop_sizelimit, 2 * kMiB);
+    offset_keys[n] = (*dev)->identity().Key();
+  }
+  EXPECT_EQ(offset_keys[0], "loopfile:" + backing + ":offset=1048576:sizelimit=2097152:size=2097152");
+  EXPECT_NE(offset_keys[0], offset_keys[1]);
 }
 
 TEST_F(DeviceLoopTest, LogicalBlockSizeFromTheDevice) {

@@ -2,16 +2,39 @@
 //
 // BlockDevice reads a regular file or a block device: size via BLKGETSIZE64
 // (st_size for files), logical block size via BLKSSZGET, and an identity
-// (size plus serial / WWID / loop backing file / filesystem UUID where the
-// kernel exposes them, so snapshots of the same disk are grouped even when its
-// /dev name changes). Reads are positional and may run in parallel; with
-// direct_io the device is opened O_DIRECT and callers pass buffers aligned to
+// (see below). Reads are positional and may run in parallel; with direct_io
+// the device is opened O_DIRECT and callers pass buffers aligned to
 // AlignedBuffer's alignment. posix_fadvise(NOREUSE/DONTNEED) keeps a backup
 // from flushing the page cache.
 //
 // RestoreTarget writes an image: to a regular file (created at the image size,
 // holes punched so they stay holes) or to a block device (never smaller than
 // the image; holes written as zeroes only when asked).
+//
+// Device identity. DeviceIdentity::Key() is what retention groups by and what
+// the imager's resume journal is keyed on, so two distinct devices must never
+// share a key (prune would then delete one's history), while one device
+// should keep its key across reboots and /dev renames. Invariants of Key():
+//   - base: the disk's WWID ("wwid:"), else its serial ("serial:") — real
+//     hardware identities; else a loop device's backing file ("loopfile:",
+//     with ":offset=O:sizelimit=L" when either is non-zero); else, for a
+//     partition, its partition UUID ("partuuid:"); else the path:
+//     a regular file's canonical path (real_path), a block device's path as
+//     given ("path:").
+//   - a partition (partition > 0) takes its whole disk's wwid / serial /
+//     backing file as base and adds ":part=<number>:start=<byte offset>", so
+//     equal-size partitions of one disk differ.
+//   - the filesystem UUID is a hint only, never part of the key (clones of
+//     one template image share it).
+//   - every key ends in ":size=<bytes>": the same disk at another size is
+//     another key.
+//   - legacy_key, when set (only on catalog rows migrated from schema 1 whose
+//     new key could not be computed from what was stored), is returned as is,
+//     so such snapshots keep the group they had; legacy_ambiguous marks rows
+//     whose legacy group may mix distinct devices (retention keeps them all).
+// Keys unchanged from schema 1: whole disks with a WWID/serial, loop devices
+// at offset 0 without a size limit, and files and block devices without a
+// filesystem UUID named by their canonical path.
 #ifndef SPARETIME_IMAGING_DEVICE_H_
 #define SPARETIME_IMAGING_DEVICE_H_
 
@@ -32,15 +55,25 @@ struct DeviceIdentity {
   std::string kind;       // "block" or "file"
   uint64_t size = 0;
   uint32_t logical_block_size = 512;
-  std::string serial;     // /sys/block/X/device/serial, when present
-  std::string wwid;       // /sys/block/X/device/wwid or /sys/block/X/wwid
-  std::string backing_file;  // loop devices: /sys/block/loopN/loop/backing_file
-  std::string fs_uuid;    // filesystem UUID read from an ext2/3/4 or XFS superblock
+  std::string serial;     // (whole disk's) device/serial or serial, when present
+  std::string wwid;       // (whole disk's) device/wwid or wwid
+  std::string backing_file;  // loop devices (or a loop's partition): loop/backing_file
+  std::string fs_uuid;    // ext2/3/4 or XFS superblock UUID: a hint, not in Key()
+  uint32_t partition = 0;    // partition number (sysfs `partition`); 0: not a partition
+  uint64_t start = 0;        // partition start in bytes (sysfs `start` x 512)
+  std::string part_uuid{};     // partition UUID (uevent PARTUUID), when the kernel has one
+  uint64_t loop_offset = 0;     // loop/offset (bytes into the backing file)
+  uint64_t loop_sizelimit = 0;  // loop/sizelimit (0: up to the end of the file)
+  std::string real_path{};     // regular files: the canonical path at open
+  std::string legacy_key{};    // see the header comment; empty on fresh identities
+  bool legacy_ambiguous = false;
 
-  // A stable key for "the same disk": the strongest identity available
-  // (wwid, serial, fs uuid, backing file, then path) plus the size.
+  // The grouping key described in the header comment.
   std::string Key() const;
+  // Every field; the last two only when set.
   nlohmann::json ToJson() const;
+  // Required: path, kind, size, logical_block_size; the rest default when
+  // absent (documents written by older versions).
   static Result<DeviceIdentity> FromJson(const nlohmann::json& j);
 };
 

@@ -10,6 +10,12 @@
 // keeps at least its newest snapshot: when all counts are 0 it is kept with
 // the reason "newest of its device (every keep count is 0)".
 //
+// Snapshots whose device identity is legacy_ambiguous (a catalog migrated
+// from schema 1 where one old key covered snapshots of possibly distinct
+// devices, see device.h) are never grouped: each is kept, with a reason that
+// says why and how to drop it (`sparetime forget <id>`), and none counts
+// toward any device's keep rules.
+//
 // Pure: no I/O; local time comes through the UtcOffsetFn seam.
 #ifndef SPARETIME_IMAGING_RETENTION_H_
 #define SPARETIME_IMAGING_RETENTION_H_
