@@ -204,6 +204,31 @@ TEST_F(PeerSetTest, UnrecordedChunksAreLocatedAndVerified) {
   EXPECT_EQ(verified, 10);
 }
 
+// A bare-metal restore locates a snapshot's chunk list, in which a chunk
+// that occurs twice (a repeated region) is listed twice: every occurrence
+// must still find its holders (issue 19: the second one used to erase them).
+TEST_F(PeerSetTest, LocateWithRepeatedIdsKeepsTheirHolders) {
+  {
+    auto set = Open(3);
+    ASSERT_TRUE(set);
+    for (uint64_t n = 0; n < 3; ++n) ASSERT_TRUE(set->Put(testing::TestChunkId(n), BlobOf(n)).ok());
+    ASSERT_TRUE(set->Flush().ok());
+  }
+  auto fresh = ChunkLocations::Open(dir_ / "fresh.db");
+  ASSERT_TRUE(fresh.ok());
+  locations_ = std::move(*fresh);
+  auto set = Open(3);
+  ASSERT_TRUE(set);
+  const ChunkId a = testing::TestChunkId(0), b = testing::TestChunkId(1), c = testing::TestChunkId(2);
+  std::vector<ChunkId> ids = {a, b, a, a, c, b};
+  ASSERT_TRUE(set->Locate(ids).ok());
+  for (uint64_t n : {0, 1, 2, 0, 1}) {
+    auto blob = set->Get(testing::TestChunkId(n));
+    ASSERT_TRUE(blob.ok()) << n << ": " << blob.status().ToString();
+    EXPECT_EQ(*blob, BlobOf(n));
+  }
+}
+
 // The owner seals a chunk again (new nonce: different bytes, same id) after
 // losing its records; the peers keep their first copy. The stale hash is not
 // taken for damage: the verify hook (the AEAD in real use) decides, and the

@@ -287,9 +287,10 @@ class PeerSet::Impl {
   }
 
   Status Locate(std::span<const ChunkId> requested) {
-    std::vector<ChunkId> ids;  // the ones with no location record
+    std::vector<ChunkId> ids;  // the ones with no location record, each once
+    std::unordered_set<ChunkId, ChunkIdHash> seen;
     for (const ChunkId& id : requested) {
-      if (id.is_hole()) continue;
+      if (id.is_hole() || !seen.insert(id).second) continue;
       ST_ASSIGN_OR_RETURN(std::vector<ChunkLocation> holders, locations_.Holders(id));
       if (holders.empty()) ids.push_back(id);
     }
@@ -310,7 +311,7 @@ class PeerSet::Impl {
     }
     for (auto& t : threads) t.join();
     std::lock_guard lock(mu_);
-    for (const ChunkId& id : ids) located_[id] = std::move(found[id]);
+    for (const ChunkId& id : ids) located_[id] = found[id];
     return Status::Ok();
   }
 
