@@ -5,8 +5,10 @@
 // the replica count.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "sparetime/peer/peer_server.h"
 #include "sparetime/peerstore/peer_store.h"
@@ -342,6 +344,30 @@ TEST_F(PeerSetTest, RepairSendsEachNewHolderItsCopiesInOneRequest) {
     EXPECT_EQ(Held(0, n) + Held(1, n) + Held(3, n), 2) << n;
     EXPECT_EQ(locations_->Holders(testing::TestChunkId(n))->size(), 2u + Held(2, n)) << n;
   }
+}
+
+// The imager's workers may Put the same chunk at once (a repeated region):
+// exactly one of them is told it is new, so new_chunks counts it once.
+TEST_F(PeerSetTest, RacingPutsOfOneChunkReportItNewExactlyOnce) {
+  auto set = Open(3);
+  ASSERT_TRUE(set);
+  constexpr uint64_t kIds = 40;
+  std::atomic<int> fresh{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (uint64_t n = 0; n < kIds; ++n) {
+        auto existed = set->Put(testing::TestChunkId(n), BlobOf(n));
+        ASSERT_TRUE(existed.ok()) << existed.status().ToString();
+        fresh += !*existed;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_TRUE(set->Flush().ok());
+  EXPECT_EQ(fresh.load(), static_cast<int>(kIds));
+  EXPECT_EQ(set->stats().chunks_sent, 2 * kIds);
+  for (uint64_t n = 0; n < kIds; ++n) EXPECT_EQ(Holders(n), 2) << n;
 }
 
 // A set opened for another owner reads but never writes: the one

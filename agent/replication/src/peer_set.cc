@@ -73,10 +73,10 @@ Result<bool> PeerSet::Put(const ChunkId& id, std::span<const std::byte> sealed) 
   ST_RETURN_IF_ERROR(impl_->Writable());
   ST_ASSIGN_OR_RETURN(bool held, Contains(id));
   if (held) return true;
-  ST_RETURN_IF_ERROR(impl_->uploads_.Place(
+  ST_ASSIGN_OR_RETURN(bool queued, impl_->uploads_.Place(
       id, std::make_shared<const std::vector<std::byte>>(sealed.begin(), sealed.end()), {},
       impl_->options_.replicas));
-  return false;
+  return !queued;  // another caller queued it first
 }
 
 Status PeerSet::Flush() { return impl_->uploads_.Flush(); }

@@ -103,8 +103,10 @@ Result<PeerSet::RepairReport> RepairReplicas(const ReplicaTools& t) {
     }
     std::vector<std::string> holders;
     for (const ChunkLocation& g : good) holders.push_back(g.peer);
-    Status queued = t.uploads.Queue(id, std::move(sealed), holders, t.options.replicas - good.size());
-    if (!queued.ok()) Report(t.options, "chunk " + id.short_hex() + " stays under-replicated: " + queued.message());
+    Result<bool> queued = t.uploads.Queue(id, std::move(sealed), holders, t.options.replicas - good.size());
+    if (!queued.ok()) {
+      Report(t.options, "chunk " + id.short_hex() + " stays under-replicated: " + queued.status().message());
+    }
   }
   for (const auto& [peer, ids] : stale) {
     ST_RETURN_IF_ERROR(t.locations.RemoveMany(ids, peer));

@@ -32,22 +32,22 @@ PeerLink* UploadQueue::NextCandidate(Pending& p) {
   return nullptr;
 }
 
-Status UploadQueue::Place(const ChunkId& id, std::shared_ptr<const std::vector<std::byte>> sealed,
-                          const std::vector<std::string>& holders, size_t want) {
-  Status queued = Queue(id, std::move(sealed), holders, want);
+Result<bool> UploadQueue::Place(const ChunkId& id, std::shared_ptr<const std::vector<std::byte>> sealed,
+                                const std::vector<std::string>& holders, size_t want) {
+  Result<bool> queued = Queue(id, std::move(sealed), holders, want);
   Dispatch();
   return queued;
 }
 
-Status UploadQueue::Queue(const ChunkId& id, std::shared_ptr<const std::vector<std::byte>> sealed,
-                          const std::vector<std::string>& holders, size_t want) {
+Result<bool> UploadQueue::Queue(const ChunkId& id, std::shared_ptr<const std::vector<std::byte>> sealed,
+                                const std::vector<std::string>& holders, size_t want) {
   while (true) {
     {
       MutexLock lock(mu_);
-      if (AlreadyQueued(id, holders)) return Status::Ok();
+      if (AlreadyQueued(id, holders)) return false;
       if (!HasRoom(sealed->size()) && uploads_.empty()) {
         lock.Wait(space_cv_, [&]() REQUIRES(mu_) { return HasRoom(sealed->size()); });
-        if (AlreadyQueued(id, holders)) return Status::Ok();
+        if (AlreadyQueued(id, holders)) return false;
       }
       if (HasRoom(sealed->size())) {
         Pending p;
@@ -72,7 +72,7 @@ Status UploadQueue::Queue(const ChunkId& id, std::shared_ptr<const std::vector<s
         inflight_bytes_ += p.sealed->size();
         auto [it, inserted] = pending_.emplace(id, std::move(p));
         for (PeerLink* t : targets) uploads_.push_back({t, Upload{id, it->second.sealed}});
-        return Status::Ok();
+        return true;
       }
     }
     // No room, and uploads chosen but not handed over: they must move

@@ -58,13 +58,15 @@ class UploadQueue {
 
   // Queues `sealed` to `want` more peers than `holders` (which keep theirs)
   // and hands the uploads to their links. kUnavailable when no live
-  // candidate is left. A chunk already queued is not queued again.
-  Status Place(const ChunkId& id, std::shared_ptr<const std::vector<std::byte>> sealed,
-               const std::vector<std::string>& holders, size_t want) EXCLUDES(mu_);
+  // candidate is left. A chunk already queued (or, without holders,
+  // acknowledged and not flushed) is not queued again: false, decided under
+  // the lock, so of two racing callers exactly one gets true.
+  Result<bool> Place(const ChunkId& id, std::shared_ptr<const std::vector<std::byte>> sealed,
+                     const std::vector<std::string>& holders, size_t want) EXCLUDES(mu_);
   // Like Place, but keeps the uploads until Dispatch (or until room is
   // needed), so many chunks go out in as few requests as possible.
-  Status Queue(const ChunkId& id, std::shared_ptr<const std::vector<std::byte>> sealed,
-               const std::vector<std::string>& holders, size_t want) EXCLUDES(mu_);
+  Result<bool> Queue(const ChunkId& id, std::shared_ptr<const std::vector<std::byte>> sealed,
+                     const std::vector<std::string>& holders, size_t want) EXCLUDES(mu_);
   void Dispatch() EXCLUDES(mu_);
 
   // Waits for every queued chunk, records the acknowledged replicas in
