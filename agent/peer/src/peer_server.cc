@@ -11,9 +11,9 @@
 #include <atomic>
 #include <cstdio>
 #include <list>
-#include <mutex>
 #include <thread>
 
+#include "sparetime/base/mutex.h"
 #include "sparetime/transport/messages.h"
 #include "sparetime/transport/net.h"
 #include "sparetime/transport/session.h"
@@ -147,7 +147,7 @@ class PeerServer::Impl {
 
   ~Impl() { Stop(); }
 
-  void Stop() {
+  void Stop() EXCLUDES(mu_) {
     if (stopping_.exchange(true)) return;
     if (accept_thread_.joinable()) accept_thread_.join();
     // Stopped means gone: new connections are refused, not left hanging in
@@ -155,7 +155,7 @@ class PeerServer::Impl {
     listener_ = Fd();
     std::list<Slot> slots;
     {
-      std::lock_guard l(mu_);
+      MutexLock l(mu_);
       for (auto& s : slots_) ::shutdown(s.wake.get(), SHUT_RDWR);
       slots.splice(slots.end(), slots_);
     }
@@ -174,12 +174,12 @@ class PeerServer::Impl {
     std::atomic<bool> done{false};
   };
 
-  void AcceptLoop() {
+  void AcceptLoop() EXCLUDES(mu_) {
     while (!stopping_.load()) {
       Result<Fd> conn = transport::AcceptTcp(listener_, std::chrono::milliseconds(200));
       if (!conn.ok()) continue;  // timeout, or a connection that died at once
       ReapFinished();
-      std::lock_guard l(mu_);
+      MutexLock l(mu_);
       if (slots_.size() >= options_.max_sessions) {
         options_.log("refusing a connection from " + transport::PeerAddress(conn->get()) + ": " +
                      std::to_string(options_.max_sessions) + " sessions already running");
@@ -195,8 +195,8 @@ class PeerServer::Impl {
     }
   }
 
-  void ReapFinished() {
-    std::lock_guard l(mu_);
+  void ReapFinished() EXCLUDES(mu_) {
+    MutexLock l(mu_);
     for (auto it = slots_.begin(); it != slots_.end();) {
       if (it->done.load()) {
         it->thread.join();
@@ -270,8 +270,8 @@ class PeerServer::Impl {
   std::atomic<uint64_t> served_{0};
   std::atomic<uint64_t> refused_{0};
   std::atomic<uint64_t> puts_{0};
-  std::mutex mu_;
-  std::list<Slot> slots_;
+  Mutex mu_;
+  std::list<Slot> slots_ GUARDED_BY(mu_);
   std::thread accept_thread_;
 };
 
