@@ -12,6 +12,7 @@ TokenBucket::TokenBucket(uint64_t bytes_per_second, uint64_t burst_bytes, const 
       burst_bytes_(burst_bytes),
       rate_(bytes_per_second),
       refilled_at_(clock.MonoNow()) {
+  MutexLock lock(mu_);
   tokens_ = capacity();
 }
 
@@ -28,7 +29,7 @@ void TokenBucket::Refill(std::chrono::steady_clock::time_point now) {
 }
 
 std::chrono::nanoseconds TokenBucket::TryTake(uint64_t bytes) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (rate_ == 0) return std::chrono::nanoseconds(0);
   Refill(clock_.MonoNow());
   double need = std::min(static_cast<double>(bytes), capacity());
@@ -60,14 +61,14 @@ bool TokenBucket::Acquire(uint64_t bytes, std::stop_token stop) {
 }
 
 void TokenBucket::set_rate(uint64_t bytes_per_second) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Refill(clock_.MonoNow());
   rate_ = bytes_per_second;
   tokens_ = std::min(tokens_, capacity());
 }
 
 uint64_t TokenBucket::rate() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return rate_;
 }
 

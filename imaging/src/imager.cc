@@ -14,13 +14,13 @@
 
 #include <algorithm>
 #include <chrono>
-#include <mutex>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "progress_reporter.h"
 #include "sparetime/base/clock.h"
+#include "sparetime/base/mutex.h"
 #include "sparetime/imaging/chunker.h"
 #include "sparetime/imaging/manifest.h"
 #include "work_queue.h"
@@ -57,12 +57,12 @@ class BackupRun {
  private:
   Status LoadResumeState();
   // The next chunk to read, in device order; records the holes on the way.
-  std::optional<ChunkExtent> NextToRead();
+  std::optional<ChunkExtent> NextToRead() EXCLUDES(cursor_mu_, mu_);
   void ReadLoop(BoundedQueue<AlignedBuffer>& free, BoundedQueue<ChunkWork>& work);
   void WorkLoop(BoundedQueue<AlignedBuffer>& free, BoundedQueue<ChunkWork>& work);
   Status ProcessChunk(uint64_t index, std::span<const std::byte> data);
-  void RecordHole(uint64_t index, uint64_t bytes);
-  void Completed(uint64_t index, const ChunkId& id, uint64_t bytes);
+  void RecordHole(uint64_t index, uint64_t bytes) EXCLUDES(mu_);
+  void Completed(uint64_t index, const ChunkId& id, uint64_t bytes) EXCLUDES(mu_);
   // Checkpoints the queued batches until the queue is closed; after a
   // failure it only drains (nothing more is journaled).
   void CheckpointLoop();
@@ -77,19 +77,20 @@ class BackupRun {
   const BackupOptions& options_;
   const FixedChunker chunker_;
   const std::string job_key_;
-  std::vector<ChunkId> ids_;
+  std::vector<ChunkId> ids_ GUARDED_BY(mu_);
   std::vector<bool> done_;  // only touched before the pipeline starts
   ProgressReporter progress_;
   FirstError errors_;
 
-  std::mutex cursor_mu_;  // the readers' shared position
-  uint64_t next_read_ = 0;
-  uint64_t data_from_ = 0;  // [last lookup, data_from_) is known to be a hole
+  // The readers' shared position. Taken before mu_ (NextToRead records holes).
+  Mutex cursor_mu_;
+  uint64_t next_read_ GUARDED_BY(cursor_mu_) = 0;
+  uint64_t data_from_ GUARDED_BY(cursor_mu_) = 0;  // [last lookup, data_from_) is a hole
 
-  std::mutex mu_;  // guards stats_, pending_, pending_bytes_, ids_ writes
-  SnapshotStats stats_;
-  ProgressBatch pending_;
-  uint64_t pending_bytes_ = 0;
+  Mutex mu_;
+  SnapshotStats stats_ GUARDED_BY(mu_);
+  ProgressBatch pending_ GUARDED_BY(mu_);
+  uint64_t pending_bytes_ GUARDED_BY(mu_) = 0;
   // Only the checkpointer thread checkpoints, then Run() once it has joined.
   BoundedQueue<ProgressBatch> checkpoints_;
 };
@@ -102,19 +103,21 @@ Status BackupRun::LoadResumeState() {
     if (!id.is_hole()) {
       ST_ASSIGN_OR_RETURN(bool held, env_.sink.Contains(id));
       if (!held) continue;  // the store lost it since; read it again
-    } else {
-      ++stats_.holes;
     }
-    ids_[index] = id;
+    {
+      MutexLock lock(mu_);  // no other thread yet; the analysis wants it all the same
+      if (id.is_hole()) ++stats_.holes;
+      ids_[index] = id;
+      ++stats_.resumed_chunks;
+    }
     done_[index] = true;
-    ++stats_.resumed_chunks;
     progress_.Add(chunker_.At(index).length);
   }
   return Status::Ok();
 }
 
 std::optional<ChunkExtent> BackupRun::NextToRead() {
-  std::lock_guard lock(cursor_mu_);
+  MutexLock lock(cursor_mu_);
   for (; next_read_ < chunker_.count() && !ShouldStop(); ++next_read_) {
     if (done_[next_read_]) continue;
     ChunkExtent extent = chunker_.At(next_read_);
@@ -169,7 +172,7 @@ void BackupRun::WorkLoop(BoundedQueue<AlignedBuffer>& free, BoundedQueue<ChunkWo
 
 void BackupRun::RecordHole(uint64_t index, uint64_t bytes) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     ++stats_.holes;
   }
   Completed(index, kHoleId, bytes);
@@ -187,7 +190,7 @@ Status BackupRun::ProcessChunk(uint64_t index, std::span<const std::byte> data) 
     std::vector<std::byte> sealed = codec.Seal(BlobKind::kData, id, data);
     ST_ASSIGN_OR_RETURN(bool existed, env_.sink.Put(id, sealed));
     if (!existed) {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       ++stats_.new_chunks;
       stats_.new_bytes += data.size();
       stats_.stored_bytes += sealed.size();
@@ -200,7 +203,7 @@ Status BackupRun::ProcessChunk(uint64_t index, std::span<const std::byte> data) 
 void BackupRun::Completed(uint64_t index, const ChunkId& id, uint64_t bytes) {
   ProgressBatch batch;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     ids_[index] = id;
     pending_.emplace_back(index, id);
     pending_bytes_ += bytes;
@@ -255,7 +258,14 @@ Result<Snapshot> BackupRun::Run() {
 
   // Journal what finished, also after an error, so the next run resumes.
   ProgressBatch rest;
-  rest.swap(pending_);
+  Manifest manifest;
+  SnapshotStats stats;
+  {
+    MutexLock lock(mu_);  // every thread has been joined
+    rest.swap(pending_);
+    manifest.chunks = std::move(ids_);
+    stats = stats_;
+  }
   Status tail = rest.empty() ? Status::Ok() : Checkpoint(std::move(rest));
   if (errors_.failed()) return errors_.Get();
   if (options_.cancel && options_.cancel->load()) {
@@ -264,11 +274,9 @@ Result<Snapshot> BackupRun::Run() {
   }
   ST_RETURN_IF_ERROR(tail);
 
-  Manifest manifest;
   manifest.device = device_.identity();
   manifest.size = device_.size();
   manifest.chunk_size = chunker_.chunk_size();
-  manifest.chunks = std::move(ids_);
   ST_ASSIGN_OR_RETURN(ChunkId root, StoreManifest(manifest, env_.codec, env_.sink));
   ST_RETURN_IF_ERROR(env_.sink.Flush());
   progress_.Finish();
@@ -280,7 +288,7 @@ Result<Snapshot> BackupRun::Run() {
   snapshot.size = manifest.size;
   snapshot.chunk_size = manifest.chunk_size;
   snapshot.manifest_root = root;
-  snapshot.stats = stats_;
+  snapshot.stats = stats;
   snapshot.stats.chunks = chunker_.count();
   snapshot.stats.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

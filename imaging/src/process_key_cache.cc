@@ -1,8 +1,8 @@
 // ProcessKeyCache: KeyCache entries kept in this process's sodium memory,
 // under a mutex, until the cache is destroyed.
 #include <map>
-#include <mutex>
 
+#include "sparetime/base/mutex.h"
 #include "sparetime/imaging/key_cache.h"
 
 namespace sparetime {
@@ -10,22 +10,22 @@ namespace {
 
 class ProcessKeyCacheImpl : public KeyCache {
  public:
-  std::optional<SecretBuffer> Find(const std::string& name) const override {
-    std::lock_guard lock(mu_);
+  std::optional<SecretBuffer> Find(const std::string& name) const override EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     auto it = entries_.find(name);
     if (it == entries_.end()) return std::nullopt;
     return it->second.Clone();
   }
 
-  void Keep(const std::string& name, const SecretBuffer& payload) const override {
+  void Keep(const std::string& name, const SecretBuffer& payload) const override EXCLUDES(mu_) {
     SecretBuffer copy = payload.Clone();
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     entries_.insert_or_assign(name, std::move(copy));
   }
 
  private:
-  mutable std::mutex mu_;
-  mutable std::map<std::string, SecretBuffer> entries_;
+  mutable Mutex mu_;
+  mutable std::map<std::string, SecretBuffer> entries_ GUARDED_BY(mu_);
 };
 
 }  // namespace

@@ -6,8 +6,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <mutex>
 
+#include "sparetime/base/mutex.h"
 #include "sparetime/imaging/imager.h"
 
 namespace sparetime {
@@ -16,14 +16,16 @@ class ProgressReporter {
  public:
   ProgressReporter(const ProgressFn& fn, uint64_t total) : fn_(fn), total_(total) {}
 
-  void Add(uint64_t bytes) {
+  void Add(uint64_t bytes) EXCLUDES(mu_) {
     uint64_t done = done_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
     if (!fn_) return;
     auto now = std::chrono::steady_clock::now();
-    std::unique_lock lock(mu_, std::try_to_lock);
-    if (!lock.owns_lock() || now - last_ < std::chrono::milliseconds(200)) return;
-    last_ = now;
-    fn_({done, total_});
+    if (!mu_.try_lock()) return;  // another thread is reporting right now
+    if (now - last_ >= std::chrono::milliseconds(200)) {
+      last_ = now;
+      fn_({done, total_});  // under mu_: calls never overlap
+    }
+    mu_.unlock();
   }
 
   void Finish() {
@@ -34,8 +36,8 @@ class ProgressReporter {
   const ProgressFn& fn_;
   const uint64_t total_;
   std::atomic<uint64_t> done_{0};
-  std::mutex mu_;
-  std::chrono::steady_clock::time_point last_{};
+  Mutex mu_;
+  std::chrono::steady_clock::time_point last_ GUARDED_BY(mu_) = {};
 };
 
 }  // namespace sparetime

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -108,7 +107,7 @@ Result<RestoreStats> Restore(const Manifest& manifest, const Codec& codec, Chunk
   }
   ST_RETURN_IF_ERROR(ReserveDataRuns(manifest, target));
   RestoreStats stats;
-  std::mutex mu;
+  Mutex mu;  // guards stats
   FirstError errors;
   ProgressReporter progress(options.progress, manifest.size);
   auto restore_chunk = [&](uint64_t i, std::span<std::byte> buffer) -> Status {
@@ -116,13 +115,13 @@ Result<RestoreStats> Restore(const Manifest& manifest, const Codec& codec, Chunk
     uint64_t length = manifest.ChunkLength(i);
     if (manifest.chunks[i].is_hole()) {
       ST_RETURN_IF_ERROR(target.Hole(offset, length));
-      std::lock_guard lock(mu);
+      MutexLock lock(mu);
       ++stats.holes;
     } else {
       ST_ASSIGN_OR_RETURN(std::span<const std::byte> plain,
                           FetchChunk(manifest, codec, source, i, buffer));
       ST_RETURN_IF_ERROR(target.WriteAt(offset, plain));
-      std::lock_guard lock(mu);
+      MutexLock lock(mu);
       ++stats.chunks_written;
       stats.bytes_written += length;
     }
@@ -137,14 +136,14 @@ Result<RestoreStats> Restore(const Manifest& manifest, const Codec& codec, Chunk
 }
 
 std::optional<Status> VerifyCache::Find(const ChunkId& id) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = verdicts_.find(id);
   if (it == verdicts_.end()) return std::nullopt;
   return it->second;
 }
 
 void VerifyCache::Record(const ChunkId& id, const Status& verdict) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   verdicts_.emplace(id, verdict);
 }
 
@@ -160,7 +159,7 @@ Result<VerifyReport> Verify(const Manifest& manifest, const Codec& codec, ChunkS
     }
   }
   VerifyReport report;
-  std::mutex mu;
+  Mutex mu;  // guards report
   FirstError errors;  // only cancellation lands here; bad chunks are collected
   ProgressReporter progress(options.progress, firsts.size() * uint64_t{manifest.chunk_size});
   auto verify_chunk = [&](uint64_t k, std::span<std::byte> buffer) -> Status {
@@ -175,7 +174,7 @@ Result<VerifyReport> Verify(const Manifest& manifest, const Codec& codec, ChunkS
       verdict = FetchChunk(manifest, codec, source, i, buffer).status();
       if (cache) cache->Record(id, verdict);
     }
-    std::lock_guard lock(mu);
+    MutexLock lock(mu);
     ++(known ? report.chunks_known : report.chunks_checked);
     if (!verdict.ok()) report.bad.push_back({i * manifest.chunk_size, id, verdict});
     progress.Add(manifest.chunk_size);

@@ -6,13 +6,12 @@
 #define SPARETIME_IMAGING_WORK_QUEUE_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <cstddef>
 #include <deque>
-#include <mutex>
 #include <optional>
 #include <utility>
 
+#include "sparetime/base/mutex.h"
 #include "sparetime/base/status.h"
 
 namespace sparetime {
@@ -23,18 +22,18 @@ class BoundedQueue {
   explicit BoundedQueue(size_t capacity) : capacity_(capacity) {}
 
   // False when the queue was closed (the item is dropped).
-  bool Push(T item) {
-    std::unique_lock lock(mu_);
-    not_full_.wait(lock, [&] { return closed_ || items_.size() < capacity_; });
+  bool Push(T item) EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    lock.Wait(not_full_, [&]() REQUIRES(mu_) { return closed_ || items_.size() < capacity_; });
     if (closed_) return false;
     items_.push_back(std::move(item));
     not_empty_.notify_one();
     return true;
   }
 
-  std::optional<T> Pop() {
-    std::unique_lock lock(mu_);
-    not_empty_.wait(lock, [&] { return closed_ || !items_.empty(); });
+  std::optional<T> Pop() EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    lock.Wait(not_empty_, [&]() REQUIRES(mu_) { return closed_ || !items_.empty(); });
     if (items_.empty()) return std::nullopt;
     T item = std::move(items_.front());
     items_.pop_front();
@@ -42,8 +41,8 @@ class BoundedQueue {
     return item;
   }
 
-  void Close() {
-    std::lock_guard lock(mu_);
+  void Close() EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     closed_ = true;
     not_empty_.notify_all();
     not_full_.notify_all();
@@ -51,30 +50,30 @@ class BoundedQueue {
 
  private:
   const size_t capacity_;
-  std::mutex mu_;
-  std::condition_variable not_empty_, not_full_;
-  std::deque<T> items_;
-  bool closed_ = false;
+  Mutex mu_;
+  std::condition_variable_any not_empty_, not_full_;
+  std::deque<T> items_ GUARDED_BY(mu_);
+  bool closed_ GUARDED_BY(mu_) = false;
 };
 
 // Keeps the first error reported by any thread.
 class FirstError {
  public:
-  void Set(const Status& st) {
+  void Set(const Status& st) EXCLUDES(mu_) {
     if (st.ok()) return;
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (status_.ok()) status_ = st;
     failed_.store(true, std::memory_order_relaxed);
   }
   bool failed() const { return failed_.load(std::memory_order_relaxed); }
-  Status Get() const {
-    std::lock_guard lock(mu_);
+  Status Get() const EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     return status_;
   }
 
  private:
-  mutable std::mutex mu_;
-  Status status_;
+  mutable Mutex mu_;
+  Status status_ GUARDED_BY(mu_);
   std::atomic<bool> failed_{false};
 };
 

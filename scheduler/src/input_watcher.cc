@@ -167,7 +167,7 @@ Result<bool> InputWatcher::Wait(std::chrono::milliseconds timeout) {
   devices_ = std::move(kept);
   if (lost_device) Rescan();
   if (where.empty()) return false;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   last_activity_ = Activity{clock_.WallNow(), std::move(where)};
   return true;
 }
@@ -179,7 +179,7 @@ void InputWatcher::Wake() {
 }
 
 std::optional<InputWatcher::Activity> InputWatcher::LastActivity() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return last_activity_;
 }
 

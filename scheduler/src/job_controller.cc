@@ -7,13 +7,12 @@
 #include "sparetime/scheduler/job_controller.h"
 
 #include <algorithm>
-#include <condition_variable>
 #include <future>
-#include <mutex>
 #include <stop_token>
 #include <thread>
 
 #include "sparetime/base/allocator.h"
+#include "sparetime/base/mutex.h"
 #include "sparetime/base/token_bucket.h"
 #include "sparetime/scheduler/job_priority.h"
 
@@ -46,8 +45,8 @@ class JobController::Impl final : public PauseGate {
 
   ~Impl() override { StopJobThread(); }
 
-  uint64_t Submit(std::string name, JobFn fn) {
-    std::lock_guard l(mu_);
+  uint64_t Submit(std::string name, JobFn fn) EXCLUDES(mu_) {
+    MutexLock l(mu_);
     Job job;
     job.info.id = ++last_id_;
     job.info.name = std::move(name);
@@ -59,31 +58,31 @@ class JobController::Impl final : public PauseGate {
 
   void Run(const std::atomic<bool>& stop, bool until_done);
 
-  std::vector<JobInfo> Jobs() const {
-    std::lock_guard l(mu_);
+  std::vector<JobInfo> Jobs() const EXCLUDES(mu_) {
+    MutexLock l(mu_);
     std::vector<JobInfo> out;
     for (const Job& j : jobs_) out.push_back(j.info);
     return out;
   }
-  std::optional<Decision> LastDecision() const {
-    std::lock_guard l(mu_);
+  std::optional<Decision> LastDecision() const EXCLUDES(mu_) {
+    MutexLock l(mu_);
     return last_decision_;
   }
-  void SetPolicy(IdlePolicy policy) {
-    std::lock_guard l(mu_);
+  void SetPolicy(IdlePolicy policy) EXCLUDES(mu_) {
+    MutexLock l(mu_);
     pending_policy_ = std::move(policy);
   }
   void set_rate(uint64_t bytes_per_second) { bucket_.set_rate(bytes_per_second); }
-  void Wake() {
+  void Wake() EXCLUDES(mu_) {
     {
-      std::lock_guard l(mu_);
+      MutexLock l(mu_);
       wake_ = true;
     }
     wake_cv_.notify_all();
     if (options_.watcher) options_.watcher->Wake();
   }
 
-  Status WaitWhilePaused(uint64_t bytes) override;
+  Status WaitWhilePaused(uint64_t bytes) override EXCLUDES(mu_);
 
  private:
   struct Job {
@@ -101,17 +100,17 @@ class JobController::Impl final : public PauseGate {
   }
 
   // Loop-thread steps. Each returns the events to emit (outside mu_).
-  steady_clock::time_point Decide(std::vector<ControllerEvent>* events);
-  void StartNextJob(std::vector<ControllerEvent>* events);
-  void ReapJob(std::vector<ControllerEvent>* events);
-  void CancelAll(std::vector<ControllerEvent>* events);
+  steady_clock::time_point Decide(std::vector<ControllerEvent>* events) EXCLUDES(mu_);
+  void StartNextJob(std::vector<ControllerEvent>* events) EXCLUDES(mu_);
+  void ReapJob(std::vector<ControllerEvent>* events) EXCLUDES(mu_);
+  void CancelAll(std::vector<ControllerEvent>* events) EXCLUDES(mu_);
   // Waits up to `d` for input (true), a Wake() or the time to pass (false).
-  bool WaitForInput(steady_clock::duration d);
-  void StopJobThread();
+  bool WaitForInput(steady_clock::duration d) EXCLUDES(mu_);
+  void StopJobThread() EXCLUDES(mu_);
   void Emit(const std::vector<ControllerEvent>& events) const;
-  // REQUIRES: mu_ held. Moves a job to `state` and returns its event.
-  ControllerEvent SetState(Job& job, JobState state, std::string detail);
-  bool AllFinished() const;
+  // Moves a job (an element of jobs_) to `state` and returns its event.
+  ControllerEvent SetState(Job& job, JobState state, std::string detail) REQUIRES(mu_);
+  bool AllFinished() const EXCLUDES(mu_);
 
   const Clock& clock_;
   const JobControllerOptions options_;
@@ -122,20 +121,20 @@ class JobController::Impl final : public PauseGate {
   std::string watcher_error_;  // loop thread only; set once the watcher failed
   std::jthread job_thread_;    // loop thread (and destructor) only
 
-  mutable std::mutex mu_;
-  std::condition_variable gate_cv_;  // idle_ or stopping_ changed
-  std::condition_variable wake_cv_;  // wake_ set
-  bool wake_ = false;
-  bool idle_ = false;
-  bool stopping_ = false;
-  std::optional<Decision> last_decision_;
-  std::optional<IdlePolicy> pending_policy_;
+  mutable Mutex mu_;
+  std::condition_variable_any gate_cv_;  // idle_ or stopping_ changed
+  std::condition_variable_any wake_cv_;  // wake_ set
+  bool wake_ GUARDED_BY(mu_) = false;
+  bool idle_ GUARDED_BY(mu_) = false;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  std::optional<Decision> last_decision_ GUARDED_BY(mu_);
+  std::optional<IdlePolicy> pending_policy_ GUARDED_BY(mu_);
   // Every queued job, the active one and the kKeepFinished newest finished
   // ones (older finished jobs are dropped when a job finishes).
-  std::vector<Job> jobs_;
-  uint64_t last_id_ = 0;
-  std::optional<size_t> active_;  // index into jobs_
-  bool active_returned_ = false;
+  std::vector<Job> jobs_ GUARDED_BY(mu_);
+  uint64_t last_id_ GUARDED_BY(mu_) = 0;
+  std::optional<size_t> active_ GUARDED_BY(mu_);  // index into jobs_
+  bool active_returned_ GUARDED_BY(mu_) = false;
 };
 
 ControllerEvent JobController::Impl::SetState(Job& job, JobState state, std::string detail) {
@@ -155,7 +154,7 @@ void JobController::Impl::Emit(const std::vector<ControllerEvent>& events) const
 }
 
 bool JobController::Impl::AllFinished() const {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   for (const Job& j : jobs_) {
     if (!j.info.finished()) return false;
   }
@@ -164,7 +163,7 @@ bool JobController::Impl::AllFinished() const {
 
 steady_clock::time_point JobController::Impl::Decide(std::vector<ControllerEvent>* events) {
   {
-    std::lock_guard l(mu_);
+    MutexLock l(mu_);
     if (pending_policy_) {
       detector_.SetPolicy(std::move(*pending_policy_));
       pending_policy_.reset();
@@ -175,7 +174,7 @@ steady_clock::time_point JobController::Impl::Decide(std::vector<ControllerEvent
   if (!watcher_error_.empty()) d.warnings.push_back(watcher_error_);
   bool opened = false;
   {
-    std::lock_guard l(mu_);
+    MutexLock l(mu_);
     bool flipped = !last_decision_ || last_decision_->idle != d.idle;
     last_decision_ = d;
     if (flipped) {
@@ -202,7 +201,7 @@ void JobController::Impl::StartNextJob(std::vector<ControllerEvent>* events) {
   size_t index = 0;
   JobFn fn;
   {
-    std::lock_guard l(mu_);
+    MutexLock l(mu_);
     if (!idle_ || active_) return;
     while (index < jobs_.size() && jobs_[index].info.state != JobState::kQueued) ++index;
     if (index == jobs_.size()) return;
@@ -217,20 +216,20 @@ void JobController::Impl::StartNextJob(std::vector<ControllerEvent>* events) {
                               lowered = std::move(lowered)]() mutable {
     lowered.set_value(lower ? LowerCurrentThreadPriority() : PriorityReport{});
     JobProgressFn progress = [this, index](uint64_t done, uint64_t total) {
-      std::lock_guard l(mu_);
+      MutexLock l(mu_);
       jobs_[index].info.bytes_done = done;
       jobs_[index].info.bytes_total = total;
     };
     Status result = fn(*this, progress);
     {
-      std::lock_guard l(mu_);
+      MutexLock l(mu_);
       jobs_[index].info.result = std::move(result);
       active_returned_ = true;
     }
     Wake();
   });
   std::string priority = report.get().Describe();  // at once: the thread's first step
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   Job& job = jobs_[index];
   job.info.priority = std::move(priority);
   // Still idle unless the job already finished (Decide runs on this thread).
@@ -239,14 +238,14 @@ void JobController::Impl::StartNextJob(std::vector<ControllerEvent>* events) {
 
 void JobController::Impl::ReapJob(std::vector<ControllerEvent>* events) {
   {
-    std::lock_guard l(mu_);
+    MutexLock l(mu_);
     if (!active_ || !active_returned_) return;
   }
   if (job_thread_.joinable()) job_thread_.join();
   // The job's chunk buffers are free now; the allocator keeps freed buffers
   // while work runs (base/allocator.h), an idle daemon should not.
   ReleaseFreeMemory();
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   Job& job = jobs_[*active_];
   const Status& r = job.info.result;
   JobState state = r.ok()                                ? JobState::kSucceeded
@@ -269,7 +268,7 @@ void JobController::Impl::ReapJob(std::vector<ControllerEvent>* events) {
 
 void JobController::Impl::StopJobThread() {
   {
-    std::lock_guard l(mu_);
+    MutexLock l(mu_);
     stopping_ = true;
   }
   stop_.request_stop();
@@ -280,11 +279,11 @@ void JobController::Impl::StopJobThread() {
 void JobController::Impl::CancelAll(std::vector<ControllerEvent>* events) {
   StopJobThread();
   {
-    std::lock_guard l(mu_);
+    MutexLock l(mu_);
     if (active_) active_returned_ = true;  // joined: it has returned
   }
   ReapJob(events);
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   for (Job& job : jobs_) {
     if (job.info.state == JobState::kQueued) {
       events->push_back(SetState(job, JobState::kCancelled, "stopped before the box was idle"));
@@ -298,7 +297,7 @@ bool JobController::Impl::WaitForInput(steady_clock::duration d) {
   if (options_.watcher && watcher_error_.empty()) {
     Result<bool> input = options_.watcher->Wait(timeout);
     {
-      std::lock_guard l(mu_);
+      MutexLock l(mu_);
       wake_ = false;
     }
     if (input.ok()) return *input;
@@ -306,8 +305,8 @@ bool JobController::Impl::WaitForInput(steady_clock::duration d) {
                      "; input is now seen only at the periodic checks";
     return false;
   }
-  std::unique_lock l(mu_);
-  wake_cv_.wait_for(l, timeout, [this] { return wake_; });
+  MutexLock l(mu_);
+  l.WaitFor(wake_cv_, timeout, [this]() REQUIRES(mu_) { return wake_; });
   wake_ = false;
   return false;
 }
@@ -329,7 +328,7 @@ void JobController::Impl::Run(const std::atomic<bool>& stop, bool until_done) {
                                                    steady_clock::duration::zero(),
                                                    options_.max_wait);
     bool input = WaitForInput(left);
-    std::lock_guard l(mu_);
+    MutexLock l(mu_);
     // Input while idle: decide now, which sees it and backs off. While busy
     // the decision's next_check already accounts for new input.
     if (input && idle_) decide_now = true;
@@ -342,13 +341,15 @@ void JobController::Impl::Run(const std::atomic<bool>& stop, bool until_done) {
 Status JobController::Impl::WaitWhilePaused(uint64_t bytes) {
   for (;;) {
     {
-      std::unique_lock l(mu_);
+      MutexLock l(mu_);
       // Bounded slices: stopping_ is also re-checked without a notification.
-      while (!idle_ && !stopping_) gate_cv_.wait_for(l, std::chrono::seconds(1));
+      while (!idle_ && !stopping_) {
+        l.WaitFor(gate_cv_, std::chrono::seconds(1), [this]() REQUIRES(mu_) { return idle_ || stopping_; });
+      }
       if (stopping_) return StoppingError();
     }
     if (!bucket_.Acquire(bytes, stop_.get_token())) return StoppingError();
-    std::lock_guard l(mu_);
+    MutexLock l(mu_);
     if (stopping_) return StoppingError();
     if (idle_) return Status::Ok();
     // Paused while waiting for the rate limit: wait for the gate again.

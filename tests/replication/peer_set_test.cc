@@ -5,8 +5,10 @@
 // the replica count.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "sparetime/peer/peer_server.h"
 #include "sparetime/peerstore/peer_store.h"
@@ -204,6 +206,31 @@ TEST_F(PeerSetTest, UnrecordedChunksAreLocatedAndVerified) {
   EXPECT_EQ(verified, 10);
 }
 
+// A bare-metal restore locates a snapshot's chunk list, in which a chunk
+// that occurs twice (a repeated region) is listed twice: every occurrence
+// must still find its holders (issue 19: the second one used to erase them).
+TEST_F(PeerSetTest, LocateWithRepeatedIdsKeepsTheirHolders) {
+  {
+    auto set = Open(3);
+    ASSERT_TRUE(set);
+    for (uint64_t n = 0; n < 3; ++n) ASSERT_TRUE(set->Put(testing::TestChunkId(n), BlobOf(n)).ok());
+    ASSERT_TRUE(set->Flush().ok());
+  }
+  auto fresh = ChunkLocations::Open(dir_ / "fresh.db");
+  ASSERT_TRUE(fresh.ok());
+  locations_ = std::move(*fresh);
+  auto set = Open(3);
+  ASSERT_TRUE(set);
+  const ChunkId a = testing::TestChunkId(0), b = testing::TestChunkId(1), c = testing::TestChunkId(2);
+  std::vector<ChunkId> ids = {a, b, a, a, c, b};
+  ASSERT_TRUE(set->Locate(ids).ok());
+  for (uint64_t n : {0, 1, 2, 0, 1}) {
+    auto blob = set->Get(testing::TestChunkId(n));
+    ASSERT_TRUE(blob.ok()) << n << ": " << blob.status().ToString();
+    EXPECT_EQ(*blob, BlobOf(n));
+  }
+}
+
 // The owner seals a chunk again (new nonce: different bytes, same id) after
 // losing its records; the peers keep their first copy. The stale hash is not
 // taken for damage: the verify hook (the AEAD in real use) decides, and the
@@ -266,6 +293,135 @@ TEST_F(PeerSetTest, RepairRestoresTheReplicaCount) {
   auto again = set->Repair();
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->copied, 0u);
+}
+
+
+// Repair batches: every copy is queued before any is sent, so each peer
+// that gains replicas gets all of them in ONE PutChunks request (one store
+// flush), and the set flushes once — not once per chunk.
+TEST_F(PeerSetTest, RepairSendsEachNewHolderItsCopiesInOneRequest) {
+  constexpr uint64_t kChunks = 40;
+  {
+    auto set = Open(3);
+    ASSERT_TRUE(set);
+    for (uint64_t n = 0; n < kChunks; ++n) {
+      ASSERT_TRUE(set->Put(testing::TestChunkId(n), BlobOf(n)).ok());
+    }
+    ASSERT_TRUE(set->Flush().ok());
+  }
+  uint64_t on_peer2 = 0;
+  for (uint64_t n = 0; n < kChunks; ++n) on_peer2 += Held(2, n);
+  ASSERT_GT(on_peer2, 1u);  // with 3 peers and 2 replicas, about 27 of 40
+  servers_[2]->server->Stop();
+  auto set = Open(4);
+  ASSERT_TRUE(set);
+  const std::vector<size_t> live = {0, 1, 3};
+  std::map<size_t, uint64_t> puts_before, held_before;
+  for (size_t s : live) {
+    puts_before[s] = servers_[s]->server->put_requests();
+    for (uint64_t n = 0; n < kChunks; ++n) held_before[s] += Held(s, n);
+  }
+  auto report = set->Repair();
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->chunks, kChunks);
+  EXPECT_EQ(report->copied, on_peer2);  // exactly the replicas peer2 took with it
+  EXPECT_EQ(report->lost, 0u);
+  uint64_t gained_total = 0, expected_requests = 0, requests = 0;
+  for (size_t s : live) {
+    uint64_t held = 0;
+    for (uint64_t n = 0; n < kChunks; ++n) held += Held(s, n);
+    const uint64_t gained = held - held_before[s];
+    const uint64_t got = servers_[s]->server->put_requests() - puts_before[s];
+    EXPECT_EQ(got, gained > 0 ? 1u : 0u) << "peer" << s << " gained " << gained;
+    gained_total += gained;
+    expected_requests += gained > 0;
+    requests += got;
+  }
+  EXPECT_EQ(gained_total, on_peer2);
+  EXPECT_EQ(requests, expected_requests);
+  EXPECT_LT(requests, on_peer2);  // one request per chunk is what this replaced
+  for (uint64_t n = 0; n < kChunks; ++n) {
+    EXPECT_EQ(Held(0, n) + Held(1, n) + Held(3, n), 2) << n;
+    EXPECT_EQ(locations_->Holders(testing::TestChunkId(n))->size(), 2u + Held(2, n)) << n;
+  }
+}
+
+// The imager's workers may Put the same chunk at once (a repeated region):
+// exactly one of them is told it is new, so new_chunks counts it once.
+TEST_F(PeerSetTest, RacingPutsOfOneChunkReportItNewExactlyOnce) {
+  auto set = Open(3);
+  ASSERT_TRUE(set);
+  constexpr uint64_t kIds = 40;
+  std::atomic<int> fresh{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (uint64_t n = 0; n < kIds; ++n) {
+        auto existed = set->Put(testing::TestChunkId(n), BlobOf(n));
+        ASSERT_TRUE(existed.ok()) << existed.status().ToString();
+        fresh += !*existed;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_TRUE(set->Flush().ok());
+  EXPECT_EQ(fresh.load(), static_cast<int>(kIds));
+  EXPECT_EQ(set->stats().chunks_sent, 2 * kIds);
+  for (uint64_t n = 0; n < kIds; ++n) EXPECT_EQ(Holders(n), 2) << n;
+}
+
+// A set opened for another owner reads but never writes: the one
+// read-only check refuses Put, RemoveStored and Repair alike.
+TEST_F(PeerSetTest, AnotherOwnersSetIsReadOnly) {
+  PeerSetOptions o;
+  o.owner = "someone-else";
+  auto set = Open(2, o);
+  ASSERT_TRUE(set);
+  const ChunkId id = testing::TestChunkId(1);
+  EXPECT_EQ(set->Put(id, BlobOf(1)).status().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(set->RemoveStored(std::span(&id, 1)).status().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(set->Repair().status().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(Holders(1), 0);
+}
+
+// Locate and Release ask every peer on the worker pool: with five peers and
+// one worker thread, both still reach every peer.
+TEST_F(PeerSetTest, OneWorkerServesLocateAndReleaseOverFivePeers) {
+  AddServer("peer4");
+  {
+    auto set = Open(5);
+    ASSERT_TRUE(set);
+    for (uint64_t n = 0; n < 25; ++n) ASSERT_TRUE(set->Put(testing::TestChunkId(n), BlobOf(n)).ok());
+    ASSERT_TRUE(set->Flush().ok());
+  }
+  auto fresh = ChunkLocations::Open(dir_ / "fresh.db");
+  ASSERT_TRUE(fresh.ok());
+  std::unique_ptr<ChunkLocations> recorded = std::move(locations_);
+  locations_ = std::move(*fresh);
+  PeerSetOptions o;
+  o.workers = 1;
+  {
+    auto set = Open(5, o);
+    ASSERT_TRUE(set);
+    std::vector<ChunkId> ids;
+    for (uint64_t n = 0; n < 25; ++n) ids.push_back(testing::TestChunkId(n));
+    ASSERT_TRUE(set->Locate(ids).ok());
+    for (uint64_t n = 0; n < 25; ++n) {
+      auto blob = set->Get(testing::TestChunkId(n));
+      ASSERT_TRUE(blob.ok()) << n << ": " << blob.status().ToString();
+      EXPECT_EQ(*blob, BlobOf(n));
+    }
+  }
+  locations_ = std::move(recorded);
+  auto set = Open(5, o);
+  ASSERT_TRUE(set);
+  std::vector<ChunkId> ids;
+  for (uint64_t n = 0; n < 25; ++n) ids.push_back(testing::TestChunkId(n));
+  auto released = set->RemoveStored(ids);
+  ASSERT_TRUE(released.ok()) << released.status().ToString();
+  for (uint64_t n = 0; n < 25; ++n) EXPECT_EQ(Holders(n), 0) << n;
+  EXPECT_TRUE(locations_->All()->empty());
+  EXPECT_EQ(set->stats().unreleased, 0u);
 }
 
 }  // namespace

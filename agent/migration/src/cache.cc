@@ -32,7 +32,7 @@ std::optional<std::filesystem::file_time_type> NewestWrite(const std::filesystem
 MigrationCache::MigrationCache(std::string dir, CacheLimits limits) : dir_(std::move(dir)), limits_(limits) {}
 
 Result<std::shared_ptr<PackStore>> MigrationCache::Open(const std::string& source) {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   auto& cache = open_[source];
   if (!cache) {
     const std::string path = dir_ + "/" + std::string(kPrefix) + source;
@@ -60,7 +60,7 @@ Status MigrationCache::Drop(const std::string& source) {
 Result<bool> MigrationCache::Trim(const std::string& source) {
   ST_ASSIGN_OR_RETURN(std::shared_ptr<PackStore> cache, Open(source));
   if (cache->Stats().stored_bytes <= limits_.max_bytes) return false;
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   ST_RETURN_IF_ERROR(Drop(source));
   return true;
 }
@@ -71,7 +71,7 @@ Result<std::vector<std::string>> MigrationCache::DropStale() {
   std::filesystem::directory_iterator it(dir_, ec);
   if (ec == std::errc::no_such_file_or_directory) return dropped;
   const auto cutoff = std::filesystem::file_time_type::clock::now() - limits_.max_age;
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
     const std::string name = it->path().filename().string();
     if (!name.starts_with(kPrefix) || !it->is_directory(ec)) continue;

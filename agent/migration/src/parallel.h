@@ -11,11 +11,11 @@
 #include <atomic>
 #include <cstddef>
 #include <functional>
-#include <mutex>
 #include <system_error>
 #include <thread>
 #include <vector>
 
+#include "sparetime/base/mutex.h"
 #include "sparetime/base/status.h"
 
 namespace sparetime::migration {
@@ -26,13 +26,13 @@ inline unsigned DefaultThreads() { return std::max(1u, std::thread::hardware_con
 inline Status ParallelFor(size_t n, unsigned threads, const std::function<Status(size_t)>& fn) {
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
-  std::mutex mu;
-  Status first;
+  Mutex mu;
+  Status first;  // guarded by mu (a local: the analysis checks members only)
   auto work = [&] {
     for (size_t i; !failed.load(std::memory_order_relaxed) && (i = next.fetch_add(1)) < n;) {
       Status s = fn(i);
       if (s.ok()) continue;
-      std::lock_guard l(mu);
+      MutexLock l(mu);
       if (first.ok()) first = std::move(s);
       failed.store(true, std::memory_order_relaxed);
     }

@@ -11,9 +11,9 @@
 #include <atomic>
 #include <cstdio>
 #include <list>
-#include <mutex>
 #include <thread>
 
+#include "sparetime/base/mutex.h"
 #include "sparetime/transport/messages.h"
 #include "sparetime/transport/net.h"
 #include "sparetime/transport/session.h"
@@ -28,8 +28,9 @@ using transport::MessageBody;
 // agent name). Never fails as a whole: errors become ErrorReply.
 class RequestHandler {
  public:
-  RequestHandler(peerstore::PeerStore& store, std::string self, MigrationHandler* migration)
-      : store_(store), self_(std::move(self)), migration_(migration) {}
+  RequestHandler(peerstore::PeerStore& store, std::string self, MigrationHandler* migration,
+                 std::atomic<uint64_t>& puts)
+      : store_(store), self_(std::move(self)), migration_(migration), puts_(puts) {}
 
   MessageBody operator()(const transport::HasChunksRequest& r) {
     auto present = store_.Has(Owner(r.owner), r.ids);
@@ -43,6 +44,7 @@ class RequestHandler {
       reply.results.push_back(put.ok() ? Status::Ok() : put.status());
     }
     // Durable before we say so.
+    ++puts_;
     if (Status s = store_.Flush(self_); !s.ok()) return Error(s);
     return reply;
   }
@@ -119,6 +121,7 @@ class RequestHandler {
   peerstore::PeerStore& store_;
   std::string self_;
   MigrationHandler* migration_;
+  std::atomic<uint64_t>& puts_;
 };
 
 }  // namespace
@@ -144,7 +147,7 @@ class PeerServer::Impl {
 
   ~Impl() { Stop(); }
 
-  void Stop() {
+  void Stop() EXCLUDES(mu_) {
     if (stopping_.exchange(true)) return;
     if (accept_thread_.joinable()) accept_thread_.join();
     // Stopped means gone: new connections are refused, not left hanging in
@@ -152,7 +155,7 @@ class PeerServer::Impl {
     listener_ = Fd();
     std::list<Slot> slots;
     {
-      std::lock_guard l(mu_);
+      MutexLock l(mu_);
       for (auto& s : slots_) ::shutdown(s.wake.get(), SHUT_RDWR);
       slots.splice(slots.end(), slots_);
     }
@@ -162,6 +165,7 @@ class PeerServer::Impl {
   uint16_t port() const { return port_; }
   uint64_t served() const { return served_.load(); }
   uint64_t refused() const { return refused_.load(); }
+  uint64_t puts() const { return puts_.load(); }
 
  private:
   struct Slot {
@@ -170,12 +174,12 @@ class PeerServer::Impl {
     std::atomic<bool> done{false};
   };
 
-  void AcceptLoop() {
+  void AcceptLoop() EXCLUDES(mu_) {
     while (!stopping_.load()) {
       Result<Fd> conn = transport::AcceptTcp(listener_, std::chrono::milliseconds(200));
       if (!conn.ok()) continue;  // timeout, or a connection that died at once
       ReapFinished();
-      std::lock_guard l(mu_);
+      MutexLock l(mu_);
       if (slots_.size() >= options_.max_sessions) {
         options_.log("refusing a connection from " + transport::PeerAddress(conn->get()) + ": " +
                      std::to_string(options_.max_sessions) + " sessions already running");
@@ -191,8 +195,8 @@ class PeerServer::Impl {
     }
   }
 
-  void ReapFinished() {
-    std::lock_guard l(mu_);
+  void ReapFinished() EXCLUDES(mu_) {
+    MutexLock l(mu_);
     for (auto it = slots_.begin(); it != slots_.end();) {
       if (it->done.load()) {
         it->thread.join();
@@ -226,7 +230,7 @@ class PeerServer::Impl {
       return;
     }
     ++served_;
-    RequestHandler handler(store_, owner, options_.migration);
+    RequestHandler handler(store_, owner, options_.migration, puts_);
     while (!stopping_.load()) {
       auto bytes = session->Receive(options_.idle_timeout);
       if (!bytes.ok()) {
@@ -265,8 +269,9 @@ class PeerServer::Impl {
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> served_{0};
   std::atomic<uint64_t> refused_{0};
-  std::mutex mu_;
-  std::list<Slot> slots_;
+  std::atomic<uint64_t> puts_{0};
+  Mutex mu_;
+  std::list<Slot> slots_ GUARDED_BY(mu_);
   std::thread accept_thread_;
 };
 
@@ -286,6 +291,7 @@ Result<std::unique_ptr<PeerServer>> PeerServer::Start(const transport::Identity&
 uint16_t PeerServer::port() const { return impl_->port(); }
 uint64_t PeerServer::sessions_served() const { return impl_->served(); }
 uint64_t PeerServer::sessions_refused() const { return impl_->refused(); }
+uint64_t PeerServer::put_requests() const { return impl_->puts(); }
 void PeerServer::Stop() {
   if (impl_) impl_->Stop();
 }

@@ -42,6 +42,7 @@ Result<std::unique_ptr<ChunkLocations>> ChunkLocations::Open(const std::string& 
   ST_ASSIGN_OR_RETURN(auto db, SqliteDb::Open(db_path, SqliteDb::Mode::kCreate));
   ST_RETURN_IF_ERROR(db->EnsureSchema(kSchemaVersion, kSchema));
   std::unique_ptr<ChunkLocations> locations(new ChunkLocations(std::move(db)));
+  MutexLock lock(locations->mu_);  // not shared yet; the analysis wants it all the same
   SqliteDb& d = *locations->db_;
   ST_ASSIGN_OR_RETURN(locations->insert_,
                       d.Prepare("INSERT OR REPLACE INTO locations(id, peer, hash) VALUES(?,?,?)"));
@@ -56,7 +57,7 @@ Result<std::unique_ptr<ChunkLocations>> ChunkLocations::Open(const std::string& 
 
 Status ChunkLocations::Add(std::span<const ChunkLocation> rows) {
   if (rows.empty()) return Status::Ok();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ST_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
   for (const ChunkLocation& row : rows) {
     ST_RETURN_IF_ERROR(insert_.Query()
@@ -69,13 +70,13 @@ Status ChunkLocations::Add(std::span<const ChunkLocation> rows) {
 }
 
 Status ChunkLocations::Remove(const ChunkId& id, const std::string& peer) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return remove_.Query().Bind(1, std::span<const std::byte>(id.bytes)).Bind(2, peer).Run();
 }
 
 Status ChunkLocations::RemoveMany(std::span<const ChunkId> ids, const std::string& peer) {
   if (ids.empty()) return Status::Ok();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ST_ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(*db_));
   for (const ChunkId& id : ids) {
     ST_RETURN_IF_ERROR(remove_.Query().Bind(1, std::span<const std::byte>(id.bytes)).Bind(2, peer).Run());
@@ -84,14 +85,14 @@ Status ChunkLocations::RemoveMany(std::span<const ChunkId> ids, const std::strin
 }
 
 Result<std::vector<ChunkLocation>> ChunkLocations::Holders(const ChunkId& id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   SqliteQuery q = holders_.Query();
   q.Bind(1, std::span<const std::byte>(id.bytes));
   return ReadRows(q);
 }
 
 Result<std::vector<ChunkLocation>> ChunkLocations::All() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   SqliteQuery q = all_.Query();
   return ReadRows(q);
 }

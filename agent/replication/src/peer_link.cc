@@ -1,7 +1,9 @@
 // PeerLink: upload thread with pipelined PutChunks batches, pooled read
-// sessions, reconnect with backoff, then down for the run (see peer_link.h).
+// sessions, reconnect with backoff, then down for the run; PeerLinks, the
+// set's links (see peer_link.h).
 #include "peer_link.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "sparetime/transport/messages.h"
@@ -39,28 +41,30 @@ PeerLink::PeerLink(PeerSetPeer peer, const transport::Identity& identity,
   uploader_ = std::thread([this] { UploadLoop(); });
 }
 
-PeerLink::~PeerLink() {
+PeerLink::~PeerLink() { Stop(); }
+
+void PeerLink::Stop() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
   cv_.notify_all();
-  uploader_.join();
+  if (uploader_.joinable()) uploader_.join();
   for (Upload& u : TakeAll()) on_done_(*this, u.id, Status(ErrorCode::kCancelled, "stopped"));
 }
 
 bool PeerLink::down() const {
-  std::lock_guard lock(mu_);
-  return down_;
+  MutexLock lock(mu_);
+  return down_ || stopping_;
 }
 
 std::string PeerLink::down_reason() const {
-  std::lock_guard lock(mu_);
-  return down_reason_;
+  MutexLock lock(mu_);
+  return down_ ? down_reason_ : stopping_ ? "stopped" : "";
 }
 
 void PeerLink::MarkDown(const Status& why) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (down_) return;
   down_ = true;
   down_reason_ = why.message();
@@ -68,7 +72,7 @@ void PeerLink::MarkDown(const Status& why) {
 }
 
 std::vector<Upload> PeerLink::TakeAll() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<Upload> all(std::make_move_iterator(queue_.begin()),
                           std::make_move_iterator(queue_.end()));
   queue_.clear();
@@ -76,16 +80,27 @@ std::vector<Upload> PeerLink::TakeAll() {
 }
 
 void PeerLink::Enqueue(Upload upload) {
-  std::unique_lock lock(mu_);
-  if (down_ || stopping_) {
-    Status why(ErrorCode::kUnavailable, "peer " + name() + " is down: " + down_reason_);
-    lock.unlock();
-    on_done_(*this, upload.id, why);
+  std::vector<Upload> one;
+  one.push_back(std::move(upload));
+  EnqueueMany(std::move(one));
+}
+
+void PeerLink::EnqueueMany(std::vector<Upload> uploads) {
+  Status refused;
+  {
+    MutexLock lock(mu_);
+    if (down_ || stopping_) {
+      refused = Status(ErrorCode::kUnavailable,
+                       "peer " + name() + " is down: " + (down_ ? down_reason_ : "stopped"));
+    } else {
+      for (Upload& u : uploads) queue_.push_back(std::move(u));
+    }
+  }
+  if (refused.ok()) {
+    cv_.notify_all();
     return;
   }
-  queue_.push_back(std::move(upload));
-  lock.unlock();
-  cv_.notify_all();
+  for (const Upload& u : uploads) on_done_(*this, u.id, refused);
 }
 
 Result<std::unique_ptr<peer::PeerClient>> PeerLink::ConnectWithRetry() {
@@ -93,8 +108,8 @@ Result<std::unique_ptr<peer::PeerClient>> PeerLink::ConnectWithRetry() {
   auto backoff = std::chrono::milliseconds(200);
   for (int attempt = 0; attempt <= options_.reconnect_attempts; ++attempt) {
     if (attempt > 0) {
-      std::unique_lock lock(mu_);
-      if (cv_.wait_for(lock, backoff, [&] { return stopping_; })) {
+      MutexLock lock(mu_);
+      if (lock.WaitFor(cv_, backoff, [&]() REQUIRES(mu_) { return stopping_; })) {
         return Status(ErrorCode::kCancelled, "stopped");
       }
       backoff *= 2;
@@ -117,7 +132,7 @@ Status PeerLink::Drain(peer::PeerClient& client) {
   };
   std::deque<Batch> in_flight;
   auto put_back = [&](Status why) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (auto it = in_flight.rbegin(); it != in_flight.rend(); ++it) {
       for (auto u = it->uploads.rbegin(); u != it->uploads.rend(); ++u) queue_.push_front(*u);
     }
@@ -128,7 +143,7 @@ Status PeerLink::Drain(peer::PeerClient& client) {
       std::vector<Upload> batch;
       size_t bytes = 0;
       {
-        std::lock_guard lock(mu_);
+        MutexLock lock(mu_);
         while (!queue_.empty() && batch.size() < transport::kMaxChunksPerPut &&
                (batch.empty() || bytes + queue_.front().sealed->size() <= options_.batch_bytes)) {
           bytes += queue_.front().sealed->size();
@@ -166,8 +181,8 @@ void PeerLink::UploadLoop() {
   };
   while (true) {
     {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      MutexLock lock(mu_);
+      lock.Wait(cv_, [&]() REQUIRES(mu_) { return stopping_ || !queue_.empty(); });
       if (stopping_) return;
     }
     if (client == nullptr) {
@@ -200,7 +215,7 @@ Result<T> PeerLink::WithReadSession(const std::function<Result<T>(peer::PeerClie
   for (int round = 0; round < 2; ++round) {
     std::unique_ptr<peer::PeerClient> client;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (down_) return Status(ErrorCode::kUnavailable, "peer " + name() + " is down: " + down_reason_);
       if (!idle_readers_.empty()) {
         client = std::move(idle_readers_.back());
@@ -221,7 +236,7 @@ Result<T> PeerLink::WithReadSession(const std::function<Result<T>(peer::PeerClie
       MarkDown(result.status());
       return result;
     }
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (idle_readers_.size() < options_.read_sessions) idle_readers_.push_back(std::move(client));
     return result;
   }
@@ -243,6 +258,54 @@ Result<uint32_t> PeerLink::Release(std::vector<ChunkId> ids) {
 
 Result<transport::StatsReply> PeerLink::Stats() {
   return WithReadSession<transport::StatsReply>([](peer::PeerClient& c) { return c.Stats(); });
+}
+
+Status ForEachHeld(PeerLink& link, const std::string& owner, std::span<const ChunkId> ids,
+                   const std::function<void(const ChunkId&)>& held) {
+  for (size_t start = 0; start < ids.size(); start += transport::kMaxIdsPerBatch) {
+    auto slice = ids.subspan(start, std::min<size_t>(transport::kMaxIdsPerBatch, ids.size() - start));
+    ST_ASSIGN_OR_RETURN(std::vector<bool> present, link.Has(owner, slice));
+    for (size_t i = 0; i < slice.size(); ++i) {
+      if (present[i]) held(slice[i]);
+    }
+  }
+  return Status::Ok();
+}
+
+PeerLinks::PeerLinks(std::vector<PeerSetPeer> peers, const transport::Identity& identity,
+                     const PeerSetOptions& options, TokenBucket* bucket,
+                     const PeerLink::DoneFn& on_done) {
+  for (PeerSetPeer& p : peers) {
+    placement_.push_back({p.endpoint.name, p.site, p.free_bytes});
+    links_.push_back(std::make_unique<PeerLink>(std::move(p), identity, options, bucket, on_done));
+  }
+}
+
+PeerLink* PeerLinks::Find(const std::string& name) const {
+  for (const auto& l : links_) {
+    if (l->name() == name) return l.get();
+  }
+  return nullptr;
+}
+
+size_t PeerLinks::IndexOf(const PeerLink& link) const {
+  for (size_t i = 0; i < links_.size(); ++i) {
+    if (links_[i].get() == &link) return i;
+  }
+  return links_.size();
+}
+
+std::string PeerLinks::Summary() const {
+  std::string out;
+  for (const auto& l : links_) {
+    out += (out.empty() ? "" : "; ") + l->name() +
+           (l->down() ? " down (" + l->down_reason() + ")" : " up");
+  }
+  return out.empty() ? "no peers in the directory" : out;
+}
+
+void PeerLinks::StopAll() {
+  for (const auto& l : links_) l->Stop();
 }
 
 }  // namespace sparetime::replication

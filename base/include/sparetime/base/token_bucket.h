@@ -16,10 +16,10 @@
 
 #include <chrono>
 #include <cstdint>
-#include <mutex>
 #include <stop_token>
 
 #include "sparetime/base/clock.h"
+#include "sparetime/base/mutex.h"
 
 namespace sparetime {
 
@@ -35,26 +35,26 @@ class TokenBucket {
   TokenBucket& operator=(const TokenBucket&) = delete;
 
   // Blocks until `bytes` may go.
-  void Acquire(uint64_t bytes);
+  void Acquire(uint64_t bytes) EXCLUDES(mu_);
   // Like Acquire, but returns false (taking nothing) once `stop` is requested.
-  bool Acquire(uint64_t bytes, std::stop_token stop);
+  bool Acquire(uint64_t bytes, std::stop_token stop) EXCLUDES(mu_);
 
   // 0: unlimited. Keeps the current tokens (capped at the new burst).
-  void set_rate(uint64_t bytes_per_second);
-  uint64_t rate() const;
+  void set_rate(uint64_t bytes_per_second) EXCLUDES(mu_);
+  uint64_t rate() const EXCLUDES(mu_);
 
  private:
   // Takes the tokens and returns 0, or returns how long to wait before trying again.
-  std::chrono::nanoseconds TryTake(uint64_t bytes);
-  void Refill(std::chrono::steady_clock::time_point now);  // REQUIRES: mu_ held
-  double capacity() const;                                  // REQUIRES: mu_ held
+  std::chrono::nanoseconds TryTake(uint64_t bytes) EXCLUDES(mu_);
+  void Refill(std::chrono::steady_clock::time_point now) REQUIRES(mu_);
+  double capacity() const REQUIRES(mu_);
 
   const Clock& clock_;
   const uint64_t burst_bytes_;
-  mutable std::mutex mu_;
-  uint64_t rate_;   // guarded by mu_
-  double tokens_;   // guarded by mu_; negative = debt from an oversized request
-  std::chrono::steady_clock::time_point refilled_at_;  // guarded by mu_
+  mutable Mutex mu_;
+  uint64_t rate_ GUARDED_BY(mu_);
+  double tokens_ GUARDED_BY(mu_);  // negative = debt from an oversized request
+  std::chrono::steady_clock::time_point refilled_at_ GUARDED_BY(mu_);
 };
 
 }  // namespace sparetime

@@ -13,11 +13,11 @@
 
 #include <atomic>
 #include <cstdint>
-#include <mutex>
 #include <optional>
 #include <unordered_map>
 #include <vector>
 
+#include "sparetime/base/mutex.h"
 #include "sparetime/base/pause_gate.h"
 #include "sparetime/base/status.h"
 #include "sparetime/imaging/chunk_store.h"
@@ -65,12 +65,12 @@ struct VerifyReport {
 class VerifyCache {
  public:
   // The verdict for `id` (OK or the error found), if it was checked.
-  std::optional<Status> Find(const ChunkId& id) const;
-  void Record(const ChunkId& id, const Status& verdict);
+  std::optional<Status> Find(const ChunkId& id) const EXCLUDES(mu_);
+  void Record(const ChunkId& id, const Status& verdict) EXCLUDES(mu_);
 
  private:
-  mutable std::mutex mu_;
-  std::unordered_map<ChunkId, Status, ChunkIdHash> verdicts_;
+  mutable Mutex mu_;
+  std::unordered_map<ChunkId, Status, ChunkIdHash> verdicts_ GUARDED_BY(mu_);
 };
 
 // Reads and opens every distinct chunk of `manifest` (skipping those `cache`

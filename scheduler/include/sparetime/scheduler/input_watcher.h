@@ -22,13 +22,13 @@
 #include <chrono>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "sparetime/base/clock.h"
 #include "sparetime/base/fd.h"
+#include "sparetime/base/mutex.h"
 #include "sparetime/base/status.h"
 #include "sparetime/scheduler/system_reader.h"
 
@@ -83,8 +83,8 @@ class InputWatcher {
   std::vector<Device> devices_;
   std::map<int, std::string> terminals_;  // watch descriptor -> line ("pts/1")
   std::chrono::steady_clock::time_point next_rescan_;
-  mutable std::mutex mu_;
-  std::optional<Activity> last_activity_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::optional<Activity> last_activity_ GUARDED_BY(mu_);
 };
 
 }  // namespace sparetime::scheduler

@@ -18,10 +18,10 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "sparetime/base/mutex.h"
 #include "sparetime/base/status.h"
 #include "sparetime/imaging/pack_store.h"
 
@@ -46,12 +46,12 @@ class MigrationCache {
   Result<std::vector<std::string>> DropStale();
 
  private:
-  Status Drop(const std::string& source);  // REQUIRES: mu_ held
+  Status Drop(const std::string& source) REQUIRES(mu_);
 
   const std::string dir_;
   const CacheLimits limits_;
-  std::mutex mu_;
-  std::map<std::string, std::shared_ptr<PackStore>> open_;  // by source
+  Mutex mu_;
+  std::map<std::string, std::shared_ptr<PackStore>> open_ GUARDED_BY(mu_);  // by source
 };
 
 }  // namespace sparetime::migration

@@ -76,6 +76,8 @@ class PeerServer {
   // Sessions served so far, and refused (handshake or authorisation failed).
   uint64_t sessions_served() const;
   uint64_t sessions_refused() const;
+  // PutChunks requests answered so far (each ends in one store flush).
+  uint64_t put_requests() const;
   void Stop();
 
  private:

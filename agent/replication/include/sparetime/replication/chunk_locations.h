@@ -14,11 +14,11 @@
 #define SPARETIME_REPLICATION_CHUNK_LOCATIONS_H_
 
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "sparetime/base/mutex.h"
 #include "sparetime/base/status.h"
 #include "sparetime/crypto/chunk_id.h"
 #include "sparetime/imaging/chunk_store.h"
@@ -39,21 +39,24 @@ class ChunkLocations {
   ~ChunkLocations();
 
   // Adds (or confirms) rows, in one transaction.
-  Status Add(std::span<const ChunkLocation> rows);
-  Status Remove(const ChunkId& id, const std::string& peer);
+  Status Add(std::span<const ChunkLocation> rows) EXCLUDES(mu_);
+  Status Remove(const ChunkId& id, const std::string& peer) EXCLUDES(mu_);
   // Removes the rows of `ids` on `peer`, in one transaction (prune, after
   // the peer confirmed releasing them).
-  Status RemoveMany(std::span<const ChunkId> ids, const std::string& peer);
+  Status RemoveMany(std::span<const ChunkId> ids, const std::string& peer) EXCLUDES(mu_);
   // The peers recorded for `id` (empty when none).
-  Result<std::vector<ChunkLocation>> Holders(const ChunkId& id);
+  Result<std::vector<ChunkLocation>> Holders(const ChunkId& id) EXCLUDES(mu_);
   // Every row, ordered by id (for repair).
-  Result<std::vector<ChunkLocation>> All();
+  Result<std::vector<ChunkLocation>> All() EXCLUDES(mu_);
 
  private:
   explicit ChunkLocations(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
-  std::mutex mu_;
-  std::unique_ptr<SqliteDb> db_;
-  SqliteStmt insert_, remove_, holders_, all_;
+  Mutex mu_;
+  // The connection and its statements; set up by Open before the object is
+  // shared, used under mu_ after.
+  std::unique_ptr<SqliteDb> db_ PT_GUARDED_BY(mu_);
+  SqliteStmt insert_ GUARDED_BY(mu_), remove_ GUARDED_BY(mu_), holders_ GUARDED_BY(mu_),
+      all_ GUARDED_BY(mu_);
 };
 
 }  // namespace sparetime::replication

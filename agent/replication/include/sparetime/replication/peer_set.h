@@ -28,6 +28,17 @@
 // recorded holder and drops the rows each holder confirmed. A holder that is
 // down or fails keeps its rows (and the chunk), so the next prune retries.
 //
+// Read only: a set opened for another owner's chunks (`owner` non-empty)
+// refuses Put, RemoveStored and Repair with kFailedPrecondition (one check).
+//
+// Inside (agent/replication/src): PeerSet is a façade. UploadQueue
+// (upload_queue.h) places, queues, fails over and records; ReplicaReader
+// (replica_reader.h) reads, checks and locates; RepairReplicas and
+// ReleaseChunks (repair.h) work over the chunk locations; PeerLinks
+// (peer_link.h) are the per-peer connections they share. Work that asks
+// every peer (Locate, the holder check of Repair, Release) runs on one
+// WorkerPool of `workers` threads, however many peers there are.
+//
 // Thread safety: all methods are safe for concurrent use.
 #ifndef SPARETIME_REPLICATION_PEER_SET_H_
 #define SPARETIME_REPLICATION_PEER_SET_H_
@@ -66,6 +77,7 @@ struct PeerSetOptions {
   size_t batch_bytes = 4u << 20;  // sealed bytes per PutChunks request
   size_t read_sessions = 4;      // parallel read sessions per peer
   int reconnect_attempts = 3;    // after a session fails, backoff 200 ms x 2^n
+  size_t workers = 4;            // threads for requests to every peer (locate, release, repair)
   peer::PeerClientOptions client;
   // Checks a fetched blob when no hash is recorded for it (e.g. the codec's
   // AEAD check on a bare-metal restore). May be empty.
@@ -109,7 +121,8 @@ class PeerSet final : public ChunkSink, public ChunkSource, public ChunkRemover 
 
   // Re-replicates: every recorded chunk whose live, verified holders are
   // fewer than `replicas` is copied (sealed, never decrypted) from a holder
-  // that has it to new peers; rows of holders that lost it are dropped.
+  // that has it to new peers, all behind one flush; rows of holders that
+  // lost it are dropped. kFailedPrecondition for a read-only set.
   struct RepairReport {
     uint64_t chunks = 0;     // distinct chunks checked
     uint64_t copied = 0;     // new replicas made
