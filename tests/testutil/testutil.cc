@@ -37,11 +37,6 @@ std::vector<std::byte> RandomBytes(size_t n, uint64_t seed) {
   return out;
 }
 
-ChunkId TestChunkId(uint64_t n) {
-  std::vector<std::byte> b = RandomBytes(ChunkId::kSize, n * 7919 + 1);
-  return ChunkId::FromBytes(std::span<const std::byte, ChunkId::kSize>(b.data(), ChunkId::kSize));
-}
-
 void WriteFileOrDie(const std::string& path, const std::vector<std::byte>& data) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   f.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));

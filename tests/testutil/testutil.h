@@ -1,5 +1,11 @@
 // Shared test helpers: temporary directories, deterministic data, running
 // commands, and loop devices for integration tests (root only).
+//
+// Everything here needs base only (sparetime_testutil_core), except
+// TestChunkId, which needs crypto: it is declared only where crypto's headers
+// are on the include path and defined in chunk_ids.cc
+// (sparetime_testutil_crypto), so tests of base and scheduler include this
+// header without seeing or linking crypto (tests/testutil/CMakeLists.txt).
 #ifndef SPARETIME_TESTS_TESTUTIL_H_
 #define SPARETIME_TESTS_TESTUTIL_H_
 
@@ -8,7 +14,10 @@
 #include <string>
 #include <vector>
 
+#if __has_include("sparetime/crypto/chunk_id.h")
 #include "sparetime/crypto/chunk_id.h"
+#define SPARETIME_TESTUTIL_HAS_CHUNK_ID 1
+#endif
 
 namespace sparetime::testing {
 
@@ -28,8 +37,11 @@ class TempDir {
 
 // Deterministic pseudo-random bytes (xorshift) for test data.
 std::vector<std::byte> RandomBytes(size_t n, uint64_t seed);
+#ifdef SPARETIME_TESTUTIL_HAS_CHUNK_ID
 // A deterministic chunk id for test number n (distinct for distinct n).
+// Defined in chunk_ids.cc (sparetime_testutil_crypto).
 ChunkId TestChunkId(uint64_t n);
+#endif
 
 // Writes bytes to a file (creating/truncating it).
 void WriteFileOrDie(const std::string& path, const std::vector<std::byte>& data);

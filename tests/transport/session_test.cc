@@ -286,7 +286,8 @@ TEST_F(SessionTest, SlowLorisHandshakeIsCutAtTheDeadline) {
       InitiatorHandshake(alice_, bob_.public_key(), EphemeralKey::Generate()).Hello();
   hello.insert(hello.begin(), {std::byte(hello.size()), std::byte{0}});
   std::atomic<bool> stop{false};
-  std::thread trickler([&] {  // one byte per 100 ms, bounded by the message
+  // &a = a: clang 14 cannot capture a structured binding implicitly.
+  std::thread trickler([&, &a = a] {  // one byte per 100 ms, bounded by the message
     for (size_t i = 0; i < hello.size() && !stop; ++i) {
       if (::send(a.get(), &hello[i], 1, MSG_NOSIGNAL) != 1) break;
       std::this_thread::sleep_for(milliseconds(100));
