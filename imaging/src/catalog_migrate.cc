@@ -203,8 +203,15 @@ Result<MigrationReport> MigrateCatalog(SqliteDb& db, int target_version,
   // Only 1 -> 2 exists; anything else is EnsureSchema's to judge.
   if (stored != kDeviceKeySchema - 1 || target_version != kDeviceKeySchema) return report;
   report.from_version = static_cast<int>(stored);
-  Status st = MigrateSnapshots(db, probe, report);
-  if (st.ok()) st = MigrateJobs(db, probe, report);
+  // Each path is probed once, however many snapshots and jobs name it.
+  std::map<std::string, Result<DeviceIdentity>> seen;
+  const DeviceProbe once = [&](const std::string& path) {
+    auto it = seen.find(path);
+    if (it == seen.end()) it = seen.emplace(path, probe(path)).first;
+    return it->second;
+  };
+  Status st = MigrateSnapshots(db, once, report);
+  if (st.ok()) st = MigrateJobs(db, once, report);
   if (st.ok()) {
     ST_ASSIGN_OR_RETURN(SqliteStmt put,
                         db.Prepare("UPDATE meta SET value = ? WHERE key='schema_version'"));

@@ -223,6 +223,7 @@ TEST_F(CatalogMigrateTest, PartitionsAreRekeyedFromTheLiveDeviceOnlyWhenItIsTheS
   AddOld("0000000000000012", 200, OldDevice("/dev/sdz2", "block", kWwid, "", ""));
   AddOld("0000000000000013", 300, OldDevice("/dev/sdz3", "block", kWwid, "", ""));
   AddOld("0000000000000014", 400, OldDevice("/dev/sdz4", "block", kWwid, "", ""));
+  AddOld("0000000000000015", 500, OldDevice("/dev/sdz1", "block", kWwid, "", ""));
   // The probe seam: what the kernel says each path is now. sdz3 is now on
   // another disk; sdz4 is gone.
   int probes = 0;
@@ -238,10 +239,10 @@ TEST_F(CatalogMigrateTest, PartitionsAreRekeyedFromTheLiveDeviceOnlyWhenItIsTheS
   Result<detail::MigrationReport> r = detail::MigrateCatalog(*db_, 2, probe);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->from_version, 1);
-  EXPECT_EQ(r->rekeyed, 2u);
+  EXPECT_EQ(r->rekeyed, 3u);
   EXPECT_EQ(r->legacy, 2u);
   EXPECT_EQ(r->ambiguous, 2u);  // sdz3 and sdz4: two paths, one old key
-  EXPECT_EQ(probes, 4);
+  EXPECT_EQ(probes, 4) << "one probe per distinct path";
   EXPECT_EQ(Version(), 2);
   db_.reset();
 
@@ -250,6 +251,7 @@ TEST_F(CatalogMigrateTest, PartitionsAreRekeyedFromTheLiveDeviceOnlyWhenItIsTheS
   std::map<std::string, DeviceIdentity> d = Devices(**c);
   const std::string w = "wwid:" + std::string(kWwid);
   EXPECT_EQ(d["0000000000000011"].Key(), w + ":part=1:start=1048576:size=1048576");
+  EXPECT_EQ(d["0000000000000015"].Key(), d["0000000000000011"].Key());
   EXPECT_EQ(d["0000000000000012"].Key(), w + ":part=2:start=2097152:size=1048576");
   EXPECT_EQ(d["0000000000000013"].Key(), w + ":size=1048576");
   EXPECT_TRUE(d["0000000000000013"].legacy_ambiguous);
