@@ -12,6 +12,9 @@
 #include <cerrno>
 #include <string>
 
+#include "sparetime/base/env.h"
+#include "sqlite_env_vfs.h"
+
 namespace sparetime {
 
 namespace {
@@ -163,7 +166,7 @@ SqliteStmt::~SqliteStmt() { sqlite3_finalize(stmt_); }
 
 // --- SqliteDb -----------------------------------------------------------------
 
-Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path, Mode mode) {
+Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path, Mode mode, Env* env) {
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
   if (mode == Mode::kCreate) {
     flags |= SQLITE_OPEN_CREATE;
@@ -171,8 +174,13 @@ Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path, Mode m
     struct stat sb;
     if (::stat(path.c_str(), &sb) != 0) return ErrnoStatus(path, errno);
   }
+  std::string vfs;
+  if (env != nullptr && env != Env::Default()) {
+    ST_ASSIGN_OR_RETURN(vfs, SqliteVfsFor(env));
+  }
   sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &raw, flags, vfs.empty() ? nullptr : vfs.c_str());
   // sqlite3_open_v2 hands back a handle even on failure; the object owns it.
   std::unique_ptr<SqliteDb> db(new SqliteDb(raw, path));
   if (rc != SQLITE_OK) return db->Error(rc, "opening the database");

@@ -1,5 +1,7 @@
 // Pack creation and repacking for the PackStore (see pack_store.h).
 //
+// All file operations go through `env` (options.env for RepackPacks).
+//
 // CreatePackFile: a new pack — its index row first (committed_size 0), then
 // the file, locked (flock LOCK_EX) before its header is written and synced,
 // so a concurrent Open sees an empty unlocked file or a locked one.
@@ -29,7 +31,7 @@ struct NewPack {
   PackInfo info;
   Fd fd;  // read-write, flock(LOCK_EX) held, header written and synced
 };
-Result<NewPack> CreatePackFile(PackIndex& index);
+Result<NewPack> CreatePackFile(Env& env, PackIndex& index);
 
 // REQUIRES: the caller flushed its writes and appends to no pack meanwhile;
 // nobody reads the store meanwhile (the repository lock is held exclusively).

@@ -13,6 +13,12 @@
 // open. SqliteTransaction is BEGIN IMMEDIATE ... COMMIT that rolls back when
 // destroyed uncommitted.
 //
+// Env: Open takes an Env (env.h). With a non-default one the database, its
+// WAL and its journal are read, written, fsynced and deleted through an
+// SQLite VFS that calls that Env (base/src/sqlite_env_vfs.h), so injected
+// faults and simulated power cuts reach SQLite's own I/O; with
+// Env::Default() (or null) SQLite's unix VFS is used unchanged.
+//
 // Thread safety: none. A connection and its statements are used by one
 // thread at a time; the owners serialise access with their own mutex.
 #ifndef SPARETIME_BASE_SQLITE_DB_H_
@@ -32,6 +38,7 @@ struct sqlite3_stmt;
 
 namespace sparetime {
 
+class Env;
 class SqliteDb;
 
 // One execution of a prepared statement. Bind errors are reported by Step().
@@ -94,8 +101,10 @@ class SqliteDb {
   enum class Mode { kCreate, kExisting };
   static constexpr int kBusyTimeoutMs = 60'000;
 
-  // Opens `path` (kExisting: kNotFound when it does not exist) in WAL mode.
-  static Result<std::unique_ptr<SqliteDb>> Open(const std::string& path, Mode mode);
+  // Opens `path` (kExisting: kNotFound when it does not exist) in WAL mode,
+  // through `env` (null: Env::Default()). The Env must outlive the SqliteDb.
+  static Result<std::unique_ptr<SqliteDb>> Open(const std::string& path, Mode mode,
+                                                Env* env = nullptr);
   ~SqliteDb();
   SqliteDb(const SqliteDb&) = delete;
   SqliteDb& operator=(const SqliteDb&) = delete;
