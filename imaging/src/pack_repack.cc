@@ -78,6 +78,28 @@ bool MostlyDead(const PackUsage& u, double fraction) {
   return static_cast<double>(live) < fraction * static_cast<double>(u.committed_size - kPackHeaderSize);
 }
 
+// Deletes an empty pack's file (unless a writer holds it) and its row;
+// returns the file bytes given back.
+Result<uint64_t> DropEmptyPack(Env& env, PackIndex& index, const PackInfo& pack) {
+  Result<Fd> fd = env.Open(pack.path, O_RDWR, 0);
+  if (!fd.ok() && fd.error().code() != ErrorCode::kNotFound)
+    return fd.error().WithContext("repacking");
+  uint64_t size = 0;
+  if (fd.ok()) {
+    Status locked = env.Lock(fd->get(), LOCK_EX | LOCK_NB, pack.path);
+    if (locked.code() == ErrorCode::kUnavailable) return uint64_t{0};  // being written
+    ST_RETURN_IF_ERROR(locked);
+    Result<uint64_t> n = env.FileSize(fd->get());
+    size = n.ok() ? *n : 0;
+    Status gone = env.Unlink(pack.path);
+    if (!gone.ok() && gone.code() != ErrorCode::kNotFound)
+      return gone.WithContext("deleting empty pack " + pack.path);
+    ST_RETURN_IF_ERROR(env.SyncDir(ParentDir(pack.path)));
+  }
+  index.DropPack(pack.id);
+  return size;
+}
+
 }  // namespace
 
 Result<NewPack> CreatePackFile(Env& env, PackIndex& index) {
@@ -116,10 +138,15 @@ Result<RepackReport> RepackPacks(PackIndex& index, const PackStoreOptions& optio
   uint64_t old_bytes = 0;
   for (const PackUsage& u : usage) {
     const std::string& path = u.pack.path;
-    if (own_packs.contains(u.pack.id) || u.committed_size <= kPackHeaderSize ||
-        !MostlyDead(u, live_fraction)) {
+    if (own_packs.contains(u.pack.id)) continue;
+    if (u.committed_size <= kPackHeaderSize && u.live_chunks == 0) {
+      // An empty pack: one whose creation, or a repack writing into it, was
+      // cut short. Nothing points into it; drop it, or each crash leaks one.
+      ST_ASSIGN_OR_RETURN(uint64_t freed, DropEmptyPack(env, index, u.pack));
+      old_bytes += freed;
       continue;
     }
+    if (u.committed_size <= kPackHeaderSize || !MostlyDead(u, live_fraction)) continue;
     Result<Fd> fd = env.Open(path, O_RDWR, 0);
     if (!fd.ok() && fd.error().code() == ErrorCode::kNotFound) {
       // No rows and no file: a repack stopped between unlink and drop.

@@ -13,8 +13,9 @@
 // transaction leaves the old pack in use and unindexed records in a new
 // one (Open's tail recovery leaves already-indexed ids where they are); a
 // crash after it leaves an old pack with no live rows, which the next repack
-// deletes. Packs another writer holds locked, and the caller's own open
-// packs, are skipped.
+// deletes. Empty packs (committed_size at most the header, no rows: a
+// creation or a repack cut short) are deleted with their rows. Packs another
+// writer holds locked, and the caller's own open packs, are skipped.
 #ifndef SPARETIME_IMAGING_PACK_REPACK_H_
 #define SPARETIME_IMAGING_PACK_REPACK_H_
 

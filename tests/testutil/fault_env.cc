@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 namespace sparetime::testing {
@@ -85,6 +87,9 @@ bool FaultEnv::power_off() {
 
 Status FaultEnv::Check(FaultOp op, const std::string& path) {
   ++counts_[op];
+  static const bool trace = std::getenv("SPARETIME_FAULT_TRACE") != nullptr;
+  if (trace) std::fprintf(stderr, "faultenv: op %u %s%s\n", op, path.c_str(),
+                          power_off_ ? " (power off)" : "");
   if (op & kOpAnySync) {
     if (crash_at_ && syncs_since_arm_++ == *crash_at_) {
       power_off_ = true;
@@ -97,6 +102,8 @@ Status FaultEnv::Check(FaultOp op, const std::string& path) {
     const uint64_t i = rule_matches_++;
     if (i == rule_->nth || (rule_->sticky && i > rule_->nth)) {
       ++faults_;
+      static const bool trace = std::getenv("SPARETIME_FAULT_TRACE") != nullptr;
+      if (trace) std::fprintf(stderr, "faultenv: ^ injected errno %d\n", rule_->error);
       return ErrnoStatus(path + " (injected fault)", rule_->error);
     }
   }

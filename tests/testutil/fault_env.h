@@ -26,6 +26,9 @@
 // its own writes; keeping the decorator out of the product keeps its
 // bookkeeping (pre-images held in memory) out of it too.
 //
+// Debugging: with SPARETIME_FAULT_TRACE set, every operation is printed to
+// stderr.
+//
 // Thread safety: every method may be called from any thread; one mutex
 // serialises the bookkeeping (and the I/O it brackets).
 #ifndef SPARETIME_TESTS_TESTUTIL_FAULT_ENV_H_

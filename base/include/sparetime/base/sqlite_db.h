@@ -1,7 +1,7 @@
 // SqliteDb: the one small RAII wrapper over sqlite3 that the pack index and
 // the catalog share.
 //
-// Every database is opened in WAL mode with synchronous=FULL (a committed
+// Every database is opened in WAL mode with synchronous=EXTRA (a committed
 // transaction survives power loss: PackStore::Flush and Catalog::AddSnapshot
 // promise durability) and a busy timeout, so several processes can share it:
 // readers never block, writers queue for up to the timeout. Errors become
