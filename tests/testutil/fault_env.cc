@@ -38,7 +38,6 @@ void WriteWhole(const std::string& path, const std::string& content) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return;
   WriteFullAt(fd, AsBytes(content), 0).IgnoreError();
-  ::fsync(fd);
   ::close(fd);
 }
 
@@ -225,7 +224,7 @@ Status FaultEnv::Sync(int fd, SyncMode mode, const std::string& what) {
   MutexLock l(mu_);
   ST_ASSIGN_OR_RETURN(FileState * fs, StateOf(fd));
   ST_RETURN_IF_ERROR(Check(kOpSync, fs->path.empty() ? what : fs->path));
-  ST_RETURN_IF_ERROR(base_->Sync(fd, mode, what));
+  if (real_syncs_) ST_RETURN_IF_ERROR(base_->Sync(fd, mode, what));
   fs->dirty = false;
   fs->undo.clear();
   return Status::Ok();
@@ -241,7 +240,12 @@ Status FaultEnv::SyncDir(const std::string& raw_dir) {
   const std::string dir = Norm(raw_dir);
   MutexLock l(mu_);
   ST_RETURN_IF_ERROR(Check(kOpSyncDir, dir));
-  ST_RETURN_IF_ERROR(base_->SyncDir(dir));
+  if (real_syncs_) {
+    ST_RETURN_IF_ERROR(base_->SyncDir(dir));
+  } else {
+    ST_ASSIGN_OR_RETURN(bool exists, base_->Exists(dir));  // what fsync(dir) would say
+    if (!exists) return ErrnoStatus("open " + dir, ENOENT);
+  }
   for (NameOp& op : pending_) op.dirs.erase(dir);
   std::erase_if(pending_, [](const NameOp& op) { return op.dirs.empty(); });
   return Status::Ok();
@@ -306,7 +310,6 @@ std::string FaultEnv::PowerCut() {
     [[maybe_unused]] int rc = ::ftruncate(fd, static_cast<off_t>(fs.durable_size));
     for (auto u = fs.undo.rbegin(); u != fs.undo.rend(); ++u)
       WriteFullAt(fd, AsBytes(u->second), u->first).IgnoreError();
-    ::fsync(fd);
     ::close(fd);
   }
   // 2. Names not made durable, newest first.
