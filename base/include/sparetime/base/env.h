@@ -22,9 +22,9 @@
 //    unlink or mkdir since the last SyncDir of the directory holding the name
 //    (for a rename: of both directories).
 //
-// Plumbing: PackStoreOptions::env, CatalogOptions::env, PeerStoreLimits::env
-// and WriteFileAtomic's `env` argument default to Env::Default(), so callers
-// that do not care do not change.
+// Plumbing: PackStoreOptions::env, CatalogOptions::env, the `env` argument
+// of PeerStore::Open and SqliteDb::Open, and WriteFileAtomic(env, ...) (the
+// fd.h overload uses Env::Default()); callers that do not care do not change.
 #ifndef SPARETIME_BASE_ENV_H_
 #define SPARETIME_BASE_ENV_H_
 
