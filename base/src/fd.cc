@@ -2,6 +2,8 @@
 // transfers continued, durable replace by temp + fsync + rename + fsync(dir).
 #include "sparetime/base/fd.h"
 
+#include "sparetime/base/env.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -101,31 +103,8 @@ Result<std::string> ReadFileToString(const std::string& path) {
   return out;
 }
 
-static std::string DirName(const std::string& path) {
-  auto slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
-
 Status WriteFileAtomic(const std::string& path, std::string_view contents, mode_t mode) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    ST_ASSIGN_OR_RETURN(Fd fd, OpenFile(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode));
-    Status st = WriteFull(fd.get(), AsBytes(contents));
-    if (st.ok()) st = Fsync(fd.get(), tmp);
-    if (st.ok()) st = fd.Close();
-    if (!st.ok()) {
-      ::unlink(tmp.c_str());
-      return st.WithContext("writing " + path);
-    }
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return ErrnoStatus("rename " + tmp + " to " + path, err);
-  }
-  return FsyncDir(DirName(path));
+  return WriteFileAtomic(*Env::Default(), path, contents, mode);
 }
 
 Status MakeDirs(const std::string& path, mode_t mode) {
@@ -135,7 +114,7 @@ Status MakeDirs(const std::string& path, mode_t mode) {
     if (S_ISDIR(sb.st_mode)) return Status::Ok();
     return AlreadyExists(path + " exists and is not a directory");
   }
-  std::string parent = DirName(path);
+  std::string parent = DirName(path);  // env.h
   if (parent != path && parent != "." && parent != "/") ST_RETURN_IF_ERROR(MakeDirs(parent, mode));
   if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) return ErrnoStatus("mkdir " + path, errno);
   return Status::Ok();

@@ -11,12 +11,12 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
-#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "catalog_migrate.h"
 #include "sparetime/base/bytes.h"
 #include "sparetime/base/clock.h"
+#include "sparetime/base/mutex.h"
 #include "sparetime/base/sqlite_db.h"
 
 namespace sparetime {
@@ -78,15 +78,17 @@ std::string NewSnapshotId() {
 class Catalog::Impl {
  public:
   explicit Impl(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
-  Status Prepare();
-  Status Insert(const Snapshot& s);
-  Result<Snapshot> ReadSnapshot(const SqliteQuery& q);
-  Result<std::vector<Snapshot>> ReadAll(SqliteQuery& q);
+  Status Prepare() REQUIRES(mu_);
+  Status Insert(const Snapshot& s) REQUIRES(mu_);
+  Result<Snapshot> ReadSnapshot(const SqliteQuery& q) REQUIRES(mu_);
+  Result<std::vector<Snapshot>> ReadAll(SqliteQuery& q) REQUIRES(mu_);
 
-  std::mutex mu_;  // guards everything below
-  std::unique_ptr<SqliteDb> db_;
-  SqliteStmt insert_, list_, by_range_, forget_, load_progress_, add_job_, add_progress_,
-      clear_progress_, clear_job_, journal_ids_;
+  Mutex mu_;  // guards everything below
+  const std::unique_ptr<SqliteDb> db_ PT_GUARDED_BY(mu_);
+  SqliteStmt insert_ GUARDED_BY(mu_), list_ GUARDED_BY(mu_), by_range_ GUARDED_BY(mu_),
+      forget_ GUARDED_BY(mu_), load_progress_ GUARDED_BY(mu_), add_job_ GUARDED_BY(mu_),
+      add_progress_ GUARDED_BY(mu_), clear_progress_ GUARDED_BY(mu_),
+      clear_job_ GUARDED_BY(mu_), journal_ids_ GUARDED_BY(mu_);
 };
 
 Status Catalog::Impl::Prepare() {
@@ -142,6 +144,7 @@ Result<Snapshot> Catalog::Impl::ReadSnapshot(const SqliteQuery& q) {
   Snapshot s;
   s.id = q.Text(0);
   auto damaged = [&](std::string_view what) {
+    mu_.AssertHeld();  // called only below, under the lock
     return Corruption(db_->path() + ": snapshot " + s.id + " has " + std::string(what) +
                       "; forget it or restore the catalog from a copy");
   };
@@ -177,13 +180,15 @@ Result<std::vector<Snapshot>> Catalog::Impl::ReadAll(SqliteQuery& q) {
   }
 }
 
-Result<std::unique_ptr<Catalog>> Catalog::Open(const std::string& db_path) {
+Result<std::unique_ptr<Catalog>> Catalog::Open(const std::string& db_path,
+                                               CatalogOptions options) {
   if (sodium_init() < 0) return Internal("libsodium failed to initialise");
   ST_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db,
-                      SqliteDb::Open(db_path, SqliteDb::Mode::kCreate));
+                      SqliteDb::Open(db_path, SqliteDb::Mode::kCreate, options.env));
   ST_RETURN_IF_ERROR(detail::MigrateCatalog(*db, kSchemaVersion).status());
   ST_RETURN_IF_ERROR(db->EnsureSchema(kSchemaVersion, kSchema));
   auto impl = std::make_unique<Impl>(std::move(db));
+  MutexLock l(impl->mu_);
   ST_RETURN_IF_ERROR(impl->Prepare());
   return std::unique_ptr<Catalog>(new Catalog(std::move(impl)));
 }
@@ -192,7 +197,7 @@ Catalog::Catalog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Catalog::~Catalog() = default;
 
 Result<Snapshot> Catalog::AddSnapshot(Snapshot snapshot) {
-  std::lock_guard l(impl_->mu_);
+  MutexLock l(impl_->mu_);
   if (!snapshot.id.empty()) {
     if (snapshot.id.size() != kIdDigits || !IsHexDigits(snapshot.id))
       return InvalidArgument("snapshot id '" + snapshot.id + "' is not " +
@@ -213,14 +218,14 @@ Result<Snapshot> Catalog::AddSnapshot(Snapshot snapshot) {
 }
 
 Result<std::vector<Snapshot>> Catalog::ListSnapshots() {
-  std::lock_guard l(impl_->mu_);
+  MutexLock l(impl_->mu_);
   SqliteQuery q = impl_->list_.Query();
   return impl_->ReadAll(q);
 }
 
 Result<Snapshot> Catalog::FindSnapshot(const std::string& spec,
                                        const std::optional<std::string>& device_key) {
-  std::lock_guard l(impl_->mu_);
+  MutexLock l(impl_->mu_);
   const std::string& db = impl_->db_->path();
   if (spec == "latest") {
     SqliteQuery q = impl_->list_.Query();
@@ -256,7 +261,7 @@ Result<Snapshot> Catalog::FindSnapshot(const std::string& spec,
 }
 
 Status Catalog::ForgetSnapshot(const std::string& id) {
-  std::lock_guard l(impl_->mu_);
+  MutexLock l(impl_->mu_);
   ST_RETURN_IF_ERROR(impl_->forget_.Query().Bind(1, id).Run());
   if (impl_->db_->changes() == 0)
     return NotFound("no snapshot '" + id + "' in " + impl_->db_->path() + "; " + kListHint);
@@ -264,7 +269,7 @@ Status Catalog::ForgetSnapshot(const std::string& id) {
 }
 
 Result<std::optional<JobProgress>> Catalog::LoadProgress(const std::string& job_key) {
-  std::lock_guard l(impl_->mu_);
+  MutexLock l(impl_->mu_);
   SqliteQuery q = impl_->load_progress_.Query();
   q.Bind(1, job_key);
   std::optional<JobProgress> progress;
@@ -284,7 +289,7 @@ Result<std::optional<JobProgress>> Catalog::LoadProgress(const std::string& job_
 
 Status Catalog::RecordProgress(const std::string& job_key,
                                std::span<const std::pair<uint64_t, ChunkId>> done) {
-  std::lock_guard l(impl_->mu_);
+  MutexLock l(impl_->mu_);
   ST_ASSIGN_OR_RETURN(SqliteTransaction txn, SqliteTransaction::Begin(*impl_->db_));
   ST_RETURN_IF_ERROR(impl_->add_job_.Query()
                          .Bind(1, job_key)
@@ -301,7 +306,7 @@ Status Catalog::RecordProgress(const std::string& job_key,
 }
 
 Status Catalog::ClearProgress(const std::string& job_key) {
-  std::lock_guard l(impl_->mu_);
+  MutexLock l(impl_->mu_);
   ST_ASSIGN_OR_RETURN(SqliteTransaction txn, SqliteTransaction::Begin(*impl_->db_));
   ST_RETURN_IF_ERROR(impl_->clear_progress_.Query().Bind(1, job_key).Run());
   ST_RETURN_IF_ERROR(impl_->clear_job_.Query().Bind(1, job_key).Run());
@@ -309,7 +314,7 @@ Status Catalog::ClearProgress(const std::string& job_key) {
 }
 
 Result<std::vector<ChunkId>> Catalog::JournalChunkIds() {
-  std::lock_guard l(impl_->mu_);
+  MutexLock l(impl_->mu_);
   SqliteQuery q = impl_->journal_ids_.Query();
   std::vector<ChunkId> ids;
   for (;;) {

@@ -50,10 +50,10 @@ std::vector<std::byte> EncodeRecord(const ChunkId& id, std::span<const std::byte
   return out;
 }
 
-Result<std::vector<std::byte>> ReadRecord(int fd, const ChunkId& id, const RecordLocation& loc,
-                                          BlobCheck check) {
+Result<std::vector<std::byte>> ReadRecord(Env& env, int fd, const ChunkId& id,
+                                          const RecordLocation& loc, BlobCheck check) {
   std::vector<std::byte> buf(kRecordHeaderSize + loc.length);
-  Result<size_t> n = ReadFullAt(fd, buf, loc.offset);
+  Result<size_t> n = env.ReadAt(fd, buf, loc.offset);
   if (!n.ok()) return n.error().WithContext("pack " + loc.pack_path + ": chunk " + id.hex());
   if (*n < buf.size()) return Damaged(id, loc, "the pack file ends inside the record");
   if (GetLe32(buf.data()) != kRecordMagic || GetLe32(buf.data() + 4) != loc.length ||
@@ -67,10 +67,10 @@ Result<std::vector<std::byte>> ReadRecord(int fd, const ChunkId& id, const Recor
   return buf;
 }
 
-Result<PackScan> ScanPack(int fd, const std::string& path, uint64_t start, uint64_t file_size,
-                          uint32_t max_blob_bytes) {
+Result<PackScan> ScanPack(Env& env, int fd, const std::string& path, uint64_t start,
+                          uint64_t file_size, uint32_t max_blob_bytes) {
   auto read_at = [&](std::span<std::byte> b, uint64_t off) -> Result<size_t> {
-    Result<size_t> r = ReadFullAt(fd, b, off);
+    Result<size_t> r = env.ReadAt(fd, b, off);
     if (!r.ok()) return r.error().WithContext("scanning pack " + path);
     return r;
   };

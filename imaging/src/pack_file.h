@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "sparetime/base/env.h"
 #include "sparetime/base/status.h"
 #include "sparetime/crypto/chunk_id.h"
 #include "sparetime/imaging/chunk_store.h"
@@ -46,7 +47,8 @@ enum class BlobCheck { kHash, kHeaderOnly };
 // Reads the record for `id` at `loc` from the open pack `fd` and checks its
 // header against the index and (kHash) its blob against the stored hash.
 // Damage is kCorruption "pack <path> offset <n>: chunk <id> is damaged (...)".
-Result<std::vector<std::byte>> ReadRecord(int fd, const ChunkId& id, const RecordLocation& loc,
+Result<std::vector<std::byte>> ReadRecord(Env& env, int fd, const ChunkId& id,
+                                          const RecordLocation& loc,
                                           BlobCheck check = BlobCheck::kHash);
 
 struct ScannedRecord {
@@ -67,7 +69,7 @@ struct PackScan {
 // is accepted only with the right magic, a length of at most
 // `max_blob_bytes` and all of its bytes present; the first one that fails
 // ends the scan.
-Result<PackScan> ScanPack(int fd, const std::string& path, uint64_t start, uint64_t file_size,
+Result<PackScan> ScanPack(Env& env, int fd, const std::string& path, uint64_t start, uint64_t file_size,
                           uint32_t max_blob_bytes);
 
 }  // namespace sparetime

@@ -39,10 +39,12 @@ std::string PackName(uint64_t id) {
 
 }  // namespace
 
-Result<std::unique_ptr<PackIndex>> PackIndex::Open(const std::string& dir, SqliteDb::Mode mode) {
-  ST_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(dir + "/index.db", mode));
+Result<std::unique_ptr<PackIndex>> PackIndex::Open(const std::string& dir, SqliteDb::Mode mode,
+                                                   Env* env) {
+  ST_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(dir + "/index.db", mode, env));
   ST_RETURN_IF_ERROR(db->EnsureSchema(kSchemaVersion, kSchema));
   std::unique_ptr<PackIndex> index(new PackIndex(dir, std::move(db)));
+  MutexLock l(index->mu_);
   ST_RETURN_IF_ERROR(index->Prepare());
   return index;
 }
@@ -83,7 +85,7 @@ Status PackIndex::Prepare() {
 }
 
 Result<bool> PackIndex::Contains(const ChunkId& id) {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   return contains_.Query().Bind(1, id.bytes).Step();
 }
 
@@ -106,7 +108,7 @@ Result<bool> PackIndex::ReadRow(SqliteQuery& q, IndexRow& r) {
 }
 
 Result<std::optional<IndexRow>> PackIndex::Find(const ChunkId& id) {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   SqliteQuery q = find_.Query();
   q.Bind(1, id.bytes);
   IndexRow r;
@@ -116,7 +118,7 @@ Result<std::optional<IndexRow>> PackIndex::Find(const ChunkId& id) {
 }
 
 Result<PackInfo> PackIndex::AddPack() {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   ST_ASSIGN_OR_RETURN(SqliteTransaction txn, SqliteTransaction::Begin(*db_));
   PackInfo info;
   {
@@ -132,13 +134,13 @@ Result<PackInfo> PackIndex::AddPack() {
 }
 
 void PackIndex::DropPack(uint64_t id) {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   // Best effort: a leftover row with committed_size 0 and no file is harmless.
   drop_pack_.Query().Bind(1, static_cast<int64_t>(id)).Run().IgnoreError();
 }
 
 Result<std::vector<PackInfo>> PackIndex::ListPacks() {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   std::vector<PackInfo> packs;
   SqliteQuery q = list_packs_.Query();
   for (;;) {
@@ -149,7 +151,7 @@ Result<std::vector<PackInfo>> PackIndex::ListPacks() {
 }
 
 Result<uint64_t> PackIndex::CommittedSize(uint64_t pack) {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   SqliteQuery q = get_committed_.Query();
   q.Bind(1, static_cast<int64_t>(pack));
   ST_ASSIGN_OR_RETURN(bool row, q.Step());
@@ -159,7 +161,7 @@ Result<uint64_t> PackIndex::CommittedSize(uint64_t pack) {
 
 Result<uint64_t> PackIndex::Commit(std::span<const IndexEntry> rows,
                                    std::span<const std::pair<uint64_t, uint64_t>> pack_sizes) {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   ST_ASSIGN_OR_RETURN(SqliteTransaction txn, SqliteTransaction::Begin(*db_));
   uint64_t added = 0;
   for (const IndexEntry& e : rows) {
@@ -183,14 +185,14 @@ Result<uint64_t> PackIndex::Commit(std::span<const IndexEntry> rows,
 }
 
 Status PackIndex::Remove(std::span<const ChunkId> ids) {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   ST_ASSIGN_OR_RETURN(SqliteTransaction txn, SqliteTransaction::Begin(*db_));
   for (const ChunkId& id : ids) ST_RETURN_IF_ERROR(delete_chunk_.Query().Bind(1, id.bytes).Run());
   return txn.Commit();
 }
 
 Result<std::vector<PackUsage>> PackIndex::Usage() {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   std::vector<PackUsage> out;
   SqliteQuery q = usage_.Query();
   for (;;) {
@@ -206,7 +208,7 @@ Result<std::vector<PackUsage>> PackIndex::Usage() {
 }
 
 Result<std::vector<IndexRow>> PackIndex::RowsInPack(uint64_t pack) {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   std::vector<IndexRow> rows;
   SqliteQuery q = rows_in_pack_.Query();
   q.Bind(1, static_cast<int64_t>(pack));
@@ -220,7 +222,7 @@ Result<std::vector<IndexRow>> PackIndex::RowsInPack(uint64_t pack) {
 
 Status PackIndex::MoveRows(uint64_t from_pack, std::span<const IndexEntry> moved,
                            std::span<const std::pair<uint64_t, uint64_t>> pack_sizes) {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   ST_ASSIGN_OR_RETURN(SqliteTransaction txn, SqliteTransaction::Begin(*db_));
   for (const IndexEntry& e : moved) {
     ST_RETURN_IF_ERROR(move_row_.Query()
@@ -240,7 +242,7 @@ Status PackIndex::MoveRows(uint64_t from_pack, std::span<const IndexEntry> moved
 }
 
 PackStoreStats PackIndex::Counts() {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   PackStoreStats s;
   SqliteQuery chunks = count_chunks_.Query();
   if (chunks.Step().ok()) {
@@ -253,7 +255,7 @@ PackStoreStats PackIndex::Counts() {
 }
 
 Result<std::vector<IndexRow>> PackIndex::Page(std::span<const std::byte> after, int limit) {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   std::vector<IndexRow> rows;
   SqliteQuery q = page_.Query();
   q.Bind(1, after).Bind(2, int64_t{limit});

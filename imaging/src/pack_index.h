@@ -2,6 +2,9 @@
 // offset, length and hash hold each chunk, and how much of each pack is
 // committed. Schema and rules in docs/storage.md.
 //
+// Env: index.db is opened through the store's Env (SqliteDb's VFS), so its
+// writes and fsyncs are subject to injected faults and power cuts.
+//
 // Thread safety: safe for concurrent use (one connection behind a mutex);
 // several processes may share index.db (SQLite serialises the writers).
 #ifndef SPARETIME_IMAGING_PACK_INDEX_H_
@@ -9,7 +12,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -20,6 +22,7 @@
 #include "sparetime/base/status.h"
 #include "sparetime/crypto/chunk_id.h"
 #include "sparetime/imaging/pack_store.h"
+#include "sparetime/base/mutex.h"
 #include "sparetime/base/sqlite_db.h"
 
 namespace sparetime {
@@ -56,7 +59,8 @@ struct PackUsage {
 class PackIndex {
  public:
   // Opens (or, with kCreate, creates) DIR/index.db and checks its schema.
-  static Result<std::unique_ptr<PackIndex>> Open(const std::string& dir, SqliteDb::Mode mode);
+  static Result<std::unique_ptr<PackIndex>> Open(const std::string& dir, SqliteDb::Mode mode,
+                                                 Env* env);
 
   const std::string& dir() const { return dir_; }
 
@@ -97,16 +101,19 @@ class PackIndex {
  private:
   PackIndex(std::string dir, std::unique_ptr<SqliteDb> db)
       : dir_(std::move(dir)), db_(std::move(db)) {}
-  Status Prepare();
+  Status Prepare() REQUIRES(mu_);
   // Steps `q` and reads the row into `r`; false when there are no more.
-  Result<bool> ReadRow(SqliteQuery& q, IndexRow& r);
+  Result<bool> ReadRow(SqliteQuery& q, IndexRow& r) REQUIRES(mu_);
 
   const std::string dir_;
-  std::mutex mu_;  // guards db_ and the statements
-  std::unique_ptr<SqliteDb> db_;
-  SqliteStmt contains_, find_, insert_chunk_, set_committed_, delete_chunk_, next_pack_, add_pack_,
-      drop_pack_, list_packs_, get_committed_, count_chunks_, count_packs_, page_, usage_,
-      rows_in_pack_, move_row_;
+  Mutex mu_;  // guards db_ and the statements
+  const std::unique_ptr<SqliteDb> db_ PT_GUARDED_BY(mu_);
+  SqliteStmt contains_ GUARDED_BY(mu_), find_ GUARDED_BY(mu_), insert_chunk_ GUARDED_BY(mu_),
+      set_committed_ GUARDED_BY(mu_), delete_chunk_ GUARDED_BY(mu_), next_pack_ GUARDED_BY(mu_),
+      add_pack_ GUARDED_BY(mu_), drop_pack_ GUARDED_BY(mu_), list_packs_ GUARDED_BY(mu_),
+      get_committed_ GUARDED_BY(mu_), count_chunks_ GUARDED_BY(mu_),
+      count_packs_ GUARDED_BY(mu_), page_ GUARDED_BY(mu_), usage_ GUARDED_BY(mu_),
+      rows_in_pack_ GUARDED_BY(mu_), move_row_ GUARDED_BY(mu_);
 };
 
 }  // namespace sparetime

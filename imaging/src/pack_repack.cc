@@ -10,10 +10,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
 
 namespace sparetime {
@@ -21,31 +18,24 @@ namespace {
 
 std::string ParentDir(const std::string& path) { return path.substr(0, path.rfind('/')); }
 
-Status Flock(int fd, int op, const std::string& path) {
-  while (::flock(fd, op) != 0) {
-    if (errno != EINTR) return ErrnoStatus("flock " + path, errno);
-  }
-  return Status::Ok();
-}
-
 // The packs a repack writes into, rolled at target_pack_bytes and kept open
 // (locked) until the repack ends.
 class RepackWriter {
  public:
   RepackWriter(PackIndex& index, const PackStoreOptions& options)
-      : index_(index), options_(options) {}
+      : env_(*options.env), index_(index), options_(options) {}
 
   // Appends one record; returns its new row (durable after Sync).
   Result<IndexEntry> Append(const IndexRow& row, std::span<const std::byte> blob) {
     const std::vector<std::byte> record = EncodeRecord(row.id, blob);
     if (outs_.empty() || (outs_.back().end > kPackHeaderSize &&
                           outs_.back().end + record.size() > options_.target_pack_bytes)) {
-      ST_ASSIGN_OR_RETURN(NewPack created, CreatePackFile(index_));
+      ST_ASSIGN_OR_RETURN(NewPack created, CreatePackFile(env_, index_));
       outs_.push_back({std::move(created), kPackHeaderSize, false});
       bytes_ += kPackHeaderSize;
     }
     Out& o = outs_.back();
-    ST_RETURN_IF_ERROR(WriteFullAt(o.pack.fd.get(), record, o.end));
+    ST_RETURN_IF_ERROR(env_.WriteAt(o.pack.fd.get(), record, o.end));
     IndexEntry e{row.id, o.pack.info.id, o.end, row.loc.length, row.loc.hash};
     o.end += record.size();
     o.dirty = true;
@@ -59,7 +49,7 @@ class RepackWriter {
     std::vector<std::pair<uint64_t, uint64_t>> sizes;
     for (Out& o : outs_) {
       if (!o.dirty) continue;
-      ST_RETURN_IF_ERROR(Fsync(o.pack.fd.get(), o.pack.info.path));
+      ST_RETURN_IF_ERROR(env_.Sync(o.pack.fd.get(), SyncMode::kFull, o.pack.info.path));
       sizes.emplace_back(o.pack.info.id, o.end);
       o.dirty = false;
     }
@@ -75,6 +65,7 @@ class RepackWriter {
     uint64_t end = 0;
     bool dirty = false;
   };
+  Env& env_;
   PackIndex& index_;
   const PackStoreOptions& options_;
   std::vector<Out> outs_;
@@ -87,27 +78,51 @@ bool MostlyDead(const PackUsage& u, double fraction) {
   return static_cast<double>(live) < fraction * static_cast<double>(u.committed_size - kPackHeaderSize);
 }
 
+// Deletes an empty pack's file (unless a writer holds it) and its row;
+// returns the file bytes given back.
+Result<uint64_t> DropEmptyPack(Env& env, PackIndex& index, const PackInfo& pack) {
+  Result<Fd> fd = env.Open(pack.path, O_RDWR, 0);
+  if (!fd.ok() && fd.error().code() != ErrorCode::kNotFound)
+    return fd.error().WithContext("repacking");
+  uint64_t size = 0;
+  if (fd.ok()) {
+    Status locked = env.Lock(fd->get(), LOCK_EX | LOCK_NB, pack.path);
+    if (locked.code() == ErrorCode::kUnavailable) return uint64_t{0};  // being written
+    ST_RETURN_IF_ERROR(locked);
+    Result<uint64_t> n = env.FileSize(fd->get());
+    size = n.ok() ? *n : 0;
+    Status gone = env.Unlink(pack.path);
+    if (!gone.ok() && gone.code() != ErrorCode::kNotFound)
+      return gone.WithContext("deleting empty pack " + pack.path);
+    ST_RETURN_IF_ERROR(env.SyncDir(ParentDir(pack.path)));
+  }
+  index.DropPack(pack.id);
+  return size;
+}
+
 }  // namespace
 
-Result<NewPack> CreatePackFile(PackIndex& index) {
+Result<NewPack> CreatePackFile(Env& env, PackIndex& index) {
   // The row exists before the file: a listed pack with committed_size 0 and
   // no file is one being born (or whose birth crashed), not a damaged one.
   ST_ASSIGN_OR_RETURN(PackInfo info, index.AddPack());
-  Status st = MakeDirs(ParentDir(info.path));
-  Result<Fd> fd = st.ok() ? OpenFile(info.path, O_RDWR | O_CREAT | O_EXCL, 0644) : Result<Fd>(st);
+  const std::string parent = ParentDir(info.path);
+  Status st = MakeDirs(env, parent);
+  Result<Fd> fd =
+      st.ok() ? env.Open(info.path, O_RDWR | O_CREAT | O_EXCL, 0644) : Result<Fd>(st);
   if (!fd.ok()) {
     index.DropPack(info.id);
     return fd.error().WithContext("creating a pack in " + index.dir());
   }
   // Lock before the first byte: a concurrent Open sees either an empty
   // unlocked file (nothing to repair) or a locked one (skipped).
-  st = Flock(fd->get(), LOCK_EX, info.path);
-  if (st.ok()) st = WriteFullAt(fd->get(), EncodePackHeader(), 0);
-  if (st.ok()) st = Fsync(fd->get(), info.path);
-  if (st.ok()) st = FsyncDir(ParentDir(info.path));
-  if (st.ok()) st = FsyncDir(index.dir() + "/packs");
+  st = env.Lock(fd->get(), LOCK_EX, info.path);
+  if (st.ok()) st = env.WriteAt(fd->get(), EncodePackHeader(), 0);
+  if (st.ok()) st = env.Sync(fd->get(), SyncMode::kFull, info.path);
+  if (st.ok()) st = env.SyncDir(parent);
+  if (st.ok()) st = env.SyncDir(index.dir() + "/packs");  // packs/NN may be new
   if (!st.ok()) {
-    ::unlink(info.path.c_str());
+    env.Unlink(info.path).IgnoreError();
     index.DropPack(info.id);
     return st.WithContext("creating pack " + info.path);
   }
@@ -118,15 +133,21 @@ Result<RepackReport> RepackPacks(PackIndex& index, const PackStoreOptions& optio
                                  const std::set<uint64_t>& own_packs, double live_fraction) {
   RepackReport report;
   ST_ASSIGN_OR_RETURN(std::vector<PackUsage> usage, index.Usage());
+  Env& env = *options.env;
   RepackWriter writer(index, options);
   uint64_t old_bytes = 0;
   for (const PackUsage& u : usage) {
     const std::string& path = u.pack.path;
-    if (own_packs.contains(u.pack.id) || u.committed_size <= kPackHeaderSize ||
-        !MostlyDead(u, live_fraction)) {
+    if (own_packs.contains(u.pack.id)) continue;
+    if (u.committed_size <= kPackHeaderSize && u.live_chunks == 0) {
+      // An empty pack: one whose creation, or a repack writing into it, was
+      // cut short. Nothing points into it; drop it, or each crash leaks one.
+      ST_ASSIGN_OR_RETURN(uint64_t freed, DropEmptyPack(env, index, u.pack));
+      old_bytes += freed;
       continue;
     }
-    Result<Fd> fd = OpenFile(path, O_RDWR);
+    if (u.committed_size <= kPackHeaderSize || !MostlyDead(u, live_fraction)) continue;
+    Result<Fd> fd = env.Open(path, O_RDWR, 0);
     if (!fd.ok() && fd.error().code() == ErrorCode::kNotFound) {
       // No rows and no file: a repack stopped between unlink and drop.
       // (A missing pack with rows is damage: Get and Scrub report it.)
@@ -134,15 +155,14 @@ Result<RepackReport> RepackPacks(PackIndex& index, const PackStoreOptions& optio
       continue;
     }
     if (!fd.ok()) return fd.error().WithContext("repacking");
-    if (::flock(fd->get(), LOCK_EX | LOCK_NB) != 0) {
-      if (errno == EWOULDBLOCK) continue;  // a live writer's pack
-      return ErrnoStatus("flock " + path, errno);
-    }
+    Status locked = env.Lock(fd->get(), LOCK_EX | LOCK_NB, path);
+    if (locked.code() == ErrorCode::kUnavailable) continue;  // a live writer's pack
+    ST_RETURN_IF_ERROR(locked);
     ST_ASSIGN_OR_RETURN(std::vector<IndexRow> rows, index.RowsInPack(u.pack.id));
     std::vector<IndexEntry> moved;
     bool damaged = false;
     for (const IndexRow& r : rows) {
-      Result<std::vector<std::byte>> blob = ReadRecord(fd->get(), r.id, r.loc);
+      Result<std::vector<std::byte>> blob = ReadRecord(env, fd->get(), r.id, r.loc);
       if (!blob.ok()) {  // leave the pack as it is; what was copied stays unindexed
         damaged = true;
         break;
@@ -156,13 +176,14 @@ Result<RepackReport> RepackPacks(PackIndex& index, const PackStoreOptions& optio
     }
     ST_ASSIGN_OR_RETURN(auto sizes, writer.Sync());
     ST_RETURN_IF_ERROR(index.MoveRows(u.pack.id, moved, sizes).WithContext("repacking " + path));
-    struct stat sb {};
-    old_bytes += ::fstat(fd->get(), &sb) == 0 ? static_cast<uint64_t>(sb.st_size) : u.committed_size;
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-      return ErrnoStatus("deleting repacked pack " + path + " (its chunks moved; the next "
-                         "prune deletes it)", errno);
+    Result<uint64_t> old_size = env.FileSize(fd->get());
+    old_bytes += old_size.ok() ? *old_size : u.committed_size;
+    Status gone = env.Unlink(path);
+    if (!gone.ok() && gone.code() != ErrorCode::kNotFound) {
+      return gone.WithContext("deleting repacked pack " + path +
+                              " (its chunks moved; the next prune deletes it)");
     }
-    ST_RETURN_IF_ERROR(FsyncDir(ParentDir(path)));
+    ST_RETURN_IF_ERROR(env.SyncDir(ParentDir(path)));
     index.DropPack(u.pack.id);
     ++report.packs_rewritten;
     report.chunks_moved += moved.size();

@@ -1,5 +1,7 @@
 // Pack creation and repacking for the PackStore (see pack_store.h).
 //
+// All file operations go through `env` (options.env for RepackPacks).
+//
 // CreatePackFile: a new pack — its index row first (committed_size 0), then
 // the file, locked (flock LOCK_EX) before its header is written and synced,
 // so a concurrent Open sees an empty unlocked file or a locked one.
@@ -11,8 +13,9 @@
 // transaction leaves the old pack in use and unindexed records in a new
 // one (Open's tail recovery leaves already-indexed ids where they are); a
 // crash after it leaves an old pack with no live rows, which the next repack
-// deletes. Packs another writer holds locked, and the caller's own open
-// packs, are skipped.
+// deletes. Empty packs (committed_size at most the header, no rows: a
+// creation or a repack cut short) are deleted with their rows. Packs another
+// writer holds locked, and the caller's own open packs, are skipped.
 #ifndef SPARETIME_IMAGING_PACK_REPACK_H_
 #define SPARETIME_IMAGING_PACK_REPACK_H_
 
@@ -29,7 +32,7 @@ struct NewPack {
   PackInfo info;
   Fd fd;  // read-write, flock(LOCK_EX) held, header written and synced
 };
-Result<NewPack> CreatePackFile(PackIndex& index);
+Result<NewPack> CreatePackFile(Env& env, PackIndex& index);
 
 // REQUIRES: the caller flushed its writes and appends to no pack meanwhile;
 // nobody reads the store meanwhile (the repository lock is held exclusively).

@@ -13,6 +13,9 @@
 //    the record is written outside it. Flush waits only for writes reserved
 //    before it started.
 //  - Lock order: flush_mu_, then mu_, then the index's own mutex.
+//  - Every file operation goes through options.env (Env); only the
+//    writeback hint below calls the kernel directly (it makes nothing
+//    durable, so a FaultEnv power cut need not know about it).
 //  - Writeback starts early: each time a pack's written bytes cross a
 //    kWritebackStep boundary, the step behind it is handed to the disk
 //    (sync_file_range WRITE, no wait), so Flush's fsync finds little left to
@@ -22,13 +25,9 @@
 #include <fcntl.h>
 #include <sodium.h>
 #include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <condition_variable>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <tuple>
@@ -37,6 +36,7 @@
 #include "pack_index.h"
 #include "pack_repack.h"
 #include "sparetime/base/fd.h"
+#include "sparetime/base/mutex.h"
 
 namespace sparetime {
 
@@ -58,7 +58,8 @@ void StartWriteback(int fd, uint64_t offset, uint64_t end) {
                                               SYNC_FILE_RANGE_WRITE);
 }
 
-// A pack this writer appends to.
+// A pack this writer appends to. The mutable fields are guarded by the
+// store's mu_ (committed: by flush_mu_).
 struct OpenPack {
   uint64_t id = 0;
   std::string path;
@@ -88,26 +89,27 @@ struct Pending {
 class PackStore::Impl {
  public:
   Impl(PackStoreOptions options, std::unique_ptr<PackIndex> index)
-      : options_(options), index_(std::move(index)) {}
+      : options_(options), env_(*options.env), index_(std::move(index)) {}
 
   Status Recover();
-  Result<bool> Contains(const ChunkId& id);
-  Result<bool> Put(const ChunkId& id, std::span<const std::byte> sealed);
-  Status Flush();
-  Result<std::vector<std::byte>> Get(const ChunkId& id);
-  Status Remove(std::span<const ChunkId> ids);
-  Result<std::vector<StoredChunk>> ListStored();
-  Result<uint64_t> RemoveStored(std::span<const ChunkId> ids);
-  Result<RepackReport> Repack(double live_fraction);
-  PackStoreStats Stats();
+  Result<bool> Contains(const ChunkId& id) EXCLUDES(mu_);
+  Result<bool> Put(const ChunkId& id, std::span<const std::byte> sealed)
+      EXCLUDES(flush_mu_, mu_);
+  Status Flush() EXCLUDES(flush_mu_, mu_);
+  Result<std::vector<std::byte>> Get(const ChunkId& id) EXCLUDES(mu_);
+  Status Remove(std::span<const ChunkId> ids) EXCLUDES(flush_mu_, mu_);
+  Result<std::vector<StoredChunk>> ListStored() EXCLUDES(flush_mu_, mu_);
+  Result<uint64_t> RemoveStored(std::span<const ChunkId> ids) EXCLUDES(flush_mu_, mu_);
+  Result<RepackReport> Repack(double live_fraction) EXCLUDES(flush_mu_, mu_);
+  PackStoreStats Stats() EXCLUDES(flush_mu_, mu_);
   Result<uint64_t> Scrub(const std::function<void(const ChunkId&, const Status&)>& bad);
   const PackRecovery& recovery() const { return recovery_; }
 
  private:
-  Status FlushLocked();  // REQUIRES: flush_mu_ held
-  Result<std::shared_ptr<OpenPack>> CreatePack();
+  Status FlushLocked() REQUIRES(flush_mu_) EXCLUDES(mu_);
+  Result<std::shared_ptr<OpenPack>> CreatePack() REQUIRES(mu_);
   Status FinishWrite(const ChunkId& id, const std::shared_ptr<OpenPack>& pack, uint64_t offset,
-                     uint64_t seq, Status written);
+                     uint64_t seq, Status written) EXCLUDES(mu_);
   Status RecoverPack(const PackInfo& pack);
 
   BlobCheck GetCheck() const {
@@ -115,35 +117,39 @@ class PackStore::Impl {
   }
 
   const PackStoreOptions options_;
+  Env& env_;
   const std::unique_ptr<PackIndex> index_;
   PackRecovery recovery_;
 
-  std::mutex flush_mu_;  // one Flush, Remove or Stats at a time
+  Mutex flush_mu_ ACQUIRED_BEFORE(mu_);  // one Flush, Remove or Stats at a time
 
-  std::mutex mu_;               // guards the writer state below
-  std::condition_variable cv_;  // a write finished
-  std::shared_ptr<OpenPack> current_;
-  std::vector<std::shared_ptr<OpenPack>> retired_;  // rolled or failed, not yet fully committed
-  std::unordered_map<ChunkId, Pending, ChunkIdHash> pending_;
-  std::set<uint64_t> inflight_seqs_;
-  uint64_t next_seq_ = 0;
-  uint64_t flush_gen_ = 0;  // bumped when a Flush moves pending ids into the index
+  Mutex mu_;                        // guards the writer state below
+  std::condition_variable_any cv_;  // a write finished
+  std::shared_ptr<OpenPack> current_ GUARDED_BY(mu_);
+  // Rolled or failed, not yet fully committed.
+  std::vector<std::shared_ptr<OpenPack>> retired_ GUARDED_BY(mu_);
+  std::unordered_map<ChunkId, Pending, ChunkIdHash> pending_ GUARDED_BY(mu_);
+  std::set<uint64_t> inflight_seqs_ GUARDED_BY(mu_);
+  uint64_t next_seq_ GUARDED_BY(mu_) = 0;
+  // Bumped when a Flush moves pending ids into the index.
+  uint64_t flush_gen_ GUARDED_BY(mu_) = 0;
 };
 
 namespace {
 
 // Reads an indexed record from its pack file, opening the file for this read.
-Result<std::vector<std::byte>> ReadIndexed(const IndexRow& r, BlobCheck check = BlobCheck::kHash) {
+Result<std::vector<std::byte>> ReadIndexed(Env& env, const IndexRow& r,
+                                           BlobCheck check = BlobCheck::kHash) {
   if (r.loc.pack_path.empty())
     return Corruption("chunk " + r.id.hex() + " is indexed in pack " + std::to_string(r.pack) +
                       ", which the index does not list; restore index.db from a copy");
-  Result<Fd> fd = OpenFile(r.loc.pack_path, O_RDONLY);
+  Result<Fd> fd = env.Open(r.loc.pack_path, O_RDONLY, 0);
   if (!fd.ok() && fd.error().code() == ErrorCode::kNotFound)
     return Corruption("pack " + r.loc.pack_path + " is missing: chunk " + r.id.hex() + " (offset " +
                       std::to_string(r.loc.offset) +
                       ") cannot be read; restore the pack file from a copy of the store");
   if (!fd.ok()) return fd.error().WithContext("reading chunk " + r.id.hex());
-  return ReadRecord(fd->get(), r.id, r.loc, check);
+  return ReadRecord(env, fd->get(), r.id, r.loc, check);
 }
 
 }  // namespace
@@ -151,7 +157,7 @@ Result<std::vector<std::byte>> ReadIndexed(const IndexRow& r, BlobCheck check = 
 // --- Writing --------------------------------------------------------------------
 
 Result<std::shared_ptr<OpenPack>> PackStore::Impl::CreatePack() {
-  ST_ASSIGN_OR_RETURN(NewPack created, CreatePackFile(*index_));
+  ST_ASSIGN_OR_RETURN(NewPack created, CreatePackFile(env_, *index_));
   auto pack = std::make_shared<OpenPack>();
   pack->id = created.info.id;
   pack->path = created.info.path;
@@ -167,7 +173,7 @@ Result<bool> PackStore::Impl::Put(const ChunkId& id, std::span<const std::byte> 
                            std::to_string(options_.max_blob_bytes));
   uint64_t gen;
   {
-    std::lock_guard l(mu_);
+    MutexLock l(mu_);
     if (pending_.contains(id)) return true;
     gen = flush_gen_;
   }
@@ -180,7 +186,7 @@ Result<bool> PackStore::Impl::Put(const ChunkId& id, std::span<const std::byte> 
   uint64_t offset, seq;
   bool rolled = false;
   {
-    std::lock_guard l(mu_);
+    MutexLock l(mu_);
     if (pending_.contains(id)) return true;
     if (flush_gen_ != gen) {  // a Flush indexed pending ids since we looked
       ST_ASSIGN_OR_RETURN(indexed, index_->Contains(id));
@@ -204,7 +210,7 @@ Result<bool> PackStore::Impl::Put(const ChunkId& id, std::span<const std::byte> 
     pending_.emplace(id, Pending{pack, offset, static_cast<uint32_t>(sealed.size()), hash, seq});
   }
   ST_RETURN_IF_ERROR(
-      FinishWrite(id, pack, offset, seq, WriteFullAt(pack->fd.get(), record, offset)));
+      FinishWrite(id, pack, offset, seq, env_.WriteAt(pack->fd.get(), record, offset)));
   StartWriteback(pack->fd.get(), offset, offset + record.size());
   if (rolled) ST_RETURN_IF_ERROR(Flush());  // commit the pack we just closed
   return false;
@@ -212,7 +218,7 @@ Result<bool> PackStore::Impl::Put(const ChunkId& id, std::span<const std::byte> 
 
 Status PackStore::Impl::FinishWrite(const ChunkId& id, const std::shared_ptr<OpenPack>& pack,
                                     uint64_t offset, uint64_t seq, Status st) {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   inflight_seqs_.erase(seq);
   --pack->inflight;
   if (!st.ok()) {
@@ -238,15 +244,14 @@ Status PackStore::Impl::FinishWrite(const ChunkId& id, const std::shared_ptr<Ope
   if (pack->failed_at && pack->inflight == 0) {
     // Cut the partial record now. Should that fail too, the bytes lie beyond
     // committed_size and the next Open cuts them.
-    [[maybe_unused]] const bool cut =
-        ::ftruncate(pack->fd.get(), static_cast<off_t>(*pack->failed_at)) == 0;
+    env_.Truncate(pack->fd.get(), *pack->failed_at).IgnoreError();
   }
   cv_.notify_all();
   return st;
 }
 
 Status PackStore::Impl::Flush() {
-  std::lock_guard flush_lock(flush_mu_);
+  MutexLock flush_lock(flush_mu_);
   return FlushLocked();
 }
 
@@ -255,12 +260,15 @@ Status PackStore::Impl::FlushLocked() {
   std::vector<IndexEntry> rows;
   std::vector<uint64_t> seqs;
   {
-    std::unique_lock l(mu_);
+    MutexLock l(mu_);
     const uint64_t limit = next_seq_;
     // Everything reserved so far lies below each pack's current end.
     if (current_) packs.emplace_back(current_, current_->end);
     for (const auto& p : retired_) packs.emplace_back(p, p->end);
-    cv_.wait(l, [&] { return inflight_seqs_.empty() || *inflight_seqs_.begin() >= limit; });
+    l.Wait(cv_, [&] {
+      mu_.AssertHeld();
+      return inflight_seqs_.empty() || *inflight_seqs_.begin() >= limit;
+    });
     for (const auto& [id, p] : pending_) {
       if (p.seq >= limit) continue;
       rows.push_back({id, p.pack->id, p.offset, p.length, p.hash});
@@ -273,12 +281,12 @@ Status PackStore::Impl::FlushLocked() {
   if (rows.empty() && packs.empty()) return Status::Ok();
   std::vector<std::pair<uint64_t, uint64_t>> sizes;
   for (const auto& [pack, size] : packs) {
-    ST_RETURN_IF_ERROR(Fsync(pack->fd.get(), pack->path));
+    ST_RETURN_IF_ERROR(env_.Sync(pack->fd.get(), SyncMode::kFull, pack->path));
     sizes.emplace_back(pack->id, size);
   }
   ST_RETURN_IF_ERROR(index_->Commit(rows, sizes).status().WithContext("flushing the pack store"));
 
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   for (size_t i = 0; i < rows.size(); ++i) {
     auto it = pending_.find(rows[i].id);
     if (it != pending_.end() && it->second.seq == seqs[i]) pending_.erase(it);
@@ -296,13 +304,13 @@ Status PackStore::Impl::FlushLocked() {
 // committed_size and no recovery can index it again. A Put racing with the
 // Remove of the same id may win.
 Status PackStore::Impl::Remove(std::span<const ChunkId> ids) {
-  std::lock_guard flush_lock(flush_mu_);
+  MutexLock flush_lock(flush_mu_);
   ST_RETURN_IF_ERROR(FlushLocked());
   return index_->Remove(ids);
 }
 
 Result<uint64_t> PackStore::Impl::RemoveStored(std::span<const ChunkId> ids) {
-  std::lock_guard flush_lock(flush_mu_);
+  MutexLock flush_lock(flush_mu_);
   ST_RETURN_IF_ERROR(FlushLocked());
   uint64_t bytes = 0;
   for (const ChunkId& id : ids) {
@@ -314,11 +322,11 @@ Result<uint64_t> PackStore::Impl::RemoveStored(std::span<const ChunkId> ids) {
 }
 
 Result<RepackReport> PackStore::Impl::Repack(double live_fraction) {
-  std::lock_guard flush_lock(flush_mu_);
+  MutexLock flush_lock(flush_mu_);
   ST_RETURN_IF_ERROR(FlushLocked());
   std::set<uint64_t> own;
   {
-    std::lock_guard l(mu_);
+    MutexLock l(mu_);
     if (current_) own.insert(current_->id);
     for (const auto& p : retired_) own.insert(p->id);
   }
@@ -330,7 +338,7 @@ Result<RepackReport> PackStore::Impl::Repack(double live_fraction) {
 Result<bool> PackStore::Impl::Contains(const ChunkId& id) {
   {
     // Pending first: Flush indexes ids before it drops them from pending_.
-    std::lock_guard l(mu_);
+    MutexLock l(mu_);
     if (pending_.contains(id)) return true;
   }
   return index_->Contains(id);
@@ -339,9 +347,10 @@ Result<bool> PackStore::Impl::Contains(const ChunkId& id) {
 Result<std::vector<std::byte>> PackStore::Impl::Get(const ChunkId& id) {
   std::optional<Pending> pending;
   {
-    std::unique_lock l(mu_);
+    MutexLock l(mu_);
     auto it = pending_.end();
-    cv_.wait(l, [&] {  // a Put in flight: wait for its write to finish
+    l.Wait(cv_, [&] {  // a Put in flight: wait for its write to finish
+      mu_.AssertHeld();
       it = pending_.find(id);
       return it == pending_.end() || it->second.written;
     });
@@ -349,17 +358,17 @@ Result<std::vector<std::byte>> PackStore::Impl::Get(const ChunkId& id) {
   }
   if (pending) {
     const RecordLocation loc{pending->pack->path, pending->offset, pending->length, pending->hash};
-    return ReadRecord(pending->pack->fd.get(), id, loc, GetCheck());
+    return ReadRecord(env_, pending->pack->fd.get(), id, loc, GetCheck());
   }
   ST_ASSIGN_OR_RETURN(std::optional<IndexRow> row, index_->Find(id));
   if (!row) return NotFound("chunk " + id.hex() + " is not in the pack store " + index_->dir());
-  return ReadIndexed(*row, GetCheck());
+  return ReadIndexed(env_, *row, GetCheck());
 }
 
 PackStoreStats PackStore::Impl::Stats() {
-  std::lock_guard flush_lock(flush_mu_);  // no chunk counted both pending and indexed
+  MutexLock flush_lock(flush_mu_);  // no chunk counted both pending and indexed
   PackStoreStats s = index_->Counts();
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   for (const auto& [id, p] : pending_) {
     ++s.chunks;
     s.stored_bytes += p.length;
@@ -392,7 +401,7 @@ Result<uint64_t> PackStore::Impl::Scrub(
       return std::tie(a.pack, a.loc.offset) < std::tie(b.pack, b.loc.offset);
     });
     for (const IndexRow& r : page) {
-      Result<std::vector<std::byte>> blob = ReadIndexed(r);
+      Result<std::vector<std::byte>> blob = ReadIndexed(env_, r);
       ++checked;
       if (!blob.ok()) bad(r.id, blob.error());
     }
@@ -410,27 +419,25 @@ Status PackStore::Impl::Recover() {
 // Repairs one pack's tail, if it has one and no live writer holds the pack.
 // A missing or short pack is left alone: Get and Scrub report it.
 Status PackStore::Impl::RecoverPack(const PackInfo& pack) {
-  Result<Fd> fd = OpenFile(pack.path, O_RDWR);
+  Result<Fd> fd = env_.Open(pack.path, O_RDWR, 0);
   if (!fd.ok() && fd.error().code() == ErrorCode::kNotFound) return Status::Ok();
   if (!fd.ok()) return fd.error().WithContext("checking pack " + pack.path);
-  if (::flock(fd->get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) return Status::Ok();  // a live writer's pack, not a torn one
-    return ErrnoStatus("flock " + pack.path, errno);
-  }
+  Status locked = env_.Lock(fd->get(), LOCK_EX | LOCK_NB, pack.path);
+  if (locked.code() == ErrorCode::kUnavailable) return Status::Ok();  // a live writer's pack
+  ST_RETURN_IF_ERROR(locked);
   // Under the lock, committed_size and the file size are stable.
   Result<uint64_t> committed = index_->CommittedSize(pack.id);
   if (!committed.ok() && committed.error().code() == ErrorCode::kNotFound) return Status::Ok();
   if (!committed.ok()) return committed.error();
-  struct stat sb;
-  if (::fstat(fd->get(), &sb) != 0) return ErrnoStatus("stat " + pack.path, errno);
-  const uint64_t size = static_cast<uint64_t>(sb.st_size);
+  ST_ASSIGN_OR_RETURN(const uint64_t size, env_.FileSize(fd->get()));
   if (size <= *committed) return Status::Ok();
 
-  ST_ASSIGN_OR_RETURN(PackScan scan,
-                      ScanPack(fd->get(), pack.path, *committed, size, options_.max_blob_bytes));
-  if (scan.valid_end < size && ::ftruncate(fd->get(), static_cast<off_t>(scan.valid_end)) != 0)
-    return ErrnoStatus("cutting the torn tail of pack " + pack.path, errno);
-  ST_RETURN_IF_ERROR(Fsync(fd->get(), pack.path));
+  ST_ASSIGN_OR_RETURN(PackScan scan, ScanPack(env_, fd->get(), pack.path, *committed, size,
+                                              options_.max_blob_bytes));
+  if (scan.valid_end < size)
+    ST_RETURN_IF_ERROR(env_.Truncate(fd->get(), scan.valid_end)
+                           .WithContext("cutting the torn tail of pack " + pack.path));
+  ST_RETURN_IF_ERROR(env_.Sync(fd->get(), SyncMode::kFull, pack.path));
   std::vector<IndexEntry> rows;
   for (const ScannedRecord& r : scan.records)
     rows.push_back({r.id, pack.id, r.offset, r.length, r.hash});
@@ -449,32 +456,35 @@ namespace {
 Result<std::unique_ptr<PackStore::Impl>> OpenImpl(const std::string& dir, PackStoreOptions options,
                                                   SqliteDb::Mode mode) {
   if (sodium_init() < 0) return Internal("libsodium failed to initialise");
-  ST_ASSIGN_OR_RETURN(std::unique_ptr<PackIndex> index, PackIndex::Open(dir, mode));
+  ST_ASSIGN_OR_RETURN(std::unique_ptr<PackIndex> index, PackIndex::Open(dir, mode, options.env));
   auto impl = std::make_unique<PackStore::Impl>(options, std::move(index));
   ST_RETURN_IF_ERROR(impl->Recover());
   return impl;
 }
 
-bool HasIndex(const std::string& dir) {
-  struct stat sb;
-  return ::stat((dir + "/index.db").c_str(), &sb) == 0;
-}
+Result<bool> HasIndex(Env& env, const std::string& dir) { return env.Exists(dir + "/index.db"); }
 
 }  // namespace
 
 Result<std::unique_ptr<PackStore>> PackStore::Create(const std::string& dir,
                                                      PackStoreOptions options) {
-  ST_RETURN_IF_ERROR(MakeDirs(dir + "/packs"));
-  if (HasIndex(dir))
+  Env& env = *options.env;
+  ST_ASSIGN_OR_RETURN(const bool existed, env.Exists(dir));
+  ST_RETURN_IF_ERROR(MakeDirs(env, dir + "/packs"));
+  ST_ASSIGN_OR_RETURN(const bool has_index, HasIndex(env, dir));
+  if (has_index)
     return AlreadyExists(dir + " already holds a pack store (index.db); open it instead");
   ST_ASSIGN_OR_RETURN(std::unique_ptr<Impl> impl, OpenImpl(dir, options, SqliteDb::Mode::kCreate));
-  ST_RETURN_IF_ERROR(FsyncDir(dir));
+  // index.db and packs/ are entries of dir; a new dir is an entry of its parent.
+  ST_RETURN_IF_ERROR(env.SyncDir(dir));
+  if (!existed) ST_RETURN_IF_ERROR(env.SyncDir(DirName(dir)));
   return std::unique_ptr<PackStore>(new PackStore(std::move(impl)));
 }
 
 Result<std::unique_ptr<PackStore>> PackStore::Open(const std::string& dir,
                                                    PackStoreOptions options) {
-  if (!HasIndex(dir))
+  ST_ASSIGN_OR_RETURN(const bool has_index, HasIndex(*options.env, dir));
+  if (!has_index)
     return NotFound(dir +
                     " holds no pack store (no index.db); check the path, or create one "
                     "with `sparetime init`");

@@ -11,10 +11,11 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
-#include <mutex>
 
 #include "sparetime/base/bytes.h"
+#include "sparetime/base/env.h"
 #include "sparetime/base/fd.h"
+#include "sparetime/base/mutex.h"
 #include "sparetime/imaging/pack_store.h"
 
 namespace sparetime::peerstore {
@@ -59,7 +60,8 @@ uint64_t FileSize(const std::string& path) {
 
 class PeerStore::Impl {
  public:
-  Impl(std::string root, PeerStoreLimits limits) : root_(std::move(root)), limits_(limits) {
+  Impl(std::string root, PeerStoreLimits limits, Env* env)
+      : root_(std::move(root)), limits_(limits), env_(*env) {
     if (limits_.owner_quota == 0) limits_.owner_quota = limits_.capacity;
   }
 
@@ -70,36 +72,44 @@ class PeerStore::Impl {
     uint64_t chunk_count = 0;
     uint64_t chunk_bytes = 0;
     uint64_t record_bytes = 0;
-    std::mutex files_mu;  // key and roots files
+    Mutex files_mu;  // key and roots files
   };
 
-  Status Scan() {
-    ST_RETURN_IF_ERROR(MakeDirs(root_, 0700));
+  Status Scan() EXCLUDES(mu_) {
+    ST_ASSIGN_OR_RETURN(const bool existed, env_.Exists(root_));
+    ST_RETURN_IF_ERROR(MakeDirs(env_, root_, 0700));
+    if (!existed) ST_RETURN_IF_ERROR(env_.SyncDir(DirName(root_)));
     ST_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(root_));
     for (const auto& n : names) {
       if (!CheckOwnerName(n).ok()) continue;
-      ST_ASSIGN_OR_RETURN(Owner * o, Get(n, /*create=*/false));
-      (void)o;
+      Result<Owner*> o = Get(n, /*create=*/false);
+      // An owner directory without a store: its creation was cut short (a
+      // crash before anything was stored). The first put creates it again.
+      if (!o.ok() && o.status().code() == ErrorCode::kNotFound) continue;
+      ST_RETURN_IF_ERROR(o.status());
     }
     return Status::Ok();
   }
 
   // The owner's state, opened (or created when `create`) on first use.
-  Result<Owner*> Get(const std::string& owner_name, bool create) {
+  Result<Owner*> Get(const std::string& owner_name, bool create) EXCLUDES(mu_) {
     ST_RETURN_IF_ERROR(CheckOwnerName(owner_name));
     std::string name = Lower(owner_name);
-    std::lock_guard l(mu_);
+    MutexLock l(mu_);
     auto it = owners_.find(name);
     if (it != owners_.end()) return it->second.get();
     auto o = std::make_unique<Owner>();
     o->name = name;
     o->dir = root_ + "/" + name;
     std::string chunks_dir = o->dir + "/chunks";
-    Result<std::unique_ptr<PackStore>> store = PackStore::Open(chunks_dir);
+    PackStoreOptions options;
+    options.env = &env_;
+    Result<std::unique_ptr<PackStore>> store = PackStore::Open(chunks_dir, options);
     if (!store.ok() && store.status().code() == ErrorCode::kNotFound) {
       if (!create) return Status(ErrorCode::kNotFound, "nothing is held for " + name);
-      ST_RETURN_IF_ERROR(MakeDirs(o->dir, 0700));
-      store = PackStore::Create(chunks_dir);
+      ST_RETURN_IF_ERROR(MakeDirs(env_, o->dir, 0700));
+      ST_RETURN_IF_ERROR(env_.SyncDir(root_));  // the owner's directory, durable in held/
+      store = PackStore::Create(chunks_dir, options);
     }
     if (!store.ok()) return store.status().WithContext("chunks held for " + name);
     o->chunks = std::move(*store);
@@ -114,8 +124,8 @@ class PeerStore::Impl {
   }
 
   // Reserves `delta` more bytes for `o` (may be negative to give back).
-  Status Reserve(Owner& o, int64_t delta, bool chunk) {
-    std::lock_guard l(mu_);
+  Status Reserve(Owner& o, int64_t delta, bool chunk) EXCLUDES(mu_) {
+    MutexLock l(mu_);
     uint64_t owner_used = o.chunk_bytes + o.record_bytes;
     if (delta > 0) {
       uint64_t d = static_cast<uint64_t>(delta);
@@ -138,36 +148,36 @@ class PeerStore::Impl {
     return Status::Ok();
   }
 
-  std::vector<std::string> Owners() {
-    std::lock_guard l(mu_);
+  std::vector<std::string> Owners() EXCLUDES(mu_) {
+    MutexLock l(mu_);
     std::vector<std::string> out;
     for (const auto& [name, o] : owners_) out.push_back(name);
     return out;
   }
 
-  uint64_t TotalUsed() {
-    std::lock_guard l(mu_);
+  uint64_t TotalUsed() EXCLUDES(mu_) {
+    MutexLock l(mu_);
     return total_used_;
   }
 
-  OwnerUsage Usage(Owner& o) {
-    std::lock_guard l(mu_);
+  OwnerUsage Usage(Owner& o) EXCLUDES(mu_) {
+    MutexLock l(mu_);
     return OwnerUsage{o.name, o.chunk_count, o.chunk_bytes, o.record_bytes};
   }
 
-  void AddChunks(Owner& o, int64_t n) {
-    std::lock_guard l(mu_);
+  void AddChunks(Owner& o, int64_t n) EXCLUDES(mu_) {
+    MutexLock l(mu_);
     o.chunk_count += static_cast<uint64_t>(n);
   }
 
   // Replaces a file's content, accounting for the size change.
   Status ReplaceFile(Owner& o, const std::string& path, std::span<const std::byte> data) {
-    std::lock_guard fl(o.files_mu);
+    MutexLock fl(o.files_mu);
     return ReplaceFileLocked(o, path, data);
   }
 
-  static Result<Roots> ReadRoots(Owner& o) {
-    Result<std::string> text = ReadFileToString(o.dir + "/roots");
+  Result<Roots> ReadRoots(Owner& o) REQUIRES(o.files_mu) {
+    Result<std::string> text = ReadFileToString(env_, o.dir + "/roots");
     if (!text.ok()) {
       if (text.status().code() == ErrorCode::kNotFound) {
         return Status(ErrorCode::kNotFound, "no manifest roots are held for " + o.name);
@@ -182,7 +192,7 @@ class PeerStore::Impl {
   }
 
   Status ReplaceRoots(Owner& o, uint64_t generation, std::span<const std::byte> data) {
-    std::lock_guard fl(o.files_mu);
+    MutexLock fl(o.files_mu);
     Result<Roots> held = ReadRoots(o);
     if (held.ok() && generation <= held->generation) {
       return Status(ErrorCode::kFailedPrecondition,
@@ -196,32 +206,36 @@ class PeerStore::Impl {
     return ReplaceFileLocked(o, o.dir + "/roots", file);
   }
 
-  Status ReplaceFileLocked(Owner& o, const std::string& path, std::span<const std::byte> data) {
+  Status ReplaceFileLocked(Owner& o, const std::string& path, std::span<const std::byte> data)
+      REQUIRES(o.files_mu) {
     uint64_t old_size = FileSize(path);
     int64_t delta = static_cast<int64_t>(data.size()) - static_cast<int64_t>(old_size);
     ST_RETURN_IF_ERROR(Reserve(o, delta, /*chunk=*/false));
     Status s = WriteFileAtomic(
-        path, std::string_view(reinterpret_cast<const char*>(data.data()), data.size()), 0600);
+        env_, path, std::string_view(reinterpret_cast<const char*>(data.data()), data.size()), 0600);
     if (!s.ok()) Reserve(o, -delta, false).IgnoreError();
     return s;
   }
 
   const PeerStoreLimits& limits() const { return limits_; }
+  Env& env() { return env_; }
 
  private:
   std::string root_;
   PeerStoreLimits limits_;
-  std::mutex mu_;  // owners_, byte counters
-  std::map<std::string, std::unique_ptr<Owner>> owners_;
-  uint64_t total_used_ = 0;
+  Env& env_;
+  // Guards owners_, total_used_ and every Owner's byte counters.
+  Mutex mu_;
+  std::map<std::string, std::unique_ptr<Owner>> owners_ GUARDED_BY(mu_);
+  uint64_t total_used_ GUARDED_BY(mu_) = 0;
 };
 
 PeerStore::PeerStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 PeerStore::~PeerStore() = default;
 
 Result<std::unique_ptr<PeerStore>> PeerStore::Open(const std::string& root,
-                                                   PeerStoreLimits limits) {
-  auto impl = std::make_unique<Impl>(root, limits);
+                                                   PeerStoreLimits limits, Env* env) {
+  auto impl = std::make_unique<Impl>(root, limits, env);
   ST_RETURN_IF_ERROR(impl->Scan());
   return std::unique_ptr<PeerStore>(new PeerStore(std::move(impl)));
 }
@@ -307,8 +321,8 @@ Status PeerStore::PutKey(const std::string& owner, std::span<const std::byte> wr
 
 Result<std::vector<std::byte>> PeerStore::GetKey(const std::string& owner) {
   ST_ASSIGN_OR_RETURN(Impl::Owner * o, impl_->Get(owner, /*create=*/false));
-  std::lock_guard fl(o->files_mu);
-  Result<std::string> text = ReadFileToString(o->dir + "/key");
+  MutexLock fl(o->files_mu);
+  Result<std::string> text = ReadFileToString(impl_->env(), o->dir + "/key");
   if (!text.ok()) {
     if (text.status().code() == ErrorCode::kNotFound) {
       return Status(ErrorCode::kNotFound, "no key is held for " + o->name);
@@ -332,8 +346,8 @@ Status PeerStore::PutRoots(const std::string& owner, uint64_t generation,
 
 Result<Roots> PeerStore::GetRoots(const std::string& owner) {
   ST_ASSIGN_OR_RETURN(Impl::Owner * o, impl_->Get(owner, /*create=*/false));
-  std::lock_guard fl(o->files_mu);
-  return Impl::ReadRoots(*o);
+  MutexLock fl(o->files_mu);
+  return impl_->ReadRoots(*o);
 }
 
 Result<uint64_t> PeerStore::Scrub(const std::string& owner,

@@ -68,7 +68,8 @@ Status FsyncDir(const std::string& dir);
 // Reads a whole (small) file.
 Result<std::string> ReadFileToString(const std::string& path);
 // Replaces `path` durably with `contents`: write `path.tmp.<pid>`, fsync,
-// rename over `path`, fsync the directory.
+// rename over `path`, fsync the directory. Through Env::Default(); the
+// overload taking an Env is in env.h.
 Status WriteFileAtomic(const std::string& path, std::string_view contents, mode_t mode = 0644);
 
 // Creates a directory (and parents); OK when it already exists.

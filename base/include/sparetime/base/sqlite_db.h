@@ -1,7 +1,7 @@
 // SqliteDb: the one small RAII wrapper over sqlite3 that the pack index and
 // the catalog share.
 //
-// Every database is opened in WAL mode with synchronous=FULL (a committed
+// Every database is opened in WAL mode with synchronous=EXTRA (a committed
 // transaction survives power loss: PackStore::Flush and Catalog::AddSnapshot
 // promise durability) and a busy timeout, so several processes can share it:
 // readers never block, writers queue for up to the timeout. Errors become
@@ -12,6 +12,12 @@
 // goes out of scope, so a half-read statement never keeps a read transaction
 // open. SqliteTransaction is BEGIN IMMEDIATE ... COMMIT that rolls back when
 // destroyed uncommitted.
+//
+// Env: Open takes an Env (env.h). With a non-default one the database, its
+// WAL and its journal are read, written, fsynced and deleted through an
+// SQLite VFS that calls that Env (base/src/sqlite_env_vfs.h), so injected
+// faults and simulated power cuts reach SQLite's own I/O; with
+// Env::Default() (or null) SQLite's unix VFS is used unchanged.
 //
 // Thread safety: none. A connection and its statements are used by one
 // thread at a time; the owners serialise access with their own mutex.
@@ -32,6 +38,7 @@ struct sqlite3_stmt;
 
 namespace sparetime {
 
+class Env;
 class SqliteDb;
 
 // One execution of a prepared statement. Bind errors are reported by Step().
@@ -94,8 +101,10 @@ class SqliteDb {
   enum class Mode { kCreate, kExisting };
   static constexpr int kBusyTimeoutMs = 60'000;
 
-  // Opens `path` (kExisting: kNotFound when it does not exist) in WAL mode.
-  static Result<std::unique_ptr<SqliteDb>> Open(const std::string& path, Mode mode);
+  // Opens `path` (kExisting: kNotFound when it does not exist) in WAL mode,
+  // through `env` (null: Env::Default()). The Env must outlive the SqliteDb.
+  static Result<std::unique_ptr<SqliteDb>> Open(const std::string& path, Mode mode,
+                                                Env* env = nullptr);
   ~SqliteDb();
   SqliteDb(const SqliteDb&) = delete;
   SqliteDb& operator=(const SqliteDb&) = delete;

@@ -10,6 +10,11 @@
 // the store; a later run of the same job (same device key, size, chunk size)
 // resumes from that record without re-reading or re-storing those chunks.
 //
+// Durability: the database is opened through CatalogOptions::env (an Env
+// and its SQLite VFS, base/env.h), so tests can fail or power-cut every
+// write and fsync SQLite makes for AddSnapshot and the journal
+// (tests/imaging/crash_catalog_test.cc).
+//
 // Thread safety: safe for concurrent use (one connection, serialised).
 #ifndef SPARETIME_IMAGING_CATALOG_H_
 #define SPARETIME_IMAGING_CATALOG_H_
@@ -22,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "sparetime/base/env.h"
 #include "sparetime/base/status.h"
 #include "sparetime/crypto/chunk_id.h"
 #include "sparetime/imaging/device.h"
@@ -83,9 +89,14 @@ class SnapshotRecorder {
   virtual Result<Snapshot> AddSnapshot(Snapshot snapshot) = 0;
 };
 
+struct CatalogOptions {
+  Env* env = Env::Default();  // must outlive the Catalog
+};
+
 class Catalog final : public BackupJournal, public SnapshotRecorder {
  public:
-  static Result<std::unique_ptr<Catalog>> Open(const std::string& db_path);
+  static Result<std::unique_ptr<Catalog>> Open(const std::string& db_path,
+                                               CatalogOptions options = {});
   ~Catalog() override;
 
   Result<Snapshot> AddSnapshot(Snapshot snapshot) override;

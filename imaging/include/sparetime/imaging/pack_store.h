@@ -14,7 +14,8 @@
 //
 // Durability: Put appends to this writer's open pack; Flush fsyncs the pack
 // and then commits the index rows, so the index never points past durable
-// bytes. On Open, bytes in a pack beyond its committed size are a torn tail:
+// bytes (tests/imaging/crash_pack_store_test.cc cuts the power at every
+// sync point to hold it to that). Create syncs the new directories. On Open, bytes in a pack beyond its committed size are a torn tail:
 // complete, valid records are re-indexed, the rest is cut off (truncated), and
 // the repair is reported.
 //
@@ -29,6 +30,7 @@
 #include <memory>
 #include <string>
 
+#include "sparetime/base/env.h"
 #include "sparetime/base/status.h"
 #include "sparetime/imaging/chunk_store.h"
 #include "sparetime/imaging/prune.h"
@@ -43,6 +45,9 @@ struct PackStoreOptions {
   // covers every byte (a repository's key holder). Scrub and repack always
   // check: they read without the key.
   bool hash_check_on_get = true;
+  // Every file operation (packs and, through its SQLite VFS, index.db) goes
+  // through this Env; tests pass a FaultEnv. Must outlive the store.
+  Env* env = Env::Default();
 };
 
 struct PackStoreStats {

@@ -19,6 +19,12 @@
 // Who may call what (only the owner mutates) is decided by the caller, which
 // knows the authenticated session; this class only stores.
 //
+// Durability: every file operation (the owners' PackStores with their
+// index.db, the key and roots files, the directories) goes through the Env
+// given to Open; a new owner directory is synced into held/ before anything
+// is stored in it. tests/peerstore/crash_peer_store_test.cc cuts the power
+// at every sync point.
+//
 // Thread safety: safe for concurrent use by many sessions.
 #ifndef SPARETIME_PEERSTORE_PEER_STORE_H_
 #define SPARETIME_PEERSTORE_PEER_STORE_H_
@@ -30,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "sparetime/base/env.h"
 #include "sparetime/base/status.h"
 #include "sparetime/crypto/chunk_id.h"
 #include "sparetime/imaging/chunk_store.h"
@@ -59,7 +66,9 @@ struct Roots {
 class PeerStore {
  public:
   // Opens (creating) <root>; scans existing owners for their usage.
-  static Result<std::unique_ptr<PeerStore>> Open(const std::string& root, PeerStoreLimits limits);
+  // `env` must outlive the store.
+  static Result<std::unique_ptr<PeerStore>> Open(const std::string& root, PeerStoreLimits limits,
+                                                 Env* env = Env::Default());
   ~PeerStore();
 
   // kInvalidArgument unless `owner` is 1..253 characters of [a-z0-9.-_]
