@@ -1,11 +1,14 @@
 // AgentPeerOptions: directory records -> PeerSetPeer list, policy -> limits.
-#include "sparetime/replication/agent_peers.h"
+#include "sparetime/ops/agent_peers.h"
 
 #include <algorithm>
 
 #include "sparetime/directory/policy.h"
 
-namespace sparetime::replication {
+namespace sparetime::ops {
+
+using replication::PeerRepositoryOptions;
+using replication::PeerSetPeer;
 
 namespace dir = sparetime::directory;
 
@@ -46,4 +49,4 @@ PeerRepositoryOptions AgentPeerOptions(const config::AgentConfig& config,
   return o;
 }
 
-}  // namespace sparetime::replication
+}  // namespace sparetime::ops
