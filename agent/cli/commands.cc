@@ -42,9 +42,11 @@ int RunInit(const GlobalOptions& g, const InitOptions& o) {
   KdfLimits limits = o.kdf == "min"           ? KdfLimits::FastForTests()
                      : o.kdf == "interactive" ? KdfLimits::Interactive()
                                               : KdfLimits::Moderate();
-  RepositoryConfig config{.chunk_size = o.chunk_size, .zstd_level = o.compression};
   int rc = kExitOk;
-  if (!InitBackups(g, config, limits, &rc).ok()) return rc;
+  if (!InitBackups(g, {.chunk_size = o.chunk_size, .zstd_level = o.compression}, limits, &rc)
+           .ok()) {
+    return rc;
+  }
   const std::string where = g.repo.empty() ? "this agent's peers" : g.repo;
   if (g.json) {
     std::cout << nlohmann::json{{"repository", where}}.dump() << "\n";

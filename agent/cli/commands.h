@@ -28,8 +28,8 @@ struct GlobalOptions {
 };
 
 struct InitOptions {
-  uint32_t chunk_size = 0;
-  int compression = CodecOptions::kDefaultZstdLevel;
+  std::optional<uint32_t> chunk_size;  // none: the policy's (peers) or 1 MiB
+  std::optional<int> compression;      // none: the policy's (peers) or the default level
   std::string kdf = "moderate";  // moderate | interactive | min (tests only)
 };
 struct BackupCommandOptions {

@@ -57,8 +57,11 @@ int Main(int argc, char** argv) {
   InitOptions init;
   auto* init_cmd = app.add_subcommand("init", "create a new repository");
   init_cmd->add_option("--chunk-size", init.chunk_size,
-                       "chunk size in bytes (power of two, 65536..4194304; default 1048576)");
-  init_cmd->add_option("--compression", init.compression, "zstd level 0..19 (0: none)")
+                       "chunk size in bytes (power of two, 65536..4194304; default: the policy's "
+                       "sparetimeChunkSize for backups on peers, else 1048576)");
+  init_cmd->add_option("--compression", init.compression,
+                       "zstd level 0..19 (0: none; default: the policy's "
+                       "sparetimeCompressionLevel for backups on peers, else 3)")
       ->check(CLI::Range(0, 19));
   init_cmd->add_option("--kdf", init.kdf, "Argon2id cost: moderate (default), interactive, min")
       ->check(CLI::IsMember({"moderate", "interactive", "min"}));

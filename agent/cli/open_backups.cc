@@ -79,11 +79,11 @@ Result<std::unique_ptr<ops::Backups>> OpenBackups(const GlobalOptions& g, int* e
   return backups;
 }
 
-Status InitBackups(const GlobalOptions& g, const RepositoryConfig& config, KdfLimits limits,
+Status InitBackups(const GlobalOptions& g, const ops::InitSettings& settings, KdfLimits limits,
                    int* exit_code) {
   std::unique_ptr<KeyCache> cache = KeyCacheFor(g);
   ST_ASSIGN_OR_RETURN(Opening o, Prepare(g, cache.get(), Stage::kWork, exit_code));
-  Status st = ops::Init(o.options, o.passphrase, config, limits);
+  Status st = ops::Init(o.options, o.passphrase, settings, limits);
   if (!st.ok()) *exit_code = Fail(st, Stage::kWork);
   return st;
 }

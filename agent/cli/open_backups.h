@@ -11,7 +11,7 @@
 #include "commands.h"
 #include "sparetime/base/status.h"
 #include "sparetime/imaging/keys.h"
-#include "sparetime/imaging/repository.h"
+#include "sparetime/imaging/repository_config.h"
 #include "sparetime/ops/backups.h"
 
 namespace sparetime::cli {
@@ -23,7 +23,7 @@ namespace sparetime::cli {
 Result<std::unique_ptr<ops::Backups>> OpenBackups(const GlobalOptions& g, int* exit_code);
 
 // Creates a new local repository or this agent's backups on its peers.
-Status InitBackups(const GlobalOptions& g, const RepositoryConfig& config, KdfLimits limits,
+Status InitBackups(const GlobalOptions& g, const ops::InitSettings& settings, KdfLimits limits,
                    int* exit_code);
 
 // Prints the warnings on stderr (unless quiet), one "sparetime: warning:" line each.

@@ -177,11 +177,15 @@ directory::DirectoryView ScheduledJobs::View() const {
 
 void ScheduledJobs::NoteWarnings(const std::string& job, const ops::Backups& backups) {
   std::vector<ops::Warning> warnings = backups.Warnings();
-  for (const ops::Warning& w : warnings) log_(job + ": " + ops::WarningText(w));
-  if (ops::NeedsRepair(warnings)) {
-    MutexLock l(mu_);
-    repair_wanted_ = true;
+  MutexLock l(mu_);
+  for (const ops::Warning& w : warnings) {
+    // A policy the backups do not follow is said once per daemon run.
+    if (w.kind == ops::Warning::Kind::kPolicyDiffers && !policy_warned_.insert(w.detail).second) {
+      continue;
+    }
+    log_(job + ": " + ops::WarningText(w));
   }
+  if (ops::NeedsRepair(warnings)) repair_wanted_ = true;
 }
 
 Status ScheduledJobs::RunBackup(const std::string& device, PauseGate& gate,

@@ -103,6 +103,7 @@ class ScheduledJobs {
   std::map<std::string, int64_t> last_success_ GUARDED_BY(mu_);  // name -> Unix s (jobs.json)
   std::map<std::string, int64_t> last_failure_ GUARDED_BY(mu_);  // name -> Unix s (this run)
   bool repair_wanted_ GUARDED_BY(mu_) = false;
+  std::set<std::string> policy_warned_ GUARDED_BY(mu_);  // kPolicyDiffers said already
   std::string idle_reason_ GUARDED_BY(mu_);
 };
 

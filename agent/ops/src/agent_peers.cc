@@ -46,6 +46,9 @@ PeerRepositoryOptions AgentPeerOptions(const config::AgentConfig& config,
   o.set.client.handshake_timeout = config.peer_timeout;
   o.set.client.io_timeout = config.peer_timeout;
   o.set.report = std::move(report);
+  // New chunks follow the policy's compression level (docs/configuration.md);
+  // the chunk size stays the one the backups were created with.
+  o.zstd_level = policy.compression_level;
   return o;
 }
 

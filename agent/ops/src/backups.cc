@@ -3,6 +3,7 @@
 #include "sparetime/ops/backups.h"
 
 #include "sparetime/base/clock.h"
+#include "sparetime/imaging/repository.h"
 #include "sparetime/ops/agent_peers.h"
 #include "sparetime/replication/peer_repository.h"
 
@@ -31,8 +32,8 @@ class LocalBackups final : public Backups {
 class PeerBackups final : public Backups {
  public:
   PeerBackups(std::unique_ptr<transport::Identity> identity,
-              std::unique_ptr<replication::PeerRepository> repo)
-      : identity_(std::move(identity)), repo_(std::move(repo)) {}
+              std::unique_ptr<replication::PeerRepository> repo, std::vector<Warning> policy)
+      : identity_(std::move(identity)), repo_(std::move(repo)), policy_(std::move(policy)) {}
   const RepositoryConfig& config() const override { return repo_->config(); }
   const Codec& codec() const override { return repo_->codec(); }
   ChunkSink& sink() override { return repo_->store(); }
@@ -46,7 +47,7 @@ class PeerBackups final : public Backups {
   Status Prepare(std::span<const ChunkId> ids) override { return repo_->store().Locate(ids); }
   std::vector<Warning> Warnings() const override {
     replication::PeerSetStats s = repo_->store().stats();
-    std::vector<Warning> out;
+    std::vector<Warning> out = policy_;
     for (const std::string& down : s.peers_down) {
       out.push_back(Warning::PeerSkipped(down));
     }
@@ -71,6 +72,7 @@ class PeerBackups final : public Backups {
  private:
   std::unique_ptr<transport::Identity> identity_;  // the repository's sessions use it
   std::unique_ptr<replication::PeerRepository> repo_;
+  std::vector<Warning> policy_;  // PolicyWarnings at open
 };
 
 // The PeerRepository options for this agent, with the identity they use.
@@ -162,19 +164,47 @@ Result<std::unique_ptr<Backups>> Open(const OpenOptions& o, const SecretBuffer& 
   ST_ASSIGN_OR_RETURN(
       std::unique_ptr<replication::PeerRepository> repo,
       replication::PeerRepository::Open(std::move(setup.options), passphrase, o.key_cache));
+  std::vector<Warning> policy;
+  if (peers.host.empty()) {
+    policy = PolicyWarnings(directory::ResolvePolicy(peers.view, peers.config.name), repo->config());
+  }
   return std::unique_ptr<Backups>(
-      std::make_unique<PeerBackups>(std::move(setup.owned), std::move(repo)));
+      std::make_unique<PeerBackups>(std::move(setup.owned), std::move(repo), std::move(policy)));
 }
 
-Status Init(const OpenOptions& o, const SecretBuffer& passphrase, const RepositoryConfig& config,
+RepositoryConfig InitConfig(const InitSettings& settings,
+                            const directory::EffectivePolicy* policy) {
+  RepositoryConfig config;
+  config.chunk_size = settings.chunk_size.value_or(policy ? policy->chunk_size : 0);
+  config.zstd_level = settings.zstd_level.value_or(
+      policy ? policy->compression_level : CodecOptions::kDefaultZstdLevel);
+  return config;
+}
+
+std::vector<Warning> PolicyWarnings(const directory::EffectivePolicy& policy,
+                                    const RepositoryConfig& config) {
+  if (policy.chunk_size == 0 || policy.chunk_size == config.chunk_size) return {};
+  return {Warning::About(
+      Warning::Kind::kPolicyDiffers,
+      "the policy asks for chunk size " + std::to_string(policy.chunk_size) +
+          " (sparetimeChunkSize) but these backups keep " + std::to_string(config.chunk_size) +
+          ": a new chunk size would share no chunk with what is stored. To use it, move the "
+          "backups aside (<state_dir>/backup) and run `sparetime init` for new ones, or set "
+          "sparetimeChunkSize back to " + std::to_string(config.chunk_size))};
+}
+
+Status Init(const OpenOptions& o, const SecretBuffer& passphrase, const InitSettings& settings,
             KdfLimits limits) {
   if (const auto* local = std::get_if<LocalRepository>(&o.where)) {
-    return Repository::Init(local->dir, passphrase, config, limits, o.key_cache);
+    return Repository::Init(local->dir, passphrase, InitConfig(settings, nullptr), limits,
+                            o.key_cache);
   }
   const AgentPeers& peers = std::get<AgentPeers>(o.where);
   if (!peers.host.empty()) {
     return InvalidArgument("--host reads another agent's backups; init creates this agent's own");
   }
+  const directory::EffectivePolicy policy = directory::ResolvePolicy(peers.view, peers.config.name);
+  const RepositoryConfig config = InitConfig(settings, &policy);
   ST_ASSIGN_OR_RETURN(PeerSetup setup, LoadPeerSetup(peers, o));
   return replication::PeerRepository::Init(std::move(setup.options), passphrase, config, limits,
                                            o.key_cache);

@@ -61,7 +61,7 @@ class PeerCacheSink final : public ChunkSink {
     for (const Status& s : results) ST_RETURN_IF_ERROR(s.WithContext("peer " + client_.peer().name));
     return Status::Ok();
   }
-  peer::PeerClient& client_ PT_GUARDED_BY(mu_);
+  peer::PeerClient& client_;  // one message at a time: used under mu_ only
   Mutex mu_;
   std::vector<transport::PutChunksRequest::Item> batch_ GUARDED_BY(mu_);
   size_t batch_bytes_ GUARDED_BY(mu_) = 0;

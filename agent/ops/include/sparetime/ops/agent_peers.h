@@ -5,6 +5,10 @@
 // --config ...`) and sparetimed's scheduled jobs, so both talk to the same
 // peers the same way.
 //
+// The policy's sparetimeCompressionLevel is the zstd level of new chunks
+// (PeerRepositoryOptions::zstd_level); its sparetimeChunkSize applies only
+// at init (ops::InitConfig) and is compared at open (ops::PolicyWarnings).
+//
 // Reading another host's backups (`host` set): this agent's own peer store
 // is a source too (it may have been one of that host's peers).
 #ifndef SPARETIME_OPS_AGENT_PEERS_H_

@@ -19,6 +19,9 @@
 //     Prune and Repair fail with kFailedPrecondition there.
 //   - Repair exists only for backups on peers (kFailedPrecondition for a
 //     local repository).
+//   - The chunk size of existing backups never changes (dedup depends on
+//     it); the policy's differing chunk size is a kPolicyDiffers warning.
+//     New chunks on peers use the policy's compression level.
 //
 // Thread safety: a Backups object is used by one use case at a time.
 #ifndef SPARETIME_OPS_BACKUPS_H_
@@ -28,6 +31,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <variant>
@@ -36,6 +40,7 @@
 #include "sparetime/base/status.h"
 #include "sparetime/config/config.h"
 #include "sparetime/crypto/secret.h"
+#include "sparetime/directory/policy.h"
 #include "sparetime/directory/records.h"
 #include "sparetime/imaging/catalog.h"
 #include "sparetime/imaging/chunk_store.h"
@@ -43,7 +48,7 @@
 #include "sparetime/imaging/key_cache.h"
 #include "sparetime/imaging/keys.h"
 #include "sparetime/imaging/prune.h"
-#include "sparetime/imaging/repository.h"
+#include "sparetime/imaging/repository_config.h"
 #include "sparetime/transport/identity.h"
 
 namespace sparetime::ops {
@@ -161,10 +166,27 @@ struct OpenOptions {
 // wrong passphrase; kInvalidArgument for `host` with a local repository.
 Result<std::unique_ptr<Backups>> Open(const OpenOptions& options, const SecretBuffer& passphrase);
 
+// What init is asked for; what is not set comes from the policy (backups on
+// peers: sparetimeChunkSize, sparetimeCompressionLevel) or the built-in
+// defaults (a local repository).
+struct InitSettings {
+  std::optional<uint32_t> chunk_size;
+  std::optional<int> zstd_level;
+};
+// The config init writes: `settings` over `policy` (null: built-in defaults).
+RepositoryConfig InitConfig(const InitSettings& settings,
+                            const directory::EffectivePolicy* policy);
+// A kPolicyDiffers warning when the policy's chunk size is not the one the
+// backups keep (they keep theirs: a new chunk size would dedup against
+// nothing stored), saying what to do. Compression follows the policy for
+// new chunks and is never a warning.
+std::vector<Warning> PolicyWarnings(const directory::EffectivePolicy& policy,
+                                    const RepositoryConfig& config);
+
 // Creates a new local repository, or this agent's backups on its peers.
 // kAlreadyExists when they exist.
 Status Init(const OpenOptions& options, const SecretBuffer& passphrase,
-            const RepositoryConfig& config, KdfLimits limits);
+            const InitSettings& settings, KdfLimits limits);
 
 }  // namespace sparetime::ops
 
