@@ -29,7 +29,7 @@ TEST(OpsMigrate, FindAgentNamesTheTargetOrSaysWhy) {
   Result<peer::PeerEndpoint> beta = FindAgent(view, "alpha", "beta", "ldap://dir");
   ASSERT_TRUE(beta.ok()) << beta.status().ToString();
   EXPECT_EQ(beta->name, "Beta");
-  EXPECT_EQ(beta->address, "192.0.2.7");
+  EXPECT_EQ(beta->host, "192.0.2.7");
   EXPECT_EQ(beta->port, 7443);
 
   Result<peer::PeerEndpoint> self = FindAgent(view, "alpha", "ALPHA", "ldap://dir");

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "sparetime/base/fd.h"
+#include "sparetime/imaging/chunker.h"
 #include "sparetime/imaging/keys.h"
 #include "sparetime/imaging/repository.h"
 #include "sparetime/imaging/repository_config.h"
