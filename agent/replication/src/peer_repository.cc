@@ -5,12 +5,12 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "roots.h"
 #include "sparetime/base/fd.h"
+#include "sparetime/base/mutex.h"
 #include "sparetime/imaging/chunker.h"
 
 namespace sparetime::replication {
@@ -52,7 +52,7 @@ std::vector<Status> OnEveryPeer(const PeerRepositoryOptions& options,
 
 std::vector<PeerHoldings> AskPeers(const PeerRepositoryOptions& options, const std::string& owner) {
   std::vector<PeerHoldings> out(options.peers.size());
-  std::mutex mu;
+  Mutex mu;  // guards `out` and `next` while the peers answer
   size_t next = 0;
   std::vector<Status> results = OnEveryPeer(options, [&](peer::PeerClient& c) -> Status {
     PeerHoldings h;
@@ -63,7 +63,7 @@ std::vector<PeerHoldings> AskPeers(const PeerRepositoryOptions& options, const s
     Result<transport::RootsReply> roots = c.GetRoots(owner);
     if (roots.ok()) h.roots = std::move(*roots);
     else if (roots.status().code() != ErrorCode::kNotFound) return roots.status();
-    std::lock_guard lock(mu);
+    MutexLock lock(mu);
     out[next++] = std::move(h);
     return Status::Ok();
   });
