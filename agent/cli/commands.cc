@@ -1,5 +1,5 @@
-// Subcommand implementations: open the repository (passphrase first), run
-// the imaging pipeline, print a human summary or JSON.
+// Subcommand implementations: open the backups (open_backups.h), call the
+// use case in agent/ops, print a human summary or JSON.
 #include "commands.h"
 
 #include <algorithm>
@@ -8,15 +8,14 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "backup_target.h"
 #include "exit_codes.h"
 #include "format.h"
+#include "open_backups.h"
 #include "progress_bar.h"
-#include "sparetime/imaging/device.h"
-#include "sparetime/imaging/imager.h"
 #include "sparetime/imaging/key_cache.h"
-#include "sparetime/imaging/manifest.h"
-#include "sparetime/imaging/restorer.h"
+#include "sparetime/ops/backup.h"
+#include "sparetime/ops/maintenance.h"
+#include "sparetime/ops/snapshots.h"
 
 namespace sparetime::cli {
 namespace {
@@ -43,9 +42,11 @@ int RunInit(const GlobalOptions& g, const InitOptions& o) {
   KdfLimits limits = o.kdf == "min"           ? KdfLimits::FastForTests()
                      : o.kdf == "interactive" ? KdfLimits::Interactive()
                                               : KdfLimits::Moderate();
-  RepositoryConfig config{.chunk_size = o.chunk_size, .zstd_level = o.compression};
   int rc = kExitOk;
-  if (!InitTarget(g, config, limits, &rc).ok()) return rc;
+  if (!InitBackups(g, {.chunk_size = o.chunk_size, .zstd_level = o.compression}, limits, &rc)
+           .ok()) {
+    return rc;
+  }
   const std::string where = g.repo.empty() ? "this agent's peers" : g.repo;
   if (g.json) {
     std::cout << nlohmann::json{{"repository", where}}.dump() << "\n";
@@ -57,35 +58,26 @@ int RunInit(const GlobalOptions& g, const InitOptions& o) {
 }
 
 int RunBackup(const GlobalOptions& g, const BackupCommandOptions& o) {
+  Result<uint64_t> rate = ByteLimit(o.idle);
+  if (!rate.ok()) return Fail(rate.status(), Stage::kWork);
   int rc = kExitOk;
-  auto repo = OpenTarget(g, &rc);
+  auto repo = OpenBackups(g, &rc);
   if (!repo.ok()) return rc;
-  auto device = OpenBlockDevice(o.device, {.direct_io = !o.buffered});
-  if (!device.ok()) return Fail(device.status(), Stage::kWork);
-
   ProgressBar bar("backup", ShowProgress(g));
-  BackupOptions options;
-  options.chunk_size = (*repo)->config().chunk_size;
-  options.label = o.label;
-  options.progress = bar.Callback();
-  options.cancel = g.interrupted;
-  options.checkpoint_bytes = std::max<uint64_t>(1, o.checkpoint_mib) << 20;
-  Catalog& catalog = (*repo)->catalog();
-  BackupEnv env{(*repo)->codec(), (*repo)->sink(), catalog, catalog};
-  IdleRunReport idle;
+  ops::BackupRequest request;
+  request.device = o.device;
+  request.label = o.label;
+  request.buffered = o.buffered;
+  request.checkpoint_bytes = std::max<uint64_t>(1, o.checkpoint_mib) << 20;
+  request.bytes_per_second = *rate;
+  request.progress = bar.Callback();
+  request.cancel = g.interrupted;
+  ops::IdleRunReport idle;
   Result<Snapshot> snap = o.idle.when_idle
-                              ? BackupWhenIdle(g, o.idle, **device, env, options, &idle)
-                              : Backup(**device, env, options);
-  if (!snap.ok()) {
-    PrintWarnings(g, **repo);
-    return Fail(snap.status().WithContext("backup of " + o.device), Stage::kWork);
-  }
-  if (Status st = (*repo)->Commit(); !st.ok()) {
-    return Fail(st.WithContext("snapshot " + snap->id + " is stored but its peers did not get "
-                               "the new snapshot list; run the backup again"),
-                Stage::kWork);
-  }
-  PrintWarnings(g, **repo);
+                              ? BackupWhenIdle(g, o.idle, **repo, std::move(request), &idle)
+                              : ops::Backup(**repo, request);
+  PrintWarnings(g, (*repo)->Warnings());
+  if (!snap.ok()) return Fail(snap.status(), Stage::kWork);
 
   const SnapshotStats& s = snap->stats;
   if (g.json) {
@@ -107,9 +99,9 @@ int RunBackup(const GlobalOptions& g, const BackupCommandOptions& o) {
 
 int RunSnapshots(const GlobalOptions& g) {
   int rc = kExitOk;
-  auto repo = OpenTarget(g, &rc);
+  auto repo = OpenBackups(g, &rc);
   if (!repo.ok()) return rc;
-  auto list = (*repo)->catalog().ListSnapshots();
+  auto list = ops::ListSnapshots(**repo);
   if (!list.ok()) return Fail(list.status(), Stage::kWork);
   if (g.json) {
     nlohmann::json arr = nlohmann::json::array();
@@ -138,118 +130,126 @@ int RunLock(const GlobalOptions& g) {
 
 int RunRestore(const GlobalOptions& g, const RestoreCommandOptions& o) {
   int rc = kExitOk;
-  auto repo = OpenTarget(g, &rc);
+  auto repo = OpenBackups(g, &rc);
   if (!repo.ok()) return rc;
-  auto snap = (*repo)->catalog().FindSnapshot(o.snapshot);
-  if (!snap.ok()) return Fail(snap.status(), Stage::kWork);
-  const Codec& codec = (*repo)->codec();
-  auto manifest = LoadManifest(snap->manifest_root, codec, (*repo)->source());
-  if (!manifest.ok()) {
-    return Fail(manifest.status().WithContext("snapshot " + snap->id), Stage::kWork);
-  }
-  if (Status st = (*repo)->Prepare(manifest->chunks); !st.ok()) return Fail(st, Stage::kWork);
-  auto target = OpenRestoreTarget(o.target, manifest->size,
-                                  {.zero_holes = o.zero_holes, .direct_io = !o.buffered});
-  if (!target.ok()) return Fail(target.status(), Stage::kWork);
-
   ProgressBar bar("restore", ShowProgress(g));
-  RestoreOptions options{.progress = bar.Callback(), .cancel = g.interrupted};
-  auto stats = Restore(*manifest, codec, (*repo)->source(), **target, options);
-  PrintWarnings(g, **repo);
-  if (!stats.ok()) {
-    return Fail(stats.status().WithContext("restore of snapshot " + snap->id + " to " + o.target),
-                Stage::kWork);
-  }
+  ops::RestoreRequest request;
+  request.snapshot = o.snapshot;
+  request.device = o.device;
+  request.target = o.target;
+  request.zero_holes = o.zero_holes;
+  request.buffered = o.buffered;
+  request.truncate = o.truncate;
+  request.progress = bar.Callback();
+  request.cancel = g.interrupted;
+  Result<ops::RestoreReport> r = ops::RestoreSnapshot(**repo, request);
+  PrintWarnings(g, (*repo)->Warnings());
+  if (!r.ok()) return Fail(r.status(), Stage::kWork);
   if (g.json) {
-    std::cout << nlohmann::json{{"snapshot", snap->id},
+    std::cout << nlohmann::json{{"snapshot", r->snapshot.id},
                                 {"target", o.target},
-                                {"bytes_written", stats->bytes_written},
-                                {"chunks_written", stats->chunks_written},
-                                {"holes", stats->holes}}
+                                {"image_size", r->image_size},
+                                {"target_size", r->target_size},
+                                {"bytes_written", r->stats.bytes_written},
+                                {"chunks_written", r->stats.chunks_written},
+                                {"holes", r->stats.holes}}
                      .dump()
               << "\n";
   } else if (!g.quiet) {
     std::printf("restored snapshot %s (%s) to %s: %llu chunks written, %llu holes\n",
-                snap->id.c_str(), HumanBytes(manifest->size).c_str(), o.target.c_str(),
-                static_cast<unsigned long long>(stats->chunks_written),
-                static_cast<unsigned long long>(stats->holes));
+                r->snapshot.id.c_str(), HumanBytes(r->image_size).c_str(), o.target.c_str(),
+                static_cast<unsigned long long>(r->stats.chunks_written),
+                static_cast<unsigned long long>(r->stats.holes));
+    if (r->target_size > r->image_size) {
+      std::printf("%s keeps its size (%s); the %s past the image are unchanged\n",
+                  o.target.c_str(), HumanBytes(r->target_size).c_str(),
+                  HumanBytes(r->target_size - r->image_size).c_str());
+    }
   }
   return kExitOk;
 }
 
+namespace {
+
+nlohmann::json VerdictJson(const ops::SnapshotVerdict& v) {
+  nlohmann::json entry = {{"snapshot", v.snapshot.id}};
+  if (v.manifest_error) {
+    entry["errors"] = {{{"offset", nullptr}, {"error", *v.manifest_error}}};
+    return entry;
+  }
+  entry["chunks_checked"] = v.chunks_checked;
+  entry["chunks_checked_before"] = v.chunks_known;
+  entry["errors"] = nlohmann::json::array();
+  for (const BadChunk& b : v.bad) {
+    entry["errors"].push_back(
+        {{"offset", b.offset}, {"id", b.id.hex()}, {"error", b.error.message()}});
+  }
+  return entry;
+}
+
+void PrintVerdict(const ops::SnapshotVerdict& v, bool summary) {
+  if (v.manifest_error) {
+    std::fprintf(stderr, "sparetime: snapshot %s: manifest is damaged: %s\n",
+                 v.snapshot.id.c_str(), v.manifest_error->c_str());
+    return;
+  }
+  for (const BadChunk& b : v.bad) {
+    std::fprintf(stderr, "sparetime: snapshot %s: %s\n", v.snapshot.id.c_str(),
+                 b.error.message().c_str());
+  }
+  if (!summary) return;
+  std::printf("snapshot %s: %llu chunks checked (%llu shared with snapshots above), %s\n",
+              v.snapshot.id.c_str(),
+              static_cast<unsigned long long>(v.chunks_checked + v.chunks_known),
+              static_cast<unsigned long long>(v.chunks_known), v.ok() ? "all good" : "DAMAGED");
+}
+
+}  // namespace
+
 int RunVerify(const GlobalOptions& g, const std::optional<std::string>& which) {
   int rc = kExitOk;
-  auto repo = OpenTarget(g, &rc);
+  auto repo = OpenBackups(g, &rc);
   if (!repo.ok()) return rc;
-  std::vector<Snapshot> snaps;
-  if (which) {
-    auto one = (*repo)->catalog().FindSnapshot(*which);
-    if (!one.ok()) return Fail(one.status(), Stage::kWork);
-    snaps.push_back(*one);
-  } else {
-    auto all = (*repo)->catalog().ListSnapshots();
-    if (!all.ok()) return Fail(all.status(), Stage::kWork);
-    snaps = std::move(*all);
+  std::unique_ptr<ProgressBar> bar;
+  size_t bar_of = SIZE_MAX;
+  ops::VerifyRequest request;
+  request.snapshot = which;
+  request.cancel = g.interrupted;
+  if (ShowProgress(g)) {
+    request.progress = [&](size_t i, size_t, const Snapshot& s, const ProgressInfo& p) {
+      if (i != bar_of) {
+        bar.reset();
+        bar = std::make_unique<ProgressBar>("verify " + s.id, true);
+        bar_of = i;
+      }
+      if (ProgressFn draw = bar->Callback()) draw(p);
+    };
   }
-  const Codec& codec = (*repo)->codec();
-  VerifyCache cache;  // chunks shared by several snapshots are read once
+  Result<ops::VerifyBackupsReport> report = ops::VerifyBackups(**repo, request);
+  bar.reset();
+  if (!report.ok()) {
+    PrintWarnings(g, (*repo)->Warnings());
+    return Fail(report.status(), Stage::kWork);
+  }
   nlohmann::json out = nlohmann::json::array();
-  uint64_t bad_total = 0;
-  for (const Snapshot& s : snaps) {
-    nlohmann::json entry = {{"snapshot", s.id}};
-    auto manifest = LoadManifest(s.manifest_root, codec, (*repo)->source());
-    if (!manifest.ok()) {
-      ++bad_total;
-      std::fprintf(stderr, "sparetime: snapshot %s: manifest is damaged: %s\n", s.id.c_str(),
-                   manifest.status().message().c_str());
-      entry["errors"] = {{{"offset", nullptr}, {"error", manifest.status().message()}}};
-      out.push_back(entry);
-      continue;
-    }
-    if (Status st = (*repo)->Prepare(manifest->chunks); !st.ok()) return Fail(st, Stage::kWork);
-    ProgressBar bar("verify " + s.id, ShowProgress(g));
-    RestoreOptions options{.progress = bar.Callback(), .cancel = g.interrupted};
-    auto report = Verify(*manifest, codec, (*repo)->source(), options, &cache);
-    if (!report.ok()) return Fail(report.status(), Stage::kWork);
-    entry["chunks_checked"] = report->chunks_checked;
-    entry["chunks_checked_before"] = report->chunks_known;
-    entry["errors"] = nlohmann::json::array();
-    for (const BadChunk& b : report->bad) {
-      ++bad_total;
-      std::fprintf(stderr, "sparetime: snapshot %s: %s\n", s.id.c_str(),
-                   b.error.message().c_str());
-      entry["errors"].push_back({{"offset", b.offset}, {"id", b.id.hex()},
-                                 {"error", b.error.message()}});
-    }
-    if (!g.json && !g.quiet) {
-      std::printf("snapshot %s: %llu chunks checked (%llu shared with snapshots above), %s\n",
-                  s.id.c_str(),
-                  static_cast<unsigned long long>(report->chunks_checked + report->chunks_known),
-                  static_cast<unsigned long long>(report->chunks_known),
-                  report->ok() ? "all good" : "DAMAGED");
-    }
-    out.push_back(entry);
+  for (const ops::SnapshotVerdict& v : report->snapshots) {
+    PrintVerdict(v, !g.json && !g.quiet);
+    out.push_back(VerdictJson(v));
   }
   if (g.json) std::cout << out.dump() << "\n";
-  PrintWarnings(g, **repo);
-  if (bad_total > 0) {
-    std::fprintf(stderr, "sparetime: %llu damaged chunk(s) found; the snapshots named above "
-                         "cannot be fully restored from this repository\n",
-                 static_cast<unsigned long long>(bad_total));
-    return kExitCorruption;
+  PrintWarnings(g, (*repo)->Warnings());
+  if (Status verdict = ops::VerifyVerdict(*report); !verdict.ok()) {
+    return Fail(verdict, Stage::kWork);
   }
   return kExitOk;
 }
 
 int RunForget(const GlobalOptions& g, const std::string& which) {
   int rc = kExitOk;
-  auto repo = OpenTarget(g, &rc);
+  auto repo = OpenBackups(g, &rc);
   if (!repo.ok()) return rc;
-  auto snap = (*repo)->catalog().FindSnapshot(which);
+  Result<Snapshot> snap = ops::ForgetSnapshot(**repo, which);
   if (!snap.ok()) return Fail(snap.status(), Stage::kWork);
-  Status st = (*repo)->catalog().ForgetSnapshot(snap->id);
-  if (st.ok()) st = (*repo)->Commit();
-  if (!st.ok()) return Fail(st, Stage::kWork);
   if (g.json) {
     std::cout << nlohmann::json{{"forgotten", snap->id}}.dump() << "\n";
   } else if (!g.quiet) {
@@ -261,15 +261,21 @@ int RunForget(const GlobalOptions& g, const std::string& which) {
 
 int RunRepair(const GlobalOptions& g) {
   int rc = kExitOk;
-  auto repo = OpenTarget(g, &rc);
+  auto repo = OpenBackups(g, &rc);
   if (!repo.ok()) return rc;
-  Result<std::string> report = (*repo)->Repair();
-  PrintWarnings(g, **repo);
+  Result<ops::RepairReport> report = ops::Repair(**repo);
+  PrintWarnings(g, (*repo)->Warnings());
   if (!report.ok()) return Fail(report.status(), Stage::kWork);
   if (g.json) {
-    std::cout << nlohmann::json{{"repair", *report}}.dump() << "\n";
+    std::cout << nlohmann::json{{"repair", ops::RepairText(*report)},
+                                {"chunks", report->chunks},
+                                {"copied", report->copied},
+                                {"dropped", report->dropped},
+                                {"lost", report->lost}}
+                     .dump()
+              << "\n";
   } else if (!g.quiet) {
-    std::printf("repair: %s\n", report->c_str());
+    std::printf("repair: %s\n", ops::RepairText(*report).c_str());
   }
   return kExitOk;
 }

@@ -1,7 +1,8 @@
 // The `sparetime` subcommands over a local repository or this agent's
-// backups on its peers (backup_target.h). Each returns an exit
-// code (exit_codes.h) and prints its own errors: one line on stderr that says
-// what failed and what to do.
+// backups on its peers. Each parses nothing more, calls the use case in
+// agent/ops (ops/backup.h, snapshots.h, maintenance.h), renders its typed
+// report as text or JSON, and maps a failed Status to an exit code
+// (exit_codes.h): one line on stderr that says what failed and what to do.
 #ifndef SPARETIME_AGENT_CLI_COMMANDS_H_
 #define SPARETIME_AGENT_CLI_COMMANDS_H_
 
@@ -27,8 +28,8 @@ struct GlobalOptions {
 };
 
 struct InitOptions {
-  uint32_t chunk_size = 0;
-  int compression = CodecOptions::kDefaultZstdLevel;
+  std::optional<uint32_t> chunk_size;  // none: the policy's (peers) or 1 MiB
+  std::optional<int> compression;      // none: the policy's (peers) or the default level
   std::string kdf = "moderate";  // moderate | interactive | min (tests only)
 };
 struct BackupCommandOptions {
@@ -40,7 +41,9 @@ struct BackupCommandOptions {
 };
 struct RestoreCommandOptions {
   std::string snapshot;
+  std::string device;  // --device: whose "latest"
   std::string target;
+  bool truncate = false;  // --truncate: cut a larger target file to the image size
   bool zero_holes = false;
   bool buffered = false;  // page cache writes, not O_DIRECT
 };

@@ -10,13 +10,9 @@
 #include "agent_context.h"
 #include "commands.h"
 #include "format.h"
+#include "open_backups.h"
 #include "sparetime/base/clock.h"
 #include "sparetime/config/config.h"
-#include "sparetime/directory/policy.h"
-#include "sparetime/scheduler/directory_policy.h"
-#include "sparetime/scheduler/input_watcher.h"
-#include "sparetime/scheduler/job_controller.h"
-#include "sparetime/scheduler/logind.h"
 
 namespace sparetime::cli {
 namespace {
@@ -60,21 +56,12 @@ void PrintEvent(const ControllerEvent& e) {
 // The idle policy, byte rate and utmp file: the built-in defaults, or with
 // an agent config the directory's policy for this agent plus sparetime.conf's
 // [scheduler]; then the command line's options on top.
-struct IdleSettings {
-  scheduler::IdlePolicy policy;
-  uint64_t rate = 0;
-  std::string utmp = "/run/utmp";
-};
-
-Result<IdleSettings> SettingsFor(const GlobalOptions& g, const IdleBackupOptions& o,
-                                 int* exit_code) {
-  IdleSettings s;
+Result<ops::IdleSettings> SettingsFor(const GlobalOptions& g, const IdleBackupOptions& o,
+                                      int* exit_code) {
+  ops::IdleSettings s;
   if (UsesAgentConfig(g)) {
     ST_ASSIGN_OR_RETURN(AgentContext ctx, LoadAgentContext(g, exit_code));
-    directory::EffectivePolicy policy = directory::ResolvePolicy(ctx.state.view, ctx.config.name);
-    s.policy = scheduler::AgentIdlePolicy(policy, ctx.config);
-    s.rate = scheduler::JobByteRate(policy);
-    s.utmp = ctx.config.utmp;
+    s = ops::AgentIdleSettings(ctx.config, ctx.state.view);
   }
   scheduler::IdlePolicy& p = s.policy;
   if (o.idle_after_seconds >= 0) {
@@ -87,7 +74,7 @@ Result<IdleSettings> SettingsFor(const GlobalOptions& g, const IdleBackupOptions
   if (o.ignore_load) p.IgnoreLoad();
   ST_RETURN_IF_ERROR(p.Validate());
   if (!o.bwlimit.empty()) {
-    ST_ASSIGN_OR_RETURN(s.rate, config::ParseSize(o.bwlimit));
+    ST_ASSIGN_OR_RETURN(s.bytes_per_second, ByteLimit(o));
   }
   if (!o.utmp.empty()) s.utmp = o.utmp;
   return s;
@@ -103,7 +90,8 @@ void AddIdleBackupOptions(CLI::App* cmd, IdleBackupOptions* o) {
                   "(default: the policy's sparetimeIdleMinutes, 15 min built in)")
       ->check(CLI::Range(0, 7 * 24 * 3600));
   cmd->add_option("--bwlimit", o->bwlimit,
-                  "with --when-idle: read at most this many bytes per second (e.g. 20M)")
+                  "read at most this many bytes per second from the device (e.g. 20M), with or "
+                  "without --when-idle")
       ->check([](const std::string& v) -> std::string {
         Result<uint64_t> r = config::ParseSize(v);
         return r.ok() ? "" : r.status().message();
@@ -121,59 +109,27 @@ void AddIdleBackupOptions(CLI::App* cmd, IdleBackupOptions* o) {
                   "(default: [scheduler] utmp of the agent config, else /run/utmp)");
 }
 
-Result<Snapshot> BackupWhenIdle(const GlobalOptions& g, const IdleBackupOptions& o,
-                                BlockDevice& device, const BackupEnv& env, BackupOptions options,
-                                IdleRunReport* report) {
-  int ignored = 0;  // the caller prints the error
-  ST_ASSIGN_OR_RETURN(IdleSettings settings, SettingsFor(g, o, &ignored));
-  const Clock& clock = SystemClock();
-  scheduler::SystemReader root;
-  Result<std::unique_ptr<scheduler::InputWatcher>> watcher =
-      scheduler::InputWatcher::Create(root, clock, settings.utmp);
-  if (!watcher.ok() && !g.quiet) {
-    std::fprintf(stderr,
-                 "sparetime: warning: %s; user input is noticed only at the periodic checks\n",
-                 watcher.status().message().c_str());
-  }
-  std::unique_ptr<scheduler::IdleHintSource> logind = scheduler::NewLogindIdleHintSource();
-
-  scheduler::JobControllerOptions copts;
-  copts.sensors.user.utmp_path = settings.utmp;
-  copts.sensors.user.logind = logind.get();
-  copts.watcher = watcher.ok() ? watcher->get() : nullptr;
-  copts.bytes_per_second = settings.rate;
-  if (!g.json && !g.quiet) copts.on_event = PrintEvent;
-  scheduler::JobController controller(root, std::move(settings.policy), clock, std::move(copts));
-
-  std::optional<Result<Snapshot>> result;
-  auto submitted = clock.MonoNow();
-  std::optional<std::chrono::steady_clock::time_point> started;
-  controller.Submit(
-      "backup " + device.identity().path,
-      [&](PauseGate& gate, const scheduler::JobProgressFn& progress) -> Status {
-        started = clock.MonoNow();
-        BackupOptions job_options = options;
-        job_options.pause = &gate;
-        job_options.progress = [&progress, bar = options.progress](const ProgressInfo& p) {
-          if (bar) bar(p);
-          progress(p.bytes_done, p.bytes_total);
-        };
-        result = Backup(device, env, job_options);
-        return result->status();
-      });
-  static const std::atomic<bool> kNever{false};
-  controller.Run(g.interrupted ? *g.interrupted : kNever, /*until_done=*/true);
-
-  JobInfo job = controller.Jobs().front();
-  report->pauses = job.pauses;
-  report->priority = job.priority;
-  report->waited_seconds =
-      std::chrono::duration<double>(started.value_or(clock.MonoNow()) - submitted).count();
-  if (result) return std::move(*result);
-  return Cancelled("interrupted while waiting for the box to be idle; nothing was read");
+Result<uint64_t> ByteLimit(const IdleBackupOptions& o) {
+  if (o.bwlimit.empty()) return uint64_t{0};
+  return config::ParseSize(o.bwlimit);
 }
 
-nlohmann::json IdleReportJson(const IdleRunReport& report) {
+Result<Snapshot> BackupWhenIdle(const GlobalOptions& g, const IdleBackupOptions& o,
+                                ops::Backups& backups, ops::BackupRequest request,
+                                ops::IdleRunReport* report) {
+  int ignored = 0;  // the caller prints the error
+  ST_ASSIGN_OR_RETURN(ops::IdleSettings settings, SettingsFor(g, o, &ignored));
+  auto warn = [&g](const ops::Warning& w) { PrintWarnings(g, {w}); };
+  ST_ASSIGN_OR_RETURN(
+      std::unique_ptr<ops::IdleJobs> jobs,
+      ops::IdleJobs::Create(std::move(settings), SystemClock(),
+                            g.json || g.quiet ? nullptr : PrintEvent, warn));
+  static const std::atomic<bool> kNever{false};
+  return ops::BackupWhenIdle(backups, std::move(request), *jobs,
+                             g.interrupted ? *g.interrupted : kNever, report);
+}
+
+nlohmann::json IdleReportJson(const ops::IdleRunReport& report) {
   return {{"pauses", report.pauses},
           {"priority", report.priority},
           {"waited_seconds", report.waited_seconds}};

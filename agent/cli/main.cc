@@ -16,6 +16,7 @@
 #include "migration_commands.h"
 #include "prune_command.h"
 #include "sparetime/base/allocator.h"
+#include "sparetime/ops/signals.h"
 
 namespace {
 
@@ -27,17 +28,6 @@ void OnSignal(int) {
   g_interrupted.store(true);
   ::signal(SIGINT, SIG_DFL);
   ::signal(SIGTERM, SIG_DFL);
-}
-
-void InstallSignalHandlers() {
-  struct sigaction sa {};
-  sa.sa_handler = OnSignal;
-  ::sigemptyset(&sa.sa_mask);
-  ::sigaction(SIGINT, &sa, nullptr);
-  ::sigaction(SIGTERM, &sa, nullptr);
-  // A peer or LDAP server that hangs up must be an error, not a kill
-  // (libldap and sockets write with plain write(2)).
-  ::signal(SIGPIPE, SIG_IGN);
 }
 
 int Main(int argc, char** argv) {
@@ -67,8 +57,11 @@ int Main(int argc, char** argv) {
   InitOptions init;
   auto* init_cmd = app.add_subcommand("init", "create a new repository");
   init_cmd->add_option("--chunk-size", init.chunk_size,
-                       "chunk size in bytes (power of two, 65536..4194304; default 1048576)");
-  init_cmd->add_option("--compression", init.compression, "zstd level 0..19 (0: none)")
+                       "chunk size in bytes (power of two, 65536..4194304; default: the policy's "
+                       "sparetimeChunkSize for backups on peers, else 1048576)");
+  init_cmd->add_option("--compression", init.compression,
+                       "zstd level 0..19 (0: none; default: the policy's "
+                       "sparetimeCompressionLevel for backups on peers, else 3)")
       ->check(CLI::Range(0, 19));
   init_cmd->add_option("--kdf", init.kdf, "Argon2id cost: moderate (default), interactive, min")
       ->check(CLI::IsMember({"moderate", "interactive", "min"}));
@@ -94,6 +87,12 @@ int Main(int argc, char** argv) {
   restore_cmd->add_option("snapshot", restore.snapshot, "snapshot id, unique prefix, or 'latest'")
       ->required();
   restore_cmd->add_option("--to", restore.target, "target device or file")->required();
+  restore_cmd->add_option("--device", restore.device,
+                          "with 'latest': the newest snapshot of this device (its path as backed "
+                          "up, or its device key); required when the backups hold several");
+  restore_cmd->add_flag("--truncate", restore.truncate,
+                        "cut an existing target file larger than the image to the image size "
+                        "(default: it keeps its size and the bytes past the image)");
   restore_cmd->add_option("--host", g.host, kHostHelp);
   restore_cmd->add_flag("--zero-holes", restore.zero_holes,
                         "write zeroes for all-zero chunks on block devices");
@@ -138,7 +137,7 @@ int Main(int argc, char** argv) {
     return rc == 0 ? kExitOk : kExitUsage;
   }
   if (!passphrase_file.empty()) g.passphrase_file = passphrase_file;
-  InstallSignalHandlers();
+  sparetime::ops::InstallStopSignals(OnSignal);
 
   if (*init_cmd) return RunInit(g, init);
   if (*backup_cmd) return RunBackup(g, backup);

@@ -6,12 +6,9 @@
 // source exactly as it was. restore-process: reads FILE and its chunks,
 // restores the process as a child of this command, and with --wait reaps it
 // and exits with its status (128 + signal number when a signal ended it).
-// migrate: preflight, connect (authenticated session, as this agent) and
-// have the target check its policy before anything stops; freeze, dump, send the pages the target's cache
-// lacks, then the index and key; the target restores and confirms; only then
-// is the source killed. Any failure before the confirmation resumes it, but
-// a session lost while the target restores leaves it stopped (it may run
-// there already: never twice).
+// migrate: the protocol (preflight, connect, freeze, dump+send, restore,
+// kill) is ops::Migrate (agent/ops/migrate.h), which sparetimed can call
+// too; this file renders its report.
 #include "migration_commands.h"
 
 #include <sys/wait.h>
@@ -20,7 +17,6 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
-#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "agent_context.h"
@@ -28,8 +24,7 @@
 #include "format.h"
 #include "sparetime/base/fd.h"
 #include "sparetime/config/config.h"
-#include "sparetime/directory/entry.h"
-#include "sparetime/peer/peer_client.h"
+#include "sparetime/ops/migrate.h"
 #include "sparetime/transport/identity.h"
 #include "sparetime/imaging/pack_store.h"
 #include "sparetime/migration/checkpoint.h"
@@ -77,17 +72,11 @@ struct LocalStore {
   std::unique_ptr<PackStore> chunks;
 };
 
-// `dir`/key, created (with `dir`) on first use.
-Result<mig::MigrationKey> LoadKey(const std::string& dir) {
-  ST_RETURN_IF_ERROR(MakeDirs(dir, 0700).WithContext("migration store"));
-  return mig::MigrationKey::LoadOrCreate(dir + "/key");
-}
-
 // The key and the chunk store of `dir`.
 Result<LocalStore> OpenLocalStore(const std::string& dir) {
   LocalStore s;
   s.dir = dir;
-  ST_ASSIGN_OR_RETURN(mig::MigrationKey key, LoadKey(dir));
+  ST_ASSIGN_OR_RETURN(mig::MigrationKey key, ops::LoadMigrationKey(dir));
   s.key.emplace(std::move(key));
   auto store = PackStore::Open(dir + "/chunks");
   if (!store.ok() && store.status().code() == ErrorCode::kNotFound) store = PackStore::Create(dir + "/chunks");
@@ -201,131 +190,43 @@ int RestoreProcess(const GlobalOptions& g, const MigrationCommands::Options& o) 
   return WaitForExit(g, *pid);
 }
 
-// A ChunkSink onto the target's migration cache: puts are batched into
-// MigratePutChunks messages (at most kMaxChunksPerPut chunks, ~3 MiB). Safe
-// for concurrent use (the image writer puts from several threads): one
-// message at a time on the session.
-class PeerCacheSink final : public ChunkSink {
- public:
-  explicit PeerCacheSink(peer::PeerClient& client) : client_(client) {}
-  Result<std::vector<bool>> Held(std::span<const ChunkId> ids) {
-    std::lock_guard l(mu_);
-    return client_.MigrateHas(ids);
-  }
-  Result<bool> Contains(const ChunkId& id) override {
-    ST_ASSIGN_OR_RETURN(std::vector<bool> held, Held(std::span(&id, 1)));
-    return held[0];
-  }
-  Result<bool> Put(const ChunkId& id, std::span<const std::byte> sealed) override {
-    std::lock_guard l(mu_);
-    batch_.push_back({id, std::vector<std::byte>(sealed.begin(), sealed.end())});
-    batch_bytes_ += sealed.size() + transport::kPutChunkItemOverhead;
-    if (batch_.size() >= transport::kMaxChunksPerPut || batch_bytes_ >= kBatchBytes) ST_RETURN_IF_ERROR(Send());
-    return false;
-  }
-  Status Flush() override {
-    std::lock_guard l(mu_);
-    return Send();
-  }
-
- private:
-  static constexpr size_t kBatchBytes = 3u << 20;
-  Status Send() {  // REQUIRES: mu_ held
-    if (batch_.empty()) return Status::Ok();
-    ST_ASSIGN_OR_RETURN(std::vector<Status> results, client_.MigratePut(std::move(batch_)));
-    batch_.clear();
-    batch_bytes_ = 0;
-    for (const Status& s : results) ST_RETURN_IF_ERROR(s.WithContext("peer " + client_.peer().name));
-    return Status::Ok();
-  }
-  peer::PeerClient& client_;
-  std::mutex mu_;
-  std::vector<transport::PutChunksRequest::Item> batch_;
-  size_t batch_bytes_ = 0;
-};
-
-Result<peer::PeerEndpoint> FindAgent(const AgentContext& ctx, const std::string& host) {
-  if (directory::EqualsIgnoreCase(host, ctx.config.name))
-    return InvalidArgument("cannot migrate to " + host + ": that is this agent");
-  for (const auto& a : ctx.state.view.agents) {
-    if (!directory::EqualsIgnoreCase(a.name, host)) continue;
-    return peer::PeerEndpoint{a.name, a.address, a.port,
-                              transport::PublicKey::FromBytes(std::as_bytes(std::span(a.public_key)))};
-  }
-  return NotFound("no agent named " + host + " in the directory (" + ctx.state.source +
-                  "); `sparetime peers` lists the agents");
-}
-
+// The protocol is ops::Migrate (agent/ops/migrate.h); this renders it.
 int Migrate(const GlobalOptions& g, const MigrationCommands::Options& o) {
   int exit_code = kExitOk;
   Result<AgentContext> ctx = LoadAgentContext(g, &exit_code);
   if (!ctx.ok()) return exit_code;
-  Result<peer::PeerEndpoint> target = FindAgent(*ctx, o.host);
-  if (!target.ok()) return Fail(target.status(), Stage::kWork);
   const std::string& state_dir = ctx->config.state_dir;
   Result<transport::Identity> me = transport::Identity::Load(state_dir + "/identity.key");
-  if (!me.ok()) return Fail(me.status().WithContext("this agent's identity (is sparetimed set up here?)"), Stage::kConfig);
-  Result<mig::MigrationKey> key = LoadKey(state_dir + "/migration");
-  if (!key.ok()) return Fail(key.status(), Stage::kWork);
-  // Refuse before connecting, and connect before stopping anything.
-  if (Status s = mig::Preflight(o.pid); !s.ok()) return Fail(s, Stage::kWork);
-  peer::PeerClientOptions client_options;
-  client_options.io_timeout = std::chrono::minutes(5);  // the restore of a large image
-  Result<std::unique_ptr<peer::PeerClient>> client = peer::PeerClient::Connect(*target, *me, client_options);
-  if (!client.ok()) return Fail(client.status(), Stage::kWork);
-  // An empty query: the target checks its policy for us before we stop anything.
-  if (auto asked = (*client)->MigrateHas({}); !asked.ok()) return Fail(asked.status(), Stage::kWork);
-
-  const auto frozen_at = Clock::now();
-  Result<mig::FrozenProcess> frozen = mig::FrozenProcess::Freeze(o.pid, mig::CheckpointOptions{});
-  if (!frozen.ok()) return Fail(frozen.status(), Stage::kWork);
-  PeerCacheSink sink(**client);
-  auto held = [&](std::span<const ChunkId> ids) { return sink.Held(ids); };
-  mig::ImageWriter writer(*key, sink, held);  // pages are sent while they are read
-  Result<mig::ProcessImage> image = frozen->Dump(writer);
-  if (!image.ok()) return FailResumed(*frozen, image.status());
-  const double dump_ms = MillisSince(frozen_at);
-  mig::StoreStats stats;
-  Result<mig::StoredImage> stored = writer.Finish(*image, &stats);
-  if (!stored.ok()) return FailResumed(*frozen, stored.status());
-  Result<std::vector<ChunkId>> index = mig::StoreIndex(*stored, *key, sink);
-  if (!index.ok()) return FailResumed(*frozen, index.status());
-  const double sent_ms = MillisSince(frozen_at);
-  transport::MigrateRestoreRequest request{key->Secret(), std::move(*index)};
-  Result<transport::MigrateRestoreReply> restored = (*client)->MigrateRestore(std::move(request));
-  if (!restored.ok() && restored.status().code() == ErrorCode::kUnavailable) {
-    // No answer: the target may have restored it. Never let it run twice.
-    Status stopped = frozen->LeaveStopped();
-    std::fprintf(stderr,
-                 "sparetime: the session to %s broke during the restore; the process may run there now. "
-                 "Process %d is left %s here: check %s's log, then `kill -CONT %d` or `kill -KILL %d`\n",
-                 target->name.c_str(), o.pid, stopped.ok() ? "stopped" : "frozen", target->name.c_str(), o.pid, o.pid);
-    return Fail(restored.status(), Stage::kWork);
+  if (!me.ok()) {
+    return Fail(me.status().WithContext("this agent's identity (is sparetimed set up here?)"),
+                Stage::kConfig);
   }
-  if (!restored.ok()) return FailResumed(*frozen, restored.status().WithContext("restore on " + target->name));
-  // The target runs the process: the source must go, or it would run twice.
-  Status killed = frozen->Kill();
-  const double frozen_ms = MillisSince(frozen_at);
-  (*client)->Close().IgnoreError();
-  if (!killed.ok()) return Fail(killed.WithContext("the process runs on " + target->name + " now, but the source "
-                                                   "could not be killed; kill it by hand"),
-                                Stage::kWork);
+  ops::MigrateRequest request;
+  request.pid = o.pid;
+  request.to = o.host;
+  request.config = &ctx->config;
+  request.view = &ctx->state.view;
+  request.directory_source = ctx->state.source;
+  request.identity = &*me;
+  Result<ops::MigrateReport> r = ops::Migrate(request);
+  if (!r.ok()) return Fail(r.status(), Stage::kWork);
+  const mig::StoreStats& stats = r->stats;
   if (g.json) {
-    nlohmann::json out = {{"pid", image->pid},          {"comm", image->comm},
-                          {"to", target->name},          {"target_pid", restored->pid},
-                          {"pages", stats.pages},        {"zero_pages", stats.zero_pages},
+    nlohmann::json out = {{"pid", r->pid},          {"comm", r->comm},
+                          {"to", r->to},            {"target_pid", r->target_pid},
+                          {"pages", stats.pages},   {"zero_pages", stats.zero_pages},
                           {"unique_chunks", stats.unique_chunks}, {"sent_chunks", stats.new_chunks},
-                          {"sent_bytes", stats.new_bytes}, {"dump_ms", dump_ms},
-                          {"send_ms", sent_ms - dump_ms}, {"restore_ms", frozen_ms - sent_ms},
-                          {"frozen_ms", frozen_ms}};
+                          {"sent_bytes", stats.new_bytes}, {"dump_ms", r->dump_ms},
+                          {"send_ms", r->send_ms},  {"restore_ms", r->restore_ms},
+                          {"frozen_ms", r->frozen_ms}};
     std::cout << out.dump(2) << "\n";
   } else if (!g.quiet) {
     std::printf("migrated process %d (%s) to %s (pid %u there): %s in %llu pages, sent %llu chunks (%s sealed); "
                 "frozen %.0f ms (dump %.0f, send %.0f, restore %.0f)\n",
-                image->pid, image->comm.c_str(), target->name.c_str(), restored->pid,
+                r->pid, r->comm.c_str(), r->to.c_str(), r->target_pid,
                 HumanBytes(stats.pages * mig::kPageSize).c_str(), static_cast<unsigned long long>(stats.pages),
-                static_cast<unsigned long long>(stats.new_chunks), HumanBytes(stats.new_bytes).c_str(), frozen_ms,
-                dump_ms, sent_ms - dump_ms, frozen_ms - sent_ms);
+                static_cast<unsigned long long>(stats.new_chunks), HumanBytes(stats.new_bytes).c_str(),
+                r->frozen_ms, r->dump_ms, r->send_ms, r->restore_ms);
   }
   return kExitOk;
 }

@@ -8,10 +8,11 @@
 #include <nlohmann/json.hpp>
 
 #include "agent_context.h"
-#include "backup_target.h"
 #include "exit_codes.h"
 #include "format.h"
+#include "open_backups.h"
 #include "sparetime/directory/policy.h"
+#include "sparetime/ops/maintenance.h"
 
 namespace sparetime::cli {
 namespace {
@@ -21,10 +22,6 @@ struct ResolvedPolicy {
   std::string source;  // "command line", "directory policy of HOST", "built-in default"
 };
 
-RetentionPolicy FromEffective(const directory::EffectivePolicy& p) {
-  return {p.keep_last, p.keep_daily, p.keep_weekly, p.keep_monthly};
-}
-
 Result<ResolvedPolicy> Resolve(const GlobalOptions& g, const PruneCommandOptions& o,
                                int* exit_code) {
   if (o.keep_last || o.keep_daily || o.keep_weekly || o.keep_monthly) {
@@ -33,10 +30,10 @@ Result<ResolvedPolicy> Resolve(const GlobalOptions& g, const PruneCommandOptions
                           "command line"};
   }
   if (!g.repo.empty() || !UsesAgentConfig(g)) {
-    return ResolvedPolicy{FromEffective(directory::EffectivePolicy{}), "built-in default"};
+    return ResolvedPolicy{ops::RetentionFromPolicy(directory::EffectivePolicy{}), "built-in default"};
   }
   ST_ASSIGN_OR_RETURN(AgentContext ctx, LoadAgentContext(g, exit_code));
-  return ResolvedPolicy{FromEffective(directory::ResolvePolicy(ctx.state.view, ctx.config.name)),
+  return ResolvedPolicy{ops::RetentionFromPolicy(directory::ResolvePolicy(ctx.state.view, ctx.config.name)),
                         "directory policy of " + ctx.config.name};
 }
 
@@ -109,13 +106,13 @@ int RunPrune(const GlobalOptions& g, const PruneCommandOptions& o) {
   int rc = kExitOk;
   Result<ResolvedPolicy> policy = Resolve(g, o, &rc);
   if (!policy.ok()) return rc;
-  auto repo = OpenTarget(g, &rc);
+  auto repo = OpenBackups(g, &rc);
   if (!repo.ok()) return rc;
   PruneOptions options;
   options.dry_run = o.dry_run;
   options.cancel = g.interrupted;
-  Result<PruneReport> report = (*repo)->Prune(policy->policy, options);
-  PrintWarnings(g, **repo);
+  Result<PruneReport> report = ops::Prune(**repo, policy->policy, options);
+  PrintWarnings(g, (*repo)->Warnings());
   if (!report.ok()) return Fail(report.status().WithContext("prune"), Stage::kWork);
   if (g.json) {
     std::cout << ReportJson(*policy, *report).dump() << "\n";

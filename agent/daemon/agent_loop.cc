@@ -11,7 +11,6 @@
 #include <thread>
 
 #include "sparetime/directory/policy.h"
-#include "sparetime/scheduler/directory_policy.h"
 
 namespace sparetime::daemon {
 namespace {
@@ -47,22 +46,15 @@ AgentLoop::AgentLoop(config::AgentConfig config, const transport::Identity& iden
 }
 
 void AgentLoop::StartScheduler() {
-  Result<std::unique_ptr<scheduler::InputWatcher>> watcher =
-      scheduler::InputWatcher::Create(system_, clock_, config_.utmp);
-  if (watcher.ok()) {
-    input_watcher_ = std::move(watcher).value();
-  } else {
-    Log("input watcher: " + watcher.status().message() +
-        "; user input is noticed only at the periodic idle checks");
-  }
-  logind_ = scheduler::NewLogindIdleHintSource();
-  scheduler::JobControllerOptions options;
-  options.sensors.user.logind = logind_.get();
-  options.sensors.user.utmp_path = config_.utmp;
-  options.watcher = input_watcher_.get();
-  // The policy comes with the first directory read (Refresh).
-  scheduler_ = std::make_unique<scheduler::JobController>(system_, scheduler::IdlePolicy{}, clock_,
-                                                          std::move(options));
+  // The policy and rate come with the first directory read (Refresh).
+  ops::IdleSettings settings;
+  settings.utmp = config_.utmp;
+  auto warn = [](const ops::Warning& w) { Log("input watcher: " + ops::WarningText(w)); };
+  Result<std::unique_ptr<ops::IdleJobs>> idle =
+      ops::IdleJobs::Create(std::move(settings), clock_, nullptr, warn);
+  // The built-in IdlePolicy always validates: Create cannot refuse it.
+  idle_ = std::move(idle).value();
+  scheduler_ = &idle_->controller();
   jobs_ = std::make_unique<ScheduledJobs>(config_, identity_, *scheduler_, clock_, Log);
 }
 
@@ -153,7 +145,7 @@ void AgentLoop::Refresh() {
     // Every agent with a valid entry may open a session (a stale heartbeat
     // does not stop a rebuilt box from restoring); the view excludes
     // malformed entries already.
-    std::lock_guard l(keys_mu_);
+    MutexLock l(keys_mu_);
     agent_by_key_.clear();
     for (const auto& a : state->view.agents) agent_by_key_[a.public_key] = a.name;
     migration_allowed_ = policy.migration_allowed;
@@ -166,13 +158,15 @@ void AgentLoop::Refresh() {
   }
   status_.policy_applied = policy.applied;
   status_.policy_warnings = policy.warnings;
-  scheduler_->SetPolicy(scheduler::AgentIdlePolicy(policy, config_));
-  scheduler_->set_rate(scheduler::JobByteRate(policy));
+  if (Status s = idle_->Apply(ops::AgentIdleSettings(config_, state->view)); !s.ok()) {
+    Log("scheduler: the directory's idle policy is refused (" + s.message() +
+        "); the previous one stays");
+  }
   jobs_->Plan(state->view);
 }
 
 Result<std::string> AgentLoop::AgentForKey(const directory::PublicKey& key) const {
-  std::lock_guard l(keys_mu_);
+  MutexLock l(keys_mu_);
   auto it = agent_by_key_.find(key);
   if (it != agent_by_key_.end()) return it->second;
   return Status(ErrorCode::kPermissionDenied,
@@ -181,7 +175,7 @@ Result<std::string> AgentLoop::AgentForKey(const directory::PublicKey& key) cons
 }
 
 Status AgentLoop::MigrationAllowedFrom(const std::string& source) const {
-  std::lock_guard l(keys_mu_);
+  MutexLock l(keys_mu_);
   if (!migration_allowed_)
     return PermissionDenied(config_.name + " does not accept process migrations (its policy has "
                             "sparetimeMigrationAllowed FALSE)");

@@ -3,9 +3,10 @@
 // start and every heartbeat interval, re-reads the directory when it changes
 // (or at each heartbeat), keeps working on the cached copy while the
 // directory is unreachable, and publishes all of it in status.json. It also
-// runs the scheduler's JobController on a thread of its own, with the idle
-// policy and byte rate from the directory (adjusted by sparetime.conf's
-// [scheduler]), submits the agent's own jobs when they are due
+// runs the scheduler's JobController (wired by ops::IdleJobs, as `sparetime
+// backup --when-idle` does) on a thread of its own, with the idle policy and
+// byte rate from the directory (ops::AgentIdleSettings: adjusted by
+// sparetime.conf's [scheduler]), submits the agent's own jobs when they are due
 // (scheduled_jobs.h), and publishes its idle decision and jobs (at once when
 // the box becomes idle or busy, or a job changes state).
 //
@@ -18,18 +19,17 @@
 #include <atomic>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <memory>
 #include <string>
 
 #include "sparetime/base/clock.h"
+#include "sparetime/base/mutex.h"
 #include "sparetime/config/config.h"
 #include "sparetime/config/status_file.h"
 #include "sparetime/directory/client.h"
 #include "sparetime/directory/records.h"
-#include "sparetime/scheduler/input_watcher.h"
+#include "sparetime/ops/idle_jobs.h"
 #include "sparetime/scheduler/job_controller.h"
-#include "sparetime/scheduler/logind.h"
 #include "sparetime/transport/identity.h"
 #include "scheduled_jobs.h"
 
@@ -57,12 +57,12 @@ class AgentLoop {
   // The name of the agent that publishes `key` in the directory as last read
   // (kPermissionDenied otherwise). Safe to call from any thread: the peer
   // service asks it for every incoming session.
-  Result<std::string> AgentForKey(const directory::PublicKey& key) const;
+  Result<std::string> AgentForKey(const directory::PublicKey& key) const EXCLUDES(keys_mu_);
 
   // OK when this host's policy (as last read) accepts process migrations
   // from agent `source` (sparetimeMigrationAllowed and sparetimeMigrationFrom);
   // else kPermissionDenied saying which setting refuses it. Any thread.
-  Status MigrationAllowedFrom(const std::string& source) const;
+  Status MigrationAllowedFrom(const std::string& source) const EXCLUDES(keys_mu_);
 
  private:
   void Refresh();
@@ -83,18 +83,17 @@ class AgentLoop {
   config::AgentStatus status_;
   std::string last_summary_;  // last STATUS= line, to log changes only
   std::function<uint64_t()> held_bytes_;
-  mutable std::mutex keys_mu_;
-  std::map<directory::PublicKey, std::string> agent_by_key_;  // from the last read
-  bool migration_allowed_ = false;            // from the last read, under keys_mu_
-  std::vector<std::string> migration_from_;
+  mutable Mutex keys_mu_;
+  // From the last directory read.
+  std::map<directory::PublicKey, std::string> agent_by_key_ GUARDED_BY(keys_mu_);
+  bool migration_allowed_ GUARDED_BY(keys_mu_) = false;
+  std::vector<std::string> migration_from_ GUARDED_BY(keys_mu_);
 
-  scheduler::SystemReader system_;
-  std::unique_ptr<scheduler::InputWatcher> input_watcher_;  // null when unavailable
-  std::unique_ptr<scheduler::IdleHintSource> logind_;
-  // Declared before scheduler_ so that the controller (and any job thread)
-  // is gone before the jobs' owner.
+  // Declared before idle_ so that the controller (and any job thread) is
+  // gone before the jobs' owner.
   std::unique_ptr<ScheduledJobs> jobs_;
-  std::unique_ptr<scheduler::JobController> scheduler_;
+  std::unique_ptr<ops::IdleJobs> idle_;  // the JobController and its sensors
+  scheduler::JobController* scheduler_ = nullptr;  // idle_->controller()
 };
 
 }  // namespace sparetime::daemon

@@ -20,6 +20,7 @@
 #include "sparetime/base/fd.h"
 #include "sparetime/config/config.h"
 #include "sparetime/directory/client.h"
+#include "sparetime/ops/signals.h"
 #include "sparetime/peer/peer_server.h"
 #include "sparetime/peerstore/peer_store.h"
 #include "sparetime/transport/identity.h"
@@ -66,12 +67,7 @@ int Main(int argc, char** argv) {
       directory::DirectoryClient::Open(std::move(*backend), config->directory_cache);
   if (!client.ok()) return Fail(client.status().message(), kExitConfig);
 
-  struct sigaction sa {};
-  sa.sa_handler = OnSignal;
-  ::sigemptyset(&sa.sa_mask);
-  ::sigaction(SIGINT, &sa, nullptr);
-  ::sigaction(SIGTERM, &sa, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
+  ops::InstallStopSignals(OnSignal);
 
   std::fprintf(stderr, "sparetimed: %s starting, key %s, directory %s\n", config->name.c_str(),
                identity->public_key().ToBase64().c_str(), config->directory.uri.c_str());

@@ -90,7 +90,7 @@ Result<transport::MigrateRestoreReply> MigrationService::Restore(const std::stri
                                             " right after the restore; the source should run on");
   }
   {
-    std::lock_guard l(mu_);
+    MutexLock l(mu_);
     restored_[*pid] = what;
   }
   log_("restored " + what + ": running");
@@ -104,7 +104,7 @@ Result<transport::MigrateRestoreReply> MigrationService::Restore(const std::stri
 void MigrationService::Reap(std::stop_token stop) {
   while (!stop.stop_requested()) {
     {
-      std::lock_guard l(mu_);
+      MutexLock l(mu_);
       for (auto it = restored_.begin(); it != restored_.end();) {
         int status = 0;
         if (::waitpid(it->first, &status, WNOHANG) == it->first) {

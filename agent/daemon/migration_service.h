@@ -24,10 +24,10 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 
+#include "sparetime/base/mutex.h"
 #include "sparetime/imaging/pack_store.h"
 #include "sparetime/migration/cache.h"
 #include "sparetime/peer/peer_server.h"
@@ -49,13 +49,13 @@ class MigrationService final : public peer::MigrationHandler {
 
  private:
   Result<std::shared_ptr<PackStore>> Cache(const std::string& source);
-  void Reap(std::stop_token stop);
+  void Reap(std::stop_token stop) EXCLUDES(mu_);
 
   std::function<Status(const std::string&)> allowed_;
   std::function<void(const std::string&)> log_;
   migration::MigrationCache caches_;
-  std::mutex mu_;
-  std::map<pid_t, std::string> restored_;  // pid -> "comm from source"
+  Mutex mu_;
+  std::map<pid_t, std::string> restored_ GUARDED_BY(mu_);  // pid -> "comm from source"
   std::jthread reaper_;
 };
 

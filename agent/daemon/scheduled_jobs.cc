@@ -1,20 +1,16 @@
-// ScheduledJobs implementation: due-time bookkeeping (jobs.json) and the
-// three kinds of work, each on the backups kept by the peers.
+// ScheduledJobs implementation: due-time bookkeeping (jobs.json); the work
+// of each kind is the ops use case the CLI runs too (agent/ops), on the
+// backups kept by the peers, logged here.
 #include "scheduled_jobs.h"
 
 #include <nlohmann/json.hpp>
 
 #include "sparetime/base/fd.h"
 #include "sparetime/directory/policy.h"
-#include "sparetime/imaging/device.h"
-#include "sparetime/imaging/imager.h"
 #include "sparetime/imaging/keys.h"
-#include "sparetime/imaging/manifest.h"
-#include "sparetime/imaging/prune.h"
-#include "sparetime/imaging/retention.h"
-#include "sparetime/imaging/restorer.h"
-#include "sparetime/replication/agent_peers.h"
-#include "sparetime/replication/peer_repository.h"
+#include "sparetime/ops/backup.h"
+#include "sparetime/ops/backups.h"
+#include "sparetime/ops/maintenance.h"
 
 namespace sparetime::daemon {
 namespace {
@@ -51,6 +47,7 @@ void ScheduledJobs::LoadState() {
     log_("jobs: " + JobsPath(config_) + " is not a jobs file; every job counts as never run");
     return;
   }
+  MutexLock l(mu_);
   for (const auto& [name, t] : j["last_success"].items()) {
     if (t.is_number_integer()) last_success_[name] = t.get<int64_t>();
   }
@@ -65,7 +62,7 @@ void ScheduledJobs::SaveState() {
 }
 
 std::string ScheduledJobs::Idle() const {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   return idle_reason_;
 }
 
@@ -74,7 +71,7 @@ void ScheduledJobs::Plan(const directory::DirectoryView& view) {
   bool repair_wanted = false;
   bool backed_up = false;
   {
-    std::lock_guard l(mu_);
+    MutexLock l(mu_);
     view_ = view;
     std::string reason;
     if (config_.passphrase_file.empty()) {
@@ -112,7 +109,7 @@ void ScheduledJobs::Plan(const directory::DirectoryView& view) {
 
 void ScheduledJobs::SubmitIfDue(const std::string& name, milliseconds interval, Job job) {
   {
-    std::lock_guard l(mu_);
+    MutexLock l(mu_);
     if (active_.contains(name)) return;
     const int64_t now = ToUnixSeconds(clock_.WallNow());
     auto failed = last_failure_.find(name);
@@ -136,7 +133,7 @@ void ScheduledJobs::SubmitIfDue(const std::string& name, milliseconds interval, 
 void ScheduledJobs::Finished(const std::string& name, const Status& result) {
   std::optional<directory::DirectoryView> view;
   {
-    std::lock_guard l(mu_);
+    MutexLock l(mu_);
     active_.erase(name);
     const int64_t now = ToUnixSeconds(clock_.WallNow());
     if (result.ok()) {
@@ -157,115 +154,96 @@ void ScheduledJobs::Finished(const std::string& name, const Status& result) {
 namespace {
 
 // The agent's backups on its peers, as the CLI opens them with --config.
-Result<std::unique_ptr<replication::PeerRepository>> OpenBackups(
-    const config::AgentConfig& config, const directory::DirectoryView& view,
-    const transport::Identity& identity, const Clock& clock, const KeyCache& key_cache,
-    std::function<void(const std::string&)> report) {
+Result<std::unique_ptr<ops::Backups>> OpenBackups(const config::AgentConfig& config,
+                                                  const directory::DirectoryView& view,
+                                                  const transport::Identity& identity,
+                                                  const Clock& clock, const KeyCache& key_cache,
+                                                  std::function<void(const std::string&)> log) {
   ST_ASSIGN_OR_RETURN(SecretBuffer passphrase, ReadPassphrase(config.passphrase_file));
-  return replication::PeerRepository::Open(
-      replication::AgentPeerOptions(config, view, &identity, "", clock.WallNow(),
-                                    std::move(report)),
-      passphrase, &key_cache);
-}
-
-// True when the run left work for a repair.
-bool NeedsRepair(const replication::PeerSetStats& s) {
-  return s.under_replicated > 0 || s.bad_replicas > 0 || !s.peers_down.empty();
+  ops::OpenOptions options;
+  options.where = ops::AgentPeers{.config = config, .view = view, .identity = &identity, .host = ""};
+  options.key_cache = &key_cache;
+  options.now = clock.WallNow();
+  options.on_warning = [log](const ops::Warning& w) { log(ops::WarningText(w)); };
+  return ops::Open(options, passphrase);
 }
 
 }  // namespace
 
 directory::DirectoryView ScheduledJobs::View() const {
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   return *view_;
+}
+
+void ScheduledJobs::NoteWarnings(const std::string& job, const ops::Backups& backups) {
+  std::vector<ops::Warning> warnings = backups.Warnings();
+  MutexLock l(mu_);
+  for (const ops::Warning& w : warnings) {
+    // A policy the backups do not follow is said once per daemon run.
+    if (w.kind == ops::Warning::Kind::kPolicyDiffers && !policy_warned_.insert(w.detail).second) {
+      continue;
+    }
+    log_(job + ": " + ops::WarningText(w));
+  }
+  if (ops::NeedsRepair(warnings)) repair_wanted_ = true;
 }
 
 Status ScheduledJobs::RunBackup(const std::string& device, PauseGate& gate,
                                 const scheduler::JobProgressFn& progress) {
-  directory::DirectoryView view = View();
-  auto warn = [this, device](const std::string& line) { log_("backup " + device + ": " + line); };
-  ST_ASSIGN_OR_RETURN(auto repo, OpenBackups(config_, view, identity_, clock_, *key_cache_, warn));
-  ST_ASSIGN_OR_RETURN(auto dev, OpenBlockDevice(device, {}));
-  BackupOptions options;
-  options.chunk_size = repo->config().chunk_size;
-  options.label = "scheduled";
-  options.pause = &gate;
-  options.progress = [&progress](const ProgressInfo& p) { progress(p.bytes_done, p.bytes_total); };
-  Catalog& catalog = repo->catalog();
-  BackupEnv env{repo->codec(), repo->store(), catalog, catalog};
-  Result<Snapshot> snap = Backup(*dev, env, options);
-  if (NeedsRepair(repo->store().stats())) {
-    std::lock_guard l(mu_);
-    repair_wanted_ = true;
-  }
+  const std::string job = "backup " + device;
+  auto warn = [this, job](const std::string& line) { log_(job + ": " + line); };
+  ST_ASSIGN_OR_RETURN(auto backups,
+                      OpenBackups(config_, View(), identity_, clock_, *key_cache_, warn));
+  ops::BackupRequest request;
+  request.device = device;
+  request.label = "scheduled";
+  request.pause = &gate;
+  request.progress = [&progress](const ProgressInfo& p) { progress(p.bytes_done, p.bytes_total); };
+  Result<Snapshot> snap = ops::Backup(*backups, request);
+  NoteWarnings(job, *backups);
   ST_RETURN_IF_ERROR(snap.status());
-  ST_RETURN_IF_ERROR(repo->PublishRoots().WithContext(
-      "snapshot " + snap->id + " is stored but no peer took the new snapshot list"));
-  log_("backup " + device + ": snapshot " + snap->id + ", " +
-       std::to_string(snap->stats.new_chunks) + " new chunks (" +
-       std::to_string(snap->stats.stored_bytes) + " bytes sent), " +
+  log_(job + ": snapshot " + snap->id + ", " + std::to_string(snap->stats.new_chunks) +
+       " new chunks (" + std::to_string(snap->stats.stored_bytes) + " bytes sent), " +
        std::to_string(snap->stats.chunks - snap->stats.new_chunks - snap->stats.holes) +
        " already on the peers");
   return Status::Ok();
 }
 
 Status ScheduledJobs::RunVerify(PauseGate& gate, const scheduler::JobProgressFn& progress) {
-  directory::DirectoryView view = View();
   auto warn = [this](const std::string& line) { log_("verify: " + line); };
-  ST_ASSIGN_OR_RETURN(auto repo, OpenBackups(config_, view, identity_, clock_, *key_cache_, warn));
-  ST_ASSIGN_OR_RETURN(std::vector<Snapshot> snapshots, repo->catalog().ListSnapshots());
-  uint64_t total = 0, done = 0, bad = 0;
-  for (const Snapshot& s : snapshots) total += s.size;
-  VerifyCache cache;
-  std::string first_bad;
+  ST_ASSIGN_OR_RETURN(auto backups,
+                      OpenBackups(config_, View(), identity_, clock_, *key_cache_, warn));
+  ST_ASSIGN_OR_RETURN(std::vector<Snapshot> snapshots, backups->catalog().ListSnapshots());
+  uint64_t total = 0;
+  std::vector<uint64_t> before;  // bytes of the snapshots before each
   for (const Snapshot& s : snapshots) {
-    Result<Manifest> manifest = LoadManifest(s.manifest_root, repo->codec(), repo->store());
-    if (!manifest.ok()) {
-      ++bad;
-      first_bad = "snapshot " + s.id + ": manifest: " + manifest.status().message();
-      continue;
-    }
-    ST_RETURN_IF_ERROR(repo->store().Locate(manifest->chunks));
-    RestoreOptions options;
-    options.pause = &gate;
-    options.progress = [&](const ProgressInfo& p) { progress(done + p.bytes_done, total); };
-    ST_ASSIGN_OR_RETURN(VerifyReport report,
-                        Verify(*manifest, repo->codec(), repo->store(), options, &cache));
-    done += s.size;
-    bad += report.bad.size();
-    if (!report.bad.empty() && first_bad.empty()) {
-      first_bad = "snapshot " + s.id + ": " + report.bad.front().error.message();
-    }
+    before.push_back(total);
+    total += s.size;
   }
-  if (NeedsRepair(repo->store().stats())) {
-    std::lock_guard l(mu_);
-    repair_wanted_ = true;
-  }
-  if (bad > 0) {
-    return Corruption(std::to_string(bad) + " chunk(s) have no good copy on any live peer (" +
-                      first_bad + "); run `sparetime verify` for the full list, and "
-                      "`sparetime repair` when the peers that held them are back");
-  }
-  log_("verify: " + std::to_string(snapshots.size()) + " snapshot(s), every chunk readable");
+  ops::VerifyRequest request;
+  request.pause = &gate;
+  request.progress = [&](size_t i, size_t, const Snapshot&, const ProgressInfo& p) {
+    progress((i < before.size() ? before[i] : 0) + p.bytes_done, total);
+  };
+  Result<ops::VerifyBackupsReport> report = ops::VerifyBackups(*backups, request);
+  NoteWarnings("verify", *backups);
+  ST_RETURN_IF_ERROR(report.status());
+  ST_RETURN_IF_ERROR(ops::VerifyVerdict(*report));
+  log_("verify: " + std::to_string(report->snapshots.size()) +
+       " snapshot(s), every chunk readable");
   return Status::Ok();
 }
 
 Status ScheduledJobs::RunRepair(PauseGate& gate) {
-  directory::DirectoryView view = View();
   // Repair copies sealed blobs between peers: it starts only while idle
   // (the gate) and is bounded by the chunk count; it is not paused midway.
   ST_RETURN_IF_ERROR(gate.WaitWhilePaused(0));
   auto warn = [this](const std::string& line) { log_("repair: " + line); };
-  ST_ASSIGN_OR_RETURN(auto repo, OpenBackups(config_, view, identity_, clock_, *key_cache_, warn));
-  ST_ASSIGN_OR_RETURN(replication::PeerSet::RepairReport r, repo->store().Repair());
-  log_("repair: " + std::to_string(r.chunks) + " chunks checked, " + std::to_string(r.copied) +
-       " new replicas, " + std::to_string(r.dropped) + " stale records dropped, " +
-       std::to_string(r.lost) + " lost");
-  if (r.lost > 0) {
-    return Corruption(std::to_string(r.lost) + " chunk(s) have no good copy on any live peer; "
-                      "they come back when a peer that held them does");
-  }
-  return Status::Ok();
+  ST_ASSIGN_OR_RETURN(auto backups,
+                      OpenBackups(config_, View(), identity_, clock_, *key_cache_, warn));
+  ST_ASSIGN_OR_RETURN(ops::RepairReport r, ops::Repair(*backups));
+  log_("repair: " + ops::RepairText(r));
+  return ops::RepairVerdict(r);
 }
 
 Status ScheduledJobs::RunPrune(PauseGate& gate) {
@@ -273,14 +251,10 @@ Status ScheduledJobs::RunPrune(PauseGate& gate) {
   // Prune reads manifests and tells peers what to release: small I/O, so it
   // waits for the gate once and then runs to the end.
   ST_RETURN_IF_ERROR(gate.WaitWhilePaused(0));
-  directory::EffectivePolicy policy = directory::ResolvePolicy(view, config_.name);
-  RetentionPolicy keep{.keep_last = policy.keep_last,
-                       .keep_daily = policy.keep_daily,
-                       .keep_weekly = policy.keep_weekly,
-                       .keep_monthly = policy.keep_monthly};
+  RetentionPolicy keep = ops::RetentionFromPolicy(directory::ResolvePolicy(view, config_.name));
   auto warn = [this](const std::string& line) { log_("prune: " + line); };
-  ST_ASSIGN_OR_RETURN(auto repo, OpenBackups(config_, view, identity_, clock_, *key_cache_, warn));
-  ST_ASSIGN_OR_RETURN(PruneReport r, repo->Prune(keep, /*dry_run=*/false));
+  ST_ASSIGN_OR_RETURN(auto backups, OpenBackups(config_, view, identity_, clock_, *key_cache_, warn));
+  ST_ASSIGN_OR_RETURN(PruneReport r, ops::Prune(*backups, keep, PruneOptions{}));
   log_("prune (" + keep.ToString() + "): " + std::to_string(r.snapshots_forgotten) +
        " snapshot(s) forgotten, " + std::to_string(r.chunks_removed) + " chunk(s) released (" +
        std::to_string(r.bytes_removed) + " bytes)");

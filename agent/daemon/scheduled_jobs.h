@@ -15,6 +15,10 @@
 //   verify         every snapshot, read back from the peers and checked,
 //                  once per [backup] verify_interval
 //
+// Every kind of work is the ops use case the CLI runs too (agent/ops:
+// ops::Backup, VerifyBackups, Repair, Prune over ops::Open'd AgentPeers);
+// this class only schedules and logs.
+//
 // Jobs run only when [backup] passphrase_file is set; each job opens the
 // backups itself (reads the passphrase file then; Argon2id once per job)
 // with the live peers of the latest directory read. At most one job of each
@@ -33,16 +37,17 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
 
 #include "sparetime/base/clock.h"
+#include "sparetime/base/mutex.h"
 #include "sparetime/base/status.h"
 #include "sparetime/config/config.h"
 #include "sparetime/directory/records.h"
 #include "sparetime/imaging/key_cache.h"
+#include "sparetime/ops/backups.h"
 #include "sparetime/scheduler/job_controller.h"
 #include "sparetime/transport/identity.h"
 
@@ -60,26 +65,29 @@ class ScheduledJobs {
 
   // Submits the jobs that are due with this directory view (the policy's
   // devices and replica count, the live peers).
-  void Plan(const directory::DirectoryView& view);
+  void Plan(const directory::DirectoryView& view) EXCLUDES(mu_);
 
   // Why no job is planned, for the status ("" when jobs are planned).
-  std::string Idle() const;
+  std::string Idle() const EXCLUDES(mu_);
 
  private:
   using Job = std::function<Status(PauseGate&, const scheduler::JobProgressFn&)>;
   // Queues `name` unless it is queued/running or not yet due.
-  void SubmitIfDue(const std::string& name, std::chrono::milliseconds interval, Job job);
+  void SubmitIfDue(const std::string& name, std::chrono::milliseconds interval, Job job)
+      EXCLUDES(mu_);
   // The work of each kind.
   Status RunBackup(const std::string& device, PauseGate& gate,
                    const scheduler::JobProgressFn& progress);
   Status RunVerify(PauseGate& gate, const scheduler::JobProgressFn& progress);
   Status RunRepair(PauseGate& gate);
   Status RunPrune(PauseGate& gate);
+  // Logs the run's warnings; asks for a repair when they leave work for one.
+  void NoteWarnings(const std::string& job, const ops::Backups& backups) EXCLUDES(mu_);
   // The latest directory view (REQUIRES: Plan ran).
-  directory::DirectoryView View() const;
-  void Finished(const std::string& name, const Status& result);
-  void LoadState();
-  void SaveState();  // under mu_
+  directory::DirectoryView View() const EXCLUDES(mu_);
+  void Finished(const std::string& name, const Status& result) EXCLUDES(mu_);
+  void LoadState() EXCLUDES(mu_);  // from the constructor
+  void SaveState() REQUIRES(mu_);
 
   const config::AgentConfig config_;
   const transport::Identity& identity_;
@@ -89,13 +97,14 @@ class ScheduledJobs {
   // The backup key, unlocked by the first job (Argon2id once per daemon).
   const std::unique_ptr<KeyCache> key_cache_ = ProcessKeyCache();
 
-  mutable std::mutex mu_;
-  std::optional<directory::DirectoryView> view_;    // latest read
-  std::set<std::string> active_;                    // queued or running, by name
-  std::map<std::string, int64_t> last_success_;     // name -> Unix seconds (jobs.json)
-  std::map<std::string, int64_t> last_failure_;     // name -> Unix seconds (this run)
-  bool repair_wanted_ = false;
-  std::string idle_reason_;
+  mutable Mutex mu_;
+  std::optional<directory::DirectoryView> view_ GUARDED_BY(mu_);  // latest read
+  std::set<std::string> active_ GUARDED_BY(mu_);  // queued or running, by name
+  std::map<std::string, int64_t> last_success_ GUARDED_BY(mu_);  // name -> Unix s (jobs.json)
+  std::map<std::string, int64_t> last_failure_ GUARDED_BY(mu_);  // name -> Unix s (this run)
+  bool repair_wanted_ GUARDED_BY(mu_) = false;
+  std::set<std::string> policy_warned_ GUARDED_BY(mu_);  // kPolicyDiffers said already
+  std::string idle_reason_ GUARDED_BY(mu_);
 };
 
 }  // namespace sparetime::daemon

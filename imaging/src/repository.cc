@@ -43,25 +43,7 @@ Status CheckInitTarget(const std::string& dir) {
 }
 
 Result<RepositoryConfig> ParseConfig(const std::string& path, const std::string& text) {
-  try {
-    nlohmann::json j = nlohmann::json::parse(text);
-    if (j.value("format", "") != kFormatName) {
-      return Corruption(path + " is not a sparetime repository config");
-    }
-    RepositoryConfig config;
-    config.version = j.at("version").get<int>();
-    config.chunk_size = j.at("chunk_size").get<uint32_t>();
-    config.zstd_level = j.at("zstd_level").get<int>();
-    if (config.version != 1) {
-      return FailedPrecondition(path + ": repository format version " +
-                                std::to_string(config.version) +
-                                " is newer than this sparetime supports (1); upgrade sparetime");
-    }
-    ST_RETURN_IF_ERROR(ValidateChunkSize(config.chunk_size).WithContext(path));
-    return config;
-  } catch (const nlohmann::json::exception& e) {
-    return Corruption(path + " is damaged: " + e.what());
-  }
+  return RepositoryConfigFromJson(text, kFormatName, path);
 }
 
 }  // namespace
@@ -70,13 +52,7 @@ Status Repository::Init(const std::string& dir, const SecretBuffer& passphrase,
                         const RepositoryConfig& requested, KdfLimits limits,
                         const KeyCache* key_cache) {
   ST_RETURN_IF_ERROR(InitCrypto());
-  RepositoryConfig config = requested;
-  if (config.chunk_size == 0) config.chunk_size = kDefaultChunkSize;
-  ST_RETURN_IF_ERROR(ValidateChunkSize(config.chunk_size));
-  if (config.zstd_level < 0 || config.zstd_level > 19) {
-    return InvalidArgument("compression level " + std::to_string(config.zstd_level) +
-                           " is out of range: use 0 (none) to 19");
-  }
+  ST_ASSIGN_OR_RETURN(RepositoryConfig config, ConfigForInit(requested));
   ST_RETURN_IF_ERROR(CheckInitTarget(dir));
   ST_RETURN_IF_ERROR(MakeDirs(dir, 0700));
 
@@ -87,11 +63,7 @@ Status Repository::Init(const std::string& dir, const SecretBuffer& passphrase,
   ST_ASSIGN_OR_RETURN(auto store, PackStore::Create(StorePath(dir)));
   ST_ASSIGN_OR_RETURN(auto catalog, Catalog::Open(CatalogPath(dir)));
 
-  nlohmann::json j = {{"format", kFormatName},
-                      {"version", config.version},
-                      {"chunk_size", config.chunk_size},
-                      {"zstd_level", config.zstd_level}};
-  return WriteFileAtomic(ConfigPath(dir), j.dump(2) + "\n", 0600);
+  return WriteFileAtomic(ConfigPath(dir), RepositoryConfigToJson(config, kFormatName), 0600);
 }
 
 Result<std::unique_ptr<Repository>> Repository::Open(const std::string& dir,

@@ -5,12 +5,12 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "roots.h"
 #include "sparetime/base/fd.h"
+#include "sparetime/base/mutex.h"
 #include "sparetime/imaging/chunker.h"
 
 namespace sparetime::replication {
@@ -52,7 +52,7 @@ std::vector<Status> OnEveryPeer(const PeerRepositoryOptions& options,
 
 std::vector<PeerHoldings> AskPeers(const PeerRepositoryOptions& options, const std::string& owner) {
   std::vector<PeerHoldings> out(options.peers.size());
-  std::mutex mu;
+  Mutex mu;  // guards `out` and `next` while the peers answer
   size_t next = 0;
   std::vector<Status> results = OnEveryPeer(options, [&](peer::PeerClient& c) -> Status {
     PeerHoldings h;
@@ -63,7 +63,7 @@ std::vector<PeerHoldings> AskPeers(const PeerRepositoryOptions& options, const s
     Result<transport::RootsReply> roots = c.GetRoots(owner);
     if (roots.ok()) h.roots = std::move(*roots);
     else if (roots.status().code() != ErrorCode::kNotFound) return roots.status();
-    std::lock_guard lock(mu);
+    MutexLock lock(mu);
     out[next++] = std::move(h);
     return Status::Ok();
   });
@@ -83,27 +83,16 @@ std::string Unreached(const std::vector<PeerHoldings>& holdings) {
 }
 
 Status WriteLocalConfig(const std::string& dir, const RepositoryConfig& config) {
-  nlohmann::json j = {{"format", kConfigFormat},
-                      {"version", 1},
-                      {"chunk_size", config.chunk_size},
-                      {"zstd_level", config.zstd_level}};
-  return WriteFileAtomic(dir + "/config.json", j.dump(2) + "\n", 0600);
+  return WriteFileAtomic(dir + "/config.json", RepositoryConfigToJson(config, kConfigFormat),
+                         0600);
 }
 
+// The same serialiser and checks as a local repository's config
+// (imaging/repository_config.h): format version, chunk size, zstd level.
 Result<RepositoryConfig> ReadLocalConfig(const std::string& dir) {
   const std::string path = dir + "/config.json";
   ST_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
-  try {
-    nlohmann::json j = nlohmann::json::parse(text);
-    if (j.value("format", "") != kConfigFormat) return Corruption(path + " is not a sparetime peer-backup config");
-    RepositoryConfig config;
-    config.chunk_size = j.at("chunk_size").get<uint32_t>();
-    config.zstd_level = j.at("zstd_level").get<int>();
-    ST_RETURN_IF_ERROR(ValidateChunkSize(config.chunk_size).WithContext(path));
-    return config;
-  } catch (const nlohmann::json::exception& e) {
-    return Corruption(path + " is damaged: " + e.what());
-  }
+  return RepositoryConfigFromJson(text, kConfigFormat, path);
 }
 
 std::string BackupDir(const PeerRepositoryOptions& o) { return o.state_dir + "/backup"; }
@@ -116,9 +105,7 @@ Status PeerRepository::Init(PeerRepositoryOptions options, const SecretBuffer& p
                             const RepositoryConfig& requested, KdfLimits limits,
                             const KeyCache* key_cache) {
   ST_RETURN_IF_ERROR(InitCrypto());
-  RepositoryConfig config = requested;
-  if (config.chunk_size == 0) config.chunk_size = kDefaultChunkSize;
-  ST_RETURN_IF_ERROR(ValidateChunkSize(config.chunk_size));
+  ST_ASSIGN_OR_RETURN(RepositoryConfig config, ConfigForInit(requested));
   const std::string dir = BackupDir(options);
   if (Exists(dir + "/key")) {
     return AlreadyExists("this host already has backups (" + dir +
@@ -157,6 +144,7 @@ Result<std::unique_ptr<PeerRepository>> PeerRepository::Open(PeerRepositoryOptio
   repo->host_ = options.host.empty() ? options.self_name : options.host;
   repo->read_only_ = repo->host_ != options.self_name;
   repo->dir_ = repo->read_only_ ? options.state_dir + "/hosts/" + repo->host_ : BackupDir(options);
+  repo->options_.zstd_level = options.zstd_level;  // WriteLevel() below
   const std::string& dir = repo->dir_;
   const std::string owner = repo->read_only_ ? repo->host_ : "";
   auto report = [&](const std::string& line) {
@@ -202,9 +190,14 @@ Result<std::unique_ptr<PeerRepository>> PeerRepository::Open(PeerRepositoryOptio
   // Settings: local, else from the newest roots (needs the codec first; the
   // zstd level only matters for writing).
   Result<RepositoryConfig> local_config = ReadLocalConfig(dir);
+  if (!local_config.ok() && local_config.status().code() != ErrorCode::kNotFound) {
+    // Refused like a local repository's config (never rewritten from the
+    // roots: a newer format must not be downgraded).
+    return local_config.status();
+  }
   repo->config_ = local_config.ok() ? *local_config : RepositoryConfig{};
   repo->codec_ = std::make_unique<Codec>(KeySet::Derive(*master),
-                                         CodecOptions{.zstd_level = repo->config_.zstd_level});
+                                         CodecOptions{.zstd_level = repo->WriteLevel()});
   std::sort(holdings.begin(), holdings.end(), [](const PeerHoldings& a, const PeerHoldings& b) {
     return (a.roots ? a.roots->generation : 0) > (b.roots ? b.roots->generation : 0);
   });
@@ -226,7 +219,7 @@ Result<std::unique_ptr<PeerRepository>> PeerRepository::Open(PeerRepositoryOptio
     }
     repo->config_ = roots->config;
     repo->codec_ = std::make_unique<Codec>(KeySet::Derive(*master),
-                                           CodecOptions{.zstd_level = repo->config_.zstd_level});
+                                           CodecOptions{.zstd_level = repo->WriteLevel()});
   }
 
   ST_RETURN_IF_ERROR(MakeDirs(dir, 0700));

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sparetime/imaging/chunker.h"
+#include "sparetime/imaging/repository_config.h"
 
 namespace sparetime::replication {
 namespace {
@@ -86,7 +87,9 @@ Result<Roots> OpenRoots(std::span<const std::byte> blob, const Codec& codec,
     }
     roots.config.chunk_size = j.at("chunk_size").get<uint32_t>();
     roots.config.zstd_level = j.at("zstd_level").get<int>();
-    ST_RETURN_IF_ERROR(ValidateChunkSize(roots.config.chunk_size).WithContext(what));
+    if (Status valid = ValidateRepositoryConfig(roots.config, what); !valid.ok()) {
+      return Corruption(valid.message());
+    }
     for (const nlohmann::json& s : j.at("snapshots")) {
       ST_ASSIGN_OR_RETURN(Snapshot snapshot, SnapshotFromJson(s));
       roots.snapshots.push_back(std::move(snapshot));

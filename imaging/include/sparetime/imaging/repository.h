@@ -29,14 +29,9 @@
 #include "sparetime/imaging/pack_store.h"
 #include "sparetime/imaging/prune.h"
 #include "sparetime/imaging/repo_lock.h"
+#include "sparetime/imaging/repository_config.h"
 
 namespace sparetime {
-
-struct RepositoryConfig {
-  int version = 1;
-  uint32_t chunk_size = 0;  // 0: kDefaultChunkSize
-  int zstd_level = CodecOptions::kDefaultZstdLevel;
-};
 
 class Repository {
  public:

@@ -49,6 +49,12 @@ struct PeerRepositoryOptions {
   const transport::Identity* identity = nullptr;  // this agent's; must outlive
   std::vector<PeerSetPeer> peers;                 // live peers from the directory
   PeerSetOptions set;                             // replicas, limits, timeouts, report
+  // The zstd level of chunks written from now on (the policy's
+  // sparetimeCompressionLevel, 0..19); none: the one the backups were
+  // created with. Safe to change: chunk ids are over the plaintext and a
+  // zstd frame opens whatever level made it, so dedup and reads are the
+  // same. The chunk size is never taken from here (it would break dedup).
+  std::optional<int> zstd_level;
 };
 
 class PeerRepository {
@@ -96,6 +102,11 @@ class PeerRepository {
 
  private:
   PeerRepository() = default;
+  // options_.zstd_level when set and valid, else config_.zstd_level.
+  int WriteLevel() const {
+    const std::optional<int>& l = options_.zstd_level;
+    return l && *l >= 0 && *l <= 19 ? *l : config_.zstd_level;
+  }
   std::string host_;
   bool read_only_ = false;
   std::string dir_;

@@ -12,9 +12,12 @@
 // (settle, load_grace, resume_delay, ignore_load) on top: what sparetimed and
 // `sparetime backup --when-idle --config` use.
 //
+// Lives in the application layer (not scheduler/) because it joins the
+// directory, the agent config and the scheduler: scheduler/ depends on base only.
+//
 // Thread safety: pure functions.
-#ifndef SPARETIME_SCHEDULER_DIRECTORY_POLICY_H_
-#define SPARETIME_SCHEDULER_DIRECTORY_POLICY_H_
+#ifndef SPARETIME_OPS_DIRECTORY_POLICY_H_
+#define SPARETIME_OPS_DIRECTORY_POLICY_H_
 
 #include <cstdint>
 
@@ -22,16 +25,16 @@
 #include "sparetime/directory/policy.h"
 #include "sparetime/scheduler/idle_policy.h"
 
-namespace sparetime::scheduler {
+namespace sparetime::ops {
 
-IdlePolicy IdlePolicyFromDirectory(const directory::EffectivePolicy& policy);
-IdlePolicy AgentIdlePolicy(const directory::EffectivePolicy& policy,
+scheduler::IdlePolicy IdlePolicyFromDirectory(const directory::EffectivePolicy& policy);
+scheduler::IdlePolicy AgentIdlePolicy(const directory::EffectivePolicy& policy,
                            const config::AgentConfig& config);
 // sparetimeBandwidthLimit: bytes per second for job I/O, 0 = unlimited.
 inline uint64_t JobByteRate(const directory::EffectivePolicy& policy) {
   return policy.bandwidth_limit;
 }
 
-}  // namespace sparetime::scheduler
+}  // namespace sparetime::ops
 
-#endif  // SPARETIME_SCHEDULER_DIRECTORY_POLICY_H_
+#endif  // SPARETIME_OPS_DIRECTORY_POLICY_H_

@@ -1,11 +1,14 @@
 // AgentPeerOptions: directory records -> PeerSetPeer list, policy -> limits.
-#include "sparetime/replication/agent_peers.h"
+#include "sparetime/ops/agent_peers.h"
 
 #include <algorithm>
 
 #include "sparetime/directory/policy.h"
 
-namespace sparetime::replication {
+namespace sparetime::ops {
+
+using replication::PeerRepositoryOptions;
+using replication::PeerSetPeer;
 
 namespace dir = sparetime::directory;
 
@@ -43,7 +46,10 @@ PeerRepositoryOptions AgentPeerOptions(const config::AgentConfig& config,
   o.set.client.handshake_timeout = config.peer_timeout;
   o.set.client.io_timeout = config.peer_timeout;
   o.set.report = std::move(report);
+  // New chunks follow the policy's compression level (docs/configuration.md);
+  // the chunk size stays the one the backups were created with.
+  o.zstd_level = policy.compression_level;
   return o;
 }
 
-}  // namespace sparetime::replication
+}  // namespace sparetime::ops

@@ -5,10 +5,14 @@
 // --config ...`) and sparetimed's scheduled jobs, so both talk to the same
 // peers the same way.
 //
+// The policy's sparetimeCompressionLevel is the zstd level of new chunks
+// (PeerRepositoryOptions::zstd_level); its sparetimeChunkSize applies only
+// at init (ops::InitConfig) and is compared at open (ops::PolicyWarnings).
+//
 // Reading another host's backups (`host` set): this agent's own peer store
 // is a source too (it may have been one of that host's peers).
-#ifndef SPARETIME_REPLICATION_AGENT_PEERS_H_
-#define SPARETIME_REPLICATION_AGENT_PEERS_H_
+#ifndef SPARETIME_OPS_AGENT_PEERS_H_
+#define SPARETIME_OPS_AGENT_PEERS_H_
 
 #include <chrono>
 #include <functional>
@@ -19,17 +23,17 @@
 #include "sparetime/replication/peer_repository.h"
 #include "sparetime/transport/identity.h"
 
-namespace sparetime::replication {
+namespace sparetime::ops {
 
 // REQUIRES: `identity` outlives the repository opened with the result.
 // `report` receives the operator-facing warnings (may be empty).
-PeerRepositoryOptions AgentPeerOptions(const config::AgentConfig& config,
+replication::PeerRepositoryOptions AgentPeerOptions(const config::AgentConfig& config,
                                        const directory::DirectoryView& view,
                                        const transport::Identity* identity,
                                        const std::string& host,
                                        std::chrono::system_clock::time_point now,
                                        std::function<void(const std::string&)> report);
 
-}  // namespace sparetime::replication
+}  // namespace sparetime::ops
 
-#endif  // SPARETIME_REPLICATION_AGENT_PEERS_H_
+#endif  // SPARETIME_OPS_AGENT_PEERS_H_

@@ -1,11 +1,13 @@
 // IdlePolicyFromDirectory: each mapped field, the defaults of the rest, and
 // the capping of out-of-range percentages.
-#include "sparetime/scheduler/directory_policy.h"
+#include "sparetime/ops/directory_policy.h"
 
 #include <gtest/gtest.h>
 
-namespace sparetime::scheduler {
+namespace sparetime::ops {
 namespace {
+
+using scheduler::IdlePolicy;
 
 TEST(DirectoryPolicy, BuiltInDefaultsMatchTheIdlePolicyDefaults) {
   directory::EffectivePolicy effective;  // the directory's built-in defaults
@@ -94,4 +96,4 @@ TEST(DirectoryPolicy, AgentConfigAdjustsTheDirectoryPolicy) {
 }
 
 }  // namespace
-}  // namespace sparetime::scheduler
+}  // namespace sparetime::ops

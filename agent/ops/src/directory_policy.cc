@@ -1,9 +1,11 @@
 // IdlePolicyFromDirectory: field-by-field mapping (see directory_policy.h).
-#include "sparetime/scheduler/directory_policy.h"
+#include "sparetime/ops/directory_policy.h"
 
 #include <algorithm>
 
-namespace sparetime::scheduler {
+namespace sparetime::ops {
+
+using scheduler::IdlePolicy;
 
 IdlePolicy IdlePolicyFromDirectory(const directory::EffectivePolicy& policy) {
   IdlePolicy out;
@@ -27,4 +29,4 @@ IdlePolicy AgentIdlePolicy(const directory::EffectivePolicy& policy,
   return out;
 }
 
-}  // namespace sparetime::scheduler
+}  // namespace sparetime::ops

@@ -1,0 +1,193 @@
+// ops::Backups: the backups of this box, opened once for a use case — a
+// local repository directory, this agent's backups on its peers (agent
+// config + directory), or another host's backups on the peers (bare metal,
+// read only). The application layer (agent/ops) is the one place where
+// "open this box's backups and do X" lives: the CLI (agent/cli) and
+// sparetimed (agent/daemon) both call it, and neither assembles pipelines.
+//
+// Layering: ops may include config, directory, scheduler, replication,
+// migration, peer, transport and imaging; nothing below it includes ops.
+// ops prints nothing and knows no exit codes: its results are Status and
+// typed reports; the CLI renders them as text or JSON, the daemon logs them.
+//
+// Invariants:
+//   - Open/Init take plain option structs (no CLI types); a failed Open
+//     leaves nothing open and its Status says what to do.
+//   - Every operator-facing warning is a typed Warning (kind + data);
+//     WarningText() is its one rendering.
+//   - Backups of another host (`AgentPeers::host`) are read only: Commit,
+//     Prune and Repair fail with kFailedPrecondition there.
+//   - Repair exists only for backups on peers (kFailedPrecondition for a
+//     local repository).
+//   - The chunk size of existing backups never changes (dedup depends on
+//     it); the policy's differing chunk size is a kPolicyDiffers warning.
+//     New chunks on peers use the policy's compression level.
+//
+// Thread safety: a Backups object is used by one use case at a time.
+#ifndef SPARETIME_OPS_BACKUPS_H_
+#define SPARETIME_OPS_BACKUPS_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "sparetime/base/status.h"
+#include "sparetime/config/config.h"
+#include "sparetime/crypto/secret.h"
+#include "sparetime/directory/policy.h"
+#include "sparetime/directory/records.h"
+#include "sparetime/imaging/catalog.h"
+#include "sparetime/imaging/chunk_store.h"
+#include "sparetime/imaging/codec.h"
+#include "sparetime/imaging/key_cache.h"
+#include "sparetime/imaging/keys.h"
+#include "sparetime/imaging/prune.h"
+#include "sparetime/imaging/repository_config.h"
+#include "sparetime/transport/identity.h"
+
+namespace sparetime::ops {
+
+// Something an operator should know at the end of (or during) a run.
+struct Warning {
+  enum class Kind {
+    kPeerSkipped,      // `peer` was given up for this run
+    kUnderReplicated,  // `count` chunks are on fewer peers than the policy's replica count
+    kBadReplicas,      // `count` missing or damaged replicas were skipped for another copy
+    kPeerEvent,        // `detail`: what the peer set reported while it ran
+    kNoInputWatcher,   // `detail`: why user input is seen only at the periodic checks
+    kPolicyDiffers,    // `detail`: a repository setting the policy asks to change (see init)
+  };
+  Kind kind = Kind::kPeerEvent;
+  std::string peer;
+  uint64_t count = 0;
+  std::string detail;
+
+  static Warning About(Kind kind, std::string detail) {
+    Warning w;
+    w.kind = kind;
+    w.detail = std::move(detail);
+    return w;
+  }
+  static Warning Count(Kind kind, uint64_t count) {
+    Warning w;
+    w.kind = kind;
+    w.count = count;
+    return w;
+  }
+  static Warning PeerSkipped(std::string peer) {
+    Warning w;
+    w.kind = Kind::kPeerSkipped;
+    w.peer = std::move(peer);
+    return w;
+  }
+  bool operator==(const Warning&) const = default;
+};
+
+// The one text of a warning ("peer skipped for this run: beta", ...).
+std::string WarningText(const Warning& w);
+// True when the warnings leave work for `repair` (a peer given up, chunks
+// under-replicated, damaged replicas skipped).
+bool NeedsRepair(const std::vector<Warning>& warnings);
+
+// The typed result of Backups::Repair.
+struct RepairReport {
+  uint64_t chunks = 0;   // chunk records checked
+  uint64_t copied = 0;   // new replicas made
+  uint64_t dropped = 0;  // stale location records dropped
+  uint64_t lost = 0;     // chunks no live peer has a good copy of
+};
+// "N chunks checked: N new replicas made, N stale records dropped, N chunks
+// lost (no live peer has a good copy)" — the CLI and the daemon both print it.
+std::string RepairText(const RepairReport& r);
+// OK, or kCorruption saying how many chunks are lost and what brings them back.
+Status RepairVerdict(const RepairReport& r);
+
+class Backups {
+ public:
+  virtual ~Backups() = default;
+  virtual const RepositoryConfig& config() const = 0;
+  virtual const Codec& codec() const = 0;
+  virtual ChunkSink& sink() = 0;
+  virtual ChunkSource& source() = 0;
+  virtual Catalog& catalog() = 0;
+  // Where they are, for messages: the repository directory, or
+  // "the peers of HOST".
+  virtual std::string where() const = 0;
+  // The snapshot list changed (backup, forget): peers get the new roots.
+  virtual Status Commit() { return Status::Ok(); }
+  // Before reading these chunks: peers are asked where unrecorded ones are.
+  virtual Status Prepare(std::span<const ChunkId>) { return Status::Ok(); }
+  // What an operator should know at the end of a run.
+  virtual std::vector<Warning> Warnings() const { return {}; }
+  // Forgets what `policy` drops and frees the chunks nothing references.
+  virtual Result<PruneReport> Prune(const RetentionPolicy& policy,
+                                    const PruneOptions& options) = 0;
+  // Re-replicates chunks whose holders are gone (backups on peers only).
+  virtual Result<RepairReport> Repair() {
+    return FailedPrecondition(
+        "repair re-replicates chunks between peers: use --config, not --repo");
+  }
+};
+
+// A local repository directory (imaging/repository.h).
+struct LocalRepository {
+  std::string dir;
+};
+// Backups kept by this agent's peers: its sparetime.conf and the directory
+// as read now (or its cached copy).
+struct AgentPeers {
+  config::AgentConfig config;
+  directory::DirectoryView view;
+  // This agent's key pair; null: loaded from <state_dir>/identity.key (and
+  // kept by the opened Backups). When given, it must outlive them.
+  const transport::Identity* identity = nullptr;
+  // Another host's backups (bare-metal restore, read only); "": this agent's.
+  std::string host;
+};
+
+struct OpenOptions {
+  std::variant<LocalRepository, AgentPeers> where;
+  // Where the unlocked key is looked for and kept (may be null).
+  const KeyCache* key_cache = nullptr;
+  // Now, for which peers count as live (default: the system clock).
+  std::chrono::system_clock::time_point now{};
+  // Warnings raised while the run goes on (a peer given up mid-run); the
+  // end-of-run summary is Backups::Warnings(). May be empty.
+  std::function<void(const Warning&)> on_warning;
+};
+
+// Opens existing backups. kNotFound says to run init; kAuthFailed is a
+// wrong passphrase; kInvalidArgument for `host` with a local repository.
+Result<std::unique_ptr<Backups>> Open(const OpenOptions& options, const SecretBuffer& passphrase);
+
+// What init is asked for; what is not set comes from the policy (backups on
+// peers: sparetimeChunkSize, sparetimeCompressionLevel) or the built-in
+// defaults (a local repository).
+struct InitSettings {
+  std::optional<uint32_t> chunk_size;
+  std::optional<int> zstd_level;
+};
+// The config init writes: `settings` over `policy` (null: built-in defaults).
+RepositoryConfig InitConfig(const InitSettings& settings,
+                            const directory::EffectivePolicy* policy);
+// A kPolicyDiffers warning when the policy's chunk size is not the one the
+// backups keep (they keep theirs: a new chunk size would dedup against
+// nothing stored), saying what to do. Compression follows the policy for
+// new chunks and is never a warning.
+std::vector<Warning> PolicyWarnings(const directory::EffectivePolicy& policy,
+                                    const RepositoryConfig& config);
+
+// Creates a new local repository, or this agent's backups on its peers.
+// kAlreadyExists when they exist.
+Status Init(const OpenOptions& options, const SecretBuffer& passphrase,
+            const InitSettings& settings, KdfLimits limits);
+
+}  // namespace sparetime::ops
+
+#endif  // SPARETIME_OPS_BACKUPS_H_
