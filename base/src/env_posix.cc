@@ -119,7 +119,11 @@ Status MakeDirs(Env& env, const std::string& path, mode_t mode) {
     ST_RETURN_IF_ERROR(MakeDirs(env, parent, mode));
   Status st = env.CreateDir(path, mode);
   if (st.code() == ErrorCode::kAlreadyExists) return Status::Ok();  // a racing creator
-  return st;
+  ST_RETURN_IF_ERROR(st);
+  // The new entry is durable only once its parent directory is synced: a
+  // power cut after Repository::Init returned would otherwise lose the
+  // whole repository (crash_repository_test).
+  return env.SyncDir(parent == path ? "." : parent);
 }
 
 Result<std::string> ReadFileToString(Env& env, const std::string& path) {

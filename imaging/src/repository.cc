@@ -50,32 +50,37 @@ Result<RepositoryConfig> ParseConfig(const std::string& path, const std::string&
 
 Status Repository::Init(const std::string& dir, const SecretBuffer& passphrase,
                         const RepositoryConfig& requested, KdfLimits limits,
-                        const KeyCache* key_cache) {
+                        const KeyCache* key_cache, Env* env) {
+  if (env == nullptr) env = Env::Default();
   ST_RETURN_IF_ERROR(InitCrypto());
   ST_ASSIGN_OR_RETURN(RepositoryConfig config, ConfigForInit(requested));
   ST_RETURN_IF_ERROR(CheckInitTarget(dir));
-  ST_RETURN_IF_ERROR(MakeDirs(dir, 0700));
+  ST_RETURN_IF_ERROR(MakeDirs(*env, dir, 0700));
 
   SecretBuffer master = NewMasterKey();
   ST_ASSIGN_OR_RETURN(WrappedKey wrapped, WrapMasterKey(master, passphrase, limits));
-  ST_RETURN_IF_ERROR(WriteFileAtomic(KeyPath(dir), wrapped.ToJson(), 0600));
+  ST_RETURN_IF_ERROR(WriteFileAtomic(*env, KeyPath(dir), wrapped.ToJson(), 0600));
   KeepUnlockedKey(wrapped, passphrase, master, key_cache);
-  ST_ASSIGN_OR_RETURN(auto store, PackStore::Create(StorePath(dir)));
-  ST_ASSIGN_OR_RETURN(auto catalog, Catalog::Open(CatalogPath(dir)));
+  ST_ASSIGN_OR_RETURN(auto store, PackStore::Create(StorePath(dir), {.env = env}));
+  ST_ASSIGN_OR_RETURN(auto catalog, Catalog::Open(CatalogPath(dir), CatalogOptions{.env = env}));
 
-  return WriteFileAtomic(ConfigPath(dir), RepositoryConfigToJson(config, kFormatName), 0600);
+  // The config is written last: a repository without one is not a repository
+  // (Open says to init), so a crash before this line leaves nothing usable.
+  return WriteFileAtomic(*env, ConfigPath(dir), RepositoryConfigToJson(config, kFormatName),
+                         0600);
 }
 
 Result<std::unique_ptr<Repository>> Repository::Open(const std::string& dir,
                                                      const SecretBuffer& passphrase,
-                                                     const KeyCache* key_cache) {
+                                                     const KeyCache* key_cache, Env* env) {
+  if (env == nullptr) env = Env::Default();
   ST_RETURN_IF_ERROR(InitCrypto());
   struct stat sb;
   if (::stat(dir.c_str(), &sb) != 0) {
     return NotFound("repository " + dir + " does not exist; create it with `sparetime --repo " +
                     dir + " init`");
   }
-  Result<std::string> config_text = ReadFileToString(ConfigPath(dir));
+  Result<std::string> config_text = ReadFileToString(*env, ConfigPath(dir));
   if (!config_text.ok()) {
     if (config_text.status().code() == ErrorCode::kNotFound) {
       return NotFound(dir + " is not a sparetime repository (no config.json); create one with "
@@ -85,7 +90,7 @@ Result<std::unique_ptr<Repository>> Repository::Open(const std::string& dir,
   }
   ST_ASSIGN_OR_RETURN(RepositoryConfig config, ParseConfig(ConfigPath(dir), *config_text));
 
-  ST_ASSIGN_OR_RETURN(std::string key_text, ReadFileToString(KeyPath(dir)));
+  ST_ASSIGN_OR_RETURN(std::string key_text, ReadFileToString(*env, KeyPath(dir)));
   ST_ASSIGN_OR_RETURN(WrappedKey wrapped, WrappedKey::FromJson(key_text));
   Result<SecretBuffer> master = UnlockMasterKey(wrapped, passphrase, key_cache);
   if (!master.ok()) {
@@ -111,8 +116,8 @@ Result<std::unique_ptr<Repository>> Repository::Open(const std::string& dir,
   // Every blob read here is opened by the codec, whose AEAD tag covers each
   // byte: the unkeyed record hash would check the same bytes twice.
   ST_ASSIGN_OR_RETURN(repo->store_,
-                      PackStore::Open(StorePath(dir), {.hash_check_on_get = false}));
-  ST_ASSIGN_OR_RETURN(repo->catalog_, Catalog::Open(CatalogPath(dir)));
+                      PackStore::Open(StorePath(dir), {.hash_check_on_get = false, .env = env}));
+  ST_ASSIGN_OR_RETURN(repo->catalog_, Catalog::Open(CatalogPath(dir), CatalogOptions{.env = env}));
   return repo;
 }
 

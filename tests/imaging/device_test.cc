@@ -26,6 +26,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::RandomBytes;
+using testing::RunAsNobody;
 using testing::ReadFileOrDie;
 using testing::TempDir;
 using testing::WriteFileOrDie;
@@ -50,18 +51,6 @@ std::vector<std::byte> ExtHead(size_t size) {
   return head;
 }
 constexpr const char* kExtHeadUuid = "a0a1a2a3-a4a5-a6a7-a8a9-aaabacadaeaf";
-
-// Runs `body` in a child process as user nobody; returns its exit code.
-int RunAsNobody(const std::function<int()>& body) {
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(100);
-    ::_exit(body());
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 TEST(DeviceIdentityTest, KeyUsesStrongestIdentityPlusSize) {
   DeviceIdentity id;

@@ -23,24 +23,13 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::RandomBytes;
+using testing::RunAsNobody;
 using testing::ReadFileOrDie;
 using testing::TempDir;
 using testing::WriteFileOrDie;
 
 std::vector<std::byte> Slice(const std::vector<std::byte>& v, size_t off, size_t len) {
   return {v.begin() + off, v.begin() + off + len};
-}
-
-// Runs `body` in a child process as user nobody; returns its exit code.
-int RunAsNobody(const std::function<int()>& body) {
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(100);
-    ::_exit(body());
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 struct stat StatOrDie(const std::string& path) {

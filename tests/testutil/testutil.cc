@@ -93,4 +93,15 @@ LoopDevice::~LoopDevice() {
   if (!path_.empty()) (void)RunCommand("losetup -d " + path_);
 }
 
+int RunAsNobody(const std::function<int()>& body) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(100);
+    ::_exit(body());
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 }  // namespace sparetime::testing

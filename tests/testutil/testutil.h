@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,10 @@ class TempDir {
 
 // Deterministic pseudo-random bytes (xorshift) for test data.
 std::vector<std::byte> RandomBytes(size_t n, uint64_t seed);
+
+// Runs `body` in a child process as user nobody (uid/gid 65534) and returns
+// its exit code (100: the switch to nobody failed; -1: it did not exit).
+int RunAsNobody(const std::function<int()>& body);
 #ifdef SPARETIME_TESTUTIL_HAS_CHUNK_ID
 // A deterministic chunk id for test number n (distinct for distinct n).
 // Defined in chunk_ids.cc (sparetime_testutil_crypto).

@@ -86,7 +86,8 @@ class Env {
 // --- Helpers built on any Env ---------------------------------------------
 
 // Creates a directory and its missing parents; OK when it already exists.
-// Does not sync: callers SyncDir what must survive a crash.
+// Each directory it creates is durable when it returns (its parent is
+// synced); what callers put inside is theirs to sync.
 Status MakeDirs(Env& env, const std::string& path, mode_t mode = 0755);
 // Reads a whole (small) file.
 Result<std::string> ReadFileToString(Env& env, const std::string& path);

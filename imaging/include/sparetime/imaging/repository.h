@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 
+#include "sparetime/base/env.h"
 #include "sparetime/base/status.h"
 #include "sparetime/imaging/catalog.h"
 #include "sparetime/imaging/codec.h"
@@ -39,13 +40,16 @@ class Repository {
 
   // Creates a new repository in `dir` (missing or empty). kAlreadyExists when
   // `dir` already holds one. `key_cache` (may be null, see key_cache.h) is
-  // where the unlocked key is looked for and kept, here and in Open.
+  // where the unlocked key is looked for and kept, here and in Open. `env`
+  // (null: Env::Default()) carries every durable write of the key, config,
+  // pack store and catalog (base/env.h; the crash tests pass a FaultEnv).
   static Status Init(const std::string& dir, const SecretBuffer& passphrase,
                      const RepositoryConfig& config, KdfLimits limits,
-                     const KeyCache* key_cache = nullptr);
+                     const KeyCache* key_cache = nullptr, Env* env = nullptr);
   static Result<std::unique_ptr<Repository>> Open(const std::string& dir,
                                                   const SecretBuffer& passphrase,
-                                                  const KeyCache* key_cache = nullptr);
+                                                  const KeyCache* key_cache = nullptr,
+                                                  Env* env = nullptr);
 
   const std::string& dir() const { return dir_; }
   const RepositoryConfig& config() const { return config_; }
