@@ -110,6 +110,18 @@ Result<NewPack> CreatePackFile(Env& env, PackIndex& index) {
   Status st = MakeDirs(env, parent);
   Result<Fd> fd =
       st.ok() ? env.Open(info.path, O_RDWR | O_CREAT | O_EXCL, 0644) : Result<Fd>(st);
+  if (!fd.ok() && fd.status().code() == ErrorCode::kAlreadyExists) {
+    // A file under an id the index has just handed out is an orphan: a pack
+    // whose birth failed, whose row was dropped and whose unlink a power cut
+    // undid. No row ever pointed into it, so it holds nothing acknowledged;
+    // it is reused from empty (unless a writer holds it, which no row allows).
+    fd = env.Open(info.path, O_RDWR, 0);
+    if (fd.ok()) {
+      st = env.Lock(fd->get(), LOCK_EX | LOCK_NB, info.path);
+      if (st.ok()) st = env.Truncate(fd->get(), 0);
+      if (!st.ok()) fd = Result<Fd>(st);
+    }
+  }
   if (!fd.ok()) {
     index.DropPack(info.id);
     return fd.error().WithContext("creating a pack in " + index.dir());

@@ -4,7 +4,9 @@
 //
 // CreatePackFile: a new pack — its index row first (committed_size 0), then
 // the file, locked (flock LOCK_EX) before its header is written and synced,
-// so a concurrent Open sees an empty unlocked file or a locked one.
+// so a concurrent Open sees an empty unlocked file or a locked one. A file
+// already there under the new id is an orphan of a failed birth (no row
+// ever named it) and is reused from empty.
 //
 // RepackPacks: rewrites packs whose live records fill less than a fraction
 // of them. Per old pack: copy its live records (hash-checked) into new

@@ -224,7 +224,7 @@ class RealTreeTest(unittest.TestCase):
         edges = set(l for l in p.stdout.splitlines() if l.startswith("edge:"))
         for e in ["edge: imaging includes crypto", "edge: imaging links crypto",
                   "edge: transport includes crypto", "edge: peer links transport",
-                  "edge: cli includes imaging", "edge: daemon links replication",
+                  "edge: cli includes imaging", "edge: daemon links ops",
                   "edge: replication includes peer", "edge: crypto links base"]:
             self.assertIn(e, edges)
         self.assertGreater(len(edges), 60)

@@ -120,7 +120,10 @@ void CheckReopened(const std::string& dir, const Acked& acked) {
   EXPECT_EQ(*scrubbed, listed->size());
   EXPECT_EQ(bad, 0u);
   // The store takes new writes.
-  ASSERT_TRUE((*store)->Put(TestChunkId(999), TestBlob(999, kBlob)).ok());
+  {
+    Result<bool> put999 = (*store)->Put(TestChunkId(999), TestBlob(999, kBlob));
+    ASSERT_TRUE(put999.ok()) << put999.status().ToString();
+  }
   ASSERT_TRUE((*store)->Flush().ok());
   testing::ExpectChunk(**store, 999, kBlob);
 }
@@ -150,7 +153,8 @@ TEST_F(CrashPackStoreTest, PowerCutAtEverySyncPointLosesNoAcknowledgedChunk) {
       });
   // Create, 5 packs, 4 flushes (3 + the roll's), the removal: dozens of points.
   EXPECT_GE(points, 30u);
-  EXPECT_GT(reopened_with_chunks, points / 2);
+  // At least half the cuts fall after some chunk was acknowledged.
+  EXPECT_GE(reopened_with_chunks, points / 2);
 }
 
 TEST_F(CrashPackStoreTest, EioAndEnospcAtEveryMutationSurfaceAndStayConsistent) {
