@@ -131,8 +131,7 @@ Result<NewPack> CreatePackFile(Env& env, PackIndex& index) {
   st = env.Lock(fd->get(), LOCK_EX, info.path);
   if (st.ok()) st = env.WriteAt(fd->get(), EncodePackHeader(), 0);
   if (st.ok()) st = env.Sync(fd->get(), SyncMode::kFull, info.path);
-  if (st.ok()) st = env.SyncDir(parent);
-  if (st.ok()) st = env.SyncDir(index.dir() + "/packs");  // packs/NN may be new
+  if (st.ok()) st = env.SyncDir(parent);  // MakeDirs made a new packs/NN durable
   if (!st.ok()) {
     env.Unlink(info.path).IgnoreError();
     index.DropPack(info.id);
