@@ -70,7 +70,7 @@ class CheckThreadSafetyTest(unittest.TestCase):
     def tearDown(self):
         shutil.rmtree(self.root)
 
-    def add_unit(self, name, text):
+    def add_unit(self, name, text, depfile=None):
         path = os.path.join(self.root, "src", name)
         with open(path, "w") as f:
             f.write(text)
@@ -78,6 +78,11 @@ class CheckThreadSafetyTest(unittest.TestCase):
         command = (f"/usr/bin/c++ -I{BASE_INCLUDE} -O2 -g -DNDEBUG -Wall -Wextra -Werror "
                    "-fsanitize=address,undefined -fno-sanitize-recover=all "
                    f"-fno-omit-frame-pointer -std=c++20 -o CMakeFiles/x.dir/{name}.o -c {path}")
+        if depfile is not None:  # what g++ -MD writes beside the object
+            obj_dir = os.path.join(self.root, "build", "CMakeFiles", "x.dir")
+            os.makedirs(obj_dir, exist_ok=True)
+            with open(os.path.join(obj_dir, name + ".o.d"), "w") as f:
+                f.write(f"CMakeFiles/x.dir/{name}.o: {path} " + " ".join(depfile) + "\n")
         self.units.append({"directory": os.path.join(self.root, "build"),
                            "command": command, "file": path})
         with open(os.path.join(self.root, "build", "compile_commands.json"), "w") as f:
@@ -105,6 +110,24 @@ class CheckThreadSafetyTest(unittest.TestCase):
                       "'mu_' exclusively [-Werror,-Wthread-safety-analysis]", out)
         self.assertNotIn("plain.cc", out)
         self.assertIn("1 of 2 translation units failed", err)
+
+    def test_units_whose_depfile_lacks_mutex_h_are_skipped(self):
+        mutex_h = os.path.join(BASE_INCLUDE, "sparetime", "base", "mutex.h")
+        # A violation in a unit whose dependency file names mutex.h is still found...
+        self.add_unit("counter.cc", COUNTER.format(lock="// no lock"), depfile=[mutex_h])
+        # ...a unit whose dependency file does not name it is not compiled at all (it is
+        # not even valid C++, so compiling it would fail)...
+        self.add_unit("plain.cc", "this is not C++\n", depfile=["/usr/include/c++/12/mutex"])
+        rc, out, err = self.run_checker()
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("=== src/counter.cc: clang -Wthread-safety failed", out)
+        self.assertNotIn("plain.cc", out + err)
+        self.assertIn("1 of 1 translation units failed", err)
+        # ...and --all compiles it.
+        p = subprocess.run([sys.executable, CHECKER, "--root", self.root, "-j", "2", "--all"],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("=== src/plain.cc", p.stdout)
 
     def test_missing_compile_commands_is_refused(self):
         rc, _, err = self.run_checker()
