@@ -9,7 +9,7 @@
 namespace sparetime {
 namespace {
 
-constexpr int kMon = 0, kTue = 1, kWed = 2, kFri = 4, kSat = 5, kSun = 6;
+constexpr int kMon = 0, kTue = 1, kWed = 2, kSat = 5, kSun = 6;
 int At(int h, int m) { return h * 60 + m; }
 
 TimeWindow MustParse(const std::string& text) {
