@@ -209,6 +209,11 @@ int RunRestoreFile(const GlobalOptions& g, const RestoreFileOptions& o) {
                                            "/" + rel);
     }
     Result<ops::CopyReport> copied = st.ok() ? ops::CopyOut(source, o.dest) : Result<ops::CopyReport>(st);
+    if (!copied.ok() && copied.status().code() == ErrorCode::kNotFound && st.ok()) {
+      copied = NotFound(o.path + " is not in snapshot " + session.image().snapshot().id +
+                        " (looked in " + source.substr(dir.size() + 1) +
+                        "); list it with `sparetime mount`");
+    }
     session.Close();
     ::rmdir(dir.c_str());
     if (!copied.ok()) return Fail(copied.status(), Stage::kWork);
