@@ -3,7 +3,9 @@
 // `restore --file`.
 //
 // Loop devices: LOOP_CTL_GET_FREE, then LOOP_CONFIGURE with READ_ONLY |
-// AUTOCLEAR; the loop's fd stays open until mount(2) returned, so autoclear
+// AUTOCLEAR | DIRECT_IO (the loop reads the FUSE file with O_DIRECT and
+// several requests in flight, and its pages are not cached twice — once
+// above in the filesystem, once in the FUSE file); the loop's fd stays open until mount(2) returned, so autoclear
 // (which acts on the last close) detaches it exactly when its filesystem is
 // unmounted, or at once when the mount failed. No udev here: a missing
 // /dev/loopN node is made (block major 7).
@@ -44,7 +46,7 @@ Result<std::pair<Fd, std::string>> AttachLoop(const std::string& image) {
     if (!loop.ok()) return loop.status();
     struct loop_config cfg {};
     cfg.fd = static_cast<uint32_t>(backing.get());
-    cfg.info.lo_flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR;
+    cfg.info.lo_flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO;
     std::strncpy(reinterpret_cast<char*>(cfg.info.lo_file_name), image.c_str(),
                  LO_NAME_SIZE - 1);
     if (::ioctl(loop->get(), LOOP_CONFIGURE, &cfg) == 0) {

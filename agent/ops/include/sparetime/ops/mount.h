@@ -9,7 +9,7 @@
 //
 // Invariants:
 //   - Nothing is ever written: loop devices are attached read-only
-//     (LO_FLAGS_READ_ONLY) with autoclear (they go when their filesystem
+//     (LO_FLAGS_READ_ONLY, with direct I/O) and autoclear (they go when their filesystem
 //     is unmounted), ext4 is mounted ro,noload and xfs ro,norecovery, so
 //     not even a journal replay touches the image.
 //   - A partition is reached through its own image file (DIR/partN.img, an
