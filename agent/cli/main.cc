@@ -14,6 +14,7 @@
 #include "status_command.h"
 #include "exit_codes.h"
 #include "migration_commands.h"
+#include "mount_command.h"
 #include "prune_command.h"
 #include "sparetime/base/allocator.h"
 #include "sparetime/ops/signals.h"
@@ -99,6 +100,29 @@ int Main(int argc, char** argv) {
   restore_cmd->add_flag("--buffered", restore.buffered,
                         "write through the page cache instead of with O_DIRECT");
 
+  std::string restore_file;
+  restore_cmd->add_option("--file", restore_file,
+                          "copy only this file or directory tree out of the snapshot's "
+                          "filesystem (partN/PATH, or /PATH when it has one), to --to");
+
+  MountCommandOptions mount;
+  auto* mount_cmd = app.add_subcommand(
+      "mount", "show a snapshot as DIR/disk.img and DIR/partN.img (read-only FUSE) and mount its "
+               "filesystems under DIR/partN/; runs until Ctrl-C or `sparetime umount DIR`");
+  mount_cmd->add_option("snapshot", mount.snapshot, "snapshot id, unique prefix, or 'latest'")
+      ->required();
+  mount_cmd->add_option("dir", mount.dir, "an empty directory")->required();
+  mount_cmd->add_option("--device", mount.device, "with 'latest': the newest snapshot of this device");
+  mount_cmd->add_option("--host", g.host, kHostHelp);
+  mount_cmd->add_option("--filesystems", mount.filesystems,
+                        "also mount the ext4/xfs filesystems read-only under DIR/partN/ "
+                        "(true/false; default: true on a terminal)");
+  mount_cmd->add_option("--cache-mib", mount.cache_mib, "chunk cache size in MiB (default 256)")
+      ->check(CLI::Range(8, 1 << 16));
+  std::string umount_dir;
+  auto* umount_cmd = app.add_subcommand("umount", "unmount what `sparetime mount` mounted at DIR");
+  umount_cmd->add_option("dir", umount_dir, "the mount directory")->required();
+
   std::string verify_snapshot;
   auto* verify_cmd = app.add_subcommand("verify", "read and check every chunk of snapshots");
   verify_cmd->add_option("snapshot", verify_snapshot, "one snapshot (default: all)");
@@ -142,7 +166,15 @@ int Main(int argc, char** argv) {
   if (*init_cmd) return RunInit(g, init);
   if (*backup_cmd) return RunBackup(g, backup);
   if (*snapshots_cmd) return RunSnapshots(g);
+  if (*restore_cmd && !restore_file.empty()) {
+    return RunRestoreFile(g, {.snapshot = restore.snapshot,
+                              .device = restore.device,
+                              .path = restore_file,
+                              .dest = restore.target});
+  }
   if (*restore_cmd) return RunRestore(g, restore);
+  if (*mount_cmd) return RunMount(g, mount);
+  if (*umount_cmd) return RunUmount(g, umount_dir);
   if (*verify_cmd) {
     return RunVerify(g, verify_snapshot.empty() ? std::nullopt
                                                 : std::optional<std::string>(verify_snapshot));

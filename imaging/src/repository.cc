@@ -127,7 +127,7 @@ Result<PruneReport> Repository::Prune(const RetentionPolicy& policy,
   if (!exclusive.ok()) {
     if (exclusive.code() != ErrorCode::kUnavailable) return exclusive;
     return Unavailable("another sparetime process has repository " + dir_ +
-                       " open (a backup, restore or verify is running): prune later");
+                       " open (a backup, restore, verify or mount is running): prune later");
   }
   PruneEnv env{*catalog_, *codec_, *store_, *store_, {}};
   Result<PruneReport> report = sparetime::Prune(env, policy, options);

@@ -310,7 +310,7 @@ Result<PruneReport> PeerRepository::Prune(const RetentionPolicy& policy,
   if (!exclusive.ok()) {
     if (exclusive.code() != ErrorCode::kUnavailable) return exclusive;
     return Unavailable("another sparetime process has this host's backups open (" + dir_ +
-                       "; a backup, restore or verify is running): prune later");
+                       "; a backup, restore, verify or mount is running): prune later");
   }
   const uint64_t unreleased_before = store_->stats().unreleased;
   PruneEnv env{*catalog_, *codec_, *store_, *store_, [this] { return PublishRoots(); }};

@@ -1,0 +1,169 @@
+// `sparetime mount` of backups on peers: sparetimed agents in their own
+// network namespaces (TestNetwork), one LDIF directory, R=2. alpha backs up
+// a loop device to its peers and mounts the snapshot from them; a peer is
+// killed in the middle of the reads (the rest comes from the other
+// replicas); prune is refused while the mount is open; then a new box
+// (epsilon) mounts alpha's snapshot with --host.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "testutil/agent_process.h"
+#include "testutil/test_network.h"
+#include "testutil/testutil.h"
+
+namespace sparetime::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using std::chrono::seconds;
+
+const char* const kHosts[] = {"alpha", "beta", "gamma", "delta", "epsilon"};
+constexpr int kAlpha = 0, kBeta = 1, kEpsilon = 4;
+constexpr char kPassphrase[] = "mount over the peers";
+constexpr uint64_t kMiB = 1 << 20;
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+class MountNetnsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!TestNetwork::Available()) GTEST_SKIP() << "needs root and ip netns";
+    net_ = std::make_unique<TestNetwork>(5);
+    ASSERT_TRUE(net_->ok()) << net_->error();
+    std::string ldif = DomainLdif({std::begin(kHosts), std::end(kHosts)}, [](const std::string& h) {
+      return "sparetimeSite: site-" + h + "\n";
+    });
+    ldif += "dn: cn=default,ou=policies,ou=sparetime,dc=example,dc=org\n"
+            "objectClass: sparetimePolicy\ncn: default\nsparetimeDomainDefault: TRUE\n"
+            "sparetimeReplicas: 2\n";
+    std::ofstream(ldif_, std::ios::trunc) << ldif;
+    for (int h = 0; h < 5; ++h) {
+      configs_[h] = WriteAgentConfig(dir_.path(), kHosts[h], ldif_, net_->address(h) + ":7401",
+                                     "advertise_address = " + net_->address(h) + "\npeer_timeout = 2s\n");
+      agents_[h] = std::make_unique<AgentProcess>(configs_[h], dir_ / (std::string(kHosts[h]) + ".log"),
+                                                  net_->netns(h));
+    }
+    for (int h = 1; h < 5; ++h) {
+      ASSERT_TRUE(net_->WaitForDaemonPeers(h, configs_[h], 4, seconds(20)));
+    }
+    ASSERT_TRUE(net_->WaitForDaemonPeers(kAlpha, configs_[kAlpha], 4, seconds(20)));
+    mnt_ = dir_ / "mnt";
+    fs::create_directory(mnt_);
+  }
+
+  void TearDown() override {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    RunCommand(std::string(SPARETIME_CLI) + " umount " + mnt_ + " >/dev/null 2>&1");
+  }
+
+  CommandResult Run(int h, const std::string& args) {
+    return last_ = net_->RunCli(h, configs_[h], kPassphrase, args);
+  }
+
+  // `sparetime mount` on host h in the background; waits for its JSON line.
+  json StartMount(int h, const std::string& args) {
+    log_ = dir_ / ("mount-" + std::string(kHosts[h]) + ".log");
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      // nsenter --net, not `ip netns exec`: that one unshares the mount
+      // namespace too, and the FUSE mount would be invisible here.
+      std::string cmd = "exec nsenter --net=/run/netns/" + net_->netns(h) + " env SPARETIME_PASSPHRASE=" +
+                        ShellQuote(kPassphrase) + " " + SPARETIME_CLI + " --config " +
+                        configs_[h] + " --json mount " + args + " " + mnt_ +
+                        " --filesystems false >" + log_ + " 2>&1";
+      ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    for (int i = 0; i < 600; ++i) {
+      std::string text = ReadText(log_);
+      size_t brace = text.find('{');
+      if (brace != std::string::npos && text.find('\n', brace) != std::string::npos) {
+        return json::parse(text.substr(brace, text.find('\n', brace) - brace));
+      }
+      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
+        pid_ = 0;
+        ADD_FAILURE() << "mount exited: " << text;
+        return {};
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ADD_FAILURE() << "mount did not come up: " << ReadText(log_);
+    return {};
+  }
+
+  int StopMount() {
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+  // Reads [from, to) MiB of DIR/disk.img and compares it with the device image.
+  void ExpectRange(uint64_t from, uint64_t to) {
+    std::ifstream in(mnt_ + "/disk.img", std::ios::binary);
+    std::vector<char> buf((to - from) * kMiB);
+    in.seekg(static_cast<std::streamoff>(from * kMiB));
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    ASSERT_EQ(in.gcount(), static_cast<std::streamsize>(buf.size())) << ReadText(log_);
+    EXPECT_EQ(std::memcmp(buf.data(), image_.data() + from * kMiB, buf.size()), 0)
+        << "MiB " << from << ".." << to;
+  }
+
+  TempDir dir_;
+  std::string ldif_ = dir_ / "directory.ldif";
+  std::unique_ptr<TestNetwork> net_;
+  std::string configs_[5];
+  std::unique_ptr<AgentProcess> agents_[5];
+  std::string mnt_, log_;
+  std::vector<std::byte> image_;
+  pid_t pid_ = 0;
+  CommandResult last_;
+};
+
+TEST_F(MountNetnsTest, MountFromPeersSurvivesALostPeerBlocksPruneAndWorksForAnotherHost) {
+  // 24 MiB: 16 MiB random, 4 MiB of 0xFF (one chunk four times), 4 MiB of zeros (holes).
+  image_ = RandomBytes(16 * kMiB, 24);
+  image_.resize(20 * kMiB, std::byte{0xFF});
+  image_.resize(24 * kMiB, std::byte{0});
+  WriteFileOrDie(dir_ / "disk.img", image_);
+  LoopDevice loop(dir_ / "disk.img");
+  ASSERT_EQ(Run(kAlpha, "init --kdf min").exit_code, 0) << last_.err;
+  ASSERT_EQ(Run(kAlpha, "backup " + loop.path()).exit_code, 0) << last_.err;
+
+  json out = StartMount(kAlpha, "latest");
+  ASSERT_FALSE(out.is_null());
+  EXPECT_EQ(out["files"].size(), 1u);
+  ExpectRange(0, 6);
+  // A peer dies in the middle: the rest is read from the other replicas.
+  agents_[kBeta].reset();
+  ExpectRange(6, 24);
+  // The mount holds alpha's repository lock: prune waits, then gives up.
+  EXPECT_EQ(Run(kAlpha, "prune --keep-last 1").exit_code, 10) << last_.err;
+  EXPECT_NE(last_.err.find("mount is running"), std::string::npos) << last_.err;
+  EXPECT_EQ(StopMount(), 0);
+
+  // Bare metal: a box that knows only the directory and the passphrase.
+  out = StartMount(kEpsilon, "--host alpha latest");
+  ASSERT_FALSE(out.is_null());
+  ExpectRange(0, 24);
+  EXPECT_EQ(StopMount(), 0);
+}
+
+}  // namespace
+}  // namespace sparetime::testing
