@@ -169,7 +169,9 @@ TEST_F(AgentLdapTest, DocumentedSetupGivesWorkingAgentsThatFollowTheDirectory) {
   EXPECT_LE(noticed, seconds(10));
   text = RunCommand(std::string(SPARETIME_CLI) + " --config " + ShellQuote(alpha_conf) +
                     " status");
-  EXPECT_NE(text.out.find(server_->uri() + " UNREACHABLE"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("directory:  " + server_->uri() + " (" + kBase + ") UNREACHABLE ("),
+            std::string::npos)
+      << text.out;
   EXPECT_NE(alpha.Log().find("directory: change watch lost"), std::string::npos) << alpha.Log();
 
   std::this_thread::sleep_for(seconds(2));  // a second past any registration in flight
