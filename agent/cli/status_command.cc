@@ -4,9 +4,12 @@
 #include "status_command.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
+#include <filesystem>
+#include <sstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -23,6 +26,42 @@ namespace {
 
 bool ProcessAlive(int64_t pid) {
   return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
+}
+
+std::string ReadLinkOr(const std::string& path) {
+  char buf[64] = {};
+  ssize_t n = ::readlink(path.c_str(), buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+}
+
+// The last NSpid value of /proc/<pid>/status (its PID in its own namespace).
+int64_t InnermostPid(const std::string& pid) {
+  Result<std::string> text = ReadFileToString("/proc/" + pid + "/status");
+  size_t at = text.ok() ? text->find("\nNSpid:") : std::string::npos;
+  if (at == std::string::npos) return 0;
+  std::istringstream line(text->substr(at + 7, text->find('\n', at + 1) - at - 7));
+  int64_t last = 0;
+  for (int64_t v; line >> v;) last = v;
+  return last;
+}
+
+// sparetimed's PID as seen here: its own when it runs in our PID namespace;
+// else the process in its namespace (status.json's pid_namespace) whose
+// innermost PID is status.json's pid, found through our /proc; 0 when
+// there is none (it is not running, or its namespace is not visible here).
+int64_t PidHere(const config::AgentStatus& st) {
+  if (st.pid_namespace.empty() || st.pid_namespace == ReadLinkOr("/proc/self/ns/pid")) return st.pid;
+  auto matches = [&](const std::string& pid) {
+    return ReadLinkOr("/proc/" + pid + "/ns/pid") == st.pid_namespace && InnermostPid(pid) == st.pid;
+  };
+  if (!st.ns_pids.empty() && matches(std::to_string(st.ns_pids.front()))) return st.ns_pids.front();
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (matches(name)) return std::stoll(name);
+  }
+  return 0;
 }
 
 std::string Ago(int64_t then) { return Age(ToUnixSeconds(SystemClock().WallNow()) - then); }
@@ -63,9 +102,11 @@ int RunStatus(const GlobalOptions& g) {
   if (!cfg.ok()) return Fail(cfg.status(), Stage::kConfig);
   std::string path = config::StatusPath(cfg->state_dir);
   Result<config::AgentStatus> st = config::ReadStatus(path);
-  bool running = st.ok() && ProcessAlive(st->pid);
+  const int64_t pid_here = st.ok() ? PidHere(*st) : 0;
+  bool running = st.ok() && ProcessAlive(pid_here);
   if (g.json) {
     nlohmann::json out = {{"running", running}, {"status_file", path}};
+    if (st.ok()) out["pid_here"] = pid_here;
     if (st.ok()) {
       Result<std::string> raw = ReadFileToString(path);
       if (raw.ok()) out["agent"] = nlohmann::json::parse(*raw, nullptr, false);
@@ -81,12 +122,18 @@ int RunStatus(const GlobalOptions& g) {
                  st.status().message().c_str(), config_path.c_str());
     return kExitUnavailable;
   }
+  // In another PID namespace its own PID (often 1) means nothing here.
+  std::string pid_text = std::to_string(st->pid);
+  if (pid_here != st->pid) {
+    pid_text = (pid_here > 0 ? std::to_string(pid_here) + " here, " : std::string()) + "pid " +
+               std::to_string(st->pid) + " in PID namespace " + st->pid_namespace;
+  }
   if (!running) {
-    std::printf("sparetimed: NOT RUNNING (pid %lld gone; last status %s)\n",
-                static_cast<long long>(st->pid), Ago(st->updated).c_str());
+    std::printf("sparetimed: NOT RUNNING (pid %s gone; last status %s)\n", pid_text.c_str(),
+                Ago(st->updated).c_str());
   } else {
-    std::printf("sparetimed: running as %s (pid %lld), status updated %s\n", st->agent.c_str(),
-                static_cast<long long>(st->pid), Ago(st->updated).c_str());
+    std::printf("sparetimed: running as %s (pid %s), status updated %s\n", st->agent.c_str(),
+                pid_text.c_str(), Ago(st->updated).c_str());
   }
   if (st->directory_from_cache) {
     std::printf("directory:  %s UNREACHABLE (%s); using the copy read %s\n",
@@ -103,6 +150,7 @@ int RunStatus(const GlobalOptions& g) {
   } else {
     std::printf("registered: NO: %s\n", st->registration_error.c_str());
   }
+  if (!st->site_warning.empty()) std::printf("site:       %s\n", st->site_warning.c_str());
   std::string peers;
   for (const auto& p : st->peers) peers += (peers.empty() ? "" : ", ") + p;
   std::printf("peers:      %zu%s%s\n", st->peers.size(), peers.empty() ? "" : ": ",

@@ -8,7 +8,11 @@
 #include <algorithm>
 #include <cstring>
 #include <cstdio>
+#include <map>
+#include <sstream>
 #include <thread>
+
+#include "sparetime/base/fd.h"
 
 #include "sparetime/directory/policy.h"
 
@@ -26,6 +30,62 @@ uint64_t FilesystemFree(const std::string& dir) {
   return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
 }
 
+// The effective policy's values by attribute, to log what a re-read changed.
+std::map<std::string, std::string> PolicyValues(const directory::EffectivePolicy& p) {
+  auto join = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+    return "[" + out + "]";
+  };
+  std::vector<std::string> windows;
+  for (const auto& w : p.windows) windows.push_back(w.text);
+  return {{"sparetimeDevice", join(p.devices)},
+          {"sparetimeIdleMinutes", std::to_string(p.idle_minutes)},
+          {"sparetimeIdleCpuPercent", std::to_string(p.idle_cpu_percent)},
+          {"sparetimeIdleIoPressurePercent", std::to_string(p.idle_io_pressure_percent)},
+          {"sparetimeWindow", join(windows)},
+          {"sparetimeAcOnly", p.ac_only ? "TRUE" : "FALSE"},
+          {"sparetimeReplicas", std::to_string(p.replicas)},
+          {"sparetimeKeepLast", std::to_string(p.keep_last)},
+          {"sparetimeKeepDaily", std::to_string(p.keep_daily)},
+          {"sparetimeKeepWeekly", std::to_string(p.keep_weekly)},
+          {"sparetimeKeepMonthly", std::to_string(p.keep_monthly)},
+          {"sparetimeBandwidthLimit", std::to_string(p.bandwidth_limit)},
+          {"sparetimeCompressionLevel", std::to_string(p.compression_level)},
+          {"sparetimeChunkSize", std::to_string(p.chunk_size)},
+          {"sparetimeConsistencyMode", p.consistency_mode},
+          {"sparetimeMigrationAllowed", p.migration_allowed ? "TRUE" : "FALSE"},
+          {"sparetimeMigrationFrom", join(p.migration_from)},
+          {"sparetimeEscrowPublicKey", p.escrow_public_key ? "set" : "none"},
+          {"sparetimePeerMaxAgeMinutes", std::to_string(p.peer_max_age_minutes)}};
+}
+
+// "ATTR OLD -> NEW; ..." for the values that differ.
+std::string PolicyChanges(const std::map<std::string, std::string>& before,
+                          const std::map<std::string, std::string>& after) {
+  std::string out;
+  for (const auto& [name, value] : after) {
+    auto it = before.find(name);
+    if (it != before.end() && it->second == value) continue;
+    out += (out.empty() ? "" : "; ") + name + " " +
+           (it == before.end() ? std::string("?") : it->second) + " -> " + value;
+  }
+  return out;
+}
+
+// This process's PID namespace ("pid:[INODE]") and its NSpid line.
+void ReadPidNamespace(config::AgentStatus& status) {
+  char link[64] = {};
+  ssize_t n = ::readlink("/proc/self/ns/pid", link, sizeof link - 1);
+  if (n > 0) status.pid_namespace.assign(link, static_cast<size_t>(n));
+  Result<std::string> text = ReadFileToString("/proc/self/status");
+  if (!text.ok()) return;
+  size_t at = text->find("\nNSpid:");
+  if (at == std::string::npos) return;
+  std::istringstream line(text->substr(at + 7, text->find('\n', at + 1) - at - 7));
+  for (int64_t pid; line >> pid;) status.ns_pids.push_back(pid);
+}
+
 }  // namespace
 
 AgentLoop::AgentLoop(config::AgentConfig config, const transport::Identity& identity,
@@ -41,6 +101,7 @@ AgentLoop::AgentLoop(config::AgentConfig config, const transport::Identity& iden
   std::memcpy(public_key_.data(), identity_.public_key().bytes.data(), public_key_.size());
   status_.agent = config_.name;
   status_.pid = ::getpid();
+  ReadPidNamespace(status_);
   status_.started = ToUnixSeconds(clock_.WallNow());
   StartScheduler();
 }
@@ -151,11 +212,20 @@ void AgentLoop::Refresh() {
     migration_allowed_ = policy.migration_allowed;
     migration_from_ = policy.migration_from;
   }
-  if (status_.policy_applied != policy.applied) {
+  std::map<std::string, std::string> values = PolicyValues(policy);
+  if (status_.policy_applied != policy.applied || !policy_values_.empty()) {
     std::string applied;
     for (const auto& dn : policy.applied) applied += (applied.empty() ? "" : " < ") + dn;
-    Log("policy: " + (applied.empty() ? std::string("built-in defaults") : applied));
+    if (applied.empty()) applied = "built-in defaults";
+    std::string changes = policy_values_.empty() ? "" : PolicyChanges(policy_values_, values);
+    if (policy_values_.empty() || status_.policy_applied != policy.applied) {
+      Log("policy: " + applied + (changes.empty() ? "" : " (changed: " + changes + ")"));
+    } else if (!changes.empty()) {
+      Log("policy changed: " + changes + " (" + applied + ")");
+    }
   }
+  policy_values_ = std::move(values);
+  CheckSite(state->view);
   status_.policy_applied = policy.applied;
   status_.policy_warnings = policy.warnings;
   if (Status s = idle_->Apply(ops::AgentIdleSettings(config_, state->view)); !s.ok()) {
@@ -163,6 +233,22 @@ void AgentLoop::Refresh() {
         "); the previous one stays");
   }
   jobs_->Plan(state->view);
+}
+
+void AgentLoop::CheckSite(const directory::DirectoryView& view) {
+  std::string warning;
+  for (const auto& a : view.agents) {
+    if (!directory::EqualsIgnoreCase(a.name, config_.name)) continue;
+    if (!config_.site.empty() && a.site != config_.site) {
+      warning = "[agent] site is \"" + config_.site + "\" but " + a.dn + " has " +
+                (a.site.empty() ? std::string("no sparetimeSite")
+                                : "sparetimeSite \"" + a.site + "\"") +
+                "; the directory's value is the one peers use. Only an admin may change it "
+                "(ldapmodify: replace sparetimeSite), or remove site from the configuration";
+    }
+  }
+  if (warning != status_.site_warning && !warning.empty()) Log("site: " + warning);
+  status_.site_warning = warning;
 }
 
 Result<std::string> AgentLoop::AgentForKey(const directory::PublicKey& key) const {
@@ -212,23 +298,42 @@ void AgentLoop::Run(const std::atomic<bool>& stop) {
   notify_("READY=1");
   auto next_heartbeat = clock_.MonoNow() + config_.heartbeat;
   while (!stop.load()) {
-    auto left = std::chrono::duration_cast<milliseconds>(next_heartbeat - clock_.MonoNow());
+    const auto slice_start = clock_.MonoNow();
+    auto left = std::chrono::duration_cast<milliseconds>(next_heartbeat - slice_start);
     Result<bool> changed = client_->WaitForChange(std::clamp(left, milliseconds(0),
                                                              milliseconds(1000)));
     if (stop.load()) break;
     bool beat = clock_.MonoNow() >= next_heartbeat;
+    bool lost = false;
+    bool recovered = false;
     if (!changed.ok()) {
-      // The change watch failed (server gone): the heartbeat's Refresh will
-      // fall back to the cache; don't spin on the failing watch meanwhile.
-      auto until_beat =
-          std::chrono::duration_cast<milliseconds>(next_heartbeat - clock_.MonoNow());
-      clock_.SleepFor(std::clamp(until_beat, milliseconds(0), milliseconds(1000)));
+      // The change watch failed (server gone). The first failure re-reads at
+      // once, so the status says "unreachable, using the cache" now, not at
+      // the next heartbeat; later failures wait for the watch to come back
+      // (each WaitForChange retries the connection), without spinning.
+      lost = !watch_lost_;
+      if (lost) {
+        watch_lost_ = true;
+        Log("directory: change watch lost (" + changed.status().message() +
+            "); re-reading, then retrying every second");
+      }
+      // At most one attempt a second (the watch may fail at once, e.g.
+      // connection refused), and never past the heartbeat.
+      auto until = std::min(next_heartbeat, slice_start + milliseconds(1000));
+      auto rest = std::chrono::duration_cast<milliseconds>(until - clock_.MonoNow());
+      if (!lost) clock_.SleepFor(std::clamp(rest, milliseconds(0), milliseconds(1000)));
+    } else if (watch_lost_) {
+      // The watch reconnected: register and re-read at once rather than at
+      // the next heartbeat (what changed meanwhile is unknown).
+      watch_lost_ = false;
+      recovered = true;
+      Log("directory: change watch reconnected; registering and re-reading");
     }
-    if (beat) {
+    if (beat || recovered) {
       Register();
       next_heartbeat = clock_.MonoNow() + config_.heartbeat;
     }
-    if (beat || (changed.ok() && *changed)) {
+    if (beat || lost || recovered || (changed.ok() && *changed)) {
       Refresh();
       Publish();
     } else if (UpdateIdle()) {

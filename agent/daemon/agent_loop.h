@@ -2,7 +2,10 @@
 // registers the agent (heartbeat: address, key, free space, last-seen) on
 // start and every heartbeat interval, re-reads the directory when it changes
 // (or at each heartbeat), keeps working on the cached copy while the
-// directory is unreachable, and publishes all of it in status.json. It also
+// directory is unreachable, and publishes all of it in status.json. When the
+// change watch's connection is lost it re-reads at once (so the status says
+// "unreachable" within about a second), and when it comes back it registers
+// and re-reads at once, not at the next heartbeat. It also
 // runs the scheduler's JobController (wired by ops::IdleJobs, as `sparetime
 // backup --when-idle` does) on a thread of its own, with the idle policy and
 // byte rate from the directory (ops::AgentIdleSettings: adjusted by
@@ -68,6 +71,8 @@ class AgentLoop {
   void Refresh();
   void Register();
   void Publish();
+  // Warns (log and status) when [agent] site and the entry's sparetimeSite differ.
+  void CheckSite(const directory::DirectoryView& view);
   directory::AgentRegistration Registration() const;
   void StartScheduler();
   // Copies the scheduler's decision and jobs into status_; true when the
@@ -82,6 +87,8 @@ class AgentLoop {
   std::function<void(const std::string&)> notify_;
   config::AgentStatus status_;
   std::string last_summary_;  // last STATUS= line, to log changes only
+  std::map<std::string, std::string> policy_values_;  // effective policy as last logged
+  bool watch_lost_ = false;   // the change watch failed and has not come back yet
   std::function<uint64_t()> held_bytes_;
   mutable Mutex keys_mu_;
   // From the last directory read.

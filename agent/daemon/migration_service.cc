@@ -2,6 +2,7 @@
 #include "migration_service.h"
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 
@@ -25,6 +26,22 @@ std::string Describe(int status) {
                            : "was killed by signal " + std::to_string(WTERMSIG(status));
 }
 
+// Empty when /proc belongs to this process's PID namespace; else why not.
+// A restore reads and writes processes by PID through /proc: with another
+// namespace's /proc (`unshare --pid --fork` without --mount-proc) those PIDs
+// name other processes, and a restore would fail midway (or worse).
+std::string ProcMismatch() {
+  char link[32] = {};
+  ssize_t n = ::readlink("/proc/self", link, sizeof link - 1);
+  const std::string seen = n > 0 ? std::string(link, static_cast<size_t>(n)) : "";
+  const std::string mine = std::to_string(::getpid());
+  if (seen == mine) return "";
+  return "/proc does not belong to sparetimed's PID namespace (/proc/self is \"" + seen +
+         "\", sparetimed's PID is " + mine + "), so it cannot restore processes: give it its own "
+         "/proc (e.g. `unshare --pid --fork --mount-proc`, or mount -t proc proc /proc inside "
+         "the namespace) or run it in the host's PID namespace";
+}
+
 }  // namespace
 
 MigrationService::MigrationService(std::string state_dir, std::function<Status(const std::string&)> allowed,
@@ -32,7 +49,9 @@ MigrationService::MigrationService(std::string state_dir, std::function<Status(c
     : allowed_(std::move(allowed)),
       log_(std::move(log)),
       caches_(std::move(state_dir) + "/migration", limits),
+      proc_mismatch_(ProcMismatch()),
       reaper_([this](std::stop_token stop) { Reap(stop); }) {
+  if (!proc_mismatch_.empty()) log_("migrations refused: " + proc_mismatch_);
   auto stale = caches_.DropStale();
   if (!stale.ok()) log_("migration caches: " + stale.status().message());
   for (const std::string& source : stale.ok() ? *stale : std::vector<std::string>{})
@@ -45,7 +64,14 @@ MigrationService::~MigrationService() {
 }
 
 Result<std::shared_ptr<PackStore>> MigrationService::Cache(const std::string& source) {
-  ST_RETURN_IF_ERROR(allowed_(source));
+  if (!proc_mismatch_.empty()) {
+    log_("refused a migration from " + source + ": " + proc_mismatch_);
+    return Status(ErrorCode::kFailedPrecondition, "target: " + proc_mismatch_);
+  }
+  if (Status allowed = allowed_(source); !allowed.ok()) {
+    log_("refused a migration from " + source + ": " + allowed.message());
+    return allowed;
+  }
   return caches_.Open(source);
 }
 

@@ -13,6 +13,10 @@
 // exceeds its size limit and at start when unused for long, and may be
 // deleted at any time.
 //
+// A /proc that does not belong to sparetimed's PID namespace is detected at
+// start (logged) and every migration is then refused, saying so. Each refusal
+// (policy or /proc) is logged, one line per request.
+//
 // Invariants: every request is checked against the policy first (a refused
 // source can neither fill the cache nor restore); a restore failure leaves
 // nothing running. Thread safety: any session thread; stores are per source.
@@ -54,6 +58,8 @@ class MigrationService final : public peer::MigrationHandler {
   std::function<Status(const std::string&)> allowed_;
   std::function<void(const std::string&)> log_;
   migration::MigrationCache caches_;
+  // Non-empty when /proc is not this PID namespace's: every request is refused.
+  const std::string proc_mismatch_;
   Mutex mu_;
   std::map<pid_t, std::string> restored_ GUARDED_BY(mu_);  // pid -> "comm from source"
   std::jthread reaper_;

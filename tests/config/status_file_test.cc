@@ -43,6 +43,26 @@ TEST(StatusFile, IdleSectionAndJobsRoundTrip) {
   EXPECT_EQ(j.detail, "user active on pts/3 0 s ago");
 }
 
+// Issue 27: the PID namespace, NSpid and the site warning round-trip; a file
+// without them (an older sparetimed) reads with them empty.
+TEST(StatusFile, PidNamespaceAndSiteWarningRoundTrip) {
+  testing::TempDir dir;
+  AgentStatus s;
+  s.agent = "alpha";
+  s.pid = 1;
+  s.pid_namespace = "pid:[4026532301]";
+  s.ns_pids = {5120, 1};
+  s.site_warning = "[agent] site is \"building-c\" but ...";
+  std::string path = StatusPath(dir.path());
+  ASSERT_TRUE(WriteStatus(path, s).ok());
+  Result<AgentStatus> r = ReadStatus(path);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->pid, 1);
+  EXPECT_EQ(r->pid_namespace, "pid:[4026532301]");
+  EXPECT_EQ(r->ns_pids, (std::vector<int64_t>{5120, 1}));
+  EXPECT_EQ(r->site_warning, s.site_warning);
+}
+
 TEST(StatusFile, AFileWithoutTheIdleSectionStillReads) {
   testing::TempDir dir;
   std::string path = StatusPath(dir.path());
@@ -54,6 +74,9 @@ TEST(StatusFile, AFileWithoutTheIdleSectionStillReads) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_FALSE(r->idle.known);
   EXPECT_TRUE(r->jobs.empty());
+  EXPECT_EQ(r->pid_namespace, "");
+  EXPECT_TRUE(r->ns_pids.empty());
+  EXPECT_EQ(r->site_warning, "");
 }
 
 TEST(StatusFile, AMalformedIdleSectionIsCorruption) {

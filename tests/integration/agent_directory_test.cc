@@ -191,5 +191,33 @@ TEST_F(AgentDirectoryTest, BadConfigIsRefusedWithItsLine) {
   EXPECT_NE(r.err.find("missing.conf"), std::string::npos) << r.err;
 }
 
+// A sparetimed in a PID namespace of its own whose /proc is still the
+// host's (`unshare --pid --fork` without --mount-proc): it says at start that
+// it refuses migrations, and why (issue 27 item 7); `status` still finds it
+// (item 9).
+TEST_F(AgentDirectoryTest, ForeignProcIsDetectedAtStartAndStatusFindsThePid) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root";
+  std::string alpha = WriteConfig("alpha");
+  AgentProcess agent(alpha, dir_ / "alpha.log", "", {"unshare", "--pid", "--fork", "--kill-child"});
+  ASSERT_TRUE(WaitUntil([&] { return Cli(alpha, "status").exit_code == 0; }, seconds(20)))
+      << agent.Log();
+  EXPECT_NE(agent.Log().find("sparetimed: migrations refused: /proc does not belong to "
+                             "sparetimed's PID namespace (/proc/self is \""),
+            std::string::npos)
+      << agent.Log();
+  EXPECT_NE(agent.Log().find("sparetimed's PID is 1), so it cannot restore processes"),
+            std::string::npos)
+      << agent.Log();
+  json st = CliJson(alpha, "status");
+  ASSERT_FALSE(st.is_discarded());
+  EXPECT_EQ(st["agent"]["pid"], 1);
+  ASSERT_EQ(st["agent"]["ns_pids"].size(), 2u) << st.dump(2);
+  EXPECT_EQ(st["agent"]["ns_pids"][1], 1);
+  EXPECT_EQ(st["pid_here"], st["agent"]["ns_pids"][0]);
+  Result<std::string> comm =
+      ReadFileToString("/proc/" + std::to_string(st["pid_here"].get<int64_t>()) + "/comm");
+  EXPECT_EQ(comm.ok() ? *comm : "", "sparetimed\n");
+}
+
 }  // namespace
 }  // namespace sparetime::testing

@@ -116,11 +116,35 @@ TEST_F(MigrationNetnsTest, ProcessMovesToAnAllowedAgentAndIsRefusedByAnother) {
   r = RunCommand(InNet(net, 0, Cli(alpha, "migrate " + std::to_string(ticker.pid()) + " --to beta")));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("does not accept process migrations"), std::string::npos) << r.err;
+  // The target says so in its log, one line (issue 27 item 8).
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return beta_agent.Log().find("refused a migration from alpha: beta does not accept process "
+                                     "migrations") != std::string::npos;
+      },
+      seconds(5)))
+      << logs();
   const size_t ticks = ReadLines(dir_ / "ticks").size();
   EXPECT_TRUE(migration::testing::WaitUntil([&] { return ReadLines(dir_ / "ticks").size() >= ticks + 3; },
                                             std::chrono::milliseconds(5000)))
       << "the refused process must keep running";
   EXPECT_NE(ProcState(ticker.pid()), 'T');
+
+  // alpha is PID 1 in its own PID namespace: `status` run here finds its
+  // PID in ours (issue 27 item 9).
+  r = RunCommand(Cli(alpha, "status --json"));
+  EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
+  auto st = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(st.is_discarded()) << r.out;
+  EXPECT_EQ(st["running"], true);
+  EXPECT_EQ(st["agent"]["pid"], 1);
+  const int64_t here = st["pid_here"];
+  EXPECT_GT(here, 1);
+  EXPECT_EQ(Slurp("/proc/" + std::to_string(here) + "/comm"), "sparetimed\n");
+  r = RunCommand(Cli(alpha, "status"));
+  EXPECT_NE(r.out.find("(pid " + std::to_string(here) + " here, pid 1 in PID namespace pid:["),
+            std::string::npos)
+      << r.out;
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "migration_testing.h"
+#include "sparetime/base/fd.h"
 #include "sparetime/migration/checkpoint.h"
 #include "testutil/testutil.h"
 
@@ -96,6 +97,31 @@ TEST(PreflightTest, AcceptsAPlainProcessAndRejectsMissingOnes) {
   EXPECT_TRUE(ok.ok()) << ok.ToString();
   EXPECT_EQ(Preflight(::getpid()).code(), ErrorCode::kFailedPrecondition);
   EXPECT_EQ(Preflight(999999).code(), ErrorCode::kNotFound);
+}
+
+// A process in a mount namespace of its own (as every `ip netns exec`
+// makes): the refusal names the command that was run and the way out.
+TEST(PreflightTest, AnotherMountNamespaceNamesTheCommandAndNsenter) {
+  if (!sparetime::testing::IsRoot()) GTEST_SKIP() << "needs root";
+  Child child("/usr/bin/unshare", {"--mount", "/usr/bin/sleep", "60"});
+  auto comm = [&] {
+    auto c = ReadFileToString("/proc/" + std::to_string(child.pid()) + "/comm");
+    return c.ok() ? *c : std::string();
+  };
+  ASSERT_TRUE(WaitUntil([&] { return comm() == "sleep\n"; }));
+  Status s = Preflight(child.pid(), {.command = "migrate"});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), ErrorCode::kFailedPrecondition) << s.ToString();
+  EXPECT_EQ(s.message().rfind("cannot migrate process " + std::to_string(child.pid()) +
+                                  " (sleep): it lives in another mnt namespace",
+                              0),
+            0u)
+      << s.message();
+  EXPECT_NE(s.message().find("nsenter -t PID -m -n -p sparetime"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("`ip netns exec` makes a new mount namespace"), std::string::npos)
+      << s.message();
+  // The checkpoint command's own wording is unchanged.
+  EXPECT_NE(Preflight(child.pid()).message().find("cannot checkpoint process"), std::string::npos);
 }
 
 // Things the kernel here cannot produce (shadow stacks) through a fake /proc.

@@ -13,7 +13,8 @@
 
 namespace sparetime::testing {
 
-AgentProcess::AgentProcess(std::string config_path, std::string log_path, std::string netns)
+AgentProcess::AgentProcess(std::string config_path, std::string log_path, std::string netns,
+                           std::vector<std::string> wrapper)
     : log_path_(std::move(log_path)) {
   pid_ = ::fork();
   if (pid_ == 0) {
@@ -22,7 +23,13 @@ AgentProcess::AgentProcess(std::string config_path, std::string log_path, std::s
       ::dup2(fd, 1);
       ::dup2(fd, 2);
     }
-    if (netns.empty()) {
+    if (!wrapper.empty()) {
+      wrapper.insert(wrapper.end(), {SPARETIME_DAEMON, "--config", config_path});
+      std::vector<char*> argv;
+      for (std::string& a : wrapper) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execvp(argv[0], argv.data());
+    } else if (netns.empty()) {
       ::execl(SPARETIME_DAEMON, SPARETIME_DAEMON, "--config", config_path.c_str(), nullptr);
     } else {
       ::execlp("ip", "ip", "netns", "exec", netns.c_str(), SPARETIME_DAEMON, "--config",

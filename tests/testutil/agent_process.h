@@ -18,7 +18,10 @@ class AgentProcess {
  public:
   // Starts `sparetimed --config config_path`; `netns` non-empty runs it with
   // `ip netns exec NETNS`.
-  AgentProcess(std::string config_path, std::string log_path, std::string netns = "");
+  // `wrapper` non-empty runs `WRAPPER... sparetimed --config ...` instead
+  // (e.g. {"unshare", "--pid", "--fork", "--kill-child"}).
+  AgentProcess(std::string config_path, std::string log_path, std::string netns = "",
+               std::vector<std::string> wrapper = {});
   ~AgentProcess();
   AgentProcess(const AgentProcess&) = delete;
   AgentProcess& operator=(const AgentProcess&) = delete;

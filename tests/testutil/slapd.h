@@ -32,6 +32,9 @@ struct SlapdOptions {
   // certificate names it too). Another address than 127.0.0.1 makes it
   // reachable from hosts of a TestNetwork (see TestNetwork::ConnectTestHost).
   std::string address = "127.0.0.1";
+  // Add the suffix entry (dc=example,dc=org) in Init; false leaves the
+  // database empty, as a fresh slapd without Debian's postinst has it.
+  bool suffix = true;
 };
 
 class SlapdServer {

@@ -59,6 +59,8 @@ Status WriteStatus(const std::string& path, const AgentStatus& s) {
   nlohmann::json j = {
       {"agent", s.agent},
       {"pid", s.pid},
+      {"pid_namespace", s.pid_namespace},
+      {"ns_pids", s.ns_pids},
       {"started", s.started},
       {"updated", s.updated},
       {"directory",
@@ -68,7 +70,8 @@ Status WriteStatus(const std::string& path, const AgentStatus& s) {
         {"error", s.directory_error},
         {"warnings", s.directory_warnings}}},
       {"registration",
-       {{"ok", s.registered}, {"at", s.registered_at}, {"error", s.registration_error}}},
+       {{"ok", s.registered}, {"at", s.registered_at}, {"error", s.registration_error},
+        {"site_warning", s.site_warning}}},
       {"peers", s.peers},
       {"policy", {{"applied", s.policy_applied}, {"warnings", s.policy_warnings}}},
       {"idle", IdleJson(s.idle)},
@@ -84,6 +87,8 @@ Result<AgentStatus> ReadStatus(const std::string& path) {
     AgentStatus s;
     s.agent = j.at("agent").get<std::string>();
     s.pid = j.at("pid").get<int64_t>();
+    s.pid_namespace = j.value("pid_namespace", std::string());
+    s.ns_pids = j.value("ns_pids", std::vector<int64_t>());
     s.started = j.at("started").get<int64_t>();
     s.updated = j.at("updated").get<int64_t>();
     const auto& d = j.at("directory");
@@ -96,6 +101,7 @@ Result<AgentStatus> ReadStatus(const std::string& path) {
     s.registered = r.at("ok").get<bool>();
     s.registered_at = r.at("at").get<int64_t>();
     s.registration_error = r.at("error").get<std::string>();
+    s.site_warning = r.value("site_warning", std::string());
     s.peers = j.at("peers").get<std::vector<std::string>>();
     s.policy_applied = j.at("policy").at("applied").get<std::vector<std::string>>();
     s.policy_warnings = j.at("policy").at("warnings").get<std::vector<std::string>>();

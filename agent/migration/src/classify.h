@@ -25,7 +25,9 @@ Result<FdEntry::Kind> ClassifyFd(const std::string& proc_dir, int fd, const std:
 
 // Preflight's checks. With `frozen_by_caller` the process is expected to be
 // in our ptrace stop (state 't', TracerPid = us) instead of untraced.
-Status CheckProcess(pid_t pid, const std::string& proc_root, bool frozen_by_caller);
+// `command` is named in a refusal ("cannot checkpoint process N (comm): ...").
+Status CheckProcess(pid_t pid, const std::string& proc_root, bool frozen_by_caller,
+                    const std::string& command = "checkpoint");
 
 }  // namespace sparetime::migration
 

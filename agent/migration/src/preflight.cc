@@ -17,8 +17,8 @@
 namespace sparetime::migration {
 namespace {
 
-Status Refuse(pid_t pid, const std::string& comm, const std::string& why) {
-  return FailedPrecondition("cannot checkpoint process " + std::to_string(pid) + " (" + comm + "): " + why);
+Status Refuse(const std::string& command, pid_t pid, const std::string& comm, const std::string& why) {
+  return FailedPrecondition("cannot " + command + " process " + std::to_string(pid) + " (" + comm + "): " + why);
 }
 
 Status CheckNamespacesAndRoot(const std::string& dir, const std::string& proc_root) {
@@ -26,8 +26,11 @@ Status CheckNamespacesAndRoot(const std::string& dir, const std::string& proc_ro
     ST_ASSIGN_OR_RETURN(std::string theirs, ReadLink(dir + "/ns/" + ns));
     ST_ASSIGN_OR_RETURN(std::string ours, ReadLink(proc_root + "/self/ns/" + ns));
     if (theirs != ours)
-      return FailedPrecondition(std::string("it lives in another ") + ns + " namespace (" + theirs + " vs ours " +
-                                ours + "); run the checkpoint from inside its namespaces");
+      return FailedPrecondition(
+          std::string("it lives in another ") + ns + " namespace (" + theirs + " vs ours " + ours +
+          "); run sparetime inside its namespaces, e.g. `nsenter -t PID -m -n -p sparetime ...` with the "
+          "process's PID (`ip netns exec` makes a new mount namespace each time it is run, so a process "
+          "started under it is never in the mount namespace of a later `ip netns exec`)");
   }
   ST_ASSIGN_OR_RETURN(std::string root, ReadLink(dir + "/root"));
   if (root != "/") return FailedPrecondition("its root directory is " + root + " (chroot), not /");
@@ -113,18 +116,21 @@ Status CheckProcessImpl(pid_t pid, const std::string& proc_root, bool frozen_by_
 
 }  // namespace
 
-Status CheckProcess(pid_t pid, const std::string& proc_root, bool frozen_by_caller) {
+Status CheckProcess(pid_t pid, const std::string& proc_root, bool frozen_by_caller,
+                    const std::string& command) {
   Status s = CheckProcessImpl(pid, proc_root, frozen_by_caller);
   if (s.ok() || s.code() != ErrorCode::kFailedPrecondition) {
     if (s.code() == ErrorCode::kNotFound && !s.message().empty())
-      return NotFound("cannot checkpoint process " + std::to_string(pid) + ": " + s.message());
+      return NotFound("cannot " + command + " process " + std::to_string(pid) + ": " + s.message());
     return s;
   }
   auto comm = ReadFileToString(ProcDir(pid, proc_root) + "/comm");
   std::string name = comm.ok() ? std::string(comm->substr(0, comm->find('\n'))) : "?";
-  return Refuse(pid, name, s.message());
+  return Refuse(command, pid, name, s.message());
 }
 
-Status Preflight(pid_t pid, const PreflightOptions& options) { return CheckProcess(pid, options.proc_root, false); }
+Status Preflight(pid_t pid, const PreflightOptions& options) {
+  return CheckProcess(pid, options.proc_root, false, options.command);
+}
 
 }  // namespace sparetime::migration

@@ -111,7 +111,7 @@ Result<MigrateReport> Migrate(const MigrateRequest& r, SourceState* source_out) 
                       FindAgent(*r.view, r.config->name, r.to, r.directory_source));
   ST_ASSIGN_OR_RETURN(mig::MigrationKey key, LoadMigrationKey(r.config->state_dir + "/migration"));
   // Refuse before connecting, and connect before stopping anything.
-  ST_RETURN_IF_ERROR(mig::Preflight(r.pid));
+  ST_RETURN_IF_ERROR(mig::Preflight(r.pid, {.command = "migrate"}));
   peer::PeerClientOptions client_options;
   client_options.io_timeout = std::chrono::minutes(5);  // the restore of a large image
   ST_ASSIGN_OR_RETURN(std::unique_ptr<peer::PeerClient> client,

@@ -39,7 +39,11 @@ struct JobStatus {
 
 struct AgentStatus {
   std::string agent;  // name
-  int64_t pid = 0;
+  int64_t pid = 0;           // getpid(): in sparetimed's own PID namespace
+  std::string pid_namespace;  // "pid:[INODE]" of that namespace ("" unknown)
+  // The NSpid line of /proc/self/status: the PID in each namespace from the
+  // one of sparetimed's /proc down to its own (one value when they match).
+  std::vector<int64_t> ns_pids;
   int64_t started = 0;  // unix seconds
   int64_t updated = 0;  // unix seconds
 
@@ -54,6 +58,8 @@ struct AgentStatus {
   bool registered = false;
   int64_t registered_at = 0;
   std::string registration_error;
+  // [agent] site disagrees with the entry's sparetimeSite (admin-owned).
+  std::string site_warning;
 
   std::vector<std::string> peers;           // names of the live peers
   std::vector<std::string> policy_applied;  // DNs, lowest precedence first

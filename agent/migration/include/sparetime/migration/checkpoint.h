@@ -34,6 +34,8 @@ namespace sparetime::migration {
 
 struct PreflightOptions {
   std::string proc_root = "/proc";  // tests may point this at a fake tree
+  // The command named in a refusal ("cannot migrate process N ...").
+  std::string command = "checkpoint";
 };
 
 // OK when stage 1 can checkpoint `pid`; otherwise kFailedPrecondition naming
