@@ -98,11 +98,17 @@ int Main(int argc, char** argv) {
                         "write zeroes for all-zero chunks on block devices");
   restore_cmd->add_flag("--buffered", restore.buffered,
                         "write through the page cache instead of with O_DIRECT");
+  restore_cmd->add_flag("--keep-going", restore.keep_going,
+                        "write every good chunk and zeroes where chunks are damaged, then list "
+                        "the damaged offsets (exit code 6)");
 
   std::string verify_snapshot;
   auto* verify_cmd = app.add_subcommand("verify", "read and check every chunk of snapshots");
   verify_cmd->add_option("snapshot", verify_snapshot, "one snapshot (default: all)");
   verify_cmd->add_option("--host", g.host, kHostHelp);
+  bool verify_full = false;
+  verify_cmd->add_flag("--full", verify_full,
+                       "SQLite integrity_check of catalog and index (default: quick_check)");
 
   std::string forget_snapshot;
   auto* forget_cmd = app.add_subcommand("forget", "remove a snapshot from the catalog");
@@ -114,7 +120,11 @@ int Main(int argc, char** argv) {
   AddPruneOptions(prune_cmd, &prune);
 
   auto* repair_cmd = app.add_subcommand(
-      "repair", "copy chunks whose peers are gone or lost them to other peers (with --config)");
+      "repair", "peers: copy chunks whose peers are gone or lost them to other peers; a local "
+                "repository: store damaged chunks again from --source");
+  std::string repair_source;
+  repair_cmd->add_option("--source", repair_source,
+                         "with --repo: the device or image file the snapshots were taken of");
 
   auto* lock_cmd = app.add_subcommand(
       "lock", "forget every unlocked key this user has in the kernel keyring (like sudo -k)");
@@ -144,12 +154,14 @@ int Main(int argc, char** argv) {
   if (*snapshots_cmd) return RunSnapshots(g);
   if (*restore_cmd) return RunRestore(g, restore);
   if (*verify_cmd) {
-    return RunVerify(g, verify_snapshot.empty() ? std::nullopt
-                                                : std::optional<std::string>(verify_snapshot));
+    return RunVerify(g,
+                     verify_snapshot.empty() ? std::nullopt
+                                             : std::optional<std::string>(verify_snapshot),
+                     verify_full);
   }
   if (*forget_cmd) return RunForget(g, forget_snapshot);
   if (*prune_cmd) return RunPrune(g, prune);
-  if (*repair_cmd) return RunRepair(g);
+  if (*repair_cmd) return RunRepair(g, repair_source);
   if (*lock_cmd) return RunLock(g);
   if (*status_cmd) return RunStatus(g);
   if (*peers_cmd) return RunPeers(g, probe);
