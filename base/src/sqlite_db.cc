@@ -255,16 +255,12 @@ Status SqliteDb::EnsureSchema(int version, std::string_view schema_sql) {
 
 Status SqliteDb::CheckIntegrity(bool full) {
   Result<SqliteStmt> check = Prepare(full ? "PRAGMA integrity_check(20)" : "PRAGMA quick_check(20)");
-  if (!check.ok()) {
-    return Corruption(check.status().message() + "; restore " + path_ + " from a copy");
-  }
+  if (!check.ok()) return Corruption(check.status().message());
   SqliteQuery q = check->Query();
   std::string problems;
   for (;;) {
     Result<bool> row = q.Step();
-    if (!row.ok()) {
-      return Corruption(row.status().message() + "; restore " + path_ + " from a copy");
-    }
+    if (!row.ok()) return Corruption(row.status().message());  // names the file, says what to do
     if (!*row) break;
     const std::string line = q.Text(0);
     if (line == "ok") continue;
