@@ -1,13 +1,16 @@
 // docs/cli.md's exit-code table, row by row, through the real `sparetime`
 // binary (issue 26): each row's cases exit with its code and say what to
-// do. Rows 6 (damaged data) and 8 (interrupted) have their long-running
-// cases in cli_errors_test.cc too (a flipped byte, a truncated pack;
-// SIGINT mid-backup); here each row has at least one case of its own.
+// do. Rows 6 (damaged data) and 8 (interrupted) have more cases in
+// cli_errors_test.cc (a truncated pack; kill -9 and SIGINT mid-backup).
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "testutil/cli_runner.h"
 #include "testutil/testutil.h"
@@ -214,6 +217,21 @@ TEST_F(CliExitCodes, Row7DiskFullSaysWhatToDo) {
   EXPECT_EQ(r.exit_code, 7) << r.err;
   EXPECT_TRUE(Has(r.err, "run the same command again")) << r.err;
   Sh("umount " + small);
+}
+
+TEST_F(CliExitCodes, Row8Interrupted) {
+  // A slow backup (1 MiB/s) stopped by SIGINT: exit 8, and the rerun resumes.
+  std::string image = RandomImage("d.img", 16);
+  int pid = cli_.Start("backup --bwlimit 1M --checkpoint-mib 1 " + image, tmp_ / "log");
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  ASSERT_EQ(::kill(pid, SIGINT), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "stopped by the signal instead of exiting";
+  EXPECT_EQ(WEXITSTATUS(status), 8);
+  CommandResult r = cli_.Run("--json backup " + image);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_GT(nlohmann::json::parse(r.out)["stats"]["resumed_chunks"].get<uint64_t>(), 0u);
 }
 
 TEST_F(CliExitCodes, Row9ConfigurationFile) {
