@@ -140,19 +140,27 @@ int RunRestore(const GlobalOptions& g, const RestoreCommandOptions& o) {
   request.zero_holes = o.zero_holes;
   request.buffered = o.buffered;
   request.truncate = o.truncate;
+  request.keep_going = o.keep_going;
   request.progress = bar.Callback();
   request.cancel = g.interrupted;
   Result<ops::RestoreReport> r = ops::RestoreSnapshot(**repo, request);
   PrintWarnings(g, (*repo)->Warnings());
   if (!r.ok()) return Fail(r.status(), Stage::kWork);
+  const std::vector<DamagedRange>& damaged = r->stats.damaged;
   if (g.json) {
+    nlohmann::json bad = nlohmann::json::array();
+    for (const DamagedRange& d : damaged) {
+      bad.push_back({{"offset", d.offset}, {"length", d.length}, {"id", d.id.hex()},
+                     {"error", d.error.message()}});
+    }
     std::cout << nlohmann::json{{"snapshot", r->snapshot.id},
                                 {"target", o.target},
                                 {"image_size", r->image_size},
                                 {"target_size", r->target_size},
                                 {"bytes_written", r->stats.bytes_written},
                                 {"chunks_written", r->stats.chunks_written},
-                                {"holes", r->stats.holes}}
+                                {"holes", r->stats.holes},
+                                {"damaged", bad}}
                      .dump()
               << "\n";
   } else if (!g.quiet) {
@@ -166,7 +174,17 @@ int RunRestore(const GlobalOptions& g, const RestoreCommandOptions& o) {
                   HumanBytes(r->target_size - r->image_size).c_str());
     }
   }
-  return kExitOk;
+  if (damaged.empty()) return kExitOk;
+  for (const DamagedRange& d : damaged) {
+    std::fprintf(stderr, "sparetime: damaged: offset %llu, %llu bytes left as zeroes: %s\n",
+                 static_cast<unsigned long long>(d.offset),
+                 static_cast<unsigned long long>(d.length), d.error.message().c_str());
+  }
+  return Fail(Corruption(std::to_string(damaged.size()) + " damaged chunk(s) of snapshot " +
+                         r->snapshot.id + " were written as zeroes (offsets listed above); "
+                         "every other chunk is restored. `sparetime repair --source DEVICE` or "
+                         "a new backup of the device stores them again while it holds them"),
+              Stage::kWork);
 }
 
 namespace {
@@ -206,7 +224,7 @@ void PrintVerdict(const ops::SnapshotVerdict& v, bool summary) {
 
 }  // namespace
 
-int RunVerify(const GlobalOptions& g, const std::optional<std::string>& which) {
+int RunVerify(const GlobalOptions& g, const std::optional<std::string>& which, bool full) {
   int rc = kExitOk;
   auto repo = OpenBackups(g, &rc);
   if (!repo.ok()) return rc;
@@ -215,6 +233,7 @@ int RunVerify(const GlobalOptions& g, const std::optional<std::string>& which) {
   ops::VerifyRequest request;
   request.snapshot = which;
   request.cancel = g.interrupted;
+  request.full = full;
   if (ShowProgress(g)) {
     request.progress = [&](size_t i, size_t, const Snapshot& s, const ProgressInfo& p) {
       if (i != bar_of) {
@@ -232,11 +251,25 @@ int RunVerify(const GlobalOptions& g, const std::optional<std::string>& which) {
     return Fail(report.status(), Stage::kWork);
   }
   nlohmann::json out = nlohmann::json::array();
+  if (report->database_error) {
+    std::fprintf(stderr, "sparetime: %s\n", report->database_error->c_str());
+    out.push_back({{"database", nullptr}, {"errors", {{{"error", *report->database_error}}}}});
+  }
   for (const ops::SnapshotVerdict& v : report->snapshots) {
     PrintVerdict(v, !g.json && !g.quiet);
     out.push_back(VerdictJson(v));
   }
   if (g.json) std::cout << out.dump() << "\n";
+  // Each damaged chunk once, with every snapshot that uses it.
+  for (const ops::DamagedChunkUse& c : report->chunks) {
+    std::string used;
+    for (const auto& [id, offset] : c.snapshots) {
+      used += (used.empty() ? "" : ", ") + id + " (offset " + std::to_string(offset) + ")";
+    }
+    std::fprintf(stderr, "sparetime: damaged chunk %s, used by %zu snapshot(s): %s: %s\n",
+                 c.id.short_hex().c_str(), c.snapshots.size(), used.c_str(),
+                 c.error.message().c_str());
+  }
   PrintWarnings(g, (*repo)->Warnings());
   if (Status verdict = ops::VerifyVerdict(*report); !verdict.ok()) {
     return Fail(verdict, Stage::kWork);
@@ -259,23 +292,38 @@ int RunForget(const GlobalOptions& g, const std::string& which) {
   return kExitOk;
 }
 
-int RunRepair(const GlobalOptions& g) {
+int RunRepair(const GlobalOptions& g, const std::string& source) {
   int rc = kExitOk;
   auto repo = OpenBackups(g, &rc);
   if (!repo.ok()) return rc;
-  Result<ops::RepairReport> report = ops::Repair(**repo);
+  Result<ops::RepairReport> report =
+      ops::Repair(**repo, {.source = source, .cancel = g.interrupted});
   PrintWarnings(g, (*repo)->Warnings());
   if (!report.ok()) return Fail(report.status(), Stage::kWork);
   if (g.json) {
-    std::cout << nlohmann::json{{"repair", ops::RepairText(*report)},
-                                {"chunks", report->chunks},
-                                {"copied", report->copied},
-                                {"dropped", report->dropped},
-                                {"lost", report->lost}}
-                     .dump()
-              << "\n";
+    nlohmann::json out{{"repair", ops::RepairText(*report)},
+                       {"chunks", report->chunks},
+                       {"copied", report->copied},
+                       {"dropped", report->dropped},
+                       {"lost", report->lost}};
+    if (report->local) {
+      out["lost_at"] = nlohmann::json::array();
+      for (const ops::LostRange& l : report->lost_at) {
+        out["lost_at"].push_back(
+            {{"snapshot", l.snapshot}, {"offset", l.offset}, {"length", l.length}});
+      }
+    }
+    std::cout << out.dump() << "\n";
   } else if (!g.quiet) {
     std::printf("repair: %s\n", ops::RepairText(*report).c_str());
+  }
+  for (const ops::LostRange& l : report->lost_at) {
+    std::fprintf(stderr, "sparetime: lost: snapshot %s, offset %llu, %llu bytes\n",
+                 l.snapshot.c_str(), static_cast<unsigned long long>(l.offset),
+                 static_cast<unsigned long long>(l.length));
+  }
+  if (Status verdict = ops::RepairVerdict(*report); !verdict.ok()) {
+    return Fail(verdict, Stage::kWork);
   }
   return kExitOk;
 }

@@ -46,6 +46,7 @@ struct RestoreCommandOptions {
   bool truncate = false;  // --truncate: cut a larger target file to the image size
   bool zero_holes = false;
   bool buffered = false;  // page cache writes, not O_DIRECT
+  bool keep_going = false;  // zeroes for damaged chunks, list them, exit 6
 };
 
 int RunInit(const GlobalOptions& g, const InitOptions& o);
@@ -53,10 +54,12 @@ int RunBackup(const GlobalOptions& g, const BackupCommandOptions& o);
 int RunSnapshots(const GlobalOptions& g);
 int RunLock(const GlobalOptions& g);
 int RunRestore(const GlobalOptions& g, const RestoreCommandOptions& o);
-int RunVerify(const GlobalOptions& g, const std::optional<std::string>& snapshot);
+// `full`: SQLite integrity_check of catalog and index (default quick_check).
+int RunVerify(const GlobalOptions& g, const std::optional<std::string>& snapshot, bool full);
 int RunForget(const GlobalOptions& g, const std::string& snapshot);
-// Re-replicates chunks whose holders are gone (backups on peers only).
-int RunRepair(const GlobalOptions& g);
+// Peers: re-replicates chunks whose holders are gone. A local repository:
+// stores damaged chunks again from `source` (a device; may be empty).
+int RunRepair(const GlobalOptions& g, const std::string& source);
 
 }  // namespace sparetime::cli
 

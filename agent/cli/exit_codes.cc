@@ -2,6 +2,7 @@
 #include "exit_codes.h"
 
 #include <cstdio>
+#include <string>
 
 namespace sparetime::cli {
 
@@ -29,9 +30,18 @@ int ExitCodeFor(const Status& status, Stage stage) {
   }
 }
 
+int FailAs(const Status& status, ExitCode code) {
+  std::string message = status.message();
+  if (status.code() == ErrorCode::kNoSpace && message.find(" again") == std::string::npos) {
+    message += "; free some space there and run the same command again: it continues where it "
+               "stopped";
+  }
+  std::fprintf(stderr, "sparetime: %s\n", message.c_str());
+  return code;
+}
+
 int Fail(const Status& status, Stage stage) {
-  std::fprintf(stderr, "sparetime: %s\n", status.message().c_str());
-  return ExitCodeFor(status, stage);
+  return FailAs(status, static_cast<ExitCode>(ExitCodeFor(status, stage)));
 }
 
 }  // namespace sparetime::cli

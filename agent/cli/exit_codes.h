@@ -27,8 +27,11 @@ enum class Stage { kConfig, kOpenRepository, kWork };
 
 int ExitCodeFor(const Status& status, Stage stage);
 
-// Prints "sparetime: <message>" on stderr and returns ExitCodeFor().
+// Prints "sparetime: <message>" on stderr and returns ExitCodeFor(). A
+// disk-full message that gives no next step gets the documented one.
 int Fail(const Status& status, Stage stage);
+// The same with the exit code decided by the caller.
+int FailAs(const Status& status, ExitCode code);
 
 }  // namespace sparetime::cli
 

@@ -99,6 +99,9 @@ int Main(int argc, char** argv) {
                         "write zeroes for all-zero chunks on block devices");
   restore_cmd->add_flag("--buffered", restore.buffered,
                         "write through the page cache instead of with O_DIRECT");
+  restore_cmd->add_flag("--keep-going", restore.keep_going,
+                        "write every good chunk and zeroes where chunks are damaged, then list "
+                        "the damaged offsets (exit code 6)");
 
   std::string restore_file;
   restore_cmd->add_option("--file", restore_file,
@@ -127,6 +130,9 @@ int Main(int argc, char** argv) {
   auto* verify_cmd = app.add_subcommand("verify", "read and check every chunk of snapshots");
   verify_cmd->add_option("snapshot", verify_snapshot, "one snapshot (default: all)");
   verify_cmd->add_option("--host", g.host, kHostHelp);
+  bool verify_full = false;
+  verify_cmd->add_flag("--full", verify_full,
+                       "SQLite integrity_check of catalog and index (default: quick_check)");
 
   std::string forget_snapshot;
   auto* forget_cmd = app.add_subcommand("forget", "remove a snapshot from the catalog");
@@ -138,7 +144,11 @@ int Main(int argc, char** argv) {
   AddPruneOptions(prune_cmd, &prune);
 
   auto* repair_cmd = app.add_subcommand(
-      "repair", "copy chunks whose peers are gone or lost them to other peers (with --config)");
+      "repair", "peers: copy chunks whose peers are gone or lost them to other peers; a local "
+                "repository: store damaged chunks again from --source");
+  std::string repair_source;
+  repair_cmd->add_option("--source", repair_source,
+                         "with --repo: the device or image file the snapshots were taken of");
 
   auto* lock_cmd = app.add_subcommand(
       "lock", "forget every unlocked key this user has in the kernel keyring (like sudo -k)");
@@ -176,12 +186,14 @@ int Main(int argc, char** argv) {
   if (*mount_cmd) return RunMount(g, mount);
   if (*umount_cmd) return RunUmount(g, umount_dir);
   if (*verify_cmd) {
-    return RunVerify(g, verify_snapshot.empty() ? std::nullopt
-                                                : std::optional<std::string>(verify_snapshot));
+    return RunVerify(g,
+                     verify_snapshot.empty() ? std::nullopt
+                                             : std::optional<std::string>(verify_snapshot),
+                     verify_full);
   }
   if (*forget_cmd) return RunForget(g, forget_snapshot);
   if (*prune_cmd) return RunPrune(g, prune);
-  if (*repair_cmd) return RunRepair(g);
+  if (*repair_cmd) return RunRepair(g, repair_source);
   if (*lock_cmd) return RunLock(g);
   if (*status_cmd) return RunStatus(g);
   if (*peers_cmd) return RunPeers(g, probe);

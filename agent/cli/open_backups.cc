@@ -37,15 +37,14 @@ struct Opening {
 // Where the backups are and the passphrase, or the failure (exit code set,
 // error printed): no repository, then the passphrase, then the agent config
 // and directory.
-Result<Opening> Prepare(const GlobalOptions& g, const KeyCache* key_cache, Stage passphrase_stage,
-                        int* exit_code) {
+Result<Opening> Prepare(const GlobalOptions& g, const KeyCache* key_cache, int* exit_code) {
   if (g.repo.empty() && !UsePeers(g)) {
     *exit_code = Fail(NoRepository(), Stage::kOpenRepository);
     return NoRepository();
   }
   Result<SecretBuffer> passphrase = ReadPassphrase(g.passphrase_file);
-  if (!passphrase.ok()) {
-    *exit_code = Fail(passphrase.status(), passphrase_stage);
+  if (!passphrase.ok()) {  // missing, unreadable, group-readable: exit 2 (docs/cli.md)
+    *exit_code = FailAs(passphrase.status(), kExitUsage);
     return passphrase.status();
   }
   Opening o{.options = {}, .passphrase = std::move(*passphrase)};
@@ -73,7 +72,7 @@ Result<Opening> Prepare(const GlobalOptions& g, const KeyCache* key_cache, Stage
 
 Result<std::unique_ptr<ops::Backups>> OpenBackups(const GlobalOptions& g, int* exit_code) {
   std::unique_ptr<KeyCache> cache = KeyCacheFor(g);
-  ST_ASSIGN_OR_RETURN(Opening o, Prepare(g, cache.get(), Stage::kOpenRepository, exit_code));
+  ST_ASSIGN_OR_RETURN(Opening o, Prepare(g, cache.get(), exit_code));
   Result<std::unique_ptr<ops::Backups>> backups = ops::Open(o.options, o.passphrase);
   if (!backups.ok()) *exit_code = Fail(backups.status(), Stage::kOpenRepository);
   return backups;
@@ -82,7 +81,7 @@ Result<std::unique_ptr<ops::Backups>> OpenBackups(const GlobalOptions& g, int* e
 Status InitBackups(const GlobalOptions& g, const ops::InitSettings& settings, KdfLimits limits,
                    int* exit_code) {
   std::unique_ptr<KeyCache> cache = KeyCacheFor(g);
-  ST_ASSIGN_OR_RETURN(Opening o, Prepare(g, cache.get(), Stage::kWork, exit_code));
+  ST_ASSIGN_OR_RETURN(Opening o, Prepare(g, cache.get(), exit_code));
   Status st = ops::Init(o.options, o.passphrase, settings, limits);
   if (!st.ok()) *exit_code = Fail(st, Stage::kWork);
   return st;

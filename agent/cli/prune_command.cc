@@ -119,6 +119,7 @@ int RunPrune(const GlobalOptions& g, const PruneCommandOptions& o) {
   } else if (!g.quiet) {
     PrintReport(*policy, *report);
   }
+  if (!report->stopped.ok()) return Fail(report->stopped, Stage::kWork);
   return kExitOk;
 }
 

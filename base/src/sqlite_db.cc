@@ -253,6 +253,24 @@ Status SqliteDb::EnsureSchema(int version, std::string_view schema_sql) {
   return Status::Ok();  // read-only check: the transaction rolls back
 }
 
+Status SqliteDb::CheckIntegrity(bool full) {
+  Result<SqliteStmt> check = Prepare(full ? "PRAGMA integrity_check(20)" : "PRAGMA quick_check(20)");
+  if (!check.ok()) return Corruption(check.status().message());
+  SqliteQuery q = check->Query();
+  std::string problems;
+  for (;;) {
+    Result<bool> row = q.Step();
+    if (!row.ok()) return Corruption(row.status().message());  // names the file, says what to do
+    if (!*row) break;
+    const std::string line = q.Text(0);
+    if (line == "ok") continue;
+    problems += (problems.empty() ? "" : "; ") + line;
+  }
+  if (problems.empty()) return Status::Ok();
+  return Corruption(path_ + " is damaged (SQLite " + (full ? "integrity_check" : "quick_check") +
+                    ": " + problems + "); restore it from a copy");
+}
+
 int64_t SqliteDb::changes() const { return sqlite3_changes64(db_); }
 
 int64_t SqliteDb::last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }

@@ -260,6 +260,11 @@ Result<Snapshot> Catalog::FindSnapshot(const std::string& spec,
   return std::move(found.front());
 }
 
+Status Catalog::CheckIntegrity(bool full) {
+  MutexLock l(impl_->mu_);
+  return impl_->db_->CheckIntegrity(full);
+}
+
 Status Catalog::ForgetSnapshot(const std::string& id) {
   MutexLock l(impl_->mu_);
   ST_RETURN_IF_ERROR(impl_->forget_.Query().Bind(1, id).Run());

@@ -156,7 +156,9 @@ Result<std::unique_ptr<BlockDevice>> OpenBlockDevice(const std::string& path,
   ST_RETURN_IF_ERROR(StatPath(path, "device", sb));
   bool block = S_ISBLK(sb.st_mode);
   if (!block && !S_ISREG(sb.st_mode)) {
-    return InvalidArgument(path + " is not a block device or image file");
+    return FailedPrecondition(
+        path + (S_ISDIR(sb.st_mode) ? " is a directory" : " is not a block device or image file") +
+        ": name a block device (/dev/...) or an image file");
   }
   ST_ASSIGN_OR_RETURN(Fd fd, OpenForReading(path, 0));
 
@@ -415,7 +417,10 @@ Result<std::unique_ptr<RestoreTarget>> OpenRestoreTarget(const std::string& path
     if (p.size < image_size) return FailedPrecondition(SizeMismatch(path, p.size, image_size));
     p.zero_holes = options.zero_holes;
   } else {
-    return InvalidArgument("target " + path + " is not a block device or regular file");
+    return FailedPrecondition("target " + path +
+                              (S_ISDIR(sb.st_mode) ? " is a directory"
+                                                   : " is not a block device or regular file") +
+                              ": name a block device or a file (a missing file is created)");
   }
   p.path = path;
   if (!options.direct_io) return std::unique_ptr<RestoreTarget>(new TargetWriter(std::move(p)));

@@ -28,6 +28,16 @@ CREATE TABLE chunks(
   hash BLOB NOT NULL) WITHOUT ROWID;
 )sql";
 
+// Chunks verify found damaged: their chunks row is gone (so a backup that
+// meets their content stores them again), and this row says why. Added in
+// schema version 1 without a version bump: an older sparetime ignores the
+// table and sees the chunk as not stored, which is what it is.
+constexpr std::string_view kDamagedSchema = R"sql(
+CREATE TABLE IF NOT EXISTS damaged(
+  id BLOB PRIMARY KEY,
+  error TEXT NOT NULL) WITHOUT ROWID;
+)sql";
+
 // packs/NN/PPPPPPPP.pack, NN the low byte of the id, so that no directory
 // grows beyond a few thousand packs for a very long time.
 std::string PackName(uint64_t id) {
@@ -43,6 +53,7 @@ Result<std::unique_ptr<PackIndex>> PackIndex::Open(const std::string& dir, Sqlit
                                                    Env* env) {
   ST_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(dir + "/index.db", mode, env));
   ST_RETURN_IF_ERROR(db->EnsureSchema(kSchemaVersion, kSchema));
+  ST_RETURN_IF_ERROR(db->Exec(kDamagedSchema));
   std::unique_ptr<PackIndex> index(new PackIndex(dir, std::move(db)));
   MutexLock l(index->mu_);
   ST_RETURN_IF_ERROR(index->Prepare());
@@ -79,6 +90,11 @@ Status PackIndex::Prepare() {
                                   "ON c.pack = p.id GROUP BY p.id ORDER BY p.id"));
   ST_ASSIGN_OR_RETURN(rows_in_pack_, db_->Prepare(std::string(kRowColumns) +
                                                   "WHERE c.pack = ? ORDER BY c.offset"));
+  ST_ASSIGN_OR_RETURN(mark_damaged_, db_->Prepare("INSERT OR IGNORE INTO damaged(id, error) "
+                                                  "VALUES(?, ?)"));
+  ST_ASSIGN_OR_RETURN(damaged_error_, db_->Prepare("SELECT error FROM damaged WHERE id = ?"));
+  ST_ASSIGN_OR_RETURN(list_damaged_, db_->Prepare("SELECT id, error FROM damaged ORDER BY id"));
+  ST_ASSIGN_OR_RETURN(heal_, db_->Prepare("DELETE FROM damaged WHERE id = ?"));
   ST_ASSIGN_OR_RETURN(move_row_, db_->Prepare("UPDATE chunks SET pack = ?, offset = ? "
                                               "WHERE id = ? AND pack = ?"));
   return Status::Ok();
@@ -172,7 +188,9 @@ Result<uint64_t> PackIndex::Commit(std::span<const IndexEntry> rows,
                            .Bind(4, int64_t{e.length})
                            .Bind(5, e.hash)
                            .Run());
-    added += static_cast<uint64_t>(db_->changes());
+    if (db_->changes() == 0) continue;
+    ++added;
+    ST_RETURN_IF_ERROR(heal_.Query().Bind(1, e.id.bytes).Run());  // stored again: healed
   }
   for (const auto& [pack, size] : pack_sizes) {
     ST_RETURN_IF_ERROR(set_committed_.Query()
@@ -189,6 +207,44 @@ Status PackIndex::Remove(std::span<const ChunkId> ids) {
   ST_ASSIGN_OR_RETURN(SqliteTransaction txn, SqliteTransaction::Begin(*db_));
   for (const ChunkId& id : ids) ST_RETURN_IF_ERROR(delete_chunk_.Query().Bind(1, id.bytes).Run());
   return txn.Commit();
+}
+
+Status PackIndex::MarkDamaged(std::span<const DamagedChunk> chunks) {
+  MutexLock l(mu_);
+  ST_ASSIGN_OR_RETURN(SqliteTransaction txn, SqliteTransaction::Begin(*db_));
+  for (const DamagedChunk& c : chunks) {
+    ST_RETURN_IF_ERROR(delete_chunk_.Query().Bind(1, c.id.bytes).Run());
+    ST_RETURN_IF_ERROR(mark_damaged_.Query().Bind(1, c.id.bytes).Bind(2, c.error).Run());
+  }
+  return txn.Commit();
+}
+
+Result<std::optional<std::string>> PackIndex::DamagedError(const ChunkId& id) {
+  MutexLock l(mu_);
+  SqliteQuery q = damaged_error_.Query();
+  q.Bind(1, id.bytes);
+  ST_ASSIGN_OR_RETURN(bool row, q.Step());
+  if (!row) return std::optional<std::string>();
+  return std::optional<std::string>(q.Text(0));
+}
+
+Result<std::vector<DamagedChunk>> PackIndex::ListDamaged() {
+  MutexLock l(mu_);
+  std::vector<DamagedChunk> out;
+  SqliteQuery q = list_damaged_.Query();
+  for (;;) {
+    ST_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) return out;
+    std::span<const std::byte> id = q.Blob(0);
+    if (id.size() != ChunkId::kSize)
+      return Corruption(db_->path() + ": malformed damaged row; restore index.db from a copy");
+    out.push_back({ChunkId::FromBytes(id.first<ChunkId::kSize>()), q.Text(1)});
+  }
+}
+
+Status PackIndex::CheckIntegrity(bool full) {
+  MutexLock l(mu_);
+  return db_->CheckIntegrity(full);
 }
 
 Result<std::vector<PackUsage>> PackIndex::Usage() {

@@ -1,6 +1,7 @@
 // PackIndex: the PackStore's SQLite index (index.db, WAL) — which pack,
 // offset, length and hash hold each chunk, and how much of each pack is
-// committed. Schema and rules in docs/storage.md.
+// committed, and which chunks verify found damaged. Schema and rules in
+// docs/storage.md.
 //
 // Env: index.db is opened through the store's Env (SqliteDb's VFS), so its
 // writes and fsyncs are subject to injected faults and power cuts.
@@ -82,6 +83,15 @@ class PackIndex {
   // Deletes rows, in one transaction.
   Status Remove(std::span<const ChunkId> ids);
 
+  // In one transaction: drops the chunks rows of `chunks` and records them
+  // as damaged (a later Commit of the same id heals it: drops the record).
+  Status MarkDamaged(std::span<const DamagedChunk> chunks);
+  // Why `id` was recorded damaged; none when it was not (or was healed).
+  Result<std::optional<std::string>> DamagedError(const ChunkId& id);
+  Result<std::vector<DamagedChunk>> ListDamaged();
+  // SQLite quick_check (full: integrity_check) of index.db.
+  Status CheckIntegrity(bool full);
+
   // Every listed pack with its live chunks and bytes (for repack).
   Result<std::vector<PackUsage>> Usage();
   // The rows in `pack`, in file order.
@@ -113,7 +123,8 @@ class PackIndex {
       add_pack_ GUARDED_BY(mu_), drop_pack_ GUARDED_BY(mu_), list_packs_ GUARDED_BY(mu_),
       get_committed_ GUARDED_BY(mu_), count_chunks_ GUARDED_BY(mu_),
       count_packs_ GUARDED_BY(mu_), page_ GUARDED_BY(mu_), usage_ GUARDED_BY(mu_),
-      rows_in_pack_ GUARDED_BY(mu_), move_row_ GUARDED_BY(mu_);
+      rows_in_pack_ GUARDED_BY(mu_), move_row_ GUARDED_BY(mu_), mark_damaged_ GUARDED_BY(mu_),
+      damaged_error_ GUARDED_BY(mu_), list_damaged_ GUARDED_BY(mu_), heal_ GUARDED_BY(mu_);
 };
 
 }  // namespace sparetime

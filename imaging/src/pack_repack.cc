@@ -12,6 +12,7 @@
 #include <sys/file.h>
 
 #include <cstdio>
+#include <optional>
 
 namespace sparetime {
 namespace {
@@ -31,7 +32,7 @@ class RepackWriter {
     if (outs_.empty() || (outs_.back().end > kPackHeaderSize &&
                           outs_.back().end + record.size() > options_.target_pack_bytes)) {
       ST_ASSIGN_OR_RETURN(NewPack created, CreatePackFile(env_, index_));
-      outs_.push_back({std::move(created), kPackHeaderSize, false});
+      outs_.push_back({std::move(created), kPackHeaderSize, false, 0});
       bytes_ += kPackHeaderSize;
     }
     Out& o = outs_.back();
@@ -56,6 +57,34 @@ class RepackWriter {
     return sizes;
   }
 
+  // The index now holds the sizes Sync returned.
+  void Committed() {
+    for (Out& o : outs_) o.committed = o.end;
+  }
+
+  // After a failure (a full disk): cuts every new pack back to what the
+  // index holds of it, and deletes those it holds nothing of, so a stopped
+  // repack leaves no partial pack eating the room it was short of. Best
+  // effort: bytes past committed_size are a torn tail the next Open cuts.
+  void Abandon() {
+    for (Out& o : outs_) {
+      if (o.committed > kPackHeaderSize) {
+        if (o.end > o.committed) env_.Truncate(o.pack.fd.get(), o.committed).IgnoreError();
+        bytes_ -= o.end - o.committed;
+        o.end = o.committed;
+        o.dirty = false;
+        continue;
+      }
+      if (env_.Unlink(o.pack.info.path).ok()) {
+        env_.SyncDir(ParentDir(o.pack.info.path)).IgnoreError();
+        index_.DropPack(o.pack.info.id);
+      }
+      bytes_ -= o.end;
+      o.end = 0;
+    }
+    std::erase_if(outs_, [](const Out& o) { return o.end == 0; });
+  }
+
   // File bytes written (headers included).
   uint64_t bytes() const { return bytes_; }
 
@@ -64,6 +93,7 @@ class RepackWriter {
     NewPack pack;
     uint64_t end = 0;
     bool dirty = false;
+    uint64_t committed = 0;  // what the index holds of it
   };
   Env& env_;
   PackIndex& index_;
@@ -78,27 +108,30 @@ bool MostlyDead(const PackUsage& u, double fraction) {
   return static_cast<double>(live) < fraction * static_cast<double>(u.committed_size - kPackHeaderSize);
 }
 
-// Deletes an empty pack's file (unless a writer holds it) and its row;
-// returns the file bytes given back.
-Result<uint64_t> DropEmptyPack(Env& env, PackIndex& index, const PackInfo& pack) {
+// Deletes a pack no row points into — an empty one, or one whose every
+// record is dead — file first, then its row (unless a writer holds it:
+// then nothing). Returns the file bytes given back, none when skipped.
+Result<std::optional<uint64_t>> DropDeadPack(Env& env, PackIndex& index, const PackInfo& pack) {
   Result<Fd> fd = env.Open(pack.path, O_RDWR, 0);
   if (!fd.ok() && fd.error().code() != ErrorCode::kNotFound)
     return fd.error().WithContext("repacking");
   uint64_t size = 0;
   if (fd.ok()) {
     Status locked = env.Lock(fd->get(), LOCK_EX | LOCK_NB, pack.path);
-    if (locked.code() == ErrorCode::kUnavailable) return uint64_t{0};  // being written
+    if (locked.code() == ErrorCode::kUnavailable) return std::optional<uint64_t>();  // being written
     ST_RETURN_IF_ERROR(locked);
     Result<uint64_t> n = env.FileSize(fd->get());
     size = n.ok() ? *n : 0;
     Status gone = env.Unlink(pack.path);
     if (!gone.ok() && gone.code() != ErrorCode::kNotFound)
-      return gone.WithContext("deleting empty pack " + pack.path);
+      return gone.WithContext("deleting dead pack " + pack.path);
     ST_RETURN_IF_ERROR(env.SyncDir(ParentDir(pack.path)));
   }
   index.DropPack(pack.id);
-  return size;
+  return std::optional<uint64_t>(size);
 }
+
+bool NoSpace(const Status& s) { return s.code() == ErrorCode::kNoSpace; }
 
 }  // namespace
 
@@ -145,26 +178,32 @@ Result<RepackReport> RepackPacks(PackIndex& index, const PackStoreOptions& optio
   RepackReport report;
   ST_ASSIGN_OR_RETURN(std::vector<PackUsage> usage, index.Usage());
   Env& env = *options.env;
-  RepackWriter writer(index, options);
   uint64_t old_bytes = 0;
+  // Pass 1: packs no row points into go first, whole — an empty one (a
+  // creation, or a repack writing into it, cut short) or one whose every
+  // record is dead. That needs no room, so a full disk gets room back
+  // before pass 2 writes a byte.
+  std::erase_if(usage, [&](const PackUsage& u) { return own_packs.contains(u.pack.id); });
+  std::vector<PackUsage> partly_live;
   for (const PackUsage& u : usage) {
-    const std::string& path = u.pack.path;
-    if (own_packs.contains(u.pack.id)) continue;
-    if (u.committed_size <= kPackHeaderSize && u.live_chunks == 0) {
-      // An empty pack: one whose creation, or a repack writing into it, was
-      // cut short. Nothing points into it; drop it, or each crash leaks one.
-      ST_ASSIGN_OR_RETURN(uint64_t freed, DropEmptyPack(env, index, u.pack));
-      old_bytes += freed;
+    if (u.live_chunks > 0) {
+      partly_live.push_back(u);
       continue;
     }
+    ST_ASSIGN_OR_RETURN(std::optional<uint64_t> freed, DropDeadPack(env, index, u.pack));
+    if (!freed) continue;  // a live writer's
+    old_bytes += *freed;
+    if (u.committed_size > kPackHeaderSize) ++report.packs_deleted;
+  }
+  // Pass 2: copy the live records of mostly dead packs into new ones. Out
+  // of room, it stops cleanly: the new packs are cut back to what the index
+  // holds, what was freed so far stays freed, and `stopped` says so.
+  RepackWriter writer(index, options);
+  for (const PackUsage& u : partly_live) {
+    const std::string& path = u.pack.path;
     if (u.committed_size <= kPackHeaderSize || !MostlyDead(u, live_fraction)) continue;
     Result<Fd> fd = env.Open(path, O_RDWR, 0);
-    if (!fd.ok() && fd.error().code() == ErrorCode::kNotFound) {
-      // No rows and no file: a repack stopped between unlink and drop.
-      // (A missing pack with rows is damage: Get and Scrub report it.)
-      if (u.live_chunks == 0) index.DropPack(u.pack.id);
-      continue;
-    }
+    if (!fd.ok() && fd.error().code() == ErrorCode::kNotFound) continue;  // damage: Scrub says
     if (!fd.ok()) return fd.error().WithContext("repacking");
     Status locked = env.Lock(fd->get(), LOCK_EX | LOCK_NB, path);
     if (locked.code() == ErrorCode::kUnavailable) continue;  // a live writer's pack
@@ -172,21 +211,35 @@ Result<RepackReport> RepackPacks(PackIndex& index, const PackStoreOptions& optio
     ST_ASSIGN_OR_RETURN(std::vector<IndexRow> rows, index.RowsInPack(u.pack.id));
     std::vector<IndexEntry> moved;
     bool damaged = false;
+    Status failed;
     for (const IndexRow& r : rows) {
       Result<std::vector<std::byte>> blob = ReadRecord(env, fd->get(), r.id, r.loc);
       if (!blob.ok()) {  // leave the pack as it is; what was copied stays unindexed
         damaged = true;
         break;
       }
-      ST_ASSIGN_OR_RETURN(IndexEntry e, writer.Append(r, *blob));
-      moved.push_back(e);
+      Result<IndexEntry> e = writer.Append(r, *blob);
+      if (!e.ok()) {
+        failed = e.status();
+        break;
+      }
+      moved.push_back(*e);
     }
     if (damaged) {
       ++report.packs_skipped;
       continue;
     }
-    ST_ASSIGN_OR_RETURN(auto sizes, writer.Sync());
-    ST_RETURN_IF_ERROR(index.MoveRows(u.pack.id, moved, sizes).WithContext("repacking " + path));
+    Result<std::vector<std::pair<uint64_t, uint64_t>>> sizes =
+        failed.ok() ? writer.Sync() : Result<std::vector<std::pair<uint64_t, uint64_t>>>(failed);
+    if (sizes.ok()) failed = index.MoveRows(u.pack.id, moved, *sizes).WithContext("repacking " + path);
+    else failed = sizes.status();
+    if (!failed.ok()) {
+      writer.Abandon();
+      if (!NoSpace(failed)) return failed;
+      report.stopped = failed;
+      break;
+    }
+    writer.Committed();
     Result<uint64_t> old_size = env.FileSize(fd->get());
     old_bytes += old_size.ok() ? *old_size : u.committed_size;
     Status gone = env.Unlink(path);
@@ -205,7 +258,10 @@ Result<RepackReport> RepackPacks(PackIndex& index, const PackStoreOptions& optio
 
 std::string RepackReport::ToString() const {
   char buf[160];
-  std::snprintf(buf, sizeof buf, "repacked %llu pack(s) (%llu chunks moved), %.1f MiB freed",
+  std::snprintf(buf, sizeof buf,
+                "deleted %llu dead pack(s), repacked %llu pack(s) (%llu chunks moved), %.1f MiB "
+                "freed",
+                static_cast<unsigned long long>(packs_deleted),
                 static_cast<unsigned long long>(packs_rewritten),
                 static_cast<unsigned long long>(chunks_moved),
                 static_cast<double>(bytes_freed) / (1 << 20));
@@ -213,6 +269,11 @@ std::string RepackReport::ToString() const {
   if (packs_skipped > 0) {
     out += "; " + std::to_string(packs_skipped) +
            " pack(s) with a damaged record left as they are (run `sparetime verify`)";
+  }
+  if (!stopped.ok()) {
+    out += "; then the disk filled up and the repack stopped (" + stopped.message() +
+           "): what it freed is kept; free some space and run `sparetime prune` again to "
+           "repack the rest";
   }
   return out;
 }

@@ -8,8 +8,13 @@
 // already there under the new id is an orphan of a failed birth (no row
 // ever named it) and is reused from empty.
 //
-// RepackPacks: rewrites packs whose live records fill less than a fraction
-// of them. Per old pack: copy its live records (hash-checked) into new
+// RepackPacks: first deletes every pack no row points into (all its
+// records dead, or empty) — that needs no free space, so a full disk gets
+// room back before anything is written — then rewrites packs whose live
+// records fill less than a fraction of them. ENOSPC while rewriting stops
+// it cleanly: the new packs are cut back to what the index holds (or
+// deleted), old packs whose rows did not move stay, and the report's
+// `stopped` carries the error; what was freed before stays freed. Per old pack: copy its live records (hash-checked) into new
 // packs, fsync those, move the rows and the new committed sizes in one index
 // transaction, then unlink the old file and drop its row. A crash before the
 // transaction leaves the old pack in use and unindexed records in a new

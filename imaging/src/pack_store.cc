@@ -104,6 +104,7 @@ class PackStore::Impl {
   PackStoreStats Stats() EXCLUDES(flush_mu_, mu_);
   Result<uint64_t> Scrub(const std::function<void(const ChunkId&, const Status&)>& bad);
   const PackRecovery& recovery() const { return recovery_; }
+  PackIndex& index() { return *index_; }
 
  private:
   Status FlushLocked() REQUIRES(flush_mu_) EXCLUDES(mu_);
@@ -361,7 +362,15 @@ Result<std::vector<std::byte>> PackStore::Impl::Get(const ChunkId& id) {
     return ReadRecord(env_, pending->pack->fd.get(), id, loc, GetCheck());
   }
   ST_ASSIGN_OR_RETURN(std::optional<IndexRow> row, index_->Find(id));
-  if (!row) return NotFound("chunk " + id.hex() + " is not in the pack store " + index_->dir());
+  if (!row) {
+    ST_ASSIGN_OR_RETURN(std::optional<std::string> damaged, index_->DamagedError(id));
+    if (damaged) {
+      return Corruption("chunk " + id.hex() + " was found damaged (" + *damaged +
+                        ") and is no longer stored; the next backup of a device that still "
+                        "holds its data stores it again (or `sparetime repair --source DEVICE`)");
+    }
+    return NotFound("chunk " + id.hex() + " is not in the pack store " + index_->dir());
+  }
   return ReadIndexed(env_, *row, GetCheck());
 }
 
@@ -511,6 +520,12 @@ Result<RepackReport> PackStore::Repack(double live_fraction) {
   return impl_->Repack(live_fraction);
 }
 PackStoreStats PackStore::Stats() { return impl_->Stats(); }
+Status PackStore::MarkDamaged(std::span<const DamagedChunk> chunks) {
+  ST_RETURN_IF_ERROR(Flush());  // a pending Put of one of them is indexed first, then dropped
+  return impl_->index().MarkDamaged(chunks);
+}
+Result<std::vector<DamagedChunk>> PackStore::Damaged() { return impl_->index().ListDamaged(); }
+Status PackStore::CheckIntegrity(bool full) { return impl_->index().CheckIntegrity(full); }
 const PackRecovery& PackStore::recovery() const { return impl_->recovery(); }
 Result<uint64_t> PackStore::Scrub(const std::function<void(const ChunkId&, const Status&)>& bad) {
   return impl_->Scrub(bad);

@@ -80,6 +80,10 @@ Result<std::unique_ptr<Repository>> Repository::Open(const std::string& dir,
     return NotFound("repository " + dir + " does not exist; create it with `sparetime --repo " +
                     dir + " init`");
   }
+  if (!S_ISDIR(sb.st_mode)) {
+    return NotFound("repository " + dir + " is a file, not a repository directory: pass --repo "
+                    "the directory `sparetime init` created (or a new path, and run init)");
+  }
   Result<std::string> config_text = ReadFileToString(*env, ConfigPath(dir));
   if (!config_text.ok()) {
     if (config_text.status().code() == ErrorCode::kNotFound) {
@@ -134,7 +138,16 @@ Result<PruneReport> Repository::Prune(const RetentionPolicy& policy,
   if (report.ok() && !options.dry_run) {
     Result<RepackReport> repack = store_->Repack();
     if (repack.ok()) {
-      if (repack->packs_rewritten > 0) report->notes.push_back(repack->ToString());
+      if (repack->packs_rewritten + repack->packs_deleted > 0 || !repack->stopped.ok()) {
+        report->notes.push_back(repack->ToString());
+      }
+      if (!repack->stopped.ok()) {
+        report->stopped = NoSpace(
+            "the disk filled up while prune repacked " + dir_ + "/store (" +
+            repack->stopped.message() + "); what it freed is kept (" + repack->ToString() +
+            "). Free some space on that filesystem and run `sparetime prune` again: it "
+            "continues with the packs left");
+      }
     } else {
       report = repack.status().WithContext("prune removed the unreferenced chunks, but the "
                                            "repack that frees their space failed");

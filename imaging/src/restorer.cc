@@ -4,6 +4,7 @@
 #include "sparetime/imaging/restorer.h"
 
 #include <algorithm>
+#include <cstring>
 #include <atomic>
 #include <thread>
 #include <unordered_map>
@@ -55,23 +56,34 @@ std::string ChunkWhere(uint64_t offset, const ChunkId& id) {
   return "chunk at offset " + std::to_string(offset) + " (id " + id.short_hex() + ")";
 }
 
-// Fetches and opens one chunk into `buffer`; returns the plaintext (the
-// front of `buffer`). The error names its offset and id.
+// Fetches and opens chunk `index` into `buffer`; returns the plaintext (the
+// front of `buffer`). The error is the source's or the codec's, without
+// where (ChunkWhere adds it).
+Result<std::span<const std::byte>> OpenChunk(const Manifest& manifest, const Codec& codec,
+                                             ChunkSource& source, uint64_t index,
+                                             std::span<std::byte> buffer) {
+  const ChunkId& id = manifest.chunks[index];
+  uint64_t length = manifest.ChunkLength(index);
+  ST_ASSIGN_OR_RETURN(std::vector<std::byte> sealed, source.Get(id));
+  ST_ASSIGN_OR_RETURN(size_t size, codec.OpenInto(BlobKind::kData, id, sealed,
+                                                  buffer.first(length)));
+  if (size != length) {
+    return Corruption("holds " + std::to_string(size) + " bytes, the image needs " +
+                      std::to_string(length));
+  }
+  return std::span<const std::byte>(buffer.first(length));
+}
+
+// OpenChunk, with the error naming the chunk's offset and id.
 Result<std::span<const std::byte>> FetchChunk(const Manifest& manifest, const Codec& codec,
                                               ChunkSource& source, uint64_t index,
                                               std::span<std::byte> buffer) {
-  const ChunkId& id = manifest.chunks[index];
-  uint64_t offset = index * manifest.chunk_size;
-  uint64_t length = manifest.ChunkLength(index);
-  Result<std::vector<std::byte>> sealed = source.Get(id);
-  if (!sealed.ok()) return sealed.status().WithContext(ChunkWhere(offset, id));
-  Result<size_t> size = codec.OpenInto(BlobKind::kData, id, *sealed, buffer.first(length));
-  if (!size.ok()) return size.status().WithContext(ChunkWhere(offset, id));
-  if (*size != length) {
-    return Corruption(ChunkWhere(offset, id) + ": holds " + std::to_string(*size) +
-                      " bytes, the image needs " + std::to_string(length));
+  Result<std::span<const std::byte>> plain = OpenChunk(manifest, codec, source, index, buffer);
+  if (!plain.ok()) {
+    return plain.status().WithContext(
+        ChunkWhere(index * manifest.chunk_size, manifest.chunks[index]));
   }
-  return std::span<const std::byte>(buffer.first(length));
+  return plain;
 }
 
 // Reserves the target's room for every run of data chunks before any write:
@@ -118,12 +130,21 @@ Result<RestoreStats> Restore(const Manifest& manifest, const Codec& codec, Chunk
       MutexLock lock(mu);
       ++stats.holes;
     } else {
-      ST_ASSIGN_OR_RETURN(std::span<const std::byte> plain,
-                          FetchChunk(manifest, codec, source, i, buffer));
-      ST_RETURN_IF_ERROR(target.WriteAt(offset, plain));
-      MutexLock lock(mu);
-      ++stats.chunks_written;
-      stats.bytes_written += length;
+      Result<std::span<const std::byte>> plain = FetchChunk(manifest, codec, source, i, buffer);
+      if (!plain.ok() && options.keep_going && IsDamagedChunkError(plain.status())) {
+        // Zeroes where the chunk was: nothing of another chunk, nor of what
+        // the target held before, is left in a damaged range.
+        std::memset(buffer.data(), 0, length);
+        ST_RETURN_IF_ERROR(target.WriteAt(offset, buffer.first(length)));
+        MutexLock lock(mu);
+        stats.damaged.push_back({offset, length, manifest.chunks[i], plain.status()});
+      } else {
+        ST_RETURN_IF_ERROR(plain.status());
+        ST_RETURN_IF_ERROR(target.WriteAt(offset, *plain));
+        MutexLock lock(mu);
+        ++stats.chunks_written;
+        stats.bytes_written += length;
+      }
     }
     progress.Add(length);
     return Status::Ok();
@@ -131,8 +152,15 @@ Result<RestoreStats> Restore(const Manifest& manifest, const Codec& codec, Chunk
   ParallelFor(manifest.chunk_count(), options, errors, manifest.chunk_size, restore_chunk);
   ST_RETURN_IF_ERROR(errors.Get());
   ST_RETURN_IF_ERROR(target.Finish());
+  std::sort(stats.damaged.begin(), stats.damaged.end(),
+            [](const DamagedRange& a, const DamagedRange& b) { return a.offset < b.offset; });
   progress.Finish();
   return stats;
+}
+
+bool IsDamagedChunkError(const Status& s) {
+  return s.code() == ErrorCode::kCorruption || s.code() == ErrorCode::kNotFound ||
+         s.code() == ErrorCode::kAuthFailed;
 }
 
 std::optional<Status> VerifyCache::Find(const ChunkId& id) const {
@@ -166,14 +194,10 @@ Result<VerifyReport> Verify(const Manifest& manifest, const Codec& codec, ChunkS
     uint64_t i = firsts[k];
     const ChunkId& id = manifest.chunks[i];
     std::optional<Status> known = cache ? cache->Find(id) : std::nullopt;
-    Status verdict;
-    if (known) {
-      // The cached error names where it was first found; add this snapshot's offset.
-      if (!known->ok()) verdict = known->WithContext(ChunkWhere(i * manifest.chunk_size, id));
-    } else {
-      verdict = FetchChunk(manifest, codec, source, i, buffer).status();
-      if (cache) cache->Record(id, verdict);
-    }
+    // The cache holds the chunk's own error; each snapshot adds its offset.
+    Status raw = known ? *known : OpenChunk(manifest, codec, source, i, buffer).status();
+    if (!known && cache) cache->Record(id, raw);
+    Status verdict = raw.ok() ? raw : raw.WithContext(ChunkWhere(i * manifest.chunk_size, id));
     MutexLock lock(mu);
     ++(known ? report.chunks_known : report.chunks_checked);
     if (!verdict.ok()) report.bad.push_back({i * manifest.chunk_size, id, verdict});

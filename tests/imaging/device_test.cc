@@ -422,14 +422,17 @@ TEST(BlockDeviceTest, MissingDirectoryAndCharDevice) {
   EXPECT_EQ(r.error().code(), ErrorCode::kNotFound);
   EXPECT_EQ(r.error().message(), "device " + (tmp / "nope") + " does not exist");
 
+  // A device that is not one is exit code 5 (kFailedPrecondition), not 2.
   r = OpenBlockDevice(tmp.path());
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(r.error().message(), tmp.path() + " is not a block device or image file");
+  EXPECT_EQ(r.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(r.error().message(), tmp.path() +
+                                     " is a directory: name a block device (/dev/...) or an "
+                                     "image file");
 
   r = OpenBlockDevice("/dev/null");
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(r.error().code(), ErrorCode::kFailedPrecondition);
 }
 
 TEST(BlockDeviceTest, UnreadableIsPermissionDenied) {

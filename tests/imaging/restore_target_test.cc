@@ -183,7 +183,9 @@ TEST(RestoreTargetTest, WritesPastTheEndAndBadPathsAreRefused) {
 
   Result<std::unique_ptr<RestoreTarget>> dir = OpenRestoreTarget(tmp.path(), 10);
   ASSERT_FALSE(dir.ok());
-  EXPECT_EQ(dir.error().code(), ErrorCode::kInvalidArgument);
+  // A directory is a bad target (exit code 5), not a bad command line (issue 26).
+  EXPECT_EQ(dir.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(dir.error().message().find("is a directory"), std::string::npos);
   Result<std::unique_ptr<RestoreTarget>> orphan = OpenRestoreTarget(tmp / "no/such/dir.img", 10);
   ASSERT_FALSE(orphan.ok());
   EXPECT_EQ(orphan.error().code(), ErrorCode::kNotFound);

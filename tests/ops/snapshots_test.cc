@@ -220,23 +220,37 @@ TEST_F(OpsSnapshotsTest, VerifyReportsEachSnapshotWithItsBadChunks) {
   EXPECT_EQ(checked, 5u) << "every distinct chunk is read once";
   EXPECT_EQ(known, 4u) << "the shared ones are known for the later snapshot";
 
-  // Damage a chunk both snapshots use: each snapshot reports it.
+  // Damage a chunk both snapshots use: each snapshot reports it, and it
+  // counts once (issue 26: it used to count twice, its prefix doubled).
   Result<Manifest> m = LoadManifest(first.manifest_root, backups_->codec(), backups_->source());
   ASSERT_TRUE(m.ok());
   DamagedBackups damaged(*backups_, m->chunks[1]);
   Result<VerifyBackupsReport> report = VerifyBackups(damaged, {});
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   ASSERT_EQ(report->snapshots.size(), 2u);
-  EXPECT_EQ(report->damaged(), 2u);
+  EXPECT_EQ(report->damaged(), 1u);
+  ASSERT_EQ(report->chunks.size(), 1u);
+  EXPECT_EQ(report->chunks[0].id, m->chunks[1]);
+  ASSERT_EQ(report->chunks[0].snapshots.size(), 2u) << "it names every snapshot using it";
+  std::vector<std::string> users = {report->chunks[0].snapshots[0].first,
+                                    report->chunks[0].snapshots[1].first};
+  std::sort(users.begin(), users.end());
+  std::vector<std::string> both = {first.id, second.id};
+  std::sort(both.begin(), both.end());
+  EXPECT_EQ(users, both);
   for (const SnapshotVerdict& v : report->snapshots) {
     ASSERT_EQ(v.bad.size(), 1u) << v.snapshot.id;
     EXPECT_EQ(v.bad[0].id, m->chunks[1]);
     EXPECT_EQ(v.bad[0].offset, uint64_t{kChunk});
     EXPECT_FALSE(v.ok());
+    const std::string where = "chunk at offset " + std::to_string(kChunk);
+    const std::string msg = v.bad[0].error.message();
+    EXPECT_EQ(msg.find(where), 0u) << msg;
+    EXPECT_EQ(msg.find(where, 1), std::string::npos) << "the offset prefix once: " << msg;
   }
   Status verdict = VerifyVerdict(*report);
   EXPECT_EQ(verdict.code(), ErrorCode::kCorruption);
-  EXPECT_NE(verdict.message().find("2 damaged chunk(s)"), std::string::npos) << verdict.message();
+  EXPECT_NE(verdict.message().find("1 damaged chunk(s)"), std::string::npos) << verdict.message();
 
   // One snapshot by id.
   VerifyRequest one;
@@ -248,11 +262,22 @@ TEST_F(OpsSnapshotsTest, VerifyReportsEachSnapshotWithItsBadChunks) {
   EXPECT_EQ(only->snapshots[0].chunks_checked, 5u);
 }
 
-TEST_F(OpsSnapshotsTest, RepairIsForPeersAndItsReportIsTyped) {
+TEST_F(OpsSnapshotsTest, RepairOfAHealthyLocalRepositoryAndTheTypedReport) {
+  BackupOf(Device("disk.img", 3 * kChunk, 11));
   Result<RepairReport> r = Repair(*backups_);
-  EXPECT_EQ(r.status().code(), ErrorCode::kFailedPrecondition);
-  EXPECT_NE(r.status().message().find("--config"), std::string::npos);
-  RepairReport report{.chunks = 10, .copied = 3, .dropped = 2, .lost = 1};
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->local);
+  EXPECT_EQ(r->chunks, 3u);
+  EXPECT_EQ(r->copied, 0u);
+  EXPECT_EQ(r->lost, 0u);
+  EXPECT_EQ(RepairText(*r), "3 chunks checked: 0 damaged, 0 stored again from the source "
+                            "device, 0 lost");
+  EXPECT_EQ(Repair(*backups_, {.source = "", .cancel = nullptr}).status().code(), ErrorCode::kOk);
+  RepairReport report;
+  report.chunks = 10;
+  report.copied = 3;
+  report.dropped = 2;
+  report.lost = 1;
   EXPECT_EQ(RepairText(report),
             "10 chunks checked: 3 new replicas made, 2 stale records dropped, 1 chunks lost "
             "(no live peer has a good copy)");

@@ -23,6 +23,14 @@ class LocalBackups final : public Backups {
   Result<PruneReport> Prune(const RetentionPolicy& policy, const PruneOptions& options) override {
     return repo_->Prune(policy, options);
   }
+  bool local() const override { return true; }
+  Status CheckIntegrity(bool full) override {
+    ST_RETURN_IF_ERROR(repo_->catalog().CheckIntegrity(full));
+    return repo_->store().CheckIntegrity(full);
+  }
+  Status RecordDamaged(std::span<const DamagedChunk> chunks) override {
+    return repo_->store().MarkDamaged(chunks);
+  }
 
  private:
   std::string dir_;
@@ -65,8 +73,12 @@ class PeerBackups final : public Backups {
                                 " are read only here: run repair on " + repo_->host());
     }
     ST_ASSIGN_OR_RETURN(replication::PeerSet::RepairReport r, repo_->store().Repair());
-    return RepairReport{.chunks = r.chunks, .copied = r.copied, .dropped = r.dropped,
-                        .lost = r.lost};
+    RepairReport out;
+    out.chunks = r.chunks;
+    out.copied = r.copied;
+    out.dropped = r.dropped;
+    out.lost = r.lost;
+    return out;
   }
 
  private:
@@ -141,6 +153,11 @@ bool NeedsRepair(const std::vector<Warning>& warnings) {
 }
 
 std::string RepairText(const RepairReport& r) {
+  if (r.local) {
+    return std::to_string(r.chunks) + " chunks checked: " + std::to_string(r.copied + r.lost) +
+           " damaged, " + std::to_string(r.copied) + " stored again from the source device, " +
+           std::to_string(r.lost) + " lost";
+  }
   return std::to_string(r.chunks) + " chunks checked: " + std::to_string(r.copied) +
          " new replicas made, " + std::to_string(r.dropped) + " stale records dropped, " +
          std::to_string(r.lost) + " chunks lost (no live peer has a good copy)";
@@ -148,6 +165,20 @@ std::string RepairText(const RepairReport& r) {
 
 Status RepairVerdict(const RepairReport& r) {
   if (r.lost == 0) return Status::Ok();
+  if (r.local) {
+    std::string where;
+    for (const LostRange& l : r.lost_at) {
+      if (where.size() > 300) {
+        where += ", ...";
+        break;
+      }
+      where += (where.empty() ? "" : ", ") + l.snapshot + " at " + std::to_string(l.offset);
+    }
+    return Corruption(std::to_string(r.lost) + " damaged chunk(s) could not be stored again (" +
+                      where + "); run `sparetime repair --source DEVICE` with the device they "
+                      "were backed up from while it still holds that data, or back it up "
+                      "again; `restore --keep-going` restores the rest of those snapshots");
+  }
   return Corruption(std::to_string(r.lost) +
                     " chunk(s) have no good copy on any live peer; they come back when a peer "
                     "that held them does (run `sparetime repair` again then)");

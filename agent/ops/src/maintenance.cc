@@ -1,27 +1,58 @@
 // Verify, prune and repair (see maintenance.h).
 #include "sparetime/ops/maintenance.h"
 
+#include <unordered_map>
+
 #include "sparetime/imaging/manifest.h"
 #include "sparetime/ops/snapshots.h"
 
 namespace sparetime::ops {
 
 uint64_t VerifyBackupsReport::damaged() const {
-  uint64_t n = 0;
-  for (const SnapshotVerdict& v : snapshots) n += v.bad.size() + (v.manifest_error ? 1 : 0);
+  uint64_t n = chunks.size() + (database_error ? 1 : 0);
+  for (const SnapshotVerdict& v : snapshots) n += v.manifest_error ? 1 : 0;
   return n;
 }
 
+namespace {
+
+// Distinct damaged chunks across the verdicts, each with the snapshots using it.
+std::vector<DamagedChunkUse> CollectDamaged(const std::vector<SnapshotVerdict>& verdicts,
+                                            const VerifyCache& cache) {
+  std::vector<DamagedChunkUse> out;
+  std::unordered_map<ChunkId, size_t, ChunkIdHash> at;
+  for (const SnapshotVerdict& v : verdicts) {
+    for (const BadChunk& b : v.bad) {
+      auto [it, fresh] = at.emplace(b.id, out.size());
+      if (fresh) {
+        std::optional<Status> raw = cache.Find(b.id);
+        out.push_back({b.id, raw ? *raw : b.error, {}});
+      }
+      out[it->second].snapshots.emplace_back(v.snapshot.id, b.offset);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<VerifyBackupsReport> VerifyBackups(Backups& backups, const VerifyRequest& r) {
+  VerifyBackupsReport report;
+  if (Status db = backups.CheckIntegrity(r.full); !db.ok()) {
+    if (db.code() != ErrorCode::kCorruption) return db;
+    report.database_error = db.message();
+  }
   std::vector<Snapshot> snaps;
   if (r.snapshot) {
     ST_ASSIGN_OR_RETURN(Snapshot one, FindSnapshot(backups, *r.snapshot));
     snaps.push_back(std::move(one));
   } else {
-    ST_ASSIGN_OR_RETURN(snaps, backups.catalog().ListSnapshots());
+    Result<std::vector<Snapshot>> all = backups.catalog().ListSnapshots();
+    if (!all.ok() && report.database_error) return report;  // the verdict says why
+    ST_RETURN_IF_ERROR(all.status());
+    snaps = std::move(*all);
   }
   VerifyCache cache;  // chunks shared by several snapshots are read once
-  VerifyBackupsReport report;
   for (size_t i = 0; i < snaps.size(); ++i) {
     SnapshotVerdict verdict;
     verdict.snapshot = snaps[i];
@@ -48,6 +79,15 @@ Result<VerifyBackupsReport> VerifyBackups(Backups& backups, const VerifyRequest&
     verdict.bad = std::move(checked.bad);
     report.snapshots.push_back(std::move(verdict));
   }
+  report.chunks = CollectDamaged(report.snapshots, cache);
+  std::vector<DamagedChunk> record;
+  for (const DamagedChunkUse& c : report.chunks) {
+    if (IsDamagedChunkError(c.error)) record.push_back({c.id, c.error.message()});
+  }
+  if (!record.empty()) {
+    ST_RETURN_IF_ERROR(backups.RecordDamaged(record).WithContext(
+        "recording the damaged chunks verify found"));
+  }
   return report;
 }
 
@@ -55,18 +95,22 @@ Status VerifyVerdict(const VerifyBackupsReport& report) {
   const uint64_t damaged = report.damaged();
   if (damaged == 0) return Status::Ok();
   std::string first;
+  if (report.database_error) first = *report.database_error;
   for (const SnapshotVerdict& v : report.snapshots) {
+    if (!first.empty()) break;
     if (v.manifest_error) {
       first = "snapshot " + v.snapshot.id + ": manifest is damaged: " + *v.manifest_error;
     } else if (!v.bad.empty()) {
       first = "snapshot " + v.snapshot.id + ": " + v.bad.front().error.message();
     }
-    if (!first.empty()) break;
   }
-  return Corruption(std::to_string(damaged) + " damaged chunk(s) found (first: " + first +
-                    "); those snapshots cannot be fully restored from these backups: run "
-                    "`sparetime verify` for the full list, and `sparetime repair` when the "
-                    "peers that held them are back");
+  return Corruption(std::to_string(damaged) +
+                    (report.database_error ? " damaged item(s)" : " damaged chunk(s)") +
+                    " found (first: " + first +
+                    "); those snapshots cannot be fully restored from these backups. The next "
+                    "backup of a device that still holds a damaged chunk's data stores it "
+                    "again; `sparetime repair` (with --source DEVICE for a local repository) "
+                    "does it now; `restore --keep-going` restores the rest");
 }
 
 RetentionPolicy RetentionFromPolicy(const directory::EffectivePolicy& p) {
@@ -81,6 +125,5 @@ Result<PruneReport> Prune(Backups& backups, const RetentionPolicy& policy,
   return backups.Prune(policy, options);
 }
 
-Result<RepairReport> Repair(Backups& backups) { return backups.Repair(); }
 
 }  // namespace sparetime::ops

@@ -87,6 +87,7 @@ Result<RestoreReport> RestoreSnapshot(Backups& backups, const RestoreRequest& r)
                                         {.zero_holes = r.zero_holes, .direct_io = !r.buffered}));
   report.target_size = target->size();
   RestoreOptions options{.progress = r.progress, .cancel = r.cancel};
+  options.keep_going = r.keep_going;
   Result<RestoreStats> stats =
       Restore(*manifest, backups.codec(), backups.source(), *target, options);
   if (!stats.ok()) {

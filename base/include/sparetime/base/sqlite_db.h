@@ -121,6 +121,11 @@ class SqliteDb {
   // (written by a newer sparetime), as is an older one (no migrations yet).
   Status EnsureSchema(int version, std::string_view schema_sql);
 
+  // PRAGMA quick_check (full: integrity_check, which also compares every
+  // index with its table): OK, or kCorruption naming the file, the first
+  // problems SQLite reports and what to do.
+  Status CheckIntegrity(bool full);
+
   // Rows changed by the last INSERT/UPDATE/DELETE.
   int64_t changes() const;
   int64_t last_insert_rowid() const;

@@ -115,6 +115,9 @@ class Catalog final : public BackupJournal, public SnapshotRecorder {
   // Every chunk id in any job's progress (distinct): prune keeps them, since
   // an interrupted backup resumes from them without storing them again.
   Result<std::vector<ChunkId>> JournalChunkIds();
+  // SQLite's quick_check (full: integrity_check) of the catalog database:
+  // OK or kCorruption naming it (verify runs it first).
+  Status CheckIntegrity(bool full);
 
   class Impl;
 

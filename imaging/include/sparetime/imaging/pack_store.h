@@ -28,7 +28,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "sparetime/base/env.h"
 #include "sparetime/base/status.h"
@@ -63,12 +65,22 @@ struct PackRecovery {
   uint64_t bytes_truncated = 0;    // torn bytes cut off
 };
 
+// A chunk verify found damaged (PackStore::MarkDamaged).
+struct DamagedChunk {
+  ChunkId id;
+  std::string error;  // what was wrong with it
+};
+
 // What Repack() did.
 struct RepackReport {
-  uint64_t packs_rewritten = 0;  // old packs deleted
+  uint64_t packs_deleted = 0;    // packs holding no live record, deleted whole (first)
+  uint64_t packs_rewritten = 0;  // old packs deleted after their live records moved
   uint64_t packs_skipped = 0;    // left alone: a damaged record (Scrub names it)
   uint64_t chunks_moved = 0;
   uint64_t bytes_freed = 0;      // pack file bytes given back
+  // Not OK (kNoSpace) when the disk filled up and the repack stopped early;
+  // everything above still happened and is durable.
+  Status stopped;
   // "repacked 3 packs (12 chunks moved), 40.0 MiB freed".
   std::string ToString() const;
 };
@@ -96,9 +108,10 @@ class PackStore final : public ChunkSink, public ChunkSource, public ChunkRemove
   Result<std::vector<StoredChunk>> ListStored() override;
   Result<uint64_t> RemoveStored(std::span<const ChunkId> ids) override;
 
-  // Rewrites packs whose live records fill less than `live_fraction` of
-  // them into new packs and deletes the old files, so removed chunks give
-  // their space back. Crash-safe at every step (pack_repack.h). Packs other
+  // Deletes the packs no live record is in, then rewrites packs whose live
+  // records fill less than `live_fraction` of them into new packs and
+  // deletes the old files, so removed chunks give their space back. A full
+  // disk stops the rewriting cleanly (report.stopped, what was freed kept). Crash-safe at every step (pack_repack.h). Packs other
   // writers are appending to are skipped. REQUIRES: no other process or
   // thread reads or writes the store meanwhile (prune holds the repository
   // lock exclusively).
@@ -106,6 +119,17 @@ class PackStore final : public ChunkSink, public ChunkSource, public ChunkRemove
 
   PackStoreStats Stats();
   const PackRecovery& recovery() const;
+
+  // Self-healing (docs/storage.md): records chunks found damaged. Their
+  // index rows go, so Contains() is false and the next Put of the same id
+  // (a backup that meets the content again, or repair) stores it anew and
+  // clears the record; Get() of a recorded chunk is kCorruption saying so;
+  // a repack treats its record as dead.
+  Status MarkDamaged(std::span<const DamagedChunk> chunks);
+  // The chunks recorded damaged and not stored again since.
+  Result<std::vector<DamagedChunk>> Damaged();
+  // SQLite quick_check (full: integrity_check) of index.db.
+  Status CheckIntegrity(bool full);
 
   // Reads every stored blob and checks its hash; calls `bad` for each
   // damaged one. Returns the number of chunks checked.

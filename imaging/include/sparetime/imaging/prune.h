@@ -80,6 +80,9 @@ struct PruneReport {
   uint64_t bytes_removed = 0;                // stored bytes (would be) freed
   // What the store did besides (a repack, peers that missed a release).
   std::vector<std::string> notes;
+  // Not OK when a last step stopped early (kNoSpace: the repack ran out of
+  // room); everything the report counts still happened.
+  Status stopped;
 };
 
 Result<PruneReport> Prune(const PruneEnv& env, const RetentionPolicy& policy,

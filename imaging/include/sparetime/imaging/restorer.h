@@ -5,7 +5,11 @@
 // fetch chunks in parallel, open each (AEAD + id check, see codec.h) into
 // their own page-aligned buffer and write it at its offset; holes go to
 // RestoreTarget::Hole. Any chunk that fails is an error naming its offset
-// and id; nothing is written for it.
+// and id; nothing is written for it — unless `keep_going`: then a chunk the
+// source cannot give or that fails its checks (kCorruption, kNotFound,
+// kAuthFailed: a damaged chunk) is written as zeroes and listed in
+// RestoreStats::damaged, and the restore goes on; target write errors and
+// cancellation still stop it.
 // Verify does the same reads and checks without a target and reports every
 // bad chunk rather than stopping at the first.
 #ifndef SPARETIME_IMAGING_RESTORER_H_
@@ -35,12 +39,27 @@ struct RestoreOptions {
   // Asked before each chunk fetch with the chunk's size (a scheduled verify
   // pauses while the box is busy; kCancelled stops the run).
   PauseGate* pause = nullptr;
+  // Restore only: write zeroes for damaged chunks and go on (see above).
+  bool keep_going = false;
 };
+
+// A range of the image a keep-going restore left as zeroes.
+struct DamagedRange {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  ChunkId id;
+  Status error;
+};
+
+// True for the errors that mean "this chunk is damaged or gone" (what
+// keep_going skips and verify records), not "the run could not go on".
+bool IsDamagedChunkError(const Status& s);
 
 struct RestoreStats {
   uint64_t chunks_written = 0;
   uint64_t holes = 0;
   uint64_t bytes_written = 0;
+  std::vector<DamagedRange> damaged;  // keep_going: in offset order
 };
 
 Result<RestoreStats> Restore(const Manifest& manifest, const Codec& codec, ChunkSource& source,

@@ -17,8 +17,11 @@
 //     WarningText() is its one rendering.
 //   - Backups of another host (`AgentPeers::host`) are read only: Commit,
 //     Prune and Repair fail with kFailedPrecondition there.
-//   - Repair exists only for backups on peers (kFailedPrecondition for a
-//     local repository).
+//   - Backups::Repair re-replicates between peers; a local repository is
+//     repaired by ops::Repair (maintenance.h) from a source device instead.
+//   - Damage verify finds is recorded where the store can record it
+//     (RecordDamaged: a local repository's index), so the next backup that
+//     meets the same content stores it again.
 //   - The chunk size of existing backups never changes (dedup depends on
 //     it); the policy's differing chunk size is a kPolicyDiffers warning.
 //     New chunks on peers use the policy's compression level.
@@ -47,6 +50,7 @@
 #include "sparetime/imaging/codec.h"
 #include "sparetime/imaging/key_cache.h"
 #include "sparetime/imaging/keys.h"
+#include "sparetime/imaging/pack_store.h"
 #include "sparetime/imaging/prune.h"
 #include "sparetime/imaging/repository_config.h"
 #include "sparetime/transport/identity.h"
@@ -96,11 +100,20 @@ std::string WarningText(const Warning& w);
 bool NeedsRepair(const std::vector<Warning>& warnings);
 
 // The typed result of Backups::Repair.
+// Where a lost chunk was used: a range of one snapshot's image.
+struct LostRange {
+  std::string snapshot;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
 struct RepairReport {
-  uint64_t chunks = 0;   // chunk records checked
-  uint64_t copied = 0;   // new replicas made
+  bool local = false;    // a local repository (ops::Repair from a source device)
+  uint64_t chunks = 0;   // chunk records checked (local: distinct chunks verified)
+  uint64_t copied = 0;   // new replicas made (local: damaged chunks stored again from the source)
   uint64_t dropped = 0;  // stale location records dropped
-  uint64_t lost = 0;     // chunks no live peer has a good copy of
+  uint64_t lost = 0;     // chunks no live peer has a good copy of (local: damaged, not stored again)
+  std::vector<LostRange> lost_at;  // local: every snapshot range a lost chunk leaves unreadable
 };
 // "N chunks checked: N new replicas made, N stale records dropped, N chunks
 // lost (no live peer has a good copy)" — the CLI and the daemon both print it.
@@ -128,11 +141,20 @@ class Backups {
   // Forgets what `policy` drops and frees the chunks nothing references.
   virtual Result<PruneReport> Prune(const RetentionPolicy& policy,
                                     const PruneOptions& options) = 0;
-  // Re-replicates chunks whose holders are gone (backups on peers only).
+  // Re-replicates chunks whose holders are gone (backups on peers only;
+  // a local repository is repaired by ops::Repair, maintenance.h).
   virtual Result<RepairReport> Repair() {
-    return FailedPrecondition(
-        "repair re-replicates chunks between peers: use --config, not --repo");
+    return FailedPrecondition("Backups::Repair re-replicates chunks between peers");
   }
+  // A local repository (RecordDamaged records, repair re-stores from a device).
+  virtual bool local() const { return false; }
+  // Checks the databases the backups rely on (SQLite quick_check, or
+  // integrity_check when `full`). OK where there are none to check.
+  virtual Status CheckIntegrity(bool /*full*/) { return Status::Ok(); }
+  // Records chunks verify found damaged, so a later Put of the same id
+  // stores it again (PackStore::MarkDamaged). A no-op where the store keeps
+  // its own account (peers: repair replaces bad replicas).
+  virtual Status RecordDamaged(std::span<const DamagedChunk>) { return Status::Ok(); }
 };
 
 // A local repository directory (imaging/repository.h).

@@ -3,9 +3,19 @@
 // names call these and only render or log the reports.
 //
 // Invariants:
-//   - Verify reads every chunk of every snapshot asked for once per run (a
-//     chunk shared by several snapshots is read once and its verdict
-//     reported for each); a damaged manifest is a verdict, not an error.
+//   - Verify first checks the databases the backups rely on (catalog and
+//     index: SQLite quick_check, integrity_check with `full`), then reads
+//     every chunk of every snapshot asked for once per run (a chunk shared by
+//     several snapshots is read once and its verdict reported for each); a
+//     damaged manifest or database is a verdict, not an error. A damaged
+//     chunk counts once however many snapshots use it, and its report names
+//     each of them.
+//   - What verify finds damaged is recorded (Backups::RecordDamaged), so the
+//     next backup that meets the same content stores it again.
+//   - Repair of a local repository verifies everything, stores each damaged
+//     chunk again from the source device when one is given and it still
+//     holds the chunk's content (the id is recomputed before anything is
+//     stored), and lists every snapshot range the rest leave unreadable.
 //   - Retention from the directory policy is the same mapping everywhere
 //     (RetentionFromPolicy).
 //
@@ -41,6 +51,7 @@ struct VerifyRequest {
   // Progress of snapshot `index` (of `count`) — per snapshot, as it is read.
   std::function<void(size_t index, size_t count, const Snapshot&, const ProgressInfo&)> progress;
   const std::atomic<bool>* cancel = nullptr;
+  bool full = false;  // SQLite integrity_check instead of quick_check
 };
 
 // The verdict on one snapshot.
@@ -53,9 +64,19 @@ struct SnapshotVerdict {
   bool ok() const { return !manifest_error && bad.empty(); }
 };
 
+// One damaged chunk and every snapshot (of those verified) that uses it.
+struct DamagedChunkUse {
+  ChunkId id;
+  Status error;  // the chunk's own error (no offset)
+  std::vector<std::pair<std::string, uint64_t>> snapshots;  // id, first offset in it
+};
+
 struct VerifyBackupsReport {
+  std::optional<std::string> database_error;  // catalog.db or index.db failed its check
   std::vector<SnapshotVerdict> snapshots;
-  // Damaged chunks (a damaged manifest counts as one).
+  std::vector<DamagedChunkUse> chunks;  // distinct damaged chunks, in first-found order
+  // Damaged things: distinct chunks, plus one per damaged manifest and one
+  // for a damaged database.
   uint64_t damaged() const;
 };
 
@@ -70,8 +91,16 @@ RetentionPolicy RetentionFromPolicy(const directory::EffectivePolicy& policy);
 Result<PruneReport> Prune(Backups& backups, const RetentionPolicy& policy,
                           const PruneOptions& options);
 
-// Re-replicates chunks between peers (Backups::Repair).
-Result<RepairReport> Repair(Backups& backups);
+struct RepairRequest {
+  // Local repository: the device (or image file) the snapshots were taken
+  // of; damaged chunks whose content it still holds are stored again.
+  std::string source;
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+// Backups on peers: re-replicates chunks between peers (Backups::Repair).
+// A local repository: see the invariants above.
+Result<RepairReport> Repair(Backups& backups, const RepairRequest& request = {});
 
 }  // namespace sparetime::ops
 

@@ -46,6 +46,10 @@ struct RestoreRequest {
   bool zero_holes = false;
   bool buffered = false;  // page-cache writes, not O_DIRECT
   bool truncate = false;  // cut an existing larger file to the image size
+  // Write every good chunk and zeroes for damaged ones (RestoreOptions::
+  // keep_going); the report's stats.damaged lists them. The caller decides
+  // that a restore with damage failed (the CLI exits 6).
+  bool keep_going = false;
   ProgressFn progress;
   const std::atomic<bool>* cancel = nullptr;
 };
