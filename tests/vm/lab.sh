@@ -37,15 +37,14 @@ lab_mirror() {
   echo "$m"
 }
 
-# The kernel package linux-image-amd64 points at, and its version.
+# "PACKAGE VERSION" of the kernel linux-image-amd64 points at (one apt-cache
+# call: it is slow on a loaded machine).
 lab_kernel_package() {
   local p
-  p=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  p=$(apt-cache show --no-all-versions linux-image-amd64 2>/dev/null |
+      sed -n 's/^Depends:.*\(linux-image-[0-9][^ ,]*\) (= \([^)]*\)).*/\1 \2/p' | head -n 1)
   [ -n "$p" ] || lab_die "apt cannot resolve linux-image-amd64: run apt-get update (the lab extracts Debian's kernel from its package)"
   echo "$p"
-}
-lab_package_version() {
-  apt-cache show --no-all-versions "$1" 2>/dev/null | awk '/^Version:/ {print $2; exit}'
 }
 
 # lab_header FILE KEY: the values of "# lab-KEY: value" lines of a scenario,

@@ -77,9 +77,9 @@ archive_unreachable)
   has "no cached image for key"
   ;;
 guest_hangs)
-  export SPARETIME_VM_TIMEOUT=10 SPARETIME_VM_WORK=$tmp
+  export SPARETIME_VM_TIMEOUT=30 SPARETIME_VM_WORK=$tmp
   expect_rc 3 "$LAB/run" "$LAB/scenarios/debian_kernel.sh"
-  has "guest hung: debian_kernel killed after 10 s"
+  has "guest hung: debian_kernel killed after 30 s"
   has "last 40 lines of the guest's console"
   has "Linux version 6.1.0-"
   dir=$(sed -n 's/^vm-lab: run directory kept: //p' "$tmp/out")
