@@ -4,6 +4,7 @@
 # exactly the bytes the volume had when the snapshot was taken.
 # lab-packages: lvm2
 # lab-disk: 256M
+# lab-timeout: 900
 set -euo pipefail
 disk=${LAB_DISKS%% *}
 pkg=/tmp/pkg
