@@ -13,6 +13,7 @@
 #include "directory_commands.h"
 #include "status_command.h"
 #include "exit_codes.h"
+#include "key_commands.h"
 #include "migration_commands.h"
 #include "prune_command.h"
 #include "sparetime/base/allocator.h"
@@ -129,6 +130,7 @@ int Main(int argc, char** argv) {
   policy_cmd->add_option("--host", policy_host, "another host's policy (default: this agent)");
 
   MigrationCommands migration(app);
+  KeyCommands keys(app);
 
   try {
     app.parse(argc, argv);
@@ -155,6 +157,7 @@ int Main(int argc, char** argv) {
   if (*peers_cmd) return RunPeers(g, probe);
   if (*policy_cmd) return RunPolicy(g, policy_host);
   if (auto rc = migration.Run(g)) return *rc;
+  if (auto rc = keys.Run(g)) return *rc;
   return kExitUsage;
 }
 
