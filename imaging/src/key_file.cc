@@ -219,6 +219,21 @@ Result<uint32_t> AddKeySlot(KeyFile& file, const SecretBuffer& master,
   return id;
 }
 
+Result<uint32_t> ReplaceKeySlot(KeyFile& file, uint32_t id, const SecretBuffer& master,
+                                const SecretBuffer& passphrase, KdfLimits limits, int64_t now) {
+  auto it = std::find_if(file.slots.begin(), file.slots.end(),
+                         [&](const KeySlot& s) { return s.id == id; });
+  if (it == file.slots.end()) {
+    return NotFound("the key file has no slot " + std::to_string(id));
+  }
+  ST_RETURN_IF_ERROR(CheckKeyId(file, master, "the key being rewrapped"));
+  ST_ASSIGN_OR_RETURN(WrappedKey w, WrapMasterKey(master, passphrase, limits));
+  const uint32_t new_id = NextSlotId(file);
+  *it = KeySlot{.id = new_id, .label = it->label, .created = now, .wrapped = std::move(w)};
+  if (file.key_id.empty()) file.key_id = KeyIdOf(master);
+  return new_id;
+}
+
 Status RemoveKeySlot(KeyFile& file, uint32_t id) {
   auto it = std::find_if(file.slots.begin(), file.slots.end(),
                          [&](const KeySlot& s) { return s.id == id; });

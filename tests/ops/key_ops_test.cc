@@ -265,7 +265,9 @@ TEST_F(OpsKeysTest, PasswdKilledAtAnyPointLeavesOldOrNew) {
     EXPECT_TRUE(o != n) << "round " << round << ": old " << o << ", new " << n;
     old_opens += o;
     new_opens += n;
-    if (n) ASSERT_TRUE(ChangePassphrase(where_, Pass("new"), Pass("old"), fast_).ok());
+    if (n) {
+      ASSERT_TRUE(ChangePassphrase(where_, Pass("new"), Pass("old"), fast_).ok());
+    }
   }
   EXPECT_EQ(old_opens + new_opens, 25);
   // Leftover temp files of killed writers do not stop anything.

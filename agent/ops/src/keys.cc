@@ -168,23 +168,13 @@ Result<uint32_t> ChangePassphrase(const OpenOptions& where, const SecretBuffer& 
   ST_ASSIGN_OR_RETURN(KeyHome home, LoadKeyHome(where));
   ST_RETURN_IF_ERROR(CheckWritable(home));
   ST_ASSIGN_OR_RETURN(Opened o, OpenWith(home, passphrase, where.key_cache));
-  std::string label;
-  for (const KeySlot& s : o.file.slots) {
-    if (s.id == o.key.slot) label = s.label;
-  }
-  // Remove first so a full file (8 slots) can still change a passphrase; the
-  // file is written once, with the new slot in and the old one out.
-  std::vector<KeySlot> kept;
-  for (KeySlot& s : o.file.slots) {
-    if (s.id != o.key.slot) kept.push_back(std::move(s));
-  }
-  const uint32_t old_id = o.key.slot;
-  o.file.slots = std::move(kept);
-  ST_ASSIGN_OR_RETURN(uint32_t id, AddKeySlot(o.file, o.key.master, new_passphrase, limits, label,
-                                              ::time(nullptr)));
-  if (id <= old_id) return Internal("slot ids must grow");  // NextSlotId takes the max + 1
+  // One write: the old slot out, the new one in (key_file.h ReplaceKeySlot).
+  ST_ASSIGN_OR_RETURN(uint32_t id, ReplaceKeySlot(o.file, o.key.slot, o.key.master,
+                                                  new_passphrase, limits, ::time(nullptr)));
   ST_RETURN_IF_ERROR(Save(home, o.file));
-  KeepUnlockedKey(o.file.slots.back().wrapped, new_passphrase, o.key.master, where.key_cache);
+  for (const KeySlot& s : o.file.slots) {
+    if (s.id == id) KeepUnlockedKey(s.wrapped, new_passphrase, o.key.master, where.key_cache);
+  }
   return id;
 }
 

@@ -89,6 +89,13 @@ Result<uint32_t> AddKeySlot(KeyFile& file, const SecretBuffer& master,
                             const SecretBuffer& passphrase, KdfLimits limits, std::string label,
                             int64_t now);
 
+// Replaces slot `id` by a new slot for `passphrase` (fresh salt and nonce,
+// `limits`, the old label, a new id: max + 1) in the same place: what
+// `passwd` writes, so even a full file can change a passphrase. Returns the
+// new id; kNotFound for an unknown `id`.
+Result<uint32_t> ReplaceKeySlot(KeyFile& file, uint32_t id, const SecretBuffer& master,
+                                const SecretBuffer& passphrase, KdfLimits limits, int64_t now);
+
 // Removes slot `id`. kNotFound for an unknown id; kFailedPrecondition for
 // the last slot while no escrow seal exists.
 Status RemoveKeySlot(KeyFile& file, uint32_t id);
