@@ -40,6 +40,7 @@ struct KeyCommands::Options {
   std::string kit_file = "-";
   std::string escrow_key;
   std::string keygen_file;
+  std::string host;  // --host: another agent's key (list, recover)
 };
 
 namespace {
@@ -164,6 +165,9 @@ KeyCommands::KeyCommands(CLI::App& app) : o_(std::make_unique<Options>()) {
   o.recover = o.key->add_subcommand(
       "recover", "open the key with the organisation's escrow key (--host H: another box's)");
   o.recover->add_option("--escrow-key", o.escrow_key, "the escrow secret key file")->required();
+  o.recover->add_option("--host", o.host,
+                        "another agent's key, read from the peers (prints its recovery kit)");
+  o.list->add_option("--host", o.host, "another agent's key file, read from the peers");
   kdf(o.recover);
   o.keygen = o.key->add_subcommand("escrow-keygen", "make the organisation's escrow key pair");
   o.keygen->add_option("FILE", o.keygen_file, "where the secret key goes (new file, mode 0600)")
@@ -172,9 +176,11 @@ KeyCommands::KeyCommands(CLI::App& app) : o_(std::make_unique<Options>()) {
 
 KeyCommands::~KeyCommands() = default;
 
-std::optional<int> KeyCommands::Run(const GlobalOptions& g) {
+std::optional<int> KeyCommands::Run(const GlobalOptions& global) {
   Options& o = *o_;
   if (!*o.key) return std::nullopt;
+  GlobalOptions g = global;
+  if (!o.host.empty()) g.host = o.host;
   if (*o.keygen) {
     Result<std::string> pk = ops::EscrowKeygen(o.keygen_file);
     if (!pk.ok()) return Fail(pk.status(), Stage::kWork);

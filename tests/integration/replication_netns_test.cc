@@ -90,18 +90,13 @@ std::string EscrowKeygen(const std::string& file) {
 
 // Drops `host`'s public key from the file directory, as an admin re-enrolling
 // a host that lost its identity does.
+void EditEntry(const std::string& path, const std::string& dn, const std::string& drop_prefix,
+               const std::string& add);
 void ForgetKey(const std::string& path, const std::string& host) {
-  std::ifstream in(path);
-  std::string text, line, dn;
-  while (std::getline(in, line)) {
-    if (line.starts_with("dn: ")) dn = line;
-    if (dn == "dn: cn=" + host + ",ou=agents,ou=sparetime,dc=example,dc=org" &&
-        line.starts_with("sparetimePublicKey:")) {
-      continue;
-    }
-    text += line + "\n";
-  }
-  std::ofstream(path, std::ios::trunc) << text;
+  // Under the agents' registration lock, so a heartbeat cannot write the
+  // key back from the copy it read before.
+  EditEntry(path, "cn=" + host + ",ou=agents,ou=sparetime,dc=example,dc=org",
+            "sparetimePublicKey:", "");
 }
 
 class ReplicationNetnsTest : public ::testing::Test {
@@ -375,12 +370,12 @@ TEST_F(ReplicationNetnsTest, BackupToPeersSurvivesLostPeerDamageWipeAndBareMetal
   // kit; on alpha, the kit sets a new passphrase.
   const std::string escrow_other = EscrowKeygen(dir_ / "escrow-other.key");
   CommandResult wrong = net_->Run(kEpsilon, std::string(SPARETIME_CLI) + " --config " +
-                                                configs_[kEpsilon] + " --host alpha key recover "
+                                                configs_[kEpsilon] + " key recover --host alpha "
                                                 "--escrow-key " + (dir_ / "escrow-other.key"));
   EXPECT_EQ(wrong.exit_code, 3) << wrong.err;
   EXPECT_NE(wrong.err.find("not the one the backups are sealed to"), std::string::npos) << wrong.err;
   CommandResult kit = net_->Run(kEpsilon, std::string(SPARETIME_CLI) + " --config " +
-                                              configs_[kEpsilon] + " --host alpha key recover "
+                                              configs_[kEpsilon] + " key recover --host alpha "
                                               "--escrow-key " + (dir_ / "escrow1.key"));
   ASSERT_EQ(kit.exit_code, 0) << kit.err;
   ASSERT_EQ(kit.out.rfind("sparetime recovery kit v1\nhost: alpha\n", 0), 0u) << kit.out;
@@ -395,8 +390,8 @@ TEST_F(ReplicationNetnsTest, BackupToPeersSurvivesLostPeerDamageWipeAndBareMetal
   // The peers got the new key file: a wiped alpha opens with the new words.
   CommandResult peers_copy = net_->Run(kEpsilon, "SPARETIME_PASSPHRASE='new words' " +
                                                      std::string(SPARETIME_CLI) + " --config " +
-                                                     configs_[kEpsilon] + " --key-cache 0 --host "
-                                                     "alpha snapshots");
+                                                     configs_[kEpsilon] + " --key-cache 0 snapshots "
+                                                     "--host alpha");
   EXPECT_EQ(peers_copy.exit_code, 0) << peers_copy.err;
 
   // The admin rotates the escrow key in the policy: alpha re-seals at its
@@ -408,11 +403,11 @@ TEST_F(ReplicationNetnsTest, BackupToPeersSurvivesLostPeerDamageWipeAndBareMetal
   ASSERT_TRUE(keys.is_object()) << last_.err;
   EXPECT_EQ(keys["escrow_public_key"], escrow2);
   CommandResult old_key = net_->Run(kEpsilon, std::string(SPARETIME_CLI) + " --config " +
-                                                  configs_[kEpsilon] + " --host alpha key recover "
+                                                  configs_[kEpsilon] + " key recover --host alpha "
                                                   "--escrow-key " + (dir_ / "escrow1.key"));
   EXPECT_EQ(old_key.exit_code, 3) << old_key.err;
   CommandResult new_key = net_->Run(kEpsilon, std::string(SPARETIME_CLI) + " --config " +
-                                                  configs_[kEpsilon] + " --host alpha key recover "
+                                                  configs_[kEpsilon] + " key recover --host alpha "
                                                   "--escrow-key " + (dir_ / "escrow2.key"));
   EXPECT_EQ(new_key.exit_code, 0) << new_key.err;
   EXPECT_EQ(new_key.out, kit.out) << "the same master key, the same kit";
