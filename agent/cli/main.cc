@@ -13,6 +13,7 @@
 #include "directory_commands.h"
 #include "status_command.h"
 #include "exit_codes.h"
+#include "key_commands.h"
 #include "migration_commands.h"
 #include "mount_command.h"
 #include "prune_command.h"
@@ -163,6 +164,7 @@ int Main(int argc, char** argv) {
   policy_cmd->add_option("--host", policy_host, "another host's policy (default: this agent)");
 
   MigrationCommands migration(app);
+  KeyCommands keys(app);
 
   try {
     app.parse(argc, argv);
@@ -199,6 +201,7 @@ int Main(int argc, char** argv) {
   if (*peers_cmd) return RunPeers(g, probe);
   if (*policy_cmd) return RunPolicy(g, policy_host);
   if (auto rc = migration.Run(g)) return *rc;
+  if (auto rc = keys.Run(g)) return *rc;
   return kExitUsage;
 }
 

@@ -5,6 +5,7 @@
 
 #include "agent_context.h"
 #include "exit_codes.h"
+#include "passphrase_prompt.h"
 
 namespace sparetime::cli {
 namespace {
@@ -36,18 +37,26 @@ struct Opening {
 
 // Where the backups are and the passphrase, or the failure (exit code set,
 // error printed): no repository, then the passphrase, then the agent config
-// and directory.
-Result<Opening> Prepare(const GlobalOptions& g, const KeyCache* key_cache, int* exit_code) {
+// and directory. `passphrase_stage` unset: no passphrase is read.
+Result<Opening> Prepare(const GlobalOptions& g, const KeyCache* key_cache,
+                        std::optional<Stage> passphrase_stage, int* exit_code,
+                        bool confirm = false) {
   if (g.repo.empty() && !UsePeers(g)) {
     *exit_code = Fail(NoRepository(), Stage::kOpenRepository);
     return NoRepository();
   }
-  Result<SecretBuffer> passphrase = ReadPassphrase(g.passphrase_file);
-  if (!passphrase.ok()) {  // missing, unreadable, group-readable: exit 2 (docs/cli.md)
-    *exit_code = FailAs(passphrase.status(), kExitUsage);
-    return passphrase.status();
+  Opening o{.options = {}, .passphrase = SecretBuffer()};
+  if (passphrase_stage) {
+    Result<SecretBuffer> passphrase = ObtainPassphrase(
+        {.file = g.passphrase_file, .env = "SPARETIME_PASSPHRASE",
+         .prompt = confirm ? "New passphrase: " : "Passphrase: ", .confirm = confirm});
+    if (!passphrase.ok()) {
+      // missing, unreadable, group-readable, no tty: exit 2 (docs/cli.md)
+      *exit_code = FailAs(passphrase.status(), kExitUsage);
+      return passphrase.status();
+    }
+    o.passphrase = std::move(*passphrase);
   }
-  Opening o{.options = {}, .passphrase = std::move(*passphrase)};
   o.options.key_cache = key_cache;
   if (!g.quiet) o.options.on_warning = PrintWarning;
   if (!UsePeers(g)) {
@@ -81,10 +90,18 @@ Result<std::unique_ptr<ops::Backups>> OpenBackups(const GlobalOptions& g, int* e
 Status InitBackups(const GlobalOptions& g, const ops::InitSettings& settings, KdfLimits limits,
                    int* exit_code) {
   std::unique_ptr<KeyCache> cache = KeyCacheFor(g);
-  ST_ASSIGN_OR_RETURN(Opening o, Prepare(g, cache.get(), exit_code));
+  ST_ASSIGN_OR_RETURN(Opening o, Prepare(g, cache.get(), Stage::kWork, exit_code, /*confirm=*/true));
   Status st = ops::Init(o.options, o.passphrase, settings, limits);
   if (!st.ok()) *exit_code = Fail(st, Stage::kWork);
   return st;
+}
+
+Result<BackupsTarget> TargetOf(const GlobalOptions& g, int* exit_code) {
+  BackupsTarget t;
+  t.cache = KeyCacheFor(g);
+  ST_ASSIGN_OR_RETURN(Opening o, Prepare(g, t.cache.get(), std::nullopt, exit_code));
+  t.options = std::move(o.options);
+  return t;
 }
 
 void PrintWarnings(const GlobalOptions& g, const std::vector<ops::Warning>& warnings) {

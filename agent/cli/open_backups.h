@@ -26,6 +26,15 @@ Result<std::unique_ptr<ops::Backups>> OpenBackups(const GlobalOptions& g, int* e
 Status InitBackups(const GlobalOptions& g, const ops::InitSettings& settings, KdfLimits limits,
                    int* exit_code);
 
+// Where the backups are (and the key cache), without reading a passphrase:
+// what the key commands start from. Prints the error and sets *exit_code
+// on failure.
+struct BackupsTarget {
+  std::unique_ptr<KeyCache> cache;
+  ops::OpenOptions options;
+};
+Result<BackupsTarget> TargetOf(const GlobalOptions& g, int* exit_code);
+
 // Prints the warnings on stderr (unless quiet), one "sparetime: warning:" line each.
 void PrintWarnings(const GlobalOptions& g, const std::vector<ops::Warning>& warnings);
 

@@ -2,6 +2,8 @@
 // slices, status publication. Logging goes to stderr (journald under systemd).
 #include "agent_loop.h"
 
+#include <cctype>
+
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -209,6 +211,12 @@ void AgentLoop::Refresh() {
     MutexLock l(keys_mu_);
     agent_by_key_.clear();
     for (const auto& a : state->view.agents) agent_by_key_[a.public_key] = a.name;
+    restore_for_.clear();
+    for (const auto& a : state->view.agents) {
+      std::string owner = a.name;
+      for (char& c : owner) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      restore_for_[owner] = a.restore_for;
+    }
     migration_allowed_ = policy.migration_allowed;
     migration_from_ = policy.migration_from;
   }
@@ -269,6 +277,21 @@ Status AgentLoop::MigrationAllowedFrom(const std::string& source) const {
     if (directory::EqualsIgnoreCase(host, source)) return Status::Ok();
   return PermissionDenied(config_.name + " does not accept process migrations from " + source +
                           " (not in its policy's sparetimeMigrationFrom)");
+}
+
+Status AgentLoop::MayReadBackupsOf(const std::string& caller, const std::string& owner) const {
+  if (directory::EqualsIgnoreCase(caller, owner)) return Status::Ok();
+  std::string key = owner;
+  for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  MutexLock l(keys_mu_);
+  auto it = restore_for_.find(key);
+  if (it != restore_for_.end()) {
+    for (const auto& name : it->second)
+      if (directory::EqualsIgnoreCase(name, caller)) return Status::Ok();
+  }
+  return PermissionDenied("agent " + caller + " may not read the backups of " + owner +
+                          ": only " + owner + " itself, or an agent an admin names in " + owner +
+                          "'s sparetimeRestoreFor, may (docs/peers.md \"Who may do what\")");
 }
 
 void AgentLoop::Publish() {

@@ -67,6 +67,13 @@ class AgentLoop {
   // else kPermissionDenied saying which setting refuses it. Any thread.
   Status MigrationAllowedFrom(const std::string& source) const EXCLUDES(keys_mu_);
 
+  // OK when agent `caller` may read the backups `owner` keeps on this peer:
+  // it is `owner`, or owner's entry (as last read) names it in
+  // sparetimeRestoreFor; else kPermissionDenied saying what an admin can do.
+  // Any thread (the peer service asks it for every read of another owner).
+  Status MayReadBackupsOf(const std::string& caller, const std::string& owner) const
+      EXCLUDES(keys_mu_);
+
  private:
   void Refresh();
   void Register();
@@ -95,6 +102,8 @@ class AgentLoop {
   std::map<directory::PublicKey, std::string> agent_by_key_ GUARDED_BY(keys_mu_);
   bool migration_allowed_ GUARDED_BY(keys_mu_) = false;
   std::vector<std::string> migration_from_ GUARDED_BY(keys_mu_);
+  // owner (lower case) -> its sparetimeRestoreFor names.
+  std::map<std::string, std::vector<std::string>> restore_for_ GUARDED_BY(keys_mu_);
 
   // Declared before idle_ so that the controller (and any job thread) is
   // gone before the jobs' owner.

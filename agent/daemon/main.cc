@@ -87,6 +87,9 @@ int Main(int argc, char** argv) {
       state_dir, [&loop](const std::string& source) { return loop.MigrationAllowedFrom(source); },
       [](const std::string& line) { std::fprintf(stderr, "sparetimed: %s\n", line.c_str()); });
   server_options.migration = &migration;
+  server_options.may_read = [&loop](const std::string& caller, const std::string& owner) {
+    return loop.MayReadBackupsOf(caller, owner);
+  };
   Result<std::unique_ptr<peer::PeerServer>> server = peer::PeerServer::Start(
       *identity, **store,
       [&loop](const transport::PublicKey& k) -> Result<std::string> {

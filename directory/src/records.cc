@@ -278,6 +278,7 @@ Result<AgentRecord> ParseAgent(const Entry& entry) {
   ST_ASSIGN_OR_RETURN(const std::string* version, r.Single("sparetimeVersion"));
   if (version != nullptr) a.version = *version;
   ST_ASSIGN_OR_RETURN(a.devices_held, r.Devices("sparetimeDeviceHeld", true));
+  ST_ASSIGN_OR_RETURN(a.restore_for, r.HostNames("sparetimeRestoreFor"));
   return a;
 }
 
@@ -335,6 +336,18 @@ DirectoryView Parse(const DirectoryContents& contents) {
     for (const std::string& m : g.Values("member")) members.push_back(NormalizeDn(m));
   }
   return view;
+}
+
+bool MayReadBackupsOf(const DirectoryView& view, const std::string& caller,
+                      const std::string& owner) {
+  if (EqualsIgnoreCase(caller, owner)) return true;
+  for (const AgentRecord& a : view.agents) {
+    if (!EqualsIgnoreCase(a.name, owner)) continue;
+    for (const std::string& r : a.restore_for) {
+      if (EqualsIgnoreCase(r, caller)) return true;
+    }
+  }
+  return false;
 }
 
 std::vector<AgentRecord> LivePeers(const DirectoryView& view, const std::string& self_name,

@@ -7,10 +7,13 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include <ctime>
+
 #include <nlohmann/json.hpp>
 
 #include "sparetime/base/fd.h"
 #include "sparetime/imaging/chunker.h"
+#include "sparetime/imaging/key_file.h"
 
 namespace sparetime {
 namespace {
@@ -58,9 +61,10 @@ Status Repository::Init(const std::string& dir, const SecretBuffer& passphrase,
   ST_RETURN_IF_ERROR(MakeDirs(*env, dir, 0700));
 
   SecretBuffer master = NewMasterKey();
-  ST_ASSIGN_OR_RETURN(WrappedKey wrapped, WrapMasterKey(master, passphrase, limits));
-  ST_RETURN_IF_ERROR(WriteFileAtomic(*env, KeyPath(dir), wrapped.ToJson(), 0600));
-  KeepUnlockedKey(wrapped, passphrase, master, key_cache);
+  ST_ASSIGN_OR_RETURN(KeyFile key_file,
+                      NewKeyFile(master, passphrase, limits, "init", ::time(nullptr)));
+  ST_RETURN_IF_ERROR(WriteFileAtomic(*env, KeyPath(dir), key_file.ToJson(), 0600));
+  KeepUnlockedKey(key_file.slots[0].wrapped, passphrase, master, key_cache);
   ST_ASSIGN_OR_RETURN(auto store, PackStore::Create(StorePath(dir), {.env = env}));
   ST_ASSIGN_OR_RETURN(auto catalog, Catalog::Open(CatalogPath(dir), CatalogOptions{.env = env}));
 
@@ -95,14 +99,22 @@ Result<std::unique_ptr<Repository>> Repository::Open(const std::string& dir,
   ST_ASSIGN_OR_RETURN(RepositoryConfig config, ParseConfig(ConfigPath(dir), *config_text));
 
   ST_ASSIGN_OR_RETURN(std::string key_text, ReadFileToString(*env, KeyPath(dir)));
-  ST_ASSIGN_OR_RETURN(WrappedKey wrapped, WrappedKey::FromJson(key_text));
-  Result<SecretBuffer> master = UnlockMasterKey(wrapped, passphrase, key_cache);
-  if (!master.ok()) {
-    if (master.status().code() == ErrorCode::kAuthFailed) {
+  ST_ASSIGN_OR_RETURN(KeyFile key_file, KeyFile::FromJson(key_text));
+  Result<UnlockedKey> unlocked = UnlockKeyFile(key_file, passphrase, key_cache);
+  if (!unlocked.ok()) {
+    if (unlocked.status().code() == ErrorCode::kAuthFailed) {
       return AuthFailed("wrong passphrase for repository " + dir +
                         " (or its key file was altered)");
     }
-    return master.status();
+    return unlocked.status();
+  }
+  const SecretBuffer* master = &unlocked->master;
+  if (key_file.from_version_1) {
+    // Migration: the version-1 key becomes slot 1 of a version-2 file (the
+    // same bytes, so the passphrase and cached unlocks keep working).
+    key_file.key_id = KeyIdOf(*master);
+    ST_RETURN_IF_ERROR(WriteFileAtomic(*env, KeyPath(dir), key_file.ToJson(), 0600)
+                           .WithContext("migrating key file " + KeyPath(dir) + " to version 2"));
   }
 
   std::unique_ptr<Repository> repo(new Repository());

@@ -347,3 +347,39 @@ TEST(LivePeers, ExcludesSelfStaleAndSilentAgents) {
 
 }  // namespace
 }  // namespace sparetime::directory
+
+namespace sparetime::directory {
+namespace {
+
+// sparetimeRestoreFor: who, besides the owner, may read an owner's backups
+// from the peers (docs/peers.md "Who may do what").
+TEST(MayReadBackupsOf, OwnerAndTheAgentsItsEntryNamesOnly) {
+  DirectoryContents c;
+  Entry alpha = AgentEntry("alpha");
+  alpha.Add("sparetimeRestoreFor", "Rescue-1");
+  alpha.Add("sparetimeRestoreFor", "admin-box");
+  c.agents.push_back(alpha);
+  c.agents.push_back(AgentEntry("beta", kBetaKey));
+  DirectoryView v = Parse(c);
+  ASSERT_EQ(v.agents.size(), 2u);
+  EXPECT_EQ(v.agents[0].restore_for, (std::vector<std::string>{"Rescue-1", "admin-box"}));
+  EXPECT_TRUE(v.agents[1].restore_for.empty());
+  EXPECT_TRUE(MayReadBackupsOf(v, "alpha", "alpha"));
+  EXPECT_TRUE(MayReadBackupsOf(v, "ALPHA", "alpha"));
+  EXPECT_TRUE(MayReadBackupsOf(v, "rescue-1", "alpha"));
+  EXPECT_TRUE(MayReadBackupsOf(v, "admin-box", "Alpha"));
+  EXPECT_FALSE(MayReadBackupsOf(v, "beta", "alpha"));
+  EXPECT_FALSE(MayReadBackupsOf(v, "rescue-1", "beta"));
+  EXPECT_FALSE(MayReadBackupsOf(v, "rescue-1", "unknown"));
+  // A value that is not a host name leaves the entry out, with a warning.
+  Entry bad = AgentEntry("gamma");
+  bad.Add("sparetimeRestoreFor", "not a host");
+  c.agents.push_back(bad);
+  DirectoryView w = Parse(c);
+  EXPECT_EQ(w.agents.size(), 2u);
+  ASSERT_EQ(w.warnings.size(), 1u);
+  EXPECT_NE(w.warnings[0].find("sparetimeRestoreFor"), std::string::npos) << w.warnings[0];
+}
+
+}  // namespace
+}  // namespace sparetime::directory

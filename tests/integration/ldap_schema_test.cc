@@ -201,6 +201,32 @@ TEST_P(LdapSchemaTest, OnlyAdminsWritePoliciesAndKeys) {
   EXPECT_NE(back.out.find("sparetimeReplicas: 4"), std::string::npos) << back.out;
 }
 
+// sparetimeRestoreFor names who may read an agent's backups from the peers
+// (docs/peers.md "Who may do what"): only admins write it — not the agent
+// itself (it could name an accomplice), not another agent (it could name
+// itself).
+TEST_P(LdapSchemaTest, OnlyAdminsNameWhoMayReadAnAgentsBackups) {
+  CommandResult r = Change(kAlpha, Modify(kAlphaDn, "sparetimeRestoreFor", "gamma"));
+  EXPECT_EQ(r.exit_code, kInsufficientAccess) << Describe(r);
+  r = Change(kBeta, Modify(kAlphaDn, "sparetimeRestoreFor", "beta"));
+  EXPECT_EQ(r.exit_code, kInsufficientAccess) << Describe(r);
+  r = Change(kBeta, Modify(kBetaDn, "sparetimeRestoreFor", "beta"));
+  EXPECT_EQ(r.exit_code, kInsufficientAccess) << Describe(r);
+  CommandResult none = Search(kAdmin, kAlphaDn, "(objectClass=*)", "sparetimeRestoreFor");
+  EXPECT_EQ(none.out.find("sparetimeRestoreFor"), std::string::npos) << none.out;
+  r = Change(kAdmin, "dn: " + std::string(kAlphaDn) +
+                         "\nchangetype: modify\nadd: sparetimeRestoreFor\nsparetimeRestoreFor: "
+                         "rescue-1\nsparetimeRestoreFor: admin-box\n");
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  CommandResult back = Search(kBeta, kAlphaDn, "(objectClass=*)", "sparetimeRestoreFor");
+  EXPECT_NE(back.out.find("sparetimeRestoreFor: rescue-1"), std::string::npos) << back.out;
+  EXPECT_NE(back.out.find("sparetimeRestoreFor: admin-box"), std::string::npos) << back.out;
+  // Nor may the agent remove what an admin set.
+  r = Change(kAlpha, "dn: " + std::string(kAlphaDn) +
+                         "\nchangetype: modify\ndelete: sparetimeRestoreFor\n");
+  EXPECT_EQ(r.exit_code, kInsufficientAccess) << Describe(r);
+}
+
 TEST_P(LdapSchemaTest, AuthenticatedUsersReadButNotPasswords) {
   CommandResult r = Search(kBeta, kBase, "(objectClass=*)", "'*'");
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
@@ -283,7 +309,7 @@ TEST(LdapSchemaFormsTest, SchemaFileAndLdifDefineTheSameSchema) {
   ASSERT_TRUE(from_schema.Init());
   std::vector<std::string> a = LoadedSchema(from_ldif);
   std::vector<std::string> b = LoadedSchema(from_schema);
-  EXPECT_EQ(a.size(), 33u);  // 31 attribute types + 2 object classes
+  EXPECT_EQ(a.size(), 34u);  // 32 attribute types + 2 object classes
   EXPECT_EQ(a, b);
 }
 

@@ -18,6 +18,10 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include <fcntl.h>
+#include <sys/file.h>
+
+#include "sparetime/base/fd.h"
 #include "sparetime/transport/identity.h"
 #include "testutil/agent_process.h"
 #include "testutil/slapd.h"
@@ -38,7 +42,8 @@ constexpr char kPassphrase[] = "correct horse battery staple";
 // The directory: five enrolled agents without keys (each publishes its own on
 // first start), a site each, and a domain policy with two replicas. With
 // passwords ("<host>-secret") for slapd, where agents bind as themselves.
-std::string DirectoryLdif(uint64_t bandwidth_limit, bool passwords) {
+std::string DirectoryLdif(uint64_t bandwidth_limit, bool passwords,
+                          const std::string& escrow_public_key = "") {
   std::string out = DomainLdif({std::begin(kHosts), std::end(kHosts)}, [&](const std::string& host) {
     return "sparetimeSite: site-" + host + "\n" +
            (passwords ? "userPassword: " + host + "-secret\n" : std::string());
@@ -47,23 +52,51 @@ std::string DirectoryLdif(uint64_t bandwidth_limit, bool passwords) {
          "objectClass: sparetimePolicy\ncn: default\nsparetimeDomainDefault: TRUE\n"
          "sparetimeReplicas: 2\n";
   if (bandwidth_limit > 0) out += "sparetimeBandwidthLimit: " + std::to_string(bandwidth_limit) + "\n";
+  if (!escrow_public_key.empty()) out += "sparetimeEscrowPublicKey: " + escrow_public_key + "\n";
   return out;
+}
+
+// Edits the file directory as an admin would, under the lock the agents'
+// registrations take (directory/src/ldif_directory.cc): drops every line of
+// entry `dn` starting with `drop_prefix` (if not empty), then adds `add`
+// (one "attr: value" line, if not empty) to it.
+void EditEntry(const std::string& path, const std::string& dn, const std::string& drop_prefix,
+               const std::string& add) {
+  Fd lock(::open((path + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  ASSERT_GE(lock.get(), 0);
+  ASSERT_EQ(::flock(lock.get(), LOCK_EX), 0);
+  std::ifstream in(path);
+  std::string text, line, current;
+  while (std::getline(in, line)) {
+    if (line.starts_with("dn: ")) current = line;
+    if (current == "dn: " + dn && !drop_prefix.empty() && line.starts_with(drop_prefix)) continue;
+    text += line + "\n";
+    if (line == "dn: " + dn && !add.empty()) text += add + "\n";
+  }
+  in.close();
+  ASSERT_TRUE(WriteFileAtomic(path, text, 0644).ok());
+}
+
+constexpr char kAlphaEntry[] = "cn=alpha,ou=agents,ou=sparetime,dc=example,dc=org";
+constexpr char kDefaultPolicy[] = "cn=default,ou=policies,ou=sparetime,dc=example,dc=org";
+
+// `sparetime key escrow-keygen FILE`: the public key it prints.
+std::string EscrowKeygen(const std::string& file) {
+  CommandResult r = RunCommand(std::string(SPARETIME_CLI) + " key escrow-keygen " + ShellQuote(file));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const std::string prefix = "sparetimeEscrowPublicKey: ";
+  return r.out.starts_with(prefix) ? r.out.substr(prefix.size(), 44) : "";
 }
 
 // Drops `host`'s public key from the file directory, as an admin re-enrolling
 // a host that lost its identity does.
+void EditEntry(const std::string& path, const std::string& dn, const std::string& drop_prefix,
+               const std::string& add);
 void ForgetKey(const std::string& path, const std::string& host) {
-  std::ifstream in(path);
-  std::string text, line, dn;
-  while (std::getline(in, line)) {
-    if (line.starts_with("dn: ")) dn = line;
-    if (dn == "dn: cn=" + host + ",ou=agents,ou=sparetime,dc=example,dc=org" &&
-        line.starts_with("sparetimePublicKey:")) {
-      continue;
-    }
-    text += line + "\n";
-  }
-  std::ofstream(path, std::ios::trunc) << text;
+  // Under the agents' registration lock, so a heartbeat cannot write the
+  // key back from the copy it read before.
+  EditEntry(path, "cn=" + host + ",ou=agents,ou=sparetime,dc=example,dc=org",
+            "sparetimePublicKey:", "");
 }
 
 class ReplicationNetnsTest : public ::testing::Test {
@@ -76,12 +109,13 @@ class ReplicationNetnsTest : public ::testing::Test {
   // read, or (`slapd`) a real slapd with the project's schema, ACLs,
   // syncprov and StartTLS, reached over the test network, each agent binding
   // as itself with a password file.
-  void StartNetwork(uint64_t bandwidth_limit, bool slapd = false) {
+  void StartNetwork(uint64_t bandwidth_limit, bool slapd = false,
+                    const std::string& escrow_public_key = "") {
     net_ = std::make_unique<TestNetwork>(5);
     ASSERT_TRUE(net_->ok()) << net_->error();
     std::string directory_section;
     if (!slapd) {
-      std::ofstream(ldif_, std::ios::trunc) << DirectoryLdif(bandwidth_limit, false);
+      std::ofstream(ldif_, std::ios::trunc) << DirectoryLdif(bandwidth_limit, false, escrow_public_key);
     } else {
       if (!SlapdServer::Available()) GTEST_SKIP() << "slapd/ldap-utils are not installed";
       std::string address = net_->ConnectTestHost();
@@ -209,7 +243,10 @@ class ReplicationNetnsTest : public ::testing::Test {
 };
 
 TEST_F(ReplicationNetnsTest, BackupToPeersSurvivesLostPeerDamageWipeAndBareMetal) {
-  ASSERT_NO_FATAL_FAILURE(StartNetwork(0));
+  // The organisation's escrow key is in the domain policy from the start.
+  const std::string escrow1 = EscrowKeygen(dir_ / "escrow1.key");
+  ASSERT_EQ(escrow1.size(), 44u);
+  ASSERT_NO_FATAL_FAILURE(StartNetwork(0, false, escrow1));
   std::string device = MakeDevice();
   ASSERT_EQ(Run(kAlpha, "init --kdf min").exit_code, 0) << last_.err;
   // A second init is refused: the peers already hold alpha's key.
@@ -302,15 +339,78 @@ TEST_F(ReplicationNetnsTest, BackupToPeersSurvivesLostPeerDamageWipeAndBareMetal
   ASSERT_EQ(Run(kAlpha, "restore latest --to " + out3b).exit_code, 0) << last_.err;
   EXPECT_TRUE(SameFile(out3b, device));
 
-  // Bare metal: epsilon knows the directory and alpha's passphrase only. It
-  // has no location records, so every chunk is located — the repeated 0xFF
-  // chunk too, listed four times in the snapshot (issue 19).
+  // Bare metal on another box: epsilon is enrolled but nobody named it for
+  // alpha's backups, so no peer gives it alpha's key, roots or chunks, and
+  // each peer logs the refusal.
+  EXPECT_NE(Run(kEpsilon, "snapshots --host alpha").exit_code, 0);
+  EXPECT_NE(last_.err.find("may not read the backups of alpha"), std::string::npos) << last_.err;
+  EXPECT_NE(agents_[kBeta]->Log().find("refused: epsilon tried to get the wrapped key of alpha"),
+            std::string::npos) << Logs();
+  std::string denied = dir_ / "denied.img";
+  EXPECT_NE(Run(kEpsilon, "restore --host alpha latest --to " + denied).exit_code, 0);
+  // An admin names epsilon as alpha's rescue box (sparetimeRestoreFor, which
+  // only admins may write: ldap_schema_test); once the peers have read it,
+  // epsilon knows the directory and alpha's passphrase only. It has no
+  // location records, so every chunk is located — the repeated 0xFF chunk
+  // too, listed four times in the snapshot (issue 19).
+  EditEntry(ldif_, kAlphaEntry, "", "sparetimeRestoreFor: epsilon");
+  ASSERT_TRUE(WaitUntil([&] { return Run(kEpsilon, "snapshots --host alpha").exit_code == 0; },
+                        seconds(30)))
+      << last_.err << Logs();
   EXPECT_EQ(Run(kEpsilon, "snapshots --host alpha", "wrong passphrase").exit_code, 3) << last_.err;
   std::string out4 = dir_ / "restore4.img";
   ASSERT_EQ(Run(kEpsilon, "restore --host alpha latest --to " + out4).exit_code, 0) << last_.err;
   EXPECT_TRUE(SameFile(out4, device));
   // Another host's backups are read only.
   EXPECT_NE(Run(kEpsilon, "backup --host alpha " + device).exit_code, 0);
+
+  // Escrow: alpha's owner forgot the passphrase. The admin, on epsilon,
+  // opens alpha's key with the escrow secret key — another key (another
+  // domain's) is refused naming both public keys — and gets alpha's paper
+  // kit; on alpha, the kit sets a new passphrase.
+  const std::string escrow_other = EscrowKeygen(dir_ / "escrow-other.key");
+  CommandResult wrong = net_->Run(kEpsilon, std::string(SPARETIME_CLI) + " --config " +
+                                                configs_[kEpsilon] + " key recover --host alpha "
+                                                "--escrow-key " + (dir_ / "escrow-other.key"));
+  EXPECT_EQ(wrong.exit_code, 3) << wrong.err;
+  EXPECT_NE(wrong.err.find("not the one the backups are sealed to"), std::string::npos) << wrong.err;
+  CommandResult kit = net_->Run(kEpsilon, std::string(SPARETIME_CLI) + " --config " +
+                                              configs_[kEpsilon] + " key recover --host alpha "
+                                              "--escrow-key " + (dir_ / "escrow1.key"));
+  ASSERT_EQ(kit.exit_code, 0) << kit.err;
+  ASSERT_EQ(kit.out.rfind("sparetime recovery kit v1\nhost: alpha\n", 0), 0u) << kit.out;
+  std::ofstream(dir_ / "alpha-kit.txt") << kit.out;
+  CommandResult imported = net_->Run(
+      kAlpha, "SPARETIME_NEW_PASSPHRASE='new words' " + std::string(SPARETIME_CLI) + " --config " +
+                  configs_[kAlpha] + " key import --kdf min " + (dir_ / "alpha-kit.txt"));
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  json with_new = JsonOutput(Run(kAlpha, "--key-cache 0 snapshots --json", "new words"));
+  ASSERT_TRUE(with_new.is_array()) << last_.err;
+  EXPECT_EQ(with_new.size(), 3u);
+  // The peers got the new key file: a wiped alpha opens with the new words.
+  CommandResult peers_copy = net_->Run(kEpsilon, "SPARETIME_PASSPHRASE='new words' " +
+                                                     std::string(SPARETIME_CLI) + " --config " +
+                                                     configs_[kEpsilon] + " --key-cache 0 snapshots "
+                                                     "--host alpha");
+  EXPECT_EQ(peers_copy.exit_code, 0) << peers_copy.err;
+
+  // The admin rotates the escrow key in the policy: alpha re-seals at its
+  // next run, after which the new key recovers and the old one does not.
+  const std::string escrow2 = EscrowKeygen(dir_ / "escrow2.key");
+  EditEntry(ldif_, kDefaultPolicy, "sparetimeEscrowPublicKey:", "sparetimeEscrowPublicKey: " + escrow2);
+  ASSERT_EQ(Run(kAlpha, "--key-cache 0 snapshots", "new words").exit_code, 0) << last_.err;
+  json keys = Cli(kAlpha, "key list");
+  ASSERT_TRUE(keys.is_object()) << last_.err;
+  EXPECT_EQ(keys["escrow_public_key"], escrow2);
+  CommandResult old_key = net_->Run(kEpsilon, std::string(SPARETIME_CLI) + " --config " +
+                                                  configs_[kEpsilon] + " key recover --host alpha "
+                                                  "--escrow-key " + (dir_ / "escrow1.key"));
+  EXPECT_EQ(old_key.exit_code, 3) << old_key.err;
+  CommandResult new_key = net_->Run(kEpsilon, std::string(SPARETIME_CLI) + " --config " +
+                                                  configs_[kEpsilon] + " key recover --host alpha "
+                                                  "--escrow-key " + (dir_ / "escrow2.key"));
+  EXPECT_EQ(new_key.exit_code, 0) << new_key.err;
+  EXPECT_EQ(new_key.out, kit.out) << "the same master key, the same kit";
 }
 
 // The same system with its directory in slapd (policy, keys and heartbeats

@@ -45,9 +45,17 @@ class PeerServiceTest : public ::testing::Test {
       std::lock_guard l(log_mu_);
       log_ += line + "\n";
     };
+    // As the daemon does from the directory: alpha's entry names beta in
+    // sparetimeRestoreFor; gamma is enrolled but named nowhere.
+    o.may_read = [](const std::string& caller, const std::string& owner) -> Status {
+      if (owner == "alpha" && caller == "beta") return Status::Ok();
+      return Status(ErrorCode::kPermissionDenied, caller + " is not in " + owner +
+                                                      "'s sparetimeRestoreFor");
+    };
     auto lookup = [this](const transport::PublicKey& key) -> Result<std::string> {
       if (key == alpha_.public_key()) return std::string("alpha");
       if (key == beta_.public_key()) return std::string("beta");
+      if (key == gamma_.public_key()) return std::string("gamma");
       return Status(ErrorCode::kPermissionDenied, "key " + key.ToBase64() + " is not in the directory");
     };
     auto server = PeerServer::Start(server_id_, *store_, lookup, o);
@@ -71,13 +79,14 @@ class PeerServiceTest : public ::testing::Test {
   Identity server_id_ = Identity::Generate();
   Identity alpha_ = Identity::Generate();
   Identity beta_ = Identity::Generate();
+  Identity gamma_ = Identity::Generate();
   std::unique_ptr<peerstore::PeerStore> store_;
   std::unique_ptr<PeerServer> server_;
   std::mutex log_mu_;
   std::string log_;
 };
 
-TEST_F(PeerServiceTest, OwnerStoresOthersMayOnlyRead) {
+TEST_F(PeerServiceTest, OwnerStoresAnEntitledAgentMayOnlyRead) {
   auto alpha = ConnectAs(alpha_);
   ASSERT_TRUE(alpha);
   std::vector<PutChunksRequest::Item> items;
@@ -95,7 +104,7 @@ TEST_F(PeerServiceTest, OwnerStoresOthersMayOnlyRead) {
   EXPECT_EQ(stats->chunk_count, 5u);
   EXPECT_EQ(stats->quota_bytes, 8u << 20);
 
-  // beta (a rebuilt box, say) reads alpha's sealed data...
+  // beta (the rescue box alpha's entry names) reads alpha's sealed data...
   auto beta = ConnectAs(beta_);
   ASSERT_TRUE(beta);
   EXPECT_EQ(Must(beta->Has("alpha", ids)), (std::vector<bool>{true, true, false}));
@@ -113,6 +122,39 @@ TEST_F(PeerServiceTest, OwnerStoresOthersMayOnlyRead) {
   EXPECT_EQ(Must(alpha->Has("", ids)), (std::vector<bool>{false, false, false}));
   EXPECT_TRUE(alpha->Close().ok());
   EXPECT_TRUE(beta->Close().ok());
+}
+
+// An agent the directory does not entitle gets none of another owner's
+// wrapped key, roots or chunks: each read is refused and logged, and its
+// session stays usable for its own space.
+TEST_F(PeerServiceTest, UnentitledAgentsCannotReadAnotherOwnersBackups) {
+  auto alpha = ConnectAs(alpha_);
+  ASSERT_TRUE(alpha);
+  std::vector<PutChunksRequest::Item> items = {{testing::TestChunkId(1), testing::RandomBytes(500, 1)}};
+  ASSERT_TRUE(alpha->PutChunks(items).ok());
+  ASSERT_TRUE(alpha->PutRoots(1, testing::RandomBytes(100, 1)).ok());
+  ASSERT_TRUE(alpha->PutWrappedKey(testing::RandomBytes(90, 2)).ok());
+  auto gamma = ConnectAs(gamma_);
+  ASSERT_TRUE(gamma);
+  std::vector<ChunkId> ids = {testing::TestChunkId(1)};
+  EXPECT_EQ(gamma->GetWrappedKey("alpha").status().code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(gamma->GetRoots("alpha").status().code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(gamma->GetChunk("alpha", testing::TestChunkId(1)).status().code(),
+            ErrorCode::kPermissionDenied);
+  auto has = gamma->Has("alpha", ids);
+  EXPECT_EQ(has.status().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(has.status().message().find("gamma is not in alpha's sparetimeRestoreFor"),
+            std::string::npos) << has.status().message();
+  // The session lives on, for its own (empty) space.
+  EXPECT_EQ(Must(gamma->Has("", ids)), (std::vector<bool>{false}));
+  EXPECT_EQ(Must(gamma->Has("gamma", ids)), (std::vector<bool>{false}));
+  const std::string log = Log();
+  EXPECT_NE(log.find("refused: gamma tried to get the wrapped key of alpha"), std::string::npos) << log;
+  EXPECT_NE(log.find("refused: gamma tried to get the snapshot list of alpha"), std::string::npos);
+  EXPECT_NE(log.find("refused: gamma tried to get a chunk of alpha"), std::string::npos);
+  EXPECT_NE(log.find("refused: gamma tried to ask which chunks it holds of alpha"), std::string::npos);
+  EXPECT_TRUE(gamma->Close().ok());
+  EXPECT_TRUE(alpha->Close().ok());
 }
 
 TEST_F(PeerServiceTest, RefusalsComeBackAsStatusesAndTheSessionLives) {

@@ -2,6 +2,8 @@
 #include "sparetime/ops/agent_peers.h"
 
 #include <algorithm>
+#include <array>
+#include <cstring>
 
 #include "sparetime/directory/policy.h"
 
@@ -49,6 +51,11 @@ PeerRepositoryOptions AgentPeerOptions(const config::AgentConfig& config,
   // New chunks follow the policy's compression level (docs/configuration.md);
   // the chunk size stays the one the backups were created with.
   o.zstd_level = policy.compression_level;
+  if (policy.escrow_public_key) {
+    std::array<std::byte, kEscrowKeyBytes> pk;
+    std::memcpy(pk.data(), policy.escrow_public_key->data(), pk.size());
+    o.escrow_public_key = pk;
+  }
   return o;
 }
 

@@ -2,6 +2,8 @@
 // over a PeerRepository built from sparetime.conf and the directory.
 #include "sparetime/ops/backups.h"
 
+#include "peer_setup.h"
+
 #include "sparetime/base/clock.h"
 #include "sparetime/imaging/repository.h"
 #include "sparetime/ops/agent_peers.h"
@@ -87,11 +89,7 @@ class PeerBackups final : public Backups {
   std::vector<Warning> policy_;  // PolicyWarnings at open
 };
 
-// The PeerRepository options for this agent, with the identity they use.
-struct PeerSetup {
-  std::unique_ptr<transport::Identity> owned;  // when loaded here
-  replication::PeerRepositoryOptions options;
-};
+}  // namespace
 
 Result<PeerSetup> LoadPeerSetup(const AgentPeers& a, const OpenOptions& o) {
   PeerSetup setup;
@@ -118,8 +116,6 @@ Result<PeerSetup> LoadPeerSetup(const AgentPeers& a, const OpenOptions& o) {
   setup.options = AgentPeerOptions(a.config, a.view, identity, a.host, now, std::move(report));
   return setup;
 }
-
-}  // namespace
 
 std::string WarningText(const Warning& w) {
   switch (w.kind) {

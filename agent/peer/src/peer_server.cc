@@ -29,10 +29,12 @@ using transport::MessageBody;
 class RequestHandler {
  public:
   RequestHandler(peerstore::PeerStore& store, std::string self, MigrationHandler* migration,
-                 std::atomic<uint64_t>& puts)
-      : store_(store), self_(std::move(self)), migration_(migration), puts_(puts) {}
+                 std::atomic<uint64_t>& puts, const PeerServerOptions& options)
+      : store_(store), self_(std::move(self)), migration_(migration), puts_(puts),
+        options_(options) {}
 
   MessageBody operator()(const transport::HasChunksRequest& r) {
+    if (Status s = MayRead(r.owner, "ask which chunks it holds"); !s.ok()) return Error(s);
     auto present = store_.Has(Owner(r.owner), r.ids);
     if (!present.ok()) return Error(present.status());
     return transport::HasChunksReply{std::move(*present)};
@@ -49,6 +51,7 @@ class RequestHandler {
     return reply;
   }
   MessageBody operator()(const transport::GetChunkRequest& r) {
+    if (Status s = MayRead(r.owner, "get a chunk"); !s.ok()) return Error(s);
     auto sealed = store_.Get(Owner(r.owner), r.id);
     if (!sealed.ok()) return Error(sealed.status());
     return transport::ChunkReply{std::move(*sealed)};
@@ -64,6 +67,7 @@ class RequestHandler {
     return transport::OkReply{};
   }
   MessageBody operator()(const transport::GetRootsRequest& r) {
+    if (Status s = MayRead(r.owner, "get the snapshot list"); !s.ok()) return Error(s);
     auto roots = store_.GetRoots(Owner(r.owner));
     if (!roots.ok()) return Error(roots.status());
     return transport::RootsReply{roots->generation, std::move(roots->data)};
@@ -74,6 +78,7 @@ class RequestHandler {
     return transport::OkReply{};
   }
   MessageBody operator()(const transport::GetWrappedKeyRequest& r) {
+    if (Status s = MayRead(r.owner, "get the wrapped key"); !s.ok()) return Error(s);
     auto key = store_.GetKey(Owner(r.owner));
     if (!key.ok()) return Error(key.status());
     return transport::WrappedKeyReply{std::move(*key)};
@@ -113,6 +118,18 @@ class RequestHandler {
 
  private:
   std::string Owner(const std::string& owner) const { return owner.empty() ? self_ : owner; }
+  // OK for the owner itself; otherwise what options_.may_read says (null:
+  // refused). A refusal is logged once per request.
+  Status MayRead(const std::string& owner, const char* what) const {
+    if (owner.empty() || owner == self_) return Status::Ok();
+    Status s = options_.may_read
+                   ? options_.may_read(self_, owner)
+                   : PermissionDenied("agent " + self_ + " may not read the backups of " + owner +
+                                      " on this peer");
+    if (!s.ok()) options_.log("refused: " + self_ + " tried to " + what + " of " + owner + ": " +
+                              s.message());
+    return s;
+  }
   static MessageBody Error(const Status& s) { return transport::ErrorReply{s}; }
   static MessageBody NoMigration() {
     return Error(Status(ErrorCode::kFailedPrecondition, "this agent does not accept process migrations"));
@@ -122,6 +139,7 @@ class RequestHandler {
   std::string self_;
   MigrationHandler* migration_;
   std::atomic<uint64_t>& puts_;
+  const PeerServerOptions& options_;
 };
 
 }  // namespace
@@ -230,7 +248,7 @@ class PeerServer::Impl {
       return;
     }
     ++served_;
-    RequestHandler handler(store_, owner, options_.migration, puts_);
+    RequestHandler handler(store_, owner, options_.migration, puts_, options_);
     while (!stopping_.load()) {
       auto bytes = session->Receive(options_.idle_timeout);
       if (!bytes.ok()) {

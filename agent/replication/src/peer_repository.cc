@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <ctime>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -119,12 +120,16 @@ Status PeerRepository::Init(PeerRepositoryOptions options, const SecretBuffer& p
     }
   }
   SecretBuffer master = NewMasterKey();
-  ST_ASSIGN_OR_RETURN(WrappedKey wrapped, WrapMasterKey(master, passphrase, limits));
+  ST_ASSIGN_OR_RETURN(KeyFile key_file,
+                      NewKeyFile(master, passphrase, limits, "init", ::time(nullptr)));
+  if (options.escrow_public_key) {
+    ST_RETURN_IF_ERROR(SealToEscrow(key_file, master, *options.escrow_public_key));
+  }
   std::unique_ptr<PeerRepository> repo(new PeerRepository());
   repo->host_ = options.self_name;
   repo->options_ = options;
   repo->config_ = config;
-  repo->wrapped_key_json_ = wrapped.ToJson();
+  repo->wrapped_key_json_ = key_file.ToJson();
   repo->codec_ = std::make_unique<Codec>(KeySet::Derive(master),
                                          CodecOptions{.zstd_level = config.zstd_level});
   ST_RETURN_IF_ERROR(MakeDirs(dir, 0700));
@@ -132,7 +137,7 @@ Status PeerRepository::Init(PeerRepositoryOptions options, const SecretBuffer& p
   ST_RETURN_IF_ERROR(repo->PublishRoots());
   ST_RETURN_IF_ERROR(WriteLocalConfig(dir, config));
   ST_RETURN_IF_ERROR(WriteFileAtomic(dir + "/key", repo->wrapped_key_json_, 0600));
-  KeepUnlockedKey(wrapped, passphrase, master, key_cache);
+  KeepUnlockedKey(key_file.slots[0].wrapped, passphrase, master, key_cache);
   return Status::Ok();
 }
 
@@ -173,12 +178,14 @@ Result<std::unique_ptr<PeerRepository>> PeerRepository::Open(PeerRepositoryOptio
                     Unreached(holdings) + "); create them with `sparetime init`");
   }
   std::optional<SecretBuffer> master;
+  std::optional<KeyFile> key_file;
   for (const std::string& candidate : key_candidates) {
-    Result<WrappedKey> wrapped = WrappedKey::FromJson(candidate);
-    if (!wrapped.ok()) continue;
-    Result<SecretBuffer> unwrapped = UnlockMasterKey(*wrapped, passphrase, key_cache);
-    if (unwrapped.ok()) {
-      master = std::move(*unwrapped);
+    Result<KeyFile> parsed = KeyFile::FromJson(candidate);
+    if (!parsed.ok()) continue;
+    Result<UnlockedKey> unlocked = UnlockKeyFile(*parsed, passphrase, key_cache);
+    if (unlocked.ok()) {
+      master = std::move(unlocked->master);
+      key_file = std::move(*parsed);
       repo->wrapped_key_json_ = candidate;
       break;
     }
@@ -234,7 +241,21 @@ Result<std::unique_ptr<PeerRepository>> PeerRepository::Open(PeerRepositoryOptio
     repo->lock_.emplace(std::move(*lock));
   }
   if (!local_config.ok()) ST_RETURN_IF_ERROR(WriteLocalConfig(dir, repo->config_));
-  if (!repo->read_only_ && !Exists(dir + "/key")) {
+  bool key_changed = false;
+  if (!repo->read_only_ && key_file->from_version_1) {
+    key_file->key_id = KeyIdOf(*master);  // migration to version 2 (key_file.h)
+    key_changed = true;
+  }
+  if (!repo->read_only_ && options.escrow_public_key &&
+      (!key_file->escrow || key_file->escrow->public_key != *options.escrow_public_key)) {
+    ST_RETURN_IF_ERROR(SealToEscrow(*key_file, *master, *options.escrow_public_key));
+    report("the escrow key in the directory changed: the master key is sealed to the new one");
+    key_changed = true;
+  }
+  if (key_changed) {
+    repo->wrapped_key_json_ = key_file->ToJson();
+    ST_RETURN_IF_ERROR(WriteKeyFile(options, repo->wrapped_key_json_));
+  } else if (!repo->read_only_ && !Exists(dir + "/key")) {
     ST_RETURN_IF_ERROR(WriteFileAtomic(dir + "/key", repo->wrapped_key_json_, 0600));
   }
   ST_ASSIGN_OR_RETURN(repo->catalog_, Catalog::Open(dir + "/catalog.db"));
@@ -258,6 +279,63 @@ Result<std::unique_ptr<PeerRepository>> PeerRepository::Open(PeerRepositoryOptio
   ST_ASSIGN_OR_RETURN(repo->store_, PeerSet::Open(*options.identity, std::move(options.peers),
                                                   *repo->locations_, std::move(set)));
   return repo;
+}
+
+Result<std::vector<std::string>> ReadKeyFiles(const PeerRepositoryOptions& options) {
+  const bool own = options.host.empty() || options.host == options.self_name;
+  std::vector<std::string> out;
+  const std::string local = BackupDir(options) + "/key";
+  if (own && Exists(local)) {
+    ST_ASSIGN_OR_RETURN(std::string text, ReadFileToString(local));
+    out.push_back(std::move(text));
+  }
+  std::vector<PeerHoldings> holdings = AskPeers(options, own ? "" : options.host);
+  for (const PeerHoldings& h : holdings) {
+    if (h.wrapped_key && std::find(out.begin(), out.end(), *h.wrapped_key) == out.end()) {
+      out.push_back(*h.wrapped_key);
+    }
+  }
+  if (out.empty()) {
+    return NotFound("no key file of " + (own ? options.self_name : options.host) +
+                    " here or on any live peer (" + Unreached(holdings) + ")");
+  }
+  return out;
+}
+
+Status WriteKeyFile(const PeerRepositoryOptions& options, const std::string& json) {
+  if (!options.host.empty() && options.host != options.self_name) {
+    return FailedPrecondition("the key of " + options.host + " can be changed only from " +
+                              options.host + " itself (peers take keys from their owner only)");
+  }
+  if (json.size() > transport::kMaxWrappedKeySize) {
+    return NoSpace("the key file is " + std::to_string(json.size()) + " bytes, over the " +
+                   std::to_string(transport::kMaxWrappedKeySize) + " peers keep");
+  }
+  ST_RETURN_IF_ERROR(MakeDirs(BackupDir(options), 0700));
+  ST_RETURN_IF_ERROR(WriteFileAtomic(BackupDir(options) + "/key", json, 0600));
+  std::vector<std::byte> key(reinterpret_cast<const std::byte*>(json.data()),
+                             reinterpret_cast<const std::byte*>(json.data()) + json.size());
+  std::vector<Status> results =
+      OnEveryPeer(options, [&](peer::PeerClient& c) { return c.PutWrappedKey(key); });
+  std::string errors;
+  size_t ok = 0;
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (results[i].ok()) {
+      ok++;
+    } else {
+      errors += (errors.empty() ? "" : "; ") + options.peers[i].endpoint.name + ": " +
+                results[i].message();
+    }
+  }
+  if (!results.empty() && ok == 0) {
+    return Unavailable("the new key file is written here, but no peer took it (" + errors +
+                       "); it is pushed again with the next backup");
+  }
+  if (!errors.empty() && options.set.report) {
+    options.set.report("peers that did not take the new key file (they get it with the next "
+                       "backup): " + errors);
+  }
+  return Status::Ok();
 }
 
 Status PeerRepository::PublishRoots() {

@@ -38,7 +38,11 @@ struct AgentRecord {
   std::optional<TimePoint> last_seen;  // absent: never heartbeated
   std::string version;
   std::vector<std::string> devices_held;
+  // sparetimeRestoreFor (admin-set): other agents that may read this
+  // agent's backups from the peers (a rescue box, an admin's box).
+  std::vector<std::string> restore_for;
 };
+
 
 // What an agent writes about itself on registration and each heartbeat.
 struct AgentRegistration {
@@ -100,6 +104,13 @@ struct DirectoryView {
   // One line per entry left out, naming the entry, the attribute and why.
   std::vector<std::string> warnings;
 };
+
+// True when agent `caller` may read the backups `owner` keeps on the peers:
+// it is the owner (the identity registered on the owner's entry), or the
+// owner's entry names it in sparetimeRestoreFor. Names compare ignoring case.
+bool MayReadBackupsOf(const DirectoryView& view, const std::string& caller,
+                      const std::string& owner);
+
 DirectoryView Parse(const DirectoryContents& contents);
 
 // Live peers: agents other than `self_name` whose last heartbeat is within

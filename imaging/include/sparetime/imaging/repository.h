@@ -3,7 +3,8 @@
 // the narrow roles (Codec, ChunkSink/Source, BackupJournal) to the pipelines.
 //
 //   DIR/config.json   format version, defaults (chunk size, zstd level)
-//   DIR/key           WrappedKey JSON (mode 0600)
+//   DIR/key           KeyFile JSON, version 2 (key_file.h; mode 0600); a
+//                     version-1 file is migrated by the first Open
 //   DIR/catalog.db    Catalog
 //   DIR/store/        PackStore
 //   DIR/lock          RepoLock: held shared while a Repository is open,
@@ -51,6 +52,8 @@ class Repository {
                                                   const KeyCache* key_cache = nullptr,
                                                   Env* env = nullptr);
 
+  // DIR/key: what the key use cases (agent/ops keys.h) read and replace.
+  static std::string KeyFilePath(const std::string& dir) { return dir + "/key"; }
   const std::string& dir() const { return dir_; }
   const RepositoryConfig& config() const { return config_; }
   const Codec& codec() const { return *codec_; }

@@ -59,6 +59,12 @@ struct PeerServerOptions {
   std::function<void(const std::string&)> log;
   // Not owned; must outlive the server. Null: migrations are refused.
   MigrationHandler* migration = nullptr;
+  // Whether the session's agent `caller` may read (has, get chunk, get
+  // roots, get key) what this peer holds for `owner` (never asked for
+  // caller == owner). kPermissionDenied is sent back and logged. Null: only
+  // owners read their own (what the daemon narrows with the directory's
+  // sparetimeRestoreFor, see agent_loop.h).
+  std::function<Status(const std::string& caller, const std::string& owner)> may_read;
 };
 
 class PeerServer {

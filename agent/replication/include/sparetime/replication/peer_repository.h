@@ -16,7 +16,8 @@
 // the wrapped key and the newest roots on the live peers when the local copy
 // is gone (a wiped state directory, or a fresh box restoring `--host OLD`).
 // Init and every change to the snapshot list (PublishRoots) push key and
-// roots to every live peer.
+// roots to every live peer. The key file is version 2 (key_file.h): Open
+// migrates a version-1 copy and re-seals to the policy's escrow key.
 //
 // Locking: an open repository of this host's own backups holds
 // state_dir/backup/lock shared (imaging/repo_lock.h); Prune takes it
@@ -25,6 +26,7 @@
 #ifndef SPARETIME_REPLICATION_PEER_REPOSITORY_H_
 #define SPARETIME_REPLICATION_PEER_REPOSITORY_H_
 
+#include <array>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,6 +35,7 @@
 #include "sparetime/base/status.h"
 #include "sparetime/imaging/catalog.h"
 #include "sparetime/imaging/codec.h"
+#include "sparetime/imaging/key_file.h"
 #include "sparetime/imaging/keys.h"
 #include "sparetime/imaging/prune.h"
 #include "sparetime/imaging/repo_lock.h"
@@ -55,7 +58,21 @@ struct PeerRepositoryOptions {
   // zstd frame opens whatever level made it, so dedup and reads are the
   // same. The chunk size is never taken from here (it would break dedup).
   std::optional<int> zstd_level;
+  // The policy's sparetimeEscrowPublicKey: Init seals the master key to it,
+  // and Open of this host's own backups re-seals (and pushes the key file to
+  // every live peer) when the key file's seal is to another key or missing.
+  std::optional<std::array<std::byte, kEscrowKeyBytes>> escrow_public_key;
 };
+
+// The owner's key file (imaging/key_file.h) where the peer repository keeps
+// it: state_dir/backup/key for this host, else (or when missing) the copies
+// the live peers hold for `options.host`, one per distinct text.
+Result<std::vector<std::string>> ReadKeyFiles(const PeerRepositoryOptions& options);
+// Replaces this host's key file: state_dir/backup/key (atomically) and on
+// every live peer. OK when the local copy is written and at least one peer
+// took it (or there are no live peers); the peers that did not are named
+// in the error otherwise.
+Status WriteKeyFile(const PeerRepositoryOptions& options, const std::string& json);
 
 class PeerRepository {
  public:
