@@ -79,6 +79,10 @@ Status WriteStatus(const std::string& path, const AgentStatus& s) {
 
 Result<AgentStatus> ReadStatus(const std::string& path) {
   ST_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  return ParseStatus(text, path);
+}
+
+Result<AgentStatus> ParseStatus(std::string_view text, const std::string& path) {
   try {
     nlohmann::json j = nlohmann::json::parse(text);
     AgentStatus s;
