@@ -18,6 +18,7 @@
 #include "sparetime/base/bytes.h"
 #include "sparetime/base/env.h"
 #include "sparetime/base/fd.h"
+#include "sparetime/imaging/repository_config.h"
 
 namespace sparetime {
 namespace {
@@ -78,6 +79,18 @@ TEST(FuzzRegressionTest, PackRecordClaimsCheckedExactly) {
   EXPECT_EQ(ReplayClaimedRead(PackFileInput(kPackHeaderSize, 61)).code(), ErrorCode::kCorruption);
   EXPECT_EQ(ReplayClaimedRead(PackFileInput(1u << 30, 60)).code(), ErrorCode::kCorruption);
   EXPECT_EQ(ReplayClaimedRead(PackFileInput(UINT64_MAX - 10, 60)).code(), ErrorCode::kCorruption);
+}
+
+// repository_config (same class as the status target's crasher): a chunk
+// size written as 1e30 went through get<uint32_t>() — undefined behaviour.
+TEST(FuzzRegressionTest, RepositoryConfigNumberAsFloatIsDamage) {
+  Result<RepositoryConfig> c = RepositoryConfigFromJson(
+      R"({"format":"sparetime-repository","version":1,"chunk_size":1e30,"zstd_level":3})",
+      "sparetime-repository", "config");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), ErrorCode::kCorruption);
+  EXPECT_NE(c.status().message().find("config: \"chunk_size\" is not an integer"), std::string::npos)
+      << c.status().message();
 }
 
 }  // namespace
