@@ -81,11 +81,12 @@ TEST(FuzzRegressionTest, PackRecordClaimsCheckedExactly) {
   EXPECT_EQ(ReplayClaimedRead(PackFileInput(UINT64_MAX - 10, 60)).code(), ErrorCode::kCorruption);
 }
 
-// repository_config (same class as the status target's crasher): a chunk
-// size written as 1e30 went through get<uint32_t>() — undefined behaviour.
+// repository_config's crasher (repository_config-crash-279cadc6…, the same
+// class as the status target's): a chunk size of 1.05e127 went through
+// get<uint32_t>() — undefined behaviour.
 TEST(FuzzRegressionTest, RepositoryConfigNumberAsFloatIsDamage) {
   Result<RepositoryConfig> c = RepositoryConfigFromJson(
-      R"({"format":"sparetime-repository","version":1,"chunk_size":1e30,"zstd_level":3})",
+      R"({"chunk_size": 10486666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666577, "format": "sparetime-repository", "version": 1, "zstd_level": 3})",
       "sparetime-repository", "config");
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), ErrorCode::kCorruption);
