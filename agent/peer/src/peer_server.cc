@@ -239,9 +239,11 @@ class PeerServer::Impl {
     accept_thread_ = std::thread([this] { AcceptLoop(); });
   }
 
-  ~Impl() { Stop(); }
+  ~Impl() { Stop(/*flush_log=*/false); }
 
-  void Stop() EXCLUDES(mu_) {
+  // flush_log: write the last refusal summary (not from the destructor: the
+  // log callback may capture what its owner destroyed first).
+  void Stop(bool flush_log) EXCLUDES(mu_) {
     if (stopping_.exchange(true)) return;
     if (accept_thread_.joinable()) accept_thread_.join();
     // Stopped means gone: new connections are refused, not left hanging in
@@ -256,7 +258,7 @@ class PeerServer::Impl {
       slots.splice(slots.end(), slots_);
     }
     for (auto& s : slots) s.thread.join();
-    refusals_.Flush(/*force=*/true);
+    if (flush_log) refusals_.Flush(/*force=*/true);
   }
 
   uint16_t port() const { return port_; }
@@ -485,7 +487,9 @@ class PeerServer::Impl {
 };
 
 PeerServer::PeerServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-PeerServer::~PeerServer() { Stop(); }
+PeerServer::~PeerServer() {
+  if (impl_) impl_->Stop(/*flush_log=*/false);
+}
 
 Result<std::unique_ptr<PeerServer>> PeerServer::Start(const transport::Identity& identity,
                                                       peerstore::PeerStore& store, KeyLookup lookup,
@@ -504,7 +508,7 @@ uint64_t PeerServer::put_requests() const { return impl_->puts(); }
 size_t PeerServer::pending_connections() const { return impl_->pending(); }
 size_t PeerServer::open_sessions() const { return impl_->sessions(); }
 void PeerServer::Stop() {
-  if (impl_) impl_->Stop();
+  if (impl_) impl_->Stop(/*flush_log=*/true);
 }
 
 }  // namespace sparetime::peer

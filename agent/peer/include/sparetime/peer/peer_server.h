@@ -92,7 +92,9 @@ class PeerServer {
                                                    peerstore::PeerStore& store, KeyLookup lookup,
                                                    PeerServerOptions options,
                                                    const Clock& clock = SystemClock());
-  ~PeerServer();  // Stop()
+  // Stop(), without the last refusal summary: the log callback may already
+  // be gone when the server is destroyed as part of its owner.
+  ~PeerServer();
   PeerServer(const PeerServer&) = delete;
   PeerServer& operator=(const PeerServer&) = delete;
 
@@ -106,6 +108,8 @@ class PeerServer {
   size_t open_sessions() const;
   // PutChunks requests answered so far (each ends in one store flush).
   uint64_t put_requests() const;
+  // Ends every session and joins every thread; then logs the refusals of the
+  // current interval that were not summarised yet.
   void Stop();
 
  private:
