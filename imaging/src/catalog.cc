@@ -15,6 +15,7 @@
 
 #include "catalog_migrate.h"
 #include "sparetime/base/bytes.h"
+#include "sparetime/base/json_numbers.h"
 #include "sparetime/base/clock.h"
 #include "sparetime/base/mutex.h"
 #include "sparetime/base/sqlite_db.h"
@@ -345,6 +346,7 @@ nlohmann::json SnapshotStats::ToJson() const {
 }
 
 Result<SnapshotStats> SnapshotStats::FromJson(const nlohmann::json& j) {
+  ST_RETURN_IF_ERROR(CheckJsonIntegers(j, "snapshot statistics", {"seconds"}));
   try {
     SnapshotStats s;
     s.chunks = j.at("chunks").get<uint64_t>();

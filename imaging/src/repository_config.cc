@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sparetime/imaging/chunker.h"
+#include "sparetime/base/json_numbers.h"
 
 namespace sparetime {
 
@@ -41,6 +42,7 @@ Result<RepositoryConfig> RepositoryConfigFromJson(std::string_view text, std::st
   RepositoryConfig config;
   try {
     nlohmann::json j = nlohmann::json::parse(text);
+    ST_RETURN_IF_ERROR(CheckJsonIntegers(j, what));
     if (!j.is_object() || j.value("format", "") != format) {
       return Corruption(what + " is not a sparetime config (format \"" + std::string(format) +
                         "\" expected)");

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sparetime/base/fd.h"
+#include "sparetime/base/json_numbers.h"
 
 namespace sparetime::config {
 
@@ -82,8 +83,13 @@ Status WriteStatus(const std::string& path, const AgentStatus& s) {
 
 Result<AgentStatus> ReadStatus(const std::string& path) {
   ST_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  return ParseStatus(text, path);
+}
+
+Result<AgentStatus> ParseStatus(std::string_view text, const std::string& path) {
   try {
     nlohmann::json j = nlohmann::json::parse(text);
+    ST_RETURN_IF_ERROR(CheckJsonIntegers(j, path));
     AgentStatus s;
     s.agent = j.at("agent").get<std::string>();
     s.pid = j.at("pid").get<int64_t>();

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sparetime/base/bytes.h"
+#include "sparetime/base/json_numbers.h"
 #include "sparetime/migration/image.h"
 #include "util.h"
 
@@ -173,6 +174,7 @@ Result<ProcessImage> DecodeManifest(std::string_view json, uint64_t page_count) 
   ProcessImage im;
   try {
     nlohmann::json j = nlohmann::json::parse(json);
+    ST_RETURN_IF_ERROR(CheckJsonIntegers(j, "process manifest"));
     j.at("version").get_to(im.version);
     if (im.version != kImageFormatVersion) return Validate(im);
     j.at("pid").get_to(im.pid);

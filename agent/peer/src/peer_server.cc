@@ -1,16 +1,21 @@
-// PeerServer implementation: an accept thread and one thread per session
-// (bounded). Each session thread runs the responder handshake, then a
-// request → reply loop over the PeerStore. Stop() shuts every session's
-// socket down (through a dup of it kept here), which wakes the blocked reads.
+// PeerServer implementation: an accept thread and one thread per connection
+// (bounded: pending handshakes and authenticated sessions have separate
+// budgets, see peer_server.h). Each thread runs the responder handshake,
+// then a request → reply loop over the PeerStore. Stop() and eviction shut a
+// connection's socket down (through a dup of it kept here), which wakes the
+// blocked reads; the dup is closed when the thread ends.
 #include "sparetime/peer/peer_server.h"
 
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdio>
 #include <list>
+#include <map>
 #include <thread>
 
 #include "sparetime/base/mutex.h"
@@ -142,6 +147,99 @@ class RequestHandler {
   const PeerServerOptions& options_;
 };
 
+// Refusals of strangers, rate-limited: the first of a quiet interval is
+// logged at once with its detail; the others are counted and summarised in
+// one line when the interval ends (Flush, called from the accept loop).
+class RefusalLog {
+ public:
+  enum Reason { kPerAddress, kEvicted, kHandshake, kSessionsFull, kReasons };
+
+  RefusalLog(const Clock& clock, std::chrono::milliseconds interval,
+             std::function<void(const std::string&)> log)
+      : clock_(clock), interval_(interval), log_(std::move(log)) {}
+
+  void Note(Reason reason, const std::string& host, const std::string& detail) EXCLUDES(mu_) {
+    std::string line;
+    {
+      MutexLock l(mu_);
+      auto now = clock_.MonoNow();
+      if (!open_) {
+        open_ = true;
+        since_ = now;
+        line = detail;  // the first of the interval: said at once
+      } else {
+        ++counts_[reason];
+        ++by_host_[host];
+        last_[reason] = detail;
+      }
+    }
+    if (!line.empty()) log_(line + " (further refusals in the next " + Seconds() + " are summarised)");
+  }
+
+  // Ends the interval when it is over (force: now), logging its summary.
+  void Flush(bool force) EXCLUDES(mu_) {
+    std::string line;
+    {
+      MutexLock l(mu_);
+      if (!open_ || (!force && clock_.MonoNow() - since_ < interval_)) return;
+      open_ = false;
+      uint64_t total = 0;
+      for (uint64_t c : counts_) total += c;
+      if (total == 0) return;
+      static const char* const kWhat[kReasons] = {
+          "over the per-address limit of pending handshakes", "evicted (all pending slots taken)",
+          "handshake failed or timed out", "authenticated but every session slot taken"};
+      line = "refused " + std::to_string(total) + " more connection" + (total == 1 ? "" : "s") +
+             " in the last " + Seconds() + ":";
+      const char* sep = " ";
+      for (int r = 0; r < kReasons; ++r) {
+        if (counts_[r] == 0) continue;
+        line += sep + std::to_string(counts_[r]) + " " + kWhat[r] + " (last: " + last_[r] + ")";
+        sep = "; ";
+      }
+      std::vector<std::pair<uint64_t, std::string>> hosts;
+      for (const auto& [h, n] : by_host_) hosts.emplace_back(n, h);
+      std::sort(hosts.rbegin(), hosts.rend());
+      line += "; from";
+      for (size_t i = 0; i < hosts.size() && i < 3; ++i) {
+        line += (i ? ", " : " ") + hosts[i].second + " (" + std::to_string(hosts[i].first) + ")";
+      }
+      if (hosts.size() > 3) line += " and " + std::to_string(hosts.size() - 3) + " more addresses";
+      counts_.fill(0);
+      by_host_.clear();
+    }
+    log_(line);
+  }
+
+ private:
+  std::string Seconds() const {
+    int64_t ms = interval_.count();
+    if (ms % 1000 == 0) return std::to_string(ms / 1000) + " s";
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3g s", static_cast<double>(ms) / 1000);
+    return text;
+  }
+
+  const Clock& clock_;
+  const std::chrono::milliseconds interval_;
+  const std::function<void(const std::string&)> log_;
+  Mutex mu_;
+  bool open_ GUARDED_BY(mu_) = false;
+  std::chrono::steady_clock::time_point since_ GUARDED_BY(mu_);
+  std::array<uint64_t, kReasons> counts_ GUARDED_BY(mu_){};
+  std::array<std::string, kReasons> last_ GUARDED_BY(mu_);
+  std::map<std::string, uint64_t> by_host_ GUARDED_BY(mu_);
+};
+
+// The source address of a connection without its port.
+std::string HostOf(const std::string& address) {
+  size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return address;
+  std::string host = address.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return host;
+}
+
 }  // namespace
 
 class PeerServer::Impl {
@@ -151,21 +249,19 @@ class PeerServer::Impl {
       : identity_(identity),
         store_(store),
         lookup_(std::move(lookup)),
-        options_(std::move(options)),
+        options_(WithLog(std::move(options))),
         clock_(clock),
+        refusals_(clock, options_.refusal_log_interval, options_.log),
         listener_(std::move(listener)),
         port_(port) {
-    if (!options_.log) {
-      options_.log = [](const std::string& line) {
-        std::fprintf(stderr, "sparetimed: %s\n", line.c_str());
-      };
-    }
     accept_thread_ = std::thread([this] { AcceptLoop(); });
   }
 
-  ~Impl() { Stop(); }
+  ~Impl() { Stop(/*flush_log=*/false); }
 
-  void Stop() EXCLUDES(mu_) {
+  // flush_log: write the last refusal summary (not from the destructor: the
+  // log callback may capture what its owner destroyed first).
+  void Stop(bool flush_log) EXCLUDES(mu_) {
     if (stopping_.exchange(true)) return;
     if (accept_thread_.joinable()) accept_thread_.join();
     // Stopped means gone: new connections are refused, not left hanging in
@@ -174,43 +270,141 @@ class PeerServer::Impl {
     std::list<Slot> slots;
     {
       MutexLock l(mu_);
-      for (auto& s : slots_) ::shutdown(s.wake.get(), SHUT_RDWR);
+      for (auto& s : slots_) {
+        if (s.wake.valid()) ::shutdown(s.wake.get(), SHUT_RDWR);
+      }
       slots.splice(slots.end(), slots_);
     }
     for (auto& s : slots) s.thread.join();
+    if (flush_log) refusals_.Flush(/*force=*/true);
   }
 
   uint16_t port() const { return port_; }
   uint64_t served() const { return served_.load(); }
   uint64_t refused() const { return refused_.load(); }
   uint64_t puts() const { return puts_.load(); }
+  size_t pending() const EXCLUDES(mu_) {
+    MutexLock l(mu_);
+    return pending_total_;
+  }
+  size_t sessions() const EXCLUDES(mu_) {
+    MutexLock l(mu_);
+    return sessions_;
+  }
 
  private:
+  enum class State { kPending, kEvicted, kSession, kEnded };
   struct Slot {
-    Fd wake;  // a dup of the session socket, to shut it down from Stop()
+    Fd wake;  // a dup of the socket, to shut it down (Stop, eviction); closed when it ends
+    std::string host;
+    State state = State::kPending;
     std::thread thread;
     std::atomic<bool> done{false};
   };
 
+  static PeerServerOptions WithLog(PeerServerOptions o) {
+    if (!o.log) {
+      o.log = [](const std::string& line) { std::fprintf(stderr, "sparetimed: %s\n", line.c_str()); };
+    }
+    return o;
+  }
+
   void AcceptLoop() EXCLUDES(mu_) {
     while (!stopping_.load()) {
+      refusals_.Flush(/*force=*/false);
       Result<Fd> conn = transport::AcceptTcp(listener_, std::chrono::milliseconds(200));
       if (!conn.ok()) continue;  // timeout, or a connection that died at once
       ReapFinished();
+      const std::string address = transport::PeerAddress(conn->get());
+      const std::string host = HostOf(address);
       MutexLock l(mu_);
-      if (slots_.size() >= options_.max_sessions) {
-        options_.log("refusing a connection from " + transport::PeerAddress(conn->get()) + ": " +
-                     std::to_string(options_.max_sessions) + " sessions already running");
+      if (pending_by_host_[host] >= options_.max_pending_per_address) {
         ++refused_;
+        refusals_.Note(RefusalLog::kPerAddress, host,
+                       "refusing a connection from " + address + ": " +
+                           std::to_string(options_.max_pending_per_address) +
+                           " handshakes from that address already pending");
         continue;  // closes it
+      }
+      if (pending_total_ >= options_.max_pending && !EvictOne(address)) {
+        ++refused_;
+        refusals_.Note(RefusalLog::kEvicted, host,
+                       "refusing a connection from " + address + ": " +
+                           std::to_string(options_.max_pending) + " handshakes already pending");
+        continue;
       }
       Slot& slot = slots_.emplace_back();
       slot.wake = Fd(::fcntl(conn->get(), F_DUPFD_CLOEXEC, 0));
+      slot.host = host;
+      ++pending_total_;
+      ++pending_by_host_[host];
       slot.thread = std::thread([this, &slot, fd = std::move(*conn)]() mutable {
-        Serve(std::move(fd));
+        Serve(slot, std::move(fd));
+        Leave(slot);
         slot.done.store(true);
       });
     }
+  }
+
+  // Makes room for one pending connection: shuts down the oldest pending
+  // one among the addresses with the most. False when evicted handshakes still
+  // unwinding already number max_pending (the thread bound).
+  bool EvictOne(const std::string& by) REQUIRES(mu_) {
+    if (evicted_ >= options_.max_pending) return false;
+    size_t most = 0;
+    for (const auto& [h, n] : pending_by_host_) most = std::max(most, n);
+    for (Slot& s : slots_) {  // oldest first
+      if (s.state != State::kPending || pending_by_host_[s.host] != most) continue;
+      ::shutdown(s.wake.get(), SHUT_RDWR);
+      s.state = State::kEvicted;
+      LeavePending(s.host);
+      ++evicted_;
+      ++refused_;
+      refusals_.Note(RefusalLog::kEvicted, s.host,
+                     "dropped a pending handshake from " + s.host + " to make room for " + by + ": " +
+                         std::to_string(options_.max_pending) + " handshakes were pending");
+      return true;
+    }
+    return false;
+  }
+
+  void LeavePending(const std::string& host) REQUIRES(mu_) {
+    --pending_total_;
+    if (--pending_by_host_[host] == 0) pending_by_host_.erase(host);
+  }
+
+  // The handshake authenticated the peer: it takes a session slot, or is
+  // refused when there is none. False: refused (or evicted meanwhile).
+  bool Promote(Slot& slot) EXCLUDES(mu_) {
+    MutexLock l(mu_);
+    if (slot.state != State::kPending) return false;
+    LeavePending(slot.host);
+    if (sessions_ >= options_.max_sessions) {
+      slot.state = State::kEnded;
+      return false;
+    }
+    slot.state = State::kSession;
+    ++sessions_;
+    return true;
+  }
+
+  bool Evicted(const Slot& slot) const EXCLUDES(mu_) {
+    MutexLock l(mu_);
+    return slot.state == State::kEvicted;
+  }
+
+  // The connection's thread ends: give back its slot and close the dup, so
+  // the socket is closed now, not at the next accept.
+  void Leave(Slot& slot) EXCLUDES(mu_) {
+    MutexLock l(mu_);
+    switch (slot.state) {
+      case State::kPending: LeavePending(slot.host); break;
+      case State::kEvicted: --evicted_; break;
+      case State::kSession: --sessions_; break;
+      case State::kEnded: break;
+    }
+    slot.state = State::kEnded;
+    slot.wake = Fd();
   }
 
   void ReapFinished() EXCLUDES(mu_) {
@@ -225,7 +419,7 @@ class PeerServer::Impl {
     }
   }
 
-  void Serve(Fd fd) {
+  void Serve(Slot& slot, Fd fd) {
     std::string address = transport::PeerAddress(fd.get());
     std::string owner;
     transport::SessionOptions so;
@@ -242,9 +436,21 @@ class PeerServer::Impl {
     Result<transport::Session> session =
         transport::Session::Accept(std::move(fd), identity_, authorize, so);
     if (!session.ok()) {
+      if (Evicted(slot)) return;  // counted and noted when it was evicted
       ++refused_;
-      if (!stopping_.load()) options_.log("session from " + address + " refused: " +
-                                          session.status().message());
+      if (!stopping_.load()) {
+        refusals_.Note(RefusalLog::kHandshake, slot.host,
+                       "session from " + address + " refused: " + session.status().message());
+      }
+      return;
+    }
+    if (!Promote(slot)) {
+      ++refused_;
+      if (!stopping_.load()) {
+        refusals_.Note(RefusalLog::kSessionsFull, slot.host,
+                       "session with " + owner + " (" + address + ") refused: " +
+                           std::to_string(options_.max_sessions) + " sessions already running");
+      }
       return;
     }
     ++served_;
@@ -280,21 +486,28 @@ class PeerServer::Impl {
   const transport::Identity& identity_;
   peerstore::PeerStore& store_;
   KeyLookup lookup_;
-  PeerServerOptions options_;
+  const PeerServerOptions options_;
   const Clock& clock_;
+  RefusalLog refusals_;
   Fd listener_;
   uint16_t port_;
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> served_{0};
   std::atomic<uint64_t> refused_{0};
   std::atomic<uint64_t> puts_{0};
-  Mutex mu_;
-  std::list<Slot> slots_ GUARDED_BY(mu_);
+  mutable Mutex mu_;
+  std::list<Slot> slots_ GUARDED_BY(mu_);  // in accept order
+  size_t pending_total_ GUARDED_BY(mu_) = 0;
+  std::map<std::string, size_t> pending_by_host_ GUARDED_BY(mu_);
+  size_t evicted_ GUARDED_BY(mu_) = 0;  // evicted handshakes still unwinding
+  size_t sessions_ GUARDED_BY(mu_) = 0;
   std::thread accept_thread_;
 };
 
 PeerServer::PeerServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-PeerServer::~PeerServer() { Stop(); }
+PeerServer::~PeerServer() {
+  if (impl_) impl_->Stop(/*flush_log=*/false);
+}
 
 Result<std::unique_ptr<PeerServer>> PeerServer::Start(const transport::Identity& identity,
                                                       peerstore::PeerStore& store, KeyLookup lookup,
@@ -310,8 +523,10 @@ uint16_t PeerServer::port() const { return impl_->port(); }
 uint64_t PeerServer::sessions_served() const { return impl_->served(); }
 uint64_t PeerServer::sessions_refused() const { return impl_->refused(); }
 uint64_t PeerServer::put_requests() const { return impl_->puts(); }
+size_t PeerServer::pending_connections() const { return impl_->pending(); }
+size_t PeerServer::open_sessions() const { return impl_->sessions(); }
 void PeerServer::Stop() {
-  if (impl_) impl_->Stop();
+  if (impl_) impl_->Stop(/*flush_log=*/true);
 }
 
 }  // namespace sparetime::peer

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sparetime/imaging/chunker.h"
+#include "sparetime/base/json_numbers.h"
 #include "sparetime/imaging/repository_config.h"
 
 namespace sparetime::replication {
@@ -74,6 +75,7 @@ Result<Roots> OpenRoots(std::span<const std::byte> blob, const Codec& codec,
   try {
     nlohmann::json j = nlohmann::json::parse(
         std::string_view(reinterpret_cast<const char*>(plaintext->data()), plaintext->size()));
+    ST_RETURN_IF_ERROR(CheckJsonIntegers(j, what, {"seconds"}));
     if (j.at("format").get<std::string>() != kFormat || j.at("version").get<int>() != 1) {
       return Corruption(what + " has an unknown format");
     }

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sparetime/base/status.h"
@@ -73,6 +74,8 @@ std::string StatusPath(const std::string& state_dir);
 Status WriteStatus(const std::string& path, const AgentStatus& status);
 // kNotFound when sparetimed never ran with this state directory.
 Result<AgentStatus> ReadStatus(const std::string& path);
+// The same from the file's text; `path` only names it in errors.
+Result<AgentStatus> ParseStatus(std::string_view text, const std::string& path);
 
 }  // namespace sparetime::config
 

@@ -8,10 +8,24 @@
 // anything else. Only the owner itself (the agent name the session's key
 // belongs to) stores, releases, or replaces its roots and key.
 //
+// Strangers (issue 26): a connection is "pending" until its handshake has
+// authenticated a key the directory knows, and pending connections have
+// their own, smaller budget — at most max_pending_per_address from one
+// source address (more are closed at once) and max_pending in total (a new
+// one then evicts the oldest pending connection of the address holding the
+// most) — so a flood of idle or trickling connections never takes a slot
+// from an authenticated peer: those count against max_sessions only. A
+// handshake has handshake_timeout in total, after which its socket is
+// closed at once. Refusals are logged rate-limited: the first of a quiet
+// interval with its detail, the rest as one summary line per
+// refusal_log_interval.
+//
 // Invariants: a session's failure (garbage, oversized frames, a stalled or
-// vanished peer) ends that session only; at most max_sessions run at once
-// (extra connections are closed at once); Stop() returns within about a
-// second and joins every thread.
+// vanished peer) ends that session only; at most max_pending handshakes and
+// max_sessions authenticated sessions run at once, each on its own thread,
+// so the threads are bounded (plus evicted handshakes still unwinding, at
+// most max_pending more); a connection's socket is closed when its thread
+// ends; Stop() returns within about a second and joins every thread.
 #ifndef SPARETIME_PEER_PEER_SERVER_H_
 #define SPARETIME_PEER_PEER_SERVER_H_
 
@@ -50,12 +64,22 @@ class MigrationHandler {
 struct PeerServerOptions {
   std::string listen_address = "0.0.0.0";
   uint16_t port = 7401;  // 0: any free port (see PeerServer::port)
+  // Authenticated sessions at once; a further authenticated peer is
+  // refused after its handshake.
   size_t max_sessions = 32;
+  // Connections whose handshake has not finished: in total, and from one
+  // source address (the IP, whatever the port).
+  size_t max_pending = 16;
+  size_t max_pending_per_address = 8;
+  // The whole handshake; then the socket is closed.
   std::chrono::milliseconds handshake_timeout{10'000};
+  // Refused connections and failed handshakes are logged once per interval
+  // (the first at once, the rest summarised at the interval's end).
+  std::chrono::milliseconds refusal_log_interval{60'000};
   std::chrono::milliseconds io_timeout{30'000};
   // A session with no request for this long is closed.
   std::chrono::milliseconds idle_timeout{120'000};
-  // Log lines (one per refused or failed session); empty: stderr.
+  // Log lines (refusals rate-limited as above); empty: stderr.
   std::function<void(const std::string&)> log;
   // Not owned; must outlive the server. Null: migrations are refused.
   MigrationHandler* migration = nullptr;
@@ -74,16 +98,24 @@ class PeerServer {
                                                    peerstore::PeerStore& store, KeyLookup lookup,
                                                    PeerServerOptions options,
                                                    const Clock& clock = SystemClock());
-  ~PeerServer();  // Stop()
+  // Stop(), without the last refusal summary: the log callback may already
+  // be gone when the server is destroyed as part of its owner.
+  ~PeerServer();
   PeerServer(const PeerServer&) = delete;
   PeerServer& operator=(const PeerServer&) = delete;
 
   uint16_t port() const;
-  // Sessions served so far, and refused (handshake or authorisation failed).
+  // Sessions served so far, and refused (over a limit, evicted, handshake or
+  // authorisation failed).
   uint64_t sessions_served() const;
   uint64_t sessions_refused() const;
+  // Connections now in their handshake, and authenticated sessions now open.
+  size_t pending_connections() const;
+  size_t open_sessions() const;
   // PutChunks requests answered so far (each ends in one store flush).
   uint64_t put_requests() const;
+  // Ends every session and joins every thread; then logs the refusals of the
+  // current interval that were not summarised yet.
   void Stop();
 
  private:
