@@ -81,7 +81,7 @@ Result<Opening> Prepare(const GlobalOptions& g, const KeyCache* key_cache,
 
 Result<std::unique_ptr<ops::Backups>> OpenBackups(const GlobalOptions& g, int* exit_code) {
   std::unique_ptr<KeyCache> cache = KeyCacheFor(g);
-  ST_ASSIGN_OR_RETURN(Opening o, Prepare(g, cache.get(), exit_code));
+  ST_ASSIGN_OR_RETURN(Opening o, Prepare(g, cache.get(), Stage::kOpenRepository, exit_code));
   Result<std::unique_ptr<ops::Backups>> backups = ops::Open(o.options, o.passphrase);
   if (!backups.ok()) *exit_code = Fail(backups.status(), Stage::kOpenRepository);
   return backups;
