@@ -43,7 +43,10 @@ class MountNetnsTest : public ::testing::Test {
     net_ = std::make_unique<TestNetwork>(5);
     ASSERT_TRUE(net_->ok()) << net_->error();
     std::string ldif = DomainLdif({std::begin(kHosts), std::end(kHosts)}, [](const std::string& h) {
-      return "sparetimeSite: site-" + h + "\n";
+      // epsilon mounts alpha's backups as a new box would (bare metal): the
+      // peers serve another owner's data only to agents named here.
+      return "sparetimeSite: site-" + h + "\n" +
+             std::string(h == "alpha" ? "sparetimeRestoreFor: epsilon\n" : "");
     });
     ldif += "dn: cn=default,ou=policies,ou=sparetime,dc=example,dc=org\n"
             "objectClass: sparetimePolicy\ncn: default\nsparetimeDomainDefault: TRUE\n"

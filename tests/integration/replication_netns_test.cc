@@ -359,7 +359,11 @@ TEST_F(ReplicationNetnsTest, BackupToPeersSurvivesLostPeerDamageWipeAndBareMetal
       << last_.err << Logs();
   EXPECT_EQ(Run(kEpsilon, "snapshots --host alpha", "wrong passphrase").exit_code, 3) << last_.err;
   std::string out4 = dir_ / "restore4.img";
-  ASSERT_EQ(Run(kEpsilon, "restore --host alpha latest --to " + out4).exit_code, 0) << last_.err;
+  // Each peer applies the new entry at its own next read of the directory.
+  ASSERT_TRUE(WaitUntil([&] {
+    std::filesystem::remove(out4);
+    return Run(kEpsilon, "restore --host alpha latest --to " + out4).exit_code == 0;
+  }, seconds(30))) << last_.err;
   EXPECT_TRUE(SameFile(out4, device));
   // Another host's backups are read only.
   EXPECT_NE(Run(kEpsilon, "backup --host alpha " + device).exit_code, 0);
