@@ -15,14 +15,9 @@ namespace sparetime {
 namespace {
 
 using testing::Hex;
+using testing::VectorMaster;
 using testing::kVectorKeyFile;
 using testing::Secret;
-
-SecretBuffer VectorMaster() {
-  SecretBuffer m(KeySet::kKeySize);
-  for (size_t i = 0; i < m.size(); ++i) m.data()[i] = std::byte(i);
-  return m;
-}
 
 // Escrow secret key 0x40..0x5f (the vector's).
 SecretBuffer VectorEscrowSecret() {

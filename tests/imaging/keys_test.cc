@@ -17,15 +17,9 @@ namespace sparetime {
 namespace {
 
 using testing::Hex;
+using testing::VectorMaster;
 using testing::kVectorKeyFile;
 using testing::Secret;
-
-// The test-vector master key: bytes 0x00..0x1f.
-SecretBuffer VectorMaster() {
-  SecretBuffer m(KeySet::kKeySize);
-  for (size_t i = 0; i < m.size(); ++i) m.data()[i] = std::byte(i);
-  return m;
-}
 
 TEST(KeysVectors, Subkeys) {
   auto keys = KeySet::Derive(VectorMaster());

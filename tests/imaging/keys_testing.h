@@ -1,5 +1,6 @@
-// Test helpers for the key tests (keys_test, key_cache_test): passphrases as
-// SecretBuffers, hex of secrets, and the key-file vector of docs/formats.md.
+// Test helpers for the key tests (keys_test, key_cache_test, key_file_test,
+// paper_key_test): passphrases as SecretBuffers, hex of secrets, the vector
+// master key and the key-file vector of docs/formats.md.
 #ifndef SPARETIME_TESTS_IMAGING_KEYS_TESTING_H_
 #define SPARETIME_TESTS_IMAGING_KEYS_TESTING_H_
 
@@ -9,6 +10,7 @@
 
 #include "sparetime/base/bytes.h"
 #include "sparetime/crypto/secret.h"
+#include "sparetime/imaging/keys.h"
 
 namespace sparetime::testing {
 
@@ -19,6 +21,13 @@ inline SecretBuffer Secret(std::string_view s) {
 }
 
 inline std::string Hex(const SecretBuffer& b) { return ToHex(b.span()); }
+
+// The test-vector master key: bytes 0x00..0x1f.
+inline SecretBuffer VectorMaster() {
+  SecretBuffer m(KeySet::kKeySize);
+  for (size_t i = 0; i < m.size(); ++i) m.data()[i] = std::byte(i);
+  return m;
+}
 
 // The wrapping vector: passphrase kVectorPassphrase, salt 0x60..0x6f, nonce
 // 0x70..0x87, FastForTests limits, master 0x00..0x1f; byte for byte as

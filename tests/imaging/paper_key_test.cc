@@ -16,6 +16,7 @@ namespace sparetime {
 namespace {
 
 using testing::Hex;
+using testing::VectorMaster;
 
 constexpr std::string_view kVectorKit =
     "sparetime recovery kit v1\n"
@@ -29,12 +30,6 @@ constexpr std::string_view kVectorKit =
     "6: CQKR-MF2K\n"
     "7: DAMR-UGYJ\n"
     "8: DQOR-4H3Q\n";
-
-SecretBuffer VectorMaster() {
-  SecretBuffer m(KeySet::kKeySize);
-  for (size_t i = 0; i < m.size(); ++i) m.data()[i] = std::byte(i);
-  return m;
-}
 
 std::string Text(const SecretBuffer& b) {
   return std::string(reinterpret_cast<const char*>(b.data()), b.size());
