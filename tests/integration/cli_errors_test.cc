@@ -33,14 +33,7 @@ class CliErrors : public ::testing::Test {
     Sh("head -c " + std::to_string(mib) + "M /dev/urandom > " + path);
     return path;
   }
-  // The pack files of the repository's store.
-  std::vector<std::string> Packs() {
-    std::vector<std::string> out;
-    for (auto& e : std::filesystem::recursive_directory_iterator(cli_.repo() + "/store")) {
-      if (e.path().extension() == ".pack") out.push_back(e.path());
-    }
-    return out;
-  }
+  std::vector<std::string> Packs() { return PackFiles(cli_.repo() + "/store"); }
 
   TempDir tmp_;
   CliRunner cli_{tmp_ / "repo", "right passphrase"};

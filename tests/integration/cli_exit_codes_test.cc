@@ -36,13 +36,7 @@ class CliExitCodes : public ::testing::Test {
     Sh("head -c " + std::to_string(mib) + "M /dev/urandom > " + path);
     return path;
   }
-  std::vector<std::string> Packs() {
-    std::vector<std::string> out;
-    for (auto& e : std::filesystem::recursive_directory_iterator(cli_.repo() + "/store")) {
-      if (e.path().extension() == ".pack") out.push_back(e.path());
-    }
-    return out;
-  }
+  std::vector<std::string> Packs() { return PackFiles(cli_.repo() + "/store"); }
   // Flips one byte of the first record of the only pack (a data chunk).
   void FlipAByte() {
     std::vector<std::string> packs = Packs();

@@ -21,6 +21,7 @@
 namespace sparetime::ops {
 namespace {
 
+using sparetime::testing::PackFiles;
 using sparetime::testing::RandomBytes;
 using sparetime::testing::ReadFileOrDie;
 using sparetime::testing::TempDir;
@@ -68,10 +69,7 @@ class HealTest : public ::testing::Test {
   // Flips one byte inside the first record of the (only) pack: a data chunk
   // (the manifest is stored after every data chunk).
   void FlipAByteInThePack() {
-    std::vector<std::string> packs;
-    for (auto& e : std::filesystem::recursive_directory_iterator(repo() + "/store/packs")) {
-      if (e.path().extension() == ".pack") packs.push_back(e.path());
-    }
+    std::vector<std::string> packs = PackFiles(repo() + "/store/packs");
     ASSERT_EQ(packs.size(), 1u);
     std::fstream f(packs[0], std::ios::in | std::ios::out | std::ios::binary);
     f.seekg(4096);

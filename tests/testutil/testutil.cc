@@ -43,6 +43,14 @@ void WriteFileOrDie(const std::string& path, const std::vector<std::byte>& data)
   if (!f) std::abort();
 }
 
+std::vector<std::string> PackFiles(const std::string& dir) {
+  std::vector<std::string> out;
+  for (auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (e.path().extension() == ".pack") out.push_back(e.path());
+  }
+  return out;
+}
+
 std::vector<std::byte> ReadFileOrDie(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) std::abort();
