@@ -72,14 +72,6 @@ inline void SqlExec(const std::string& db, const std::string& sql) {
   sqlite3_close(h);
 }
 
-inline std::vector<std::string> PackFiles(const std::string& dir) {
-  std::vector<std::string> out;
-  for (const auto& e : std::filesystem::recursive_directory_iterator(dir + "/packs"))
-    if (e.is_regular_file()) out.push_back(e.path().string());
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 inline uint64_t FileSize(const std::string& path) { return std::filesystem::file_size(path); }
 
 inline void AppendToFile(const std::string& path, const std::vector<std::byte>& b) {

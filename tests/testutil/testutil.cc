@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -48,6 +49,10 @@ std::vector<std::string> PackFiles(const std::string& dir) {
   for (auto& e : std::filesystem::recursive_directory_iterator(dir)) {
     if (e.path().extension() == ".pack") out.push_back(e.path());
   }
+  // packs/XX/NNNNNNNN.pack: the file name is the pack's sequence number, in hex.
+  std::sort(out.begin(), out.end(), [](const std::string& a, const std::string& b) {
+    return std::filesystem::path(a).filename() < std::filesystem::path(b).filename();
+  });
   return out;
 }
 

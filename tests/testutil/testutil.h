@@ -51,8 +51,8 @@ ChunkId TestChunkId(uint64_t n);
 // Writes bytes to a file (creating/truncating it).
 void WriteFileOrDie(const std::string& path, const std::vector<std::byte>& data);
 std::vector<std::byte> ReadFileOrDie(const std::string& path);
-// The pack files (*.pack) anywhere under `dir` (a repository's store), in
-// directory order.
+// The pack files (*.pack) anywhere under `dir` (a repository's store), oldest
+// first (a pack's file name is its sequence number).
 std::vector<std::string> PackFiles(const std::string& dir);
 
 struct CommandResult {
