@@ -87,7 +87,8 @@ class MountNetnsTest : public ::testing::Test {
 
   // `sparetime mount` on host h in the background; waits for its JSON line.
   json StartMount(int h, const std::string& args) {
-    log_ = dir_ / ("mount-" + std::string(kHosts[h]) + ".log");
+    // A new log for each mount: the last one's JSON line must not pass for this one's.
+    log_ = dir_ / ("mount-" + std::string(kHosts[h]) + "-" + std::to_string(++mounts_) + ".log");
     pid_ = ::fork();
     if (pid_ == 0) {
       // nsenter --net, not `ip netns exec`: that one unshares the mount
@@ -143,6 +144,7 @@ class MountNetnsTest : public ::testing::Test {
   std::string mnt_, log_;
   std::vector<std::byte> image_;
   pid_t pid_ = 0;
+  int mounts_ = 0;
   CommandResult last_;
 };
 
