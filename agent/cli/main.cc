@@ -123,6 +123,10 @@ int Main(int argc, char** argv) {
                         "(true/false; default: true on a terminal)");
   mount_cmd->add_option("--cache-mib", mount.cache_mib, "chunk cache size in MiB (default 256)")
       ->check(CLI::Range(8, 1 << 16));
+  mount_cmd->add_option("--hold", mount.hold_seconds,
+                        "with --host: seconds each read hold on the peers lasts unless renewed "
+                        "(renewed every third; default 120)")
+      ->check(CLI::Range(3, 3600));
   std::string umount_dir;
   auto* umount_cmd = app.add_subcommand("umount", "unmount what `sparetime mount` mounted at DIR");
   umount_cmd->add_option("dir", umount_dir, "the mount directory")->required();

@@ -31,7 +31,8 @@ class MountSession {
   // Opens, serves and (with `filesystems`) mounts; on failure prints the
   // error and sets *rc.
   bool Open(const GlobalOptions& g, const std::string& snapshot, const std::string& device,
-            const std::string& dir, bool filesystems, uint64_t cache_mib, int* rc) {
+            const std::string& dir, bool filesystems, uint64_t cache_mib, uint32_t hold_seconds,
+            int* rc) {
     dir_ = dir;
     // Two malloc arenas for the ~20 FUSE and fetch threads: with one arena
     // per thread each keeps its own high-water mark of freed chunk buffers
@@ -66,6 +67,13 @@ class MountSession {
       return false;
     }
     image_ = std::move(*image);
+    // Another host's backups: hold the snapshot on the peers, so that
+    // host's prune frees nothing under the mount (ops/mount.h).
+    hold_ = ops::SnapshotHold::Start(
+        *backups_, image_->snapshot().id, std::chrono::seconds(hold_seconds),
+        [quiet = g.quiet](const std::string& line) {
+          if (!quiet) std::fprintf(stderr, "sparetime: warning: %s\n", line.c_str());
+        });
     fusefs::Tree tree;
     tree.mtime = image_->snapshot().time;
     for (const ops::ImageFile& f : image_->files()) {
@@ -101,6 +109,7 @@ class MountSession {
   std::string dir_;
   std::unique_ptr<ops::Backups> backups_;
   std::unique_ptr<ops::SnapshotImage> image_;
+  std::unique_ptr<ops::SnapshotHold> hold_;  // dropped before the backups close
   std::unique_ptr<fusefs::ImageFs> fs_;
   std::vector<ops::FilesystemMount> mounts_;
 };
@@ -152,7 +161,9 @@ int RunMount(const GlobalOptions& g, const MountCommandOptions& o) {
   bool filesystems = o.filesystems.value_or(::isatty(STDOUT_FILENO) == 1);
   MountSession session;
   int rc = kExitOk;
-  if (!session.Open(g, o.snapshot, o.device, o.dir, filesystems, o.cache_mib, &rc)) return rc;
+  if (!session.Open(g, o.snapshot, o.device, o.dir, filesystems, o.cache_mib, o.hold_seconds, &rc)) {
+    return rc;
+  }
   PrintMounted(g, o.dir, session);
   while (!(g.interrupted && g.interrupted->load()) && session.serving()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -187,7 +198,7 @@ int RunRestoreFile(const GlobalOptions& g, const RestoreFileOptions& o) {
   int rc = kExitOk;
   {
     MountSession session;
-    if (!session.Open(g, o.snapshot, o.device, dir, /*filesystems=*/true, 256, &rc)) {
+    if (!session.Open(g, o.snapshot, o.device, dir, /*filesystems=*/true, 256, 120, &rc)) {
       ::rmdir(dir.c_str());
       return rc;
     }
@@ -227,7 +238,8 @@ int RunRestoreFile(const GlobalOptions& g, const RestoreFileOptions& o) {
     if (g.json) {
       std::cout << nlohmann::json{{"snapshot", session.image().snapshot().id}, {"path", o.path},
                                   {"to", o.dest}, {"files", copied->files}, {"dirs", copied->dirs},
-                                  {"symlinks", copied->symlinks}, {"bytes", copied->bytes}}
+                                  {"symlinks", copied->symlinks}, {"hardlinks", copied->hardlinks},
+                                  {"bytes", copied->bytes}}
                        .dump()
                 << "\n";
     } else if (!g.quiet) {

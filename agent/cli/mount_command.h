@@ -20,6 +20,7 @@ struct MountCommandOptions {
   std::string device;
   std::optional<bool> filesystems;  // default: stdout is a terminal
   uint64_t cache_mib = 256;
+  uint32_t hold_seconds = 120;  // --host: read holds on the peers (ops::SnapshotHold)
 };
 
 struct RestoreFileOptions {

@@ -23,6 +23,7 @@
 #include "sparetime/ops/signals.h"
 #include "sparetime/peer/peer_server.h"
 #include "sparetime/peerstore/peer_store.h"
+#include "sparetime/peerstore/read_holds.h"
 #include "sparetime/transport/identity.h"
 
 namespace {
@@ -74,7 +75,11 @@ int Main(int argc, char** argv) {
   Result<std::unique_ptr<peerstore::PeerStore>> store = peerstore::PeerStore::Open(
       config->state_dir + "/held", {config->capacity, config->owner_quota});
   if (!store.ok()) return Fail("peer store: " + store.status().message(), kExitConfig);
+  Result<std::unique_ptr<peerstore::ReadHolds>> holds =
+      peerstore::ReadHolds::Open(config->state_dir + "/read-holds", SystemClock());
+  if (!holds.ok()) return Fail("peer store: " + holds.status().message(), kExitConfig);
   peer::PeerServerOptions server_options;
+  server_options.holds = holds->get();
   server_options.listen_address = config->listen_address;
   server_options.port = config->listen_port;
   const std::string state_dir = config->state_dir;

@@ -221,5 +221,6 @@ int main(int argc, char** argv) {
   message(GetRootsRequest{"alpha"});
   message(RootsReply{3, std::vector<std::byte>(40, std::byte(9))});
   message(ErrorReply{Status(ErrorCode::kNotFound, "chunk not held")});
+  message(HoldSnapshotRequest{"alpha", "3f9a", 120});
   return 0;
 }

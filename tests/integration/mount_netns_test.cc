@@ -3,18 +3,25 @@
 // a loop device to its peers and mounts the snapshot from them; a peer is
 // killed in the middle of the reads (the rest comes from the other
 // replicas); prune is refused while the mount is open; then a new box
-// (epsilon) mounts alpha's snapshot with --host.
+// (epsilon) mounts alpha's snapshot with --host. ReadHoldsDeferAlphasPrune:
+// epsilon's --host mount holds the snapshot on the peers, so alpha's own
+// prune releases nothing until the unmount, or until the hold lapses after
+// the mounter was killed (docs/peers.md "Read holds").
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "sparetime/base/fd.h"
 #include "testutil/agent_process.h"
 #include "testutil/test_network.h"
 #include "testutil/testutil.h"
@@ -80,7 +87,8 @@ class MountNetnsTest : public ::testing::Test {
 
   // `sparetime mount` on host h in the background; waits for its JSON line.
   json StartMount(int h, const std::string& args) {
-    log_ = dir_ / ("mount-" + std::string(kHosts[h]) + ".log");
+    // A new log for each mount: the last one's JSON line must not pass for this one's.
+    log_ = dir_ / ("mount-" + std::string(kHosts[h]) + "-" + std::to_string(++mounts_) + ".log");
     pid_ = ::fork();
     if (pid_ == 0) {
       // nsenter --net, not `ip netns exec`: that one unshares the mount
@@ -136,6 +144,7 @@ class MountNetnsTest : public ::testing::Test {
   std::string mnt_, log_;
   std::vector<std::byte> image_;
   pid_t pid_ = 0;
+  int mounts_ = 0;
   CommandResult last_;
 };
 
@@ -166,6 +175,96 @@ TEST_F(MountNetnsTest, MountFromPeersSurvivesALostPeerBlocksPruneAndWorksForAnot
   ASSERT_FALSE(out.is_null());
   ExpectRange(0, 24);
   EXPECT_EQ(StopMount(), 0);
+}
+
+// The snapshot id of alpha's newest backup.
+std::string BackupId(const CommandResult& r) {
+  json j = json::parse(r.out, nullptr, false);
+  return j.is_object() && j.contains("id") ? j["id"].get<std::string>() : "";
+}
+
+TEST_F(MountNetnsTest, ReadHoldsDeferAlphasPruneUntilUnmountOrExpiry) {
+  // S1: 16 MiB random. S2: its first 8 MiB replaced — 8 chunks (and S1's
+  // manifest) are S1's alone.
+  std::vector<std::byte> s1 = RandomBytes(16 * kMiB, 31);
+  WriteFileOrDie(dir_ / "disk.img", s1);
+  LoopDevice loop(dir_ / "disk.img");
+  ASSERT_EQ(Run(kAlpha, "init --kdf min").exit_code, 0) << last_.err;
+  ASSERT_EQ(Run(kAlpha, "--json backup " + loop.path()).exit_code, 0) << last_.err;
+  const std::string id1 = BackupId(last_);
+  ASSERT_FALSE(id1.empty()) << last_.out;
+  std::vector<std::byte> s2 = s1;
+  std::vector<std::byte> fresh = RandomBytes(8 * kMiB, 32);
+  std::copy(fresh.begin(), fresh.end(), s2.begin());
+  {
+    Result<Fd> dev = OpenFile(loop.path(), O_WRONLY);
+    ASSERT_TRUE(dev.ok()) << dev.status().message();
+    ASSERT_TRUE(WriteFullAt(dev->get(), s2, 0).ok());
+    ASSERT_EQ(::fsync(dev->get()), 0);
+  }
+  ASSERT_EQ(Run(kAlpha, "--json backup " + loop.path()).exit_code, 0) << last_.err;
+  const std::string id2 = BackupId(last_);
+
+  // epsilon mounts S1 with a small cache, so reads after the prune go to the peers.
+  image_ = s1;
+  json out = StartMount(kEpsilon, "--host alpha " + id1 + " --cache-mib 8 --hold 600");
+  ASSERT_FALSE(out.is_null());
+  ExpectRange(0, 16);
+  ASSERT_EQ(Run(kAlpha, "--json prune --keep-last 1").exit_code, 0) << last_.err;
+  json first = json::parse(last_.out);
+  EXPECT_EQ(first["snapshots_forgotten"], 1);
+  const uint64_t garbage = first["chunks_removed"];
+  EXPECT_GE(garbage, 9u) << last_.out;  // 8 data chunks + S1's manifest
+  EXPECT_NE(last_.err.find("deferred: snapshot " + id1 + " of alpha is mounted by epsilon until"),
+            std::string::npos) << last_.err;
+  ExpectRange(0, 16);  // every chunk still there, read again from the peers
+  EXPECT_EQ(StopMount(), 0);  // the unmount drops the holds
+
+  ASSERT_EQ(Run(kAlpha, "--json prune --keep-last 1").exit_code, 0) << last_.err;
+  json second = json::parse(last_.out);
+  EXPECT_EQ(second["snapshots_forgotten"], 0);
+  EXPECT_EQ(second["chunks_removed"], garbage) << last_.out;
+  EXPECT_EQ(last_.err.find("deferred"), std::string::npos) << last_.err;
+  EXPECT_EQ(second["notes"].size(), 0u) << last_.out;
+  ASSERT_EQ(Run(kAlpha, "--json prune --keep-last 1").exit_code, 0) << last_.err;
+  EXPECT_EQ(json::parse(last_.out)["chunks_removed"], 0);
+
+  // A mounter killed without unmounting: its holds lapse after --hold.
+  std::vector<std::byte> s3 = s2;
+  fresh = RandomBytes(4 * kMiB, 33);
+  std::copy(fresh.begin(), fresh.end(), s3.begin());
+  {
+    Result<Fd> dev = OpenFile(loop.path(), O_WRONLY);
+    ASSERT_TRUE(dev.ok()) << dev.status().message();
+    ASSERT_TRUE(WriteFullAt(dev->get(), s3, 0).ok());
+    ASSERT_EQ(::fsync(dev->get()), 0);
+  }
+  ASSERT_EQ(Run(kAlpha, "backup " + loop.path()).exit_code, 0) << last_.err;
+  image_ = s2;
+  out = StartMount(kEpsilon, "--host alpha " + id2 + " --hold 5");
+  ASSERT_FALSE(out.is_null());
+  ExpectRange(0, 16);
+  ASSERT_EQ(Run(kAlpha, "--json prune --keep-last 1").exit_code, 0) << last_.err;
+  const uint64_t garbage2 = json::parse(last_.out)["chunks_removed"];
+  EXPECT_GE(garbage2, 5u) << last_.out;  // 4 data chunks + S2's manifest
+  EXPECT_NE(last_.err.find("deferred: snapshot " + id2 + " of alpha is mounted by epsilon"),
+            std::string::npos) << last_.err;
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+  pid_ = 0;
+  // No renewal any more: within the hold time (5 s) the peers let go.
+  bool released = false;
+  for (int attempt = 0; attempt < 30 && !released; ++attempt) {
+    std::this_thread::sleep_for(seconds(1));
+    ASSERT_EQ(Run(kAlpha, "--json prune --keep-last 1").exit_code, 0) << last_.err;
+    json j = json::parse(last_.out);
+    released = last_.err.find("deferred") == std::string::npos;
+    if (released) {
+      EXPECT_EQ(j["chunks_removed"], garbage2) << last_.out;
+      EXPECT_EQ(j["notes"].size(), 0u) << last_.out;
+    }
+  }
+  EXPECT_TRUE(released) << "the holds of the killed mount never lapsed: " << last_.err;
 }
 
 }  // namespace

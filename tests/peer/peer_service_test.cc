@@ -10,9 +10,11 @@
 #include "sparetime/peer/peer_client.h"
 #include "sparetime/peer/peer_server.h"
 #include "sparetime/peerstore/peer_store.h"
+#include "sparetime/peerstore/read_holds.h"
 #include "sparetime/transport/net.h"
 #include "sparetime/base/fd.h"
 #include "testutil/agent_process.h"
+#include "testutil/fake_clock.h"
 #include "testutil/testutil.h"
 
 namespace sparetime::peer {
@@ -36,7 +38,11 @@ class PeerServiceTest : public ::testing::Test {
                                                             /*owner_quota=*/8 << 20});
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(*store);
+    auto holds = peerstore::ReadHolds::Open(dir_ / "read-holds", clock_);
+    ASSERT_TRUE(holds.ok()) << holds.status().ToString();
+    holds_ = std::move(*holds);
     PeerServerOptions o;
+    o.holds = holds_.get();
     o.listen_address = "127.0.0.1";
     o.port = 0;
     o.handshake_timeout = std::chrono::milliseconds(2000);
@@ -81,6 +87,8 @@ class PeerServiceTest : public ::testing::Test {
   Identity beta_ = Identity::Generate();
   Identity gamma_ = Identity::Generate();
   std::unique_ptr<peerstore::PeerStore> store_;
+  testing::FakeClock clock_;
+  std::unique_ptr<peerstore::ReadHolds> holds_;
   std::unique_ptr<PeerServer> server_;
   std::mutex log_mu_;
   std::string log_;
@@ -122,6 +130,48 @@ TEST_F(PeerServiceTest, OwnerStoresAnEntitledAgentMayOnlyRead) {
   EXPECT_EQ(Must(alpha->Has("", ids)), (std::vector<bool>{false, false, false}));
   EXPECT_TRUE(alpha->Close().ok());
   EXPECT_TRUE(beta->Close().ok());
+}
+
+// A read hold (a --host mount elsewhere) defers every release of the held
+// owner until it is dropped or lapses; only an agent that may read the
+// owner's backups may hold them.
+TEST_F(PeerServiceTest, AReadHoldDefersTheOwnersReleasesUntilDroppedOrExpired) {
+  auto alpha = ConnectAs(alpha_);
+  auto beta = ConnectAs(beta_);
+  auto gamma = ConnectAs(gamma_);
+  ASSERT_TRUE(alpha && beta && gamma);
+  std::vector<PutChunksRequest::Item> items;
+  for (int i = 0; i < 4; ++i) items.push_back({testing::TestChunkId(i), testing::RandomBytes(1000, i)});
+  ASSERT_TRUE(alpha->PutChunks(items).ok());
+  const std::vector<ChunkId> first = {testing::TestChunkId(0), testing::TestChunkId(1)};
+  const std::vector<ChunkId> rest = {testing::TestChunkId(2), testing::TestChunkId(3)};
+
+  Status refused = gamma->HoldSnapshot("alpha", "s1", 60);
+  EXPECT_EQ(refused.code(), ErrorCode::kPermissionDenied) << refused.ToString();
+  EXPECT_NE(Log().find("refused: gamma tried to hold a snapshot of alpha"), std::string::npos) << Log();
+  ASSERT_TRUE(alpha->Release(first).ok());  // gamma's refused hold holds nothing
+  EXPECT_EQ(Must(alpha->Has("", first)), (std::vector<bool>{false, false}));
+
+  ASSERT_TRUE(beta->HoldSnapshot("alpha", "s1", 60).ok());
+  Result<uint32_t> deferred = alpha->Release(rest);
+  ASSERT_FALSE(deferred.ok());
+  EXPECT_EQ(deferred.status().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(deferred.status().message().find("deferred: snapshot s1 of alpha is mounted by beta until"),
+            std::string::npos) << deferred.status().ToString();
+  EXPECT_EQ(Must(alpha->Has("", rest)), (std::vector<bool>{true, true}));
+  // The hold is on alpha only: beta releases its own space freely.
+  EXPECT_EQ(Must(beta->Release(rest)), 0u);
+  // Dropped (the unmount): the release goes through.
+  ASSERT_TRUE(beta->HoldSnapshot("alpha", "s1", 0).ok());
+  EXPECT_EQ(Must(alpha->Release({testing::TestChunkId(2)})), 1u);
+
+  // Lapsed (a mounter that died): 60 s later without renewal.
+  ASSERT_TRUE(beta->HoldSnapshot("alpha", "s1", 60).ok());
+  clock_.Advance(std::chrono::seconds(59));
+  EXPECT_EQ(alpha->Release({testing::TestChunkId(3)}).status().code(), ErrorCode::kUnavailable);
+  clock_.Advance(std::chrono::seconds(1));
+  EXPECT_EQ(Must(alpha->Release({testing::TestChunkId(3)})), 1u);
+  EXPECT_EQ(holds_->Live("").size(), 0u);
 }
 
 // An agent the directory does not entitle gets none of another owner's

@@ -58,6 +58,7 @@ std::vector<Message> Samples() {
   add(MigratePutChunksRequest{{{Id(15), RandomBytes(64, 15)}}});
   add(MigrateRestoreRequest{Key(RandomBytes(32, 16)), {Id(17), Id(18)}});
   add(MigrateRestoreReply{4242});
+  add(HoldSnapshotRequest{"alpha", "3f9a0c", 120});
   return v;
 }
 
@@ -99,6 +100,26 @@ TEST(MessagesTest, FieldsSurviveTheRoundTrip) {
   EXPECT_EQ(std::get<GetChunkRequest>(get->body).id, Id(0xab));
 }
 
+TEST(MessagesTest, HoldSnapshotNamesAreCheckedOnBothSides) {
+  auto hold = DecodeMessage(*EncodeMessage({3, HoldSnapshotRequest{"", "snap-1", 0}}));
+  ASSERT_TRUE(hold.ok());
+  EXPECT_EQ(std::get<HoldSnapshotRequest>(hold->body).snapshot, "snap-1");
+  EXPECT_EQ(std::get<HoldSnapshotRequest>(hold->body).seconds, 0u);
+  for (const std::string& bad : {std::string(), std::string("a b"), std::string(65, 'a')}) {
+    auto encoded = EncodeMessage({3, HoldSnapshotRequest{"alpha", bad, 1}});
+    ASSERT_FALSE(encoded.ok()) << bad;
+    EXPECT_EQ(encoded.error().code(), ErrorCode::kInvalidArgument);
+  }
+  // A peer that sends one anyway: "0a" id owner "al" snapshot "a/b" seconds.
+  std::vector<std::byte> raw;
+  for (int b : std::initializer_list<int>{0x0a, 1, 0, 0, 0, 2, 'a', 'l', 3, 'a', '/', 'b', 1, 0, 0, 0}) raw.push_back(std::byte(b));
+  auto decoded = DecodeMessage(raw);
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_EQ(decoded.error().code(), ErrorCode::kCorruption);
+  EXPECT_NE(decoded.error().message().find("held snapshot name"), std::string::npos)
+      << decoded.error().message();
+}
+
 // The layouts docs/protocol.md shows as examples.
 TEST(MessagesTest, LayoutMatchesTheSpecification) {
   EXPECT_EQ(ToHex(*EncodeMessage({0x01020304, GetChunkRequest{"alpha", Id(0x11)}})),
@@ -110,6 +131,8 @@ TEST(MessagesTest, LayoutMatchesTheSpecification) {
             "ff" "07000000" "06" "0400" "66756c6c");
   EXPECT_EQ(ToHex(*EncodeMessage({5, PutRootsRequest{2, {std::byte{0xaa}}}})),
             "05" "05000000" "0200000000000000" "01000000" "aa");
+  EXPECT_EQ(ToHex(*EncodeMessage({6, HoldSnapshotRequest{"alpha", "3f9a", 120}})),
+            "0a" "06000000" "05" "616c706861" "04" "33663961" "78000000");
 }
 
 TEST(MessagesTest, EveryTruncationAndTrailingByteIsCorruption) {

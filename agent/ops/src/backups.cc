@@ -55,6 +55,13 @@ class PeerBackups final : public Backups {
     return repo_->Prune(policy, options);
   }
   Status Prepare(std::span<const ChunkId> ids) override { return repo_->store().Locate(ids); }
+  std::vector<std::pair<std::string, Status>> HoldSnapshot(const std::string& snapshot,
+                                                           uint32_t seconds) override {
+    // This agent's own backups: the repository lock, held shared, already
+    // keeps its prune away.
+    if (!repo_->read_only()) return {};
+    return repo_->store().HoldSnapshot(snapshot, seconds);
+  }
   std::vector<Warning> Warnings() const override {
     replication::PeerSetStats s = repo_->store().stats();
     std::vector<Warning> out = policy_;

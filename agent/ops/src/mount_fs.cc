@@ -19,7 +19,10 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <map>
+#include <utility>
 #include <vector>
 
 #include "sparetime/base/fd.h"
@@ -146,9 +149,25 @@ Status CopyFileData(const std::string& from, const std::string& to, uint64_t* by
   return Status::Ok();
 }
 
-Status CopyTree(const std::string& from, const std::string& to, CopyReport& r) {
+// Copied files with more than one link, by (device, inode): their first
+// copy, so later names become hard links to it.
+using LinkMap = std::map<std::pair<dev_t, ino_t>, std::string>;
+
+Status CopyTree(const std::string& from, const std::string& to, CopyReport& r, LinkMap& links) {
   struct stat st {};
   if (::lstat(from.c_str(), &st) != 0) return ErrnoStatus(from, errno);
+  if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
+    auto [it, first] = links.try_emplace({st.st_dev, st.st_ino}, to);
+    if (!first) {
+      // Another name of an inode already copied: one inode here too (its
+      // data, owner, mode and times came with the first name).
+      if (::link(it->second.c_str(), to.c_str()) != 0) {
+        return ErrnoStatus("link " + to + " to " + it->second, errno);
+      }
+      ++r.hardlinks;
+      return Status::Ok();
+    }
+  }
   if (S_ISDIR(st.st_mode)) {
     if (::mkdir(to.c_str(), 0700) != 0) return ErrnoStatus("create directory " + to, errno);
     DIR* d = ::opendir(from.c_str());
@@ -160,7 +179,10 @@ Status CopyTree(const std::string& from, const std::string& to, CopyReport& r) {
       }
     }
     ::closedir(d);
-    for (const std::string& n : names) ST_RETURN_IF_ERROR(CopyTree(from + "/" + n, to + "/" + n, r));
+    std::sort(names.begin(), names.end());  // the first name of a hard-linked inode is the same every time
+    for (const std::string& n : names) {
+      ST_RETURN_IF_ERROR(CopyTree(from + "/" + n, to + "/" + n, r, links));
+    }
     ++r.dirs;
   } else if (S_ISREG(st.st_mode)) {
     ST_RETURN_IF_ERROR(CopyFileData(from, to, &r.bytes));
@@ -192,7 +214,8 @@ Result<CopyReport> CopyOut(const std::string& source, const std::string& dest) {
     return AlreadyExists(dest + " exists; name a new path (nothing is overwritten)");
   }
   CopyReport r;
-  Status s = CopyTree(source, dest, r);
+  LinkMap links;
+  Status s = CopyTree(source, dest, r, links);
   if (!s.ok()) return s.WithContext("copy " + source + " to " + dest);
   return r;
 }

@@ -133,6 +133,13 @@ Result<uint32_t> PeerClient::Release(std::vector<ChunkId> ids) {
   return reply.released;
 }
 
+Status PeerClient::HoldSnapshot(const std::string& owner, const std::string& snapshot,
+                                uint32_t seconds) {
+  return impl_
+      ->Call<transport::OkReply>(transport::HoldSnapshotRequest{owner, snapshot, seconds})
+      .status();
+}
+
 Status PeerClient::PutRoots(uint64_t generation, std::vector<std::byte> roots) {
   return impl_
       ->Call<transport::OkReply>(transport::PutRootsRequest{generation, std::move(roots)})

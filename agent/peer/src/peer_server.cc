@@ -62,6 +62,10 @@ class RequestHandler {
     return transport::ChunkReply{std::move(*sealed)};
   }
   MessageBody operator()(const transport::ReleaseChunksRequest& r) {
+    // A mount of this owner's snapshot elsewhere holds every release back.
+    if (options_.holds != nullptr) {
+      if (Status held = options_.holds->CheckRelease(self_); !held.ok()) return Error(held);
+    }
     auto released = store_.Release(self_, r.ids);
     if (!released.ok()) return Error(released.status());
     return transport::ReleaseChunksReply{static_cast<uint32_t>(*released)};
@@ -114,6 +118,16 @@ class RequestHandler {
     auto reply = migration_->Restore(self_, r);
     if (!reply.ok()) return Error(reply.status());
     return *reply;
+  }
+  MessageBody operator()(const transport::HoldSnapshotRequest& r) {
+    if (Status s = MayRead(r.owner, "hold a snapshot"); !s.ok()) return Error(s);
+    if (options_.holds == nullptr) {
+      return Error(FailedPrecondition("this peer keeps no read holds"));
+    }
+    if (Status s = options_.holds->Hold(Owner(r.owner), self_, r.snapshot, r.seconds); !s.ok()) {
+      return Error(s);
+    }
+    return transport::OkReply{};
   }
   // A reply sent as a request.
   template <typename Reply>

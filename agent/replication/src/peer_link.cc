@@ -260,6 +260,14 @@ Result<transport::StatsReply> PeerLink::Stats() {
   return WithReadSession<transport::StatsReply>([](peer::PeerClient& c) { return c.Stats(); });
 }
 
+Status PeerLink::Hold(const std::string& owner, const std::string& snapshot, uint32_t seconds) {
+  return WithReadSession<bool>([&](peer::PeerClient& c) -> Result<bool> {
+           ST_RETURN_IF_ERROR(c.HoldSnapshot(owner, snapshot, seconds));
+           return true;
+         })
+      .status();
+}
+
 Status ForEachHeld(PeerLink& link, const std::string& owner, std::span<const ChunkId> ids,
                    const std::function<void(const ChunkId&)>& held) {
   for (size_t start = 0; start < ids.size(); start += transport::kMaxIdsPerBatch) {

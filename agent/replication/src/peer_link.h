@@ -67,6 +67,8 @@ class PeerLink {
   Result<uint32_t> Release(std::vector<ChunkId> ids);
   // What the peer holds for this agent.
   Result<transport::StatsReply> Stats();
+  // A read hold on `owner`'s `snapshot` for `seconds` (0: drop it).
+  Status Hold(const std::string& owner, const std::string& snapshot, uint32_t seconds);
 
  private:
   void UploadLoop() EXCLUDES(mu_);

@@ -396,8 +396,9 @@ Result<PruneReport> PeerRepository::Prune(const RetentionPolicy& policy,
   const uint64_t unreleased = store_->stats().unreleased - unreleased_before;
   if (report.ok() && unreleased > 0) {
     report->notes.push_back(std::to_string(unreleased) +
-                            " chunk release(s) were not confirmed by their peers (away or "
-                            "failing); the next prune releases them");
+                            " chunk release(s) were not confirmed by their peers (away, failing, "
+                            "or deferred while a mount holds a snapshot); the next prune "
+                            "releases them");
   }
   lock_->Convert(RepoLock::Mode::kShared, options.lock_wait).IgnoreError();
   return report;

@@ -103,6 +103,22 @@ Result<uint64_t> PeerSet::RemoveStored(std::span<const ChunkId> ids) {
   return ReleaseChunks(impl_->tools_, ids, impl_->unreleased_);
 }
 
+std::vector<std::pair<std::string, Status>> PeerSet::HoldSnapshot(const std::string& snapshot,
+                                                                  uint32_t seconds) {
+  std::vector<std::pair<std::string, Status>> results;
+  for (size_t i = 0; i < impl_->links_.size(); ++i) {
+    if (!impl_->links_.at(i).down()) results.emplace_back(impl_->links_.at(i).name(), Status::Ok());
+  }
+  std::vector<std::function<void()>> asks;
+  for (auto& [name, status] : results) {
+    asks.push_back([this, &name = name, &status = status, &snapshot, seconds] {
+      status = impl_->links_.Find(name)->Hold(impl_->options_.owner, snapshot, seconds);
+    });
+  }
+  impl_->pool_.RunAll(std::move(asks));
+  return results;
+}
+
 PeerSetStats PeerSet::stats() const {
   PeerSetStats s;
   UploadQueue::Counters c = impl_->uploads_.counters();

@@ -134,6 +134,15 @@ class Encoder {
     w_.U32(m.pid);
     return Status::Ok();
   }
+  Status operator()(const HoldSnapshotRequest& m) {
+    ST_RETURN_IF_ERROR(Owner(m.owner));
+    if (m.snapshot.empty() || m.snapshot.size() > 64 || !ValidOwner(m.snapshot)) {
+      return InvalidArgument("a held snapshot is named by 1-64 characters of [A-Za-z0-9._-]");
+    }
+    w_.Str8(m.snapshot);
+    w_.U32(m.seconds);
+    return Status::Ok();
+  }
 
  private:
   Status Owner(const std::string& owner) {
@@ -270,6 +279,16 @@ class Decoder {
         return m;
       }
       case MessageType::kMigrateRestoreReply: return MigrateRestoreReply{r_.U32()};
+      case MessageType::kHoldSnapshot: {
+        HoldSnapshotRequest m;
+        m.owner = Owner();
+        m.snapshot = r_.Str8();
+        if (r_.ok() && (m.snapshot.empty() || m.snapshot.size() > 64 || !ValidOwner(m.snapshot))) {
+          r_.Fail("held snapshot name is not 1-64 characters of [A-Za-z0-9._-]");
+        }
+        m.seconds = r_.U32();
+        return m;
+      }
     }
     r_.Fail("unknown message type");
     return OkReply{};
@@ -343,7 +362,7 @@ MessageType TypeOf(const MessageBody& body) {
       MessageType::kChunkReply,       MessageType::kReleaseChunksReply, MessageType::kRootsReply,
       MessageType::kWrappedKeyReply,  MessageType::kStatsReply,     MessageType::kError,
       MessageType::kMigrateHasChunks, MessageType::kMigratePutChunks, MessageType::kMigrateRestore,
-      MessageType::kMigrateRestoreReply,
+      MessageType::kMigrateRestoreReply, MessageType::kHoldSnapshot,
   };
   static_assert(std::size(kTypes) == std::variant_size_v<MessageBody>);
   return kTypes[body.index()];
@@ -374,6 +393,7 @@ std::string MessageName(uint8_t type) {
     case MessageType::kMigratePutChunks: name = "MigratePutChunks"; break;
     case MessageType::kMigrateRestore: name = "MigrateRestore"; break;
     case MessageType::kMigrateRestoreReply: name = "MigrateRestoreReply"; break;
+    case MessageType::kHoldSnapshot: name = "HoldSnapshot"; break;
   }
   char hex[8];
   std::snprintf(hex, sizeof hex, "0x%02x", type);

@@ -37,6 +37,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -155,6 +156,15 @@ class Backups {
   // stores it again (PackStore::MarkDamaged). A no-op where the store keeps
   // its own account (peers: repair replaces bad replicas).
   virtual Status RecordDamaged(std::span<const DamagedChunk>) { return Status::Ok(); }
+  // A read hold on `snapshot` for `seconds` (0: drop it), so the owner's
+  // prune cannot free its chunks meanwhile (docs/peers.md "Read holds").
+  // Needed only for another host's backups on the peers: one result per
+  // peer asked. Empty where the repository lock already keeps prune away
+  // (a local repository, this agent's own backups).
+  virtual std::vector<std::pair<std::string, Status>> HoldSnapshot(const std::string& /*snapshot*/,
+                                                                   uint32_t /*seconds*/) {
+    return {};
+  }
 };
 
 // A local repository directory (imaging/repository.h).

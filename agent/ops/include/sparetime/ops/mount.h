@@ -21,6 +21,13 @@
 //   - The Backups stay open while mounted: their repository lock is held
 //     shared, so backups (and sparetimed) go on, and a prune — which needs
 //     the lock exclusive — is refused until the unmount (kUnavailable).
+//   - Another host's backups (`--host H`) are H's to prune, from H, where
+//     this box's lock means nothing: a SnapshotHold keeps a read hold on
+//     the snapshot on every live peer (docs/peers.md "Read holds"), renewed
+//     every third of its time and dropped at the unmount; while it lasts
+//     the peers defer H's releases, so its prune frees nothing under the
+//     mount. A mount killed without unmounting stops renewing: its holds
+//     lapse after the hold time.
 //   - A mount is recognised by its type (fuse.sparetime) and source
 //     ("sparetime:<pid>") in /proc/self/mountinfo; it is stale when that
 //     process is gone. Stale mounts are cleaned (everything at and below
@@ -37,6 +44,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sparetime/base/status.h"
@@ -94,6 +102,26 @@ class SnapshotImage {
 Result<std::unique_ptr<SnapshotImage>> OpenSnapshotImage(Backups& backups,
                                                          const MountRequest& request);
 
+// A read hold on `snapshot` while this object lives (see the invariants):
+// Start asks every live peer once, then renews on its own thread every
+// hold/3; the destructor drops the holds. `report` gets one line per peer
+// that refuses or fails (and again when it recovers). For a local
+// repository or this agent's own backups nothing is held (first() empty).
+class SnapshotHold {
+ public:
+  static std::unique_ptr<SnapshotHold> Start(Backups& backups, const std::string& snapshot,
+                                             std::chrono::seconds hold,
+                                             std::function<void(const std::string&)> report);
+  ~SnapshotHold();
+  // The answers to the first round, one per peer asked.
+  const std::vector<std::pair<std::string, Status>>& first() const;
+
+ private:
+  class Impl;
+  explicit SnapshotHold(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
 // The filesystem a superblock shows at the start of `file`: "ext4" (ext2/3/4
 // magic), "xfs", or "".
 std::string RecogniseFilesystem(SnapshotImage& image, const ImageFile& file);
@@ -141,9 +169,11 @@ Result<UnmountReport> Unmount(const std::string& dir, std::chrono::milliseconds 
 
 struct CopyReport {
   uint64_t files = 0, dirs = 0, symlinks = 0, bytes = 0;
+  uint64_t hardlinks = 0;  // names made as hard links to a file copied before
 };
 // Copies `source` (a file, symlink or directory tree) to `dest` with modes,
-// owners, times and extended attributes. `dest` must not exist (nothing is
+// owners, times and extended attributes. Names of one inode inside the tree
+// stay one inode (hard links; `files` counts the inode once). `dest` must not exist (nothing is
 // overwritten: kAlreadyExists).
 Result<CopyReport> CopyOut(const std::string& source, const std::string& dest);
 

@@ -52,6 +52,8 @@ class PeerClient {
   Result<std::vector<Status>> PutChunks(std::vector<transport::PutChunksRequest::Item> chunks);
   Result<std::vector<std::byte>> GetChunk(const std::string& owner, const ChunkId& id);
   Result<uint32_t> Release(std::vector<ChunkId> ids);
+  // A read hold on `owner`'s `snapshot` for `seconds` (0: drop it).
+  Status HoldSnapshot(const std::string& owner, const std::string& snapshot, uint32_t seconds);
   Status PutRoots(uint64_t generation, std::vector<std::byte> roots);
   Result<transport::RootsReply> GetRoots(const std::string& owner);
   Status PutWrappedKey(std::vector<std::byte> wrapped_key);

@@ -39,6 +39,7 @@
 #include "sparetime/base/clock.h"
 #include "sparetime/base/status.h"
 #include "sparetime/peerstore/peer_store.h"
+#include "sparetime/peerstore/read_holds.h"
 #include "sparetime/transport/identity.h"
 #include "sparetime/transport/messages.h"
 
@@ -89,6 +90,11 @@ struct PeerServerOptions {
   // owners read their own (what the daemon narrows with the directory's
   // sparetimeRestoreFor, see agent_loop.h).
   std::function<Status(const std::string& caller, const std::string& owner)> may_read;
+  // Read holds (docs/peers.md "Read holds"): HoldSnapshot is allowed to
+  // whoever may read the owner's backups; while an owner has a live hold,
+  // its ReleaseChunks is refused with kUnavailable ("deferred: ..."). Null:
+  // HoldSnapshot is refused and releases always go through.
+  peerstore::ReadHolds* holds = nullptr;
 };
 
 class PeerServer {

@@ -49,6 +49,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sparetime/base/status.h"
@@ -130,6 +131,13 @@ class PeerSet final : public ChunkSink, public ChunkSource, public ChunkRemover 
     uint64_t lost = 0;       // chunks no live holder has
   };
   Result<RepairReport> Repair();
+
+  // A read hold on the owner's `snapshot` (docs/peers.md "Read holds") on
+  // every live peer of the set, for `seconds` (0: drop it); while held, the
+  // owner's prune cannot release chunks on that peer. One result per peer
+  // asked (a down peer is not asked).
+  std::vector<std::pair<std::string, Status>> HoldSnapshot(const std::string& snapshot,
+                                                           uint32_t seconds);
 
   PeerSetStats stats() const;
   // The peers in this set, by name.

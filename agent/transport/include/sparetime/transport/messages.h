@@ -54,6 +54,7 @@ enum class MessageType : uint8_t {
   kPutWrappedKey = 0x07,
   kGetWrappedKey = 0x08,
   kGetStats = 0x09,
+  kHoldSnapshot = 0x0a,
   kOk = 0x80,
   kHasChunksReply = 0x81,
   kPutChunksReply = 0x82,
@@ -162,13 +163,25 @@ struct MigrateRestoreReply {
   uint32_t pid = 0;  // the restored process, running on the target
 };
 
+// A read hold (docs/peers.md "Read holds"): `owner`'s snapshot `snapshot` is
+// mounted by the session's agent; while a hold of `owner` is live the peer
+// defers `owner`'s ReleaseChunks. `seconds` > 0 sets (or renews) the hold to
+// expire that long from now (the peer caps it at kMaxHoldSeconds); 0 drops
+// it. Answered with OkReply. `snapshot`: 1..64 characters [A-Za-z0-9._-].
+inline constexpr uint32_t kMaxHoldSeconds = 3600;
+struct HoldSnapshotRequest {
+  std::string owner;
+  std::string snapshot;
+  uint32_t seconds = 0;
+};
+
 using MessageBody =
     std::variant<HasChunksRequest, PutChunksRequest, GetChunkRequest, ReleaseChunksRequest,
                  PutRootsRequest, GetRootsRequest, PutWrappedKeyRequest, GetWrappedKeyRequest,
                  GetStatsRequest, OkReply, HasChunksReply, PutChunksReply, ChunkReply,
                  ReleaseChunksReply, RootsReply, WrappedKeyReply, StatsReply, ErrorReply,
                  MigrateHasChunksRequest, MigratePutChunksRequest, MigrateRestoreRequest,
-                 MigrateRestoreReply>;
+                 MigrateRestoreReply, HoldSnapshotRequest>;
 
 struct Message {
   uint32_t request_id = 0;
