@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: sparetime vs restic vs borg on the same disk-image
-# corpus (see bench/README.md and docs/performance.md).
+# Side-by-side benchmark: sparetime vs restic vs borg vs partclone+zstd on the
+# same disk-image corpus (see bench/README.md and docs/performance.md).
 #
 # Usage: bench/compare.sh [--size MIB] [--out DIR] [--tools "sparetime restic ..."]
 #                         [--repeat N] [--no-sparse]
@@ -13,12 +13,19 @@
 #                kernel keyring from init on), sparetime-coldkey (the same with
 #                --key-cache 0: every command pays Argon2id), sparetime-kdfmin
 #                (--kdf min --key-cache 0: the data path without any KDF),
-#                restic, borg (default: sparetime sparetime-coldkey restic borg);
-#                also sparetime-zN (--kdf min --compression N: zstd level N, not 3)
+#                restic, borg, partclone (`partclone.ext4 -c -s IMG -o - |
+#                zstd -T2 -3`, what Clonezilla users keep: used blocks only, a
+#                whole new image per backup, no dedup; its restore leaves free
+#                space zero, so it is checked with e2fsck -fn, not cmp)
+#                (default: sparetime sparetime-coldkey restic borg partclone);
+#                also sparetime-zN (--kdf min --compression N: zstd level N, not
+#                3) and sparetime-blake2b / sparetime-hmac (--kdf min --id-hash
+#                blake2b / hmac-sha256: the two chunk-id functions)
 #   --repeat N   run every tool's sequence N times (fresh repos each time) and
 #                keep each step's fastest run: on a shared machine this filters
 #                out moments of foreign load (default 1)
 #   --no-sparse  skip the sparetime memory test on 2 GiB and 64 GiB sparse files
+#   (the options above this line are printed by --help)
 # Env: SPARETIME_BIN (default build/agent/sparetime), BENCH_CACHE, MAKE_CORPUS,
 #      BENCH_QUIET_WAIT=SEC (before each step wait up to SEC for an idle machine).
 #
@@ -28,13 +35,14 @@
 # backs up the same path, SRC=<corpus>/current/disk.img, a hard link first to
 # disk-v1.img and then to disk-v2.img: the same file name with new content, so
 # restic's and borg's file caches see a changed file and read it all, as
-# sparetime does.
+# sparetime does. Bytes stored are also taken after the full backup alone
+# (the target against partclone+zstd's disk-v1 image).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$here/lib.sh"
 
-size=2048 out="" tools="sparetime sparetime-coldkey restic borg" sparse=1 repeat=1
+size=2048 out="" tools="sparetime sparetime-coldkey restic borg partclone" sparse=1 repeat=1
 while [ $# -gt 0 ]; do
   case $1 in
     --size) size=$2; shift 2 ;;
@@ -42,15 +50,18 @@ while [ $# -gt 0 ]; do
     --tools) tools=$2; shift 2 ;;
     --repeat) repeat=$2; shift 2 ;;
     --no-sparse) sparse=0; shift ;;
-    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/printed by --help/p' "$0"; exit 0 ;;
     *) bench_die "unknown argument $1 (see --help)" ;;
   esac
 done
 bench_require_root
 cache=${BENCH_CACHE:-/var/tmp/sparetime-bench}
 sparetime=$(bench_find_sparetime)
-for t in $tools; do [[ $t == sparetime* ]] || command -v "$t" > /dev/null ||
-  bench_die "$t not installed: apt-get install -y restic borgbackup"; done
+for t in $tools; do
+  bin=$t; [ "$t" = partclone ] && bin=partclone.ext4
+  [[ $t == sparetime* ]] || command -v "$bin" > /dev/null ||
+    bench_die "$bin not installed: apt-get install -y restic borgbackup partclone zstd"
+done
 corpus=$(bench_corpus "$size")
 out=${out:-$cache/compare-$size-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"; out=$(cd "$out" && pwd)
@@ -76,6 +87,9 @@ tool_init() {
     sparetime|sparetime-coldkey) st "$t"; "${ST[@]}" -q init ;;  # default KDF (moderate)
     sparetime-kdfmin) st "$t"; "${ST[@]}" -q init --kdf min ;;
     sparetime-z*) st "$t"; "${ST[@]}" -q init --kdf min --compression "${t#sparetime-z}" ;;
+    sparetime-blake2b) st "$t"; "${ST[@]}" -q init --kdf min --id-hash blake2b ;;
+    sparetime-hmac) st "$t"; "${ST[@]}" -q init --kdf min --id-hash hmac-sha256 ;;
+    partclone) mkdir -p "$repo" ;;
     restic) restic -q -r "$repo" init --repository-version 2 ;;
     borg) borg init -e repokey-blake2 "$repo" ;;
   esac
@@ -86,6 +100,9 @@ tool_backup() {
     sparetime*) st "$t"; bench_step "$t-$label.r$rep" "${ST[@]}" --json backup "$src" --label "$label" ;;
     restic) bench_step "$t-$label.r$rep" restic -r "$repo" backup --compression auto --host bench --json "$src" ;;
     borg) bench_step "$t-$label.r$rep" borg create --compression zstd,3 --stats "$repo::$label" "$src" ;;
+    partclone) bench_step "$t-$label.r$rep" bash -c 'set -o pipefail
+      partclone.ext4 -c -s "$1" -o - -L "$3" | zstd -T2 -3 -q -f -o "$2"' _ \
+      "$src" "$repo/$label.pcl.zst" "$STEPS/$t-$label.r$rep.log" ;;
   esac
 }
 tool_restore() {  # restores the latest (v2) snapshot under $1; prints the file
@@ -98,6 +115,12 @@ tool_restore() {  # restores the latest (v2) snapshot under $1; prints the file
       echo "$dir$src" ;;
     borg) (cd "$dir" && bench_step "$t-restore.r$rep" borg extract --sparse "$repo::v2")
       echo "$dir/${src#/}" ;;
+    # partclone writes into an existing file of the right size (-O: overwrite)
+    partclone) truncate -s "$(stat -c %s "$src")" "$dir/disk.img"
+      bench_step "$t-restore.r$rep" bash -c 'set -o pipefail
+        zstd -dc -T2 "$1" | partclone.ext4 -r -s - -O "$2" -L "$3"' _ \
+        "$repo/v2.pcl.zst" "$dir/disk.img" "$STEPS/$t-restore.r$rep.log"
+      echo "$dir/disk.img" ;;
   esac
 }
 tool_open() {  # a read-only command: the per-invocation cost (KDF, index load)
@@ -106,13 +129,27 @@ tool_open() {  # a read-only command: the per-invocation cost (KDF, index load)
     sparetime*) st "$t"; bench_step "$t-open.r$rep" "${ST[@]}" --json snapshots ;;
     restic) bench_step "$t-open.r$rep" restic -r "$repo" snapshots ;;
     borg) bench_step "$t-open.r$rep" borg list "$repo" ;;
+    partclone) bench_step "$t-open.r$rep" ls -l "$repo" ;;  # no repository to open
   esac
+}
+# The restored image against disk-v2.img: byte for byte, except partclone's,
+# which restores used blocks only (free space stays zero): e2fsck must find
+# the filesystem clean.
+check_restore() {
+  local t=$1 restored=$2
+  if [ "$t" = partclone ]; then
+    e2fsck -fn "$restored" > "$STEPS/$t-restore.fsck" 2>&1 ||
+      bench_die "$t restored an image e2fsck does not pass (see $STEPS/$t-restore.fsck)"
+  else
+    cmp "$restored" "$corpus/disk-v2.img" || bench_die "$t restored an image that differs from disk-v2.img"
+  fi
 }
 
 { bench_env
   echo "corpus: $size MiB ext4 images, $(du -s -B1 "$corpus/disk-v1.img" | cut -f1) / $(du -s -B1 "$corpus/disk-v2.img" | cut -f1) bytes allocated (v1 / v2)"
   echo "sparetime: $sparetime (git $(git -C "$here" describe --always --dirty 2>/dev/null || echo unknown))"
   for t in restic borg; do case " $tools " in *" $t "*) echo "$t: $($t version 2>/dev/null || $t --version)" ;; esac; done
+  case " $tools " in *" partclone "*) echo "partclone: $(dpkg-query -W -f='${Version}' partclone), zstd: $(zstd -V)" ;; esac
 } > "$out/env.txt"
 cat "$out/env.txt"
 
@@ -122,12 +159,13 @@ for rep in $(seq 1 "$repeat"); do
     rm -rf "$out/repo-$t" "$out/restore-$t"
     tool_init "$t" > "$STEPS/$t-init.out" 2>&1 || { cat "$STEPS/$t-init.out" >&2; bench_die "$t init failed"; }
     link_src disk-v1.img; tool_backup "$t" v1
+    du -sb "$out/repo-$t" | cut -f1 > "$STEPS/$t-stored-v1"
     link_src disk-v2.img; tool_backup "$t" v2
     du -sb "$out/repo-$t" | cut -f1 > "$STEPS/$t-stored"
     tool_open "$t"
     mkdir -p "$out/restore-$t"
     restored=$(tool_restore "$t" "$out/restore-$t")
-    cmp "$restored" "$corpus/disk-v2.img" || bench_die "$t restored an image that differs from disk-v2.img"
+    check_restore "$t" "$restored"
     rm -rf "$out/restore-$t"
     echo "  full $(bench_res "$t-v1.r$rep" wall)s, incr $(bench_res "$t-v2.r$rep" wall)s, restore $(bench_res "$t-restore.r$rep" wall)s, restore verified" >&2
   done
@@ -157,17 +195,18 @@ fi
 # ---- results ----
 row() {  # tool: one markdown row of the main table
   local t=$1
-  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$t" \
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$t" \
     "$(bench_res "$t-v1" wall)" "$(bench_res "$t-v1" cpu)" "$(bench_res "$t-v2" wall)" \
     "$(bench_res "$t-restore" wall)" "$(bench_mib "$(cat "$STEPS/$t-stored")")" \
+    "$(bench_mib "$(cat "$STEPS/$t-stored-v1")")" \
     "$(bench_mib $(( $(bench_res "$t-v1" rss) * 1024 )))"
 }
 {
   echo
   echo "### Main table ($size MiB corpus, best of $repeat runs)"
   echo
-  echo "| tool | full wall s | full CPU s | incr wall s | restore wall s | stored MiB | peak RSS (full) MiB |"
-  echo "|---|---:|---:|---:|---:|---:|---:|"
+  echo "| tool | full wall s | full CPU s | incr wall s | restore wall s | stored MiB | stored after v1 MiB | peak RSS (full) MiB |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
   for t in $tools; do row "$t"; done
   echo
   echo "### Every step (wall s / CPU s / peak RSS MiB / foreign load in cores)"
@@ -211,6 +250,17 @@ row() {  # tool: one markdown row of the main table
     verdict "restore wall s" "$a" "$b" 0.50 "$ma" "$mb"
     verdict "stored bytes" "$(cat "$STEPS/$st-stored")" "$(cat "$STEPS/restic-stored")" 1.00
     verdict "peak RSS KiB (full)" "$(bench_res "$st-v1" rss)" "$(bench_res restic-v1 rss)" 0.5
+  done
+  for st in $tools; do
+    [[ $st == sparetime* && " $tools " == *" partclone "* ]] || continue
+    echo
+    echo "### $st / partclone+zstd (issue 20 §6)"
+    echo
+    echo "| measure | $st | partclone+zstd | ratio | target | verdict |"
+    echo "|---|---:|---:|---:|---:|---|"
+    r=$(bench_ratio "$(cat "$STEPS/$st-stored-v1")" "$(cat "$STEPS/partclone-stored-v1")")
+    printf '| bytes stored after disk-v1 | %s | %s | %s | ≤ 0.90 | %s |\n' \
+      "$(cat "$STEPS/$st-stored-v1")" "$(cat "$STEPS/partclone-stored-v1")" "$r" "$(meets "$r" 0.90)"
   done
   if [ -f "$STEPS/sparse-2G.res" ]; then
     echo

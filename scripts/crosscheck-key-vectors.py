@@ -4,9 +4,13 @@
 # with hashlib.blake2b, the escrow public key with X25519 from Python's
 # cryptography, and the sealed-box vector opened with a hand-written
 # HSalsa20/XSalsa20 and cryptography's Poly1305. Needs python3-cryptography.
+# Also the HMAC-SHA-256 chunk-id vectors of docs/formats.md ("Chunk id"):
+# the HMAC id key (crypto_kdf subkey 4, recomputed as BLAKE2b with salt and
+# person) and the ids of fixed inputs with Python's hmac, checked against the
+# documented values (tests/imaging/codec_id_hash_test.cc asserts the same).
 # Prints the values; tests/imaging/key_file_test.cc and paper_key_test.cc
 # assert the same ones.
-import hashlib, struct
+import hashlib, hmac, struct
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.poly1305 import Poly1305
@@ -16,6 +20,23 @@ sealed = bytes.fromhex(
     "3570c9b48cc786cc54b51ea1d7bd0c92926be81752c559b5a26a96d6ff08675f6723011905fc1254e5f26cec98"
     "6ccbf04376f3c7474ea6d988dcb6f3cd74ea6fe230409066ac8dab19113f363c63f3b2")
 print("escrow public key", pk.hex())
+def kdf_subkey(master, subkey_id, ctx=b"sprtime1"):
+    return hashlib.blake2b(b"", key=master, digest_size=32, salt=struct.pack("<Q", subkey_id) + bytes(8),
+                           person=ctx + bytes(8)).digest()
+def pattern(n):
+    p = b"sparetime test vector\n"; return (p * (n // len(p) + 1))[:n]
+hmac_key = kdf_subkey(m, 4)
+assert kdf_subkey(m, 1).hex() == "46c03483d5b8613fcc73578671190d5bd05ce0fb541ba6f3213dac8018f13452"
+assert hmac_key.hex() == "636dc1888e39810aedd5a797fab45fac2fb962d4fc4ef39f318a41a81f0d88ad"
+print("HMAC id key", hmac_key.hex())
+for name, data, want in [
+        ('""', b"", "11a5c0525d113cdfaf2041a050fe4a7b3de724ca6b5a691ca41161d00afc02d3"),
+        ('"sparetime"', b"sparetime", "a95c584a33106c5e3c32b8fa7331a74b239e109551927b73fd1066f8937bb77c"),
+        ("P(4096)", pattern(4096), "c81b6ec24bf092dd677c8121a0471b3a0b05a034b5afa4484565154962cc7cb5"),
+        ("P(1048576)", pattern(1 << 20), "71850578938f8bbdc753b011de3e8b372d189829609e838e30c6e43473399a64")]:
+    got = hmac.new(hmac_key, data, hashlib.sha256).hexdigest()
+    assert got == want, (name, got)
+    print("hmac-sha256 id of", name, got)
 print("key id", hashlib.blake2b(b"sparetime key id v1", key=m, digest_size=16).hexdigest())
 import base64
 for i in range(1, 9):

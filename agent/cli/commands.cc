@@ -43,15 +43,24 @@ int RunInit(const GlobalOptions& g, const InitOptions& o) {
                      : o.kdf == "interactive" ? KdfLimits::Interactive()
                                               : KdfLimits::Moderate();
   int rc = kExitOk;
-  if (!InitBackups(g, {.chunk_size = o.chunk_size, .zstd_level = o.compression}, limits, &rc)
+  // "auto" is resolved here, so what is printed is what init records.
+  const IdHash id_hash = ParseIdHash(o.id_hash).value_or(AutoIdHash());
+  if (!InitBackups(g, {.chunk_size = o.chunk_size, .zstd_level = o.compression, .id_hash = id_hash},
+                   limits, &rc)
            .ok()) {
     return rc;
   }
   const std::string where = g.repo.empty() ? "this agent's peers" : g.repo;
+  const std::string ids(IdHashName(id_hash));
   if (g.json) {
-    std::cout << nlohmann::json{{"repository", where}}.dump() << "\n";
+    std::cout << nlohmann::json{{"repository", where}, {"id_hash", ids}}.dump() << "\n";
   } else if (!g.quiet) {
     std::cout << "created sparetime repository at " << where << "\n"
+              << "chunk ids: " << ids
+              << (o.id_hash == "auto" ? (CpuHasShaExtensions() ? " (auto: this CPU has SHA extensions)"
+                                                               : " (auto: this CPU has no SHA extensions)")
+                                      : "")
+              << "\n"
               << "keep the passphrase safe: without it the backups cannot be read\n";
   }
   return kExitOk;
@@ -114,6 +123,7 @@ int RunSnapshots(const GlobalOptions& g) {
     std::printf("%-16s  %-20s  %-10s  %-20s  %s\n", s.id.c_str(), IsoTime(s.time).c_str(),
                 HumanBytes(s.size).c_str(), s.device.path.c_str(), s.label.c_str());
   }
+  std::printf("chunk ids: %s\n", std::string(IdHashName((*repo)->config().id_hash)).c_str());
   return kExitOk;
 }
 

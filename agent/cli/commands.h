@@ -31,6 +31,7 @@ struct InitOptions {
   std::optional<uint32_t> chunk_size;  // none: the policy's (peers) or 1 MiB
   std::optional<int> compression;      // none: the policy's (peers) or the default level
   std::string kdf = "moderate";  // moderate | interactive | min (tests only)
+  std::string id_hash = "auto";  // auto | hmac-sha256 | blake2b
 };
 struct BackupCommandOptions {
   std::string device;

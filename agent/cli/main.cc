@@ -67,6 +67,11 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(0, 19));
   init_cmd->add_option("--kdf", init.kdf, "Argon2id cost: moderate (default), interactive, min")
       ->check(CLI::IsMember({"moderate", "interactive", "min"}));
+  init_cmd->add_option("--id-hash", init.id_hash,
+                       "keyed chunk-id function, fixed for the repository's life: auto (default: "
+                       "hmac-sha256 when the CPU has SHA extensions, else blake2b), hmac-sha256, "
+                       "blake2b")
+      ->check(CLI::IsMember({"auto", "hmac-sha256", "blake2b"}));
 
   BackupCommandOptions backup;
   auto* backup_cmd = app.add_subcommand("backup", "image a block device or image file");

@@ -1,4 +1,5 @@
-// Codec: chunk plaintext <-> sealed blob. The chunk id is a keyed BLAKE2b-256;
+// Codec: chunk plaintext <-> sealed blob. The chunk id is a keyed BLAKE2b-256
+// or HMAC-SHA-256 (options.id_hash; crypto/id_hash.h);
 // the blob is format || nonce || XChaCha20-Poly1305(payload, AD = format ||
 // kind || id), where the payload is a zstd frame (format 0x02) or the
 // plaintext itself (0x01). Layout and test vectors: docs/formats.md.
@@ -106,15 +107,13 @@ Status TooBig(const ChunkId& id, std::string_view what, uint64_t size, size_t ma
 }  // namespace
 
 Codec::Codec(std::shared_ptr<const KeySet> keys, CodecOptions options)
-    : keys_(std::move(keys)), options_(options) {}
+    : keys_(std::move(keys)),
+      options_(options),
+      id_(std::make_shared<const ChunkIdFunction>(
+          options.id_hash, options.id_hash == IdHash::kHmacSha256 ? keys_->hmac_id_key()
+                                                                  : keys_->id_key())) {}
 
-ChunkId Codec::Id(std::span<const std::byte> plaintext) const {
-  ChunkId id;
-  const SecretBuffer& key = keys_->id_key();
-  crypto_generichash(Uchar(id.bytes.data()), id.bytes.size(), Uchar(plaintext.data()),
-                     plaintext.size(), key.uchar(), key.size());
-  return id;
-}
+ChunkId Codec::Id(std::span<const std::byte> plaintext) const { return id_->Compute(plaintext); }
 
 std::vector<std::byte> Codec::Seal(BlobKind kind, const ChunkId& id,
                                    std::span<const std::byte> plaintext) const {

@@ -44,7 +44,7 @@ constexpr uint64_t kMaxOpslimit = 16;
 constexpr uint64_t kMaxMemlimit = uint64_t{4} << 30;  // 4 GiB
 
 constexpr char kKdfContext[crypto_kdf_CONTEXTBYTES + 1] = "sprtime1";
-constexpr uint64_t kIdKeyId = 1, kChunkKeyId = 2, kManifestKeyId = 3;
+constexpr uint64_t kIdKeyId = 1, kChunkKeyId = 2, kManifestKeyId = 3, kHmacIdKeyId = 4;
 
 // Key cache entries (docs/formats.md "Key cache").
 constexpr size_t kCacheNameBytes = 16;
@@ -346,7 +346,8 @@ std::shared_ptr<const KeySet> KeySet::Derive(const SecretBuffer& master) {
   std::shared_ptr<KeySet> keys(new KeySet());
   const std::pair<SecretBuffer*, uint64_t> subkeys[] = {{&keys->id_key_, kIdKeyId},
                                                         {&keys->chunk_key_, kChunkKeyId},
-                                                        {&keys->manifest_key_, kManifestKeyId}};
+                                                        {&keys->manifest_key_, kManifestKeyId},
+                                                        {&keys->hmac_id_key_, kHmacIdKeyId}};
   for (const auto& [key, subkey_id] : subkeys) {
     *key = SecretBuffer(kKeySize);
     crypto_kdf_derive_from_key(key->uchar(), key->size(), subkey_id, kKdfContext, master.uchar());

@@ -121,7 +121,8 @@ Result<std::unique_ptr<Repository>> Repository::Open(const std::string& dir,
   repo->dir_ = dir;
   repo->config_ = config;
   repo->codec_ = std::make_unique<Codec>(KeySet::Derive(*master),
-                                         CodecOptions{.zstd_level = config.zstd_level});
+                                         CodecOptions{.zstd_level = config.zstd_level,
+                                                      .id_hash = config.id_hash});
   Result<RepoLock> lock = RepoLock::Acquire(dir, RepoLock::Mode::kShared, kOpenLockWait);
   if (!lock.ok() && lock.status().code() == ErrorCode::kUnavailable) {
     return Unavailable("repository " + dir + " is being pruned (" + lock.status().message() +

@@ -9,11 +9,19 @@
 namespace sparetime {
 
 Status ValidateRepositoryConfig(const RepositoryConfig& config, const std::string& what) {
-  if (config.version != kRepositoryConfigVersion) {
+  if (config.version != kRepositoryConfigVersion &&
+      config.version != kRepositoryConfigVersionIdHash) {
     return FailedPrecondition(what + ": repository format version " +
-                              std::to_string(config.version) + " is not the one this sparetime "
-                              "supports (" + std::to_string(kRepositoryConfigVersion) +
+                              std::to_string(config.version) + " is not one this sparetime "
+                              "supports (" + std::to_string(kRepositoryConfigVersion) + " or " +
+                              std::to_string(kRepositoryConfigVersionIdHash) +
                               "); upgrade sparetime");
+  }
+  if (config.version != RepositoryConfigVersionFor(config.id_hash)) {
+    return InvalidArgument(what + ": format version " + std::to_string(config.version) +
+                           " does not go with chunk ids by " +
+                           std::string(IdHashName(config.id_hash)) + " (version " +
+                           std::to_string(RepositoryConfigVersionFor(config.id_hash)) + ")");
   }
   ST_RETURN_IF_ERROR(ValidateChunkSize(config.chunk_size).WithContext(what));
   if (config.zstd_level < 0 || config.zstd_level > 19) {
@@ -25,6 +33,7 @@ Status ValidateRepositoryConfig(const RepositoryConfig& config, const std::strin
 
 Result<RepositoryConfig> ConfigForInit(RepositoryConfig config) {
   if (config.chunk_size == 0) config.chunk_size = kDefaultChunkSize;
+  config.version = RepositoryConfigVersionFor(config.id_hash);
   ST_RETURN_IF_ERROR(ValidateRepositoryConfig(config, "new repository"));
   return config;
 }
@@ -33,7 +42,8 @@ std::string RepositoryConfigToJson(const RepositoryConfig& config, std::string_v
   nlohmann::json j = {{"format", format},
                       {"version", config.version},
                       {"chunk_size", config.chunk_size},
-                      {"zstd_level", config.zstd_level}};
+                      {"zstd_level", config.zstd_level},
+                      {"id_hash", IdHashName(config.id_hash)}};
   return j.dump(2) + "\n";
 }
 
@@ -50,6 +60,16 @@ Result<RepositoryConfig> RepositoryConfigFromJson(std::string_view text, std::st
     config.version = j.at("version").get<int>();
     config.chunk_size = j.at("chunk_size").get<uint32_t>();
     config.zstd_level = j.at("zstd_level").get<int>();
+    if (auto it = j.find("id_hash"); it != j.end()) {
+      const std::string name = it->get<std::string>();
+      std::optional<IdHash> hash = ParseIdHash(name);
+      if (!hash) {
+        return FailedPrecondition(what + " names chunk ids by \"" + name +
+                                  "\", which this sparetime does not know (blake2b, "
+                                  "hmac-sha256); upgrade sparetime");
+      }
+      config.id_hash = *hash;
+    }
   } catch (const nlohmann::json::exception& e) {
     return Corruption(what + " is damaged: " + e.what());
   }

@@ -15,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Result<RepositoryConfig> again =
       RepositoryConfigFromJson(RepositoryConfigToJson(*c, "sparetime-repository"), "sparetime-repository", "config");
   if (!again.ok() || again->chunk_size != c->chunk_size || again->zstd_level != c->zstd_level ||
-      again->version != c->version) {
+      again->version != c->version || again->id_hash != c->id_hash) {
     __builtin_trap();
   }
   return 0;

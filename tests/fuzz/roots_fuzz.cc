@@ -40,7 +40,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!roots.ok()) return 0;
   Result<Roots> again = OpenRoots(SealRoots(*roots, codec), codec, owner, generation);
   if (!again.ok() || again->snapshots.size() != roots->snapshots.size() ||
-      again->config.chunk_size != roots->config.chunk_size) {
+      again->config.chunk_size != roots->config.chunk_size ||
+      again->config.id_hash != roots->config.id_hash || again->config.version != roots->config.version) {
     __builtin_trap();
   }
   for (size_t i = 0; i < roots->snapshots.size(); ++i) {

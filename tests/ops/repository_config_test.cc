@@ -1,7 +1,8 @@
 // One repository-config type (imaging/repository_config.h): the local
 // repository and the peer backups' local copy refuse the same configs — an
 // unknown format version, a bad zstd level, a bad chunk size, malformed
-// JSON — through one serialiser and validator. Real files; the peer backups
+// JSON, an id function that does not go with the version or is unknown —
+// through one serialiser and validator. Real files; the peer backups
 // are opened with no live peer (the key is the local copy).
 #include <gtest/gtest.h>
 
@@ -37,8 +38,23 @@ struct Case {
 std::vector<Case> Cases() {
   return {
       {"unknown version",
-       R"({"format": "FORMAT", "version": 2, "chunk_size": 1048576, "zstd_level": 3})",
+       R"({"format": "FORMAT", "version": 3, "chunk_size": 1048576, "zstd_level": 3})",
        ErrorCode::kFailedPrecondition, "upgrade sparetime"},
+      {"unknown id hash",
+       R"({"format": "FORMAT", "version": 2, "chunk_size": 1048576, "zstd_level": 3,
+           "id_hash": "sha3-256"})",
+       ErrorCode::kFailedPrecondition, "\"sha3-256\", which this sparetime does not know"},
+      {"version 2 without its id hash",
+       R"({"format": "FORMAT", "version": 2, "chunk_size": 1048576, "zstd_level": 3})",
+       ErrorCode::kCorruption, "format version 2 does not go with chunk ids by blake2b"},
+      {"HMAC ids in a version 1 config",
+       R"({"format": "FORMAT", "version": 1, "chunk_size": 1048576, "zstd_level": 3,
+           "id_hash": "hmac-sha256"})",
+       ErrorCode::kCorruption, "format version 1 does not go with chunk ids by hmac-sha256"},
+      {"id hash not a string",
+       R"({"format": "FORMAT", "version": 2, "chunk_size": 1048576, "zstd_level": 3,
+           "id_hash": 2})",
+       ErrorCode::kCorruption, "is damaged"},
       {"zstd level too high",
        R"({"format": "FORMAT", "version": 1, "chunk_size": 1048576, "zstd_level": 20})",
        ErrorCode::kCorruption, "compression level 20"},
@@ -81,6 +97,32 @@ TEST(RepositoryConfig, RoundTripsAndFillsTheDefaultAtInit) {
             ErrorCode::kInvalidArgument);
   EXPECT_EQ(ConfigForInit({.version = 1, .chunk_size = 3, .zstd_level = 3}).status().code(),
             ErrorCode::kInvalidArgument);
+}
+
+// The id function is recorded, and picks the version: 1 (what every
+// sparetime reads) for BLAKE2b, 2 (refused by a sparetime that predates
+// HMAC ids) for HMAC-SHA-256. A config without the field, as sparetime wrote
+// it before, is BLAKE2b.
+TEST(RepositoryConfig, RecordsTheIdFunctionAndItsVersion) {
+  Result<RepositoryConfig> hmac = ConfigForInit({.id_hash = IdHash::kHmacSha256});
+  ASSERT_TRUE(hmac.ok()) << hmac.status().ToString();
+  EXPECT_EQ(hmac->version, 2);
+  const std::string json = RepositoryConfigToJson(*hmac, "fmt");
+  EXPECT_EQ(json, "{\n  \"chunk_size\": 1048576,\n  \"format\": \"fmt\",\n  \"id_hash\": "
+                  "\"hmac-sha256\",\n  \"version\": 2,\n  \"zstd_level\": 3\n}\n");
+  Result<RepositoryConfig> back = RepositoryConfigFromJson(json, "fmt", "x");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->id_hash, IdHash::kHmacSha256);
+  EXPECT_EQ(back->version, 2);
+
+  Result<RepositoryConfig> blake = ConfigForInit({.id_hash = IdHash::kBlake2b});
+  ASSERT_TRUE(blake.ok());
+  EXPECT_EQ(blake->version, 1);
+  Result<RepositoryConfig> old = RepositoryConfigFromJson(
+      R"({"format": "fmt", "version": 1, "chunk_size": 65536, "zstd_level": 3})", "fmt", "x");
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_EQ(old->id_hash, IdHash::kBlake2b);
+  EXPECT_EQ(old->version, 1);
 }
 
 TEST(RepositoryConfig, TheLocalRepositoryRefusesEachBadConfig) {

@@ -212,6 +212,7 @@ RepositoryConfig InitConfig(const InitSettings& settings,
   config.chunk_size = settings.chunk_size.value_or(policy ? policy->chunk_size : 0);
   config.zstd_level = settings.zstd_level.value_or(
       policy ? policy->compression_level : CodecOptions::kDefaultZstdLevel);
+  config.id_hash = settings.id_hash.value_or(AutoIdHash());
   return config;
 }
 

@@ -130,8 +130,7 @@ Status PeerRepository::Init(PeerRepositoryOptions options, const SecretBuffer& p
   repo->options_ = options;
   repo->config_ = config;
   repo->wrapped_key_json_ = key_file.ToJson();
-  repo->codec_ = std::make_unique<Codec>(KeySet::Derive(master),
-                                         CodecOptions{.zstd_level = config.zstd_level});
+  repo->MakeCodecs(KeySet::Derive(master));
   ST_RETURN_IF_ERROR(MakeDirs(dir, 0700));
   ST_ASSIGN_OR_RETURN(repo->catalog_, Catalog::Open(dir + "/catalog.db"));
   ST_RETURN_IF_ERROR(repo->PublishRoots());
@@ -203,15 +202,15 @@ Result<std::unique_ptr<PeerRepository>> PeerRepository::Open(PeerRepositoryOptio
     return local_config.status();
   }
   repo->config_ = local_config.ok() ? *local_config : RepositoryConfig{};
-  repo->codec_ = std::make_unique<Codec>(KeySet::Derive(*master),
-                                         CodecOptions{.zstd_level = repo->WriteLevel()});
+  const std::shared_ptr<const KeySet> keys = KeySet::Derive(*master);
+  repo->MakeCodecs(keys);
   std::sort(holdings.begin(), holdings.end(), [](const PeerHoldings& a, const PeerHoldings& b) {
     return (a.roots ? a.roots->generation : 0) > (b.roots ? b.roots->generation : 0);
   });
   std::optional<Roots> roots;
   for (const PeerHoldings& h : holdings) {
     if (!h.roots || roots) continue;
-    Result<Roots> opened = OpenRoots(h.roots->roots, *repo->codec_, repo->host_, h.roots->generation);
+    Result<Roots> opened = OpenRoots(h.roots->roots, *repo->roots_codec_, repo->host_, h.roots->generation);
     if (opened.ok()) {
       roots = std::move(*opened);
     } else {
@@ -224,9 +223,8 @@ Result<std::unique_ptr<PeerRepository>> PeerRepository::Open(PeerRepositoryOptio
       return NotFound("no live peer holds a readable snapshot list of " + repo->host_ + " (" +
                       Unreached(holdings) + ")");
     }
-    repo->config_ = roots->config;
-    repo->codec_ = std::make_unique<Codec>(KeySet::Derive(*master),
-                                           CodecOptions{.zstd_level = repo->WriteLevel()});
+    repo->config_ = roots->config;  // with its id function
+    repo->MakeCodecs(keys);
   }
 
   ST_RETURN_IF_ERROR(MakeDirs(dir, 0700));
@@ -338,13 +336,20 @@ Status WriteKeyFile(const PeerRepositoryOptions& options, const std::string& jso
   return Status::Ok();
 }
 
+void PeerRepository::MakeCodecs(const std::shared_ptr<const KeySet>& keys) {
+  codec_ = std::make_unique<Codec>(
+      keys, CodecOptions{.zstd_level = WriteLevel(), .id_hash = config_.id_hash});
+  roots_codec_ = std::make_unique<Codec>(
+      keys, CodecOptions{.zstd_level = WriteLevel(), .id_hash = IdHash::kBlake2b});
+}
+
 Status PeerRepository::PublishRoots() {
   if (read_only_) {
     return FailedPrecondition("the backups of " + host_ + " are read only from this host");
   }
   ST_ASSIGN_OR_RETURN(std::vector<Snapshot> snapshots, catalog_->ListSnapshots());
   Roots roots{host_, generation_ + 1, config_, std::move(snapshots)};
-  std::vector<std::byte> blob = SealRoots(roots, *codec_);
+  std::vector<std::byte> blob = SealRoots(roots, *roots_codec_);
   if (blob.size() > transport::kMaxRootsSize) {
     return NoSpace("the snapshot list is " + std::to_string(blob.size()) +
                              " bytes, over the 1 MiB peers keep; forget old snapshots");

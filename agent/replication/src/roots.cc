@@ -46,11 +46,12 @@ std::vector<std::byte> SealRoots(const Roots& roots, const Codec& codec) {
   nlohmann::json snapshots = nlohmann::json::array();
   for (const Snapshot& s : roots.snapshots) snapshots.push_back(SnapshotToJson(s));
   nlohmann::json j = {{"format", kFormat},
-                      {"version", 1},
+                      {"version", RepositoryConfigVersionFor(roots.config.id_hash)},
                       {"owner", roots.owner},
                       {"generation", roots.generation},
                       {"chunk_size", roots.config.chunk_size},
                       {"zstd_level", roots.config.zstd_level},
+                      {"id_hash", IdHashName(roots.config.id_hash)},
                       {"snapshots", snapshots}};
   std::string text = j.dump();
   auto plaintext = std::as_bytes(std::span(text));
@@ -76,8 +77,11 @@ Result<Roots> OpenRoots(std::span<const std::byte> blob, const Codec& codec,
     nlohmann::json j = nlohmann::json::parse(
         std::string_view(reinterpret_cast<const char*>(plaintext->data()), plaintext->size()));
     ST_RETURN_IF_ERROR(CheckJsonIntegers(j, what, {"seconds"}));
-    if (j.at("format").get<std::string>() != kFormat || j.at("version").get<int>() != 1) {
-      return Corruption(what + " has an unknown format");
+    const int version = j.at("version").get<int>();
+    if (j.at("format").get<std::string>() != kFormat ||
+        (version != kRepositoryConfigVersion && version != kRepositoryConfigVersionIdHash)) {
+      return Corruption(what + " has an unknown format (version " + std::to_string(version) +
+                        "; written by a newer sparetime?)");
     }
     Roots roots;
     roots.owner = j.at("owner").get<std::string>();
@@ -89,6 +93,12 @@ Result<Roots> OpenRoots(std::span<const std::byte> blob, const Codec& codec,
     }
     roots.config.chunk_size = j.at("chunk_size").get<uint32_t>();
     roots.config.zstd_level = j.at("zstd_level").get<int>();
+    roots.config.version = version;
+    if (auto it = j.find("id_hash"); it != j.end()) {
+      std::optional<IdHash> hash = ParseIdHash(it->get<std::string>());
+      if (!hash) return Corruption(what + " names an unknown chunk-id function");
+      roots.config.id_hash = *hash;
+    }
     if (Status valid = ValidateRepositoryConfig(roots.config, what); !valid.ok()) {
       return Corruption(valid.message());
     }

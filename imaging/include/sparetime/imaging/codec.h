@@ -2,7 +2,9 @@
 // back — digest, compress, seal (after PBS's data_blob). Nothing else in
 // sparetime computes chunk ids or touches chunk crypto.
 //
-//   id     = BLAKE2b-256(key = id key, plaintext)
+//   id     = BLAKE2b-256(key = id key, plaintext)          (IdHash::kBlake2b)
+//          | HMAC-SHA-256(key = HMAC id key, plaintext)   (IdHash::kHmacSha256)
+//            as the repository's config says (crypto/id_hash.h)
 //   sealed = format(1) || nonce(24) || XChaCha20-Poly1305(key, nonce, payload,
 //                                        AD = format || kind || id)
 //   payload = zstd frame of plaintext, or plaintext itself when compression
@@ -25,6 +27,7 @@
 
 #include "sparetime/base/status.h"
 #include "sparetime/crypto/chunk_id.h"
+#include "sparetime/crypto/id_hash.h"
 #include "sparetime/imaging/keys.h"
 
 namespace sparetime {
@@ -34,6 +37,7 @@ enum class BlobKind : uint8_t { kData = 1, kManifest = 2 };
 struct CodecOptions {
   static constexpr int kDefaultZstdLevel = 3;
   int zstd_level = kDefaultZstdLevel;  // 1..19; 0 stores raw
+  IdHash id_hash = IdHash::kBlake2b;   // the repository's, fixed at init
 };
 
 class Codec {
@@ -42,7 +46,7 @@ class Codec {
 
   Codec(std::shared_ptr<const KeySet> keys, CodecOptions options);
 
-  // Keyed BLAKE2b-256 of plaintext.
+  // The keyed id of plaintext (options().id_hash).
   ChunkId Id(std::span<const std::byte> plaintext) const;
 
   // Compresses (when it helps) and encrypts; random nonce.
@@ -77,6 +81,7 @@ class Codec {
 
   std::shared_ptr<const KeySet> keys_;
   CodecOptions options_;
+  std::shared_ptr<const ChunkIdFunction> id_;
 };
 
 }  // namespace sparetime

@@ -5,6 +5,7 @@
 //   master key (random)  --crypto_kdf "sprtime1"-->  id key       (subkey 1)
 //                                                    chunk key    (subkey 2)
 //                                                    manifest key (subkey 3)
+//                                                    HMAC id key  (subkey 4)
 //   passphrase --Argon2id(salt, ops, mem)--> wrapping key
 //   WrappedKey = XChaCha20-Poly1305(wrapping key, nonce, master key, AD = header)
 //
@@ -85,10 +86,13 @@ class KeySet {
   const SecretBuffer& id_key() const { return id_key_; }
   const SecretBuffer& chunk_key() const { return chunk_key_; }
   const SecretBuffer& manifest_key() const { return manifest_key_; }
+  // Keys HMAC-SHA-256 chunk ids (IdHash::kHmacSha256); id_key() keys BLAKE2b
+  // ids. Distinct, so the two functions never share a key.
+  const SecretBuffer& hmac_id_key() const { return hmac_id_key_; }
 
  private:
   KeySet() = default;
-  SecretBuffer id_key_, chunk_key_, manifest_key_;
+  SecretBuffer id_key_, chunk_key_, manifest_key_, hmac_id_key_;
 };
 
 // Reads the passphrase: from `passphrase_file` when given (the file must not

@@ -204,6 +204,7 @@ Result<std::unique_ptr<Backups>> Open(const OpenOptions& options, const SecretBu
 struct InitSettings {
   std::optional<uint32_t> chunk_size;
   std::optional<int> zstd_level;
+  std::optional<IdHash> id_hash = std::nullopt;  // nullopt: `auto` (AutoIdHash(): HMAC-SHA-256 with SHA extensions)
 };
 // The config init writes: `settings` over `policy` (null: built-in defaults).
 RepositoryConfig InitConfig(const InitSettings& settings,

@@ -131,7 +131,13 @@ class PeerRepository {
   RepositoryConfig config_;
   std::string wrapped_key_json_;
   uint64_t generation_ = 0;  // highest roots generation seen
+  // Rebuilds codec_ (config_'s id function and WriteLevel()) and
+  // roots_codec_ from `keys`.
+  void MakeCodecs(const std::shared_ptr<const KeySet>& keys);
   std::unique_ptr<Codec> codec_;
+  // Seals and opens the roots: always BLAKE2b ids (roots.h), so a host that
+  // has only its passphrase opens them before it knows the id function.
+  std::unique_ptr<Codec> roots_codec_;
   std::unique_ptr<ChunkLocations> locations_;
   std::unique_ptr<Catalog> catalog_;
   std::unique_ptr<PeerSet> store_;
