@@ -10,10 +10,14 @@
 
 #include "exit_codes.h"
 #include "format.h"
+#include "agent_context.h"
 #include "open_backups.h"
 #include "progress_bar.h"
 #include "sparetime/imaging/key_cache.h"
+#include "sparetime/config/config.h"
+#include "sparetime/directory/policy.h"
 #include "sparetime/ops/backup.h"
+#include "sparetime/ops/directory_policy.h"
 #include "sparetime/ops/maintenance.h"
 #include "sparetime/ops/snapshots.h"
 
@@ -31,7 +35,9 @@ nlohmann::json SnapshotJson(const Snapshot& s) {
           {"size", s.size},
           {"chunk_size", s.chunk_size},
           {"manifest", s.manifest_root.hex()},
-          {"stats", s.stats.ToJson()}};
+          {"stats", s.stats.ToJson()},
+          {"consistency", s.consistency},
+          {"consistent", !s.inconsistent()}};
 }
 
 bool ShowProgress(const GlobalOptions& g) { return !g.json && !g.quiet; }
@@ -70,10 +76,34 @@ int RunBackup(const GlobalOptions& g, const BackupCommandOptions& o) {
   Result<uint64_t> rate = ByteLimit(o.idle);
   if (!rate.ok()) return Fail(rate.status(), Stage::kWork);
   int rc = kExitOk;
+  ops::ConsistencyOptions consistency;
+  if (g.repo.empty() && UsesAgentConfig(g) &&
+      (!o.consistency || !o.max_freeze_seconds || !o.snapshot_size)) {
+    Result<AgentContext> ctx = LoadAgentContext(g, &rc);
+    if (!ctx.ok()) return rc;
+    consistency =
+        ops::ConsistencyFromPolicy(directory::ResolvePolicy(ctx->state.view, ctx->config.name));
+  }
+  if (o.consistency) {
+    Result<ops::ConsistencyMode> mode = ops::ParseConsistencyMode(*o.consistency);
+    if (!mode.ok()) return Fail(mode.status(), Stage::kWork);
+    consistency.mode = *mode;
+  }
+  if (o.max_freeze_seconds) consistency.max_freeze_seconds = *o.max_freeze_seconds;
+  if (o.snapshot_size) {
+    Result<uint64_t> size = config::ParseSize(*o.snapshot_size);
+    if (!size.ok()) {
+      return Fail(InvalidArgument("--snapshot-size " + *o.snapshot_size + ": " +
+                                  size.status().message()),
+                  Stage::kWork);
+    }
+    consistency.snapshot_bytes = *size;
+  }
   auto repo = OpenBackups(g, &rc);
   if (!repo.ok()) return rc;
   ProgressBar bar("backup", ShowProgress(g));
   ops::BackupRequest request;
+  request.consistency = consistency;
   request.device = o.device;
   request.label = o.label;
   request.buffered = o.buffered;
@@ -118,10 +148,14 @@ int RunSnapshots(const GlobalOptions& g) {
     std::cout << arr.dump() << "\n";
     return kExitOk;
   }
-  std::printf("%-16s  %-20s  %-10s  %-20s  %s\n", "ID", "TIME", "SIZE", "DEVICE", "LABEL");
+  std::printf("%-16s  %-20s  %-10s  %-20s  %-12s  %s\n", "ID", "TIME", "SIZE", "DEVICE",
+              "CONSISTENCY", "LABEL");
   for (const Snapshot& s : *list) {
-    std::printf("%-16s  %-20s  %-10s  %-20s  %s\n", s.id.c_str(), IsoTime(s.time).c_str(),
-                HumanBytes(s.size).c_str(), s.device.path.c_str(), s.label.c_str());
+    const std::string how = s.inconsistent()       ? "INCONSISTENT"
+                            : s.consistency.empty() ? "-"
+                                                    : s.consistency;
+    std::printf("%-16s  %-20s  %-10s  %-20s  %-12s  %s\n", s.id.c_str(), IsoTime(s.time).c_str(),
+                HumanBytes(s.size).c_str(), s.device.path.c_str(), how.c_str(), s.label.c_str());
   }
   std::printf("chunk ids: %s\n", std::string(IdHashName((*repo)->config().id_hash)).c_str());
   return kExitOk;

@@ -39,6 +39,11 @@ struct BackupCommandOptions {
   bool buffered = false;  // page cache reads, not O_DIRECT
   uint64_t checkpoint_mib = 256;  // journal progress every this many MiB
   IdleBackupOptions idle;         // --when-idle and its options
+  // --consistency, --max-freeze, --snapshot-size; unset: the directory
+  // policy's (agent config), else auto / 30 s / 10% of the LV.
+  std::optional<std::string> consistency;
+  std::optional<uint32_t> max_freeze_seconds;
+  std::optional<std::string> snapshot_size;
 };
 struct RestoreCommandOptions {
   std::string snapshot;

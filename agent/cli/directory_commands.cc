@@ -239,6 +239,8 @@ int RunPolicy(const GlobalOptions& g, const std::string& host) {
       {"sparetimeCompressionLevel", p.compression_level},
       {"sparetimeChunkSize", p.chunk_size},
       {"sparetimeConsistencyMode", p.consistency_mode},
+      {"sparetimeMaxFreezeSeconds", p.max_freeze_seconds},
+      {"sparetimeSnapshotSize", p.snapshot_size},
       {"sparetimeMigrationAllowed", p.migration_allowed},
       {"sparetimeMigrationFrom", p.migration_from},
       {"sparetimeEscrowPublicKey",

@@ -83,6 +83,19 @@ int Main(int argc, char** argv) {
                          "make progress durable every N MiB, so an interrupted backup resumes "
                          "from there (default 256)")
       ->check(CLI::Range(1, 1 << 20));
+  backup_cmd->add_option("--consistency", backup.consistency,
+                         "auto (default: not mounted/read-only: direct; LVM: snapshot; mounted "
+                         "read-write: refused), snapshot (LVM), freeze (FIFREEZE the mounted "
+                         "filesystem), crash (read live, recorded as inconsistent); default: the "
+                         "policy's sparetimeConsistencyMode")
+      ->check(CLI::IsMember({"auto", "snapshot", "freeze", "crash"}, CLI::ignore_case));
+  backup_cmd->add_option("--max-freeze", backup.max_freeze_seconds,
+                         "longest freeze in seconds (default: the policy's "
+                         "sparetimeMaxFreezeSeconds, else 30)")
+      ->check(CLI::Range(1, 3600));
+  backup_cmd->add_option("--snapshot-size", backup.snapshot_size,
+                         "copy-on-write space of a classic LVM snapshot, e.g. 2G (default: the "
+                         "policy's sparetimeSnapshotSize, else 10% of the volume)");
   AddIdleBackupOptions(backup_cmd, &backup.idle);
 
   auto* snapshots_cmd = app.add_subcommand("snapshots", "list snapshots");

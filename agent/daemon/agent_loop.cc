@@ -56,6 +56,8 @@ std::map<std::string, std::string> PolicyValues(const directory::EffectivePolicy
           {"sparetimeCompressionLevel", std::to_string(p.compression_level)},
           {"sparetimeChunkSize", std::to_string(p.chunk_size)},
           {"sparetimeConsistencyMode", p.consistency_mode},
+          {"sparetimeMaxFreezeSeconds", std::to_string(p.max_freeze_seconds)},
+          {"sparetimeSnapshotSize", std::to_string(p.snapshot_size)},
           {"sparetimeMigrationAllowed", p.migration_allowed ? "TRUE" : "FALSE"},
           {"sparetimeMigrationFrom", join(p.migration_from)},
           {"sparetimeEscrowPublicKey", p.escrow_public_key ? "set" : "none"},

@@ -10,6 +10,7 @@
 #include "sparetime/imaging/keys.h"
 #include "sparetime/ops/backup.h"
 #include "sparetime/ops/backups.h"
+#include "sparetime/ops/directory_policy.h"
 #include "sparetime/ops/maintenance.h"
 
 namespace sparetime::daemon {
@@ -197,6 +198,7 @@ Status ScheduledJobs::RunBackup(const std::string& device, PauseGate& gate,
   ops::BackupRequest request;
   request.device = device;
   request.label = "scheduled";
+  request.consistency = ops::ConsistencyFromPolicy(directory::ResolvePolicy(View(), config_.name));
   request.pause = &gate;
   request.progress = [&progress](const ProgressInfo& p) { progress(p.bytes_done, p.bytes_total); };
   Result<Snapshot> snap = ops::Backup(*backups, request);

@@ -114,6 +114,8 @@ void MergeLevel(const std::vector<const PolicyEntry*>& level, EffectivePolicy& o
   m.Merge("sparetimeCompressionLevel", &S::compression_level, &E::compression_level);
   m.Merge("sparetimeChunkSize", &S::chunk_size, &E::chunk_size);
   m.Merge("sparetimeConsistencyMode", &S::consistency_mode, &E::consistency_mode);
+  m.Merge("sparetimeMaxFreezeSeconds", &S::max_freeze_seconds, &E::max_freeze_seconds);
+  m.Merge("sparetimeSnapshotSize", &S::snapshot_size, &E::snapshot_size);
   m.Merge("sparetimeMigrationAllowed", &S::migration_allowed, &E::migration_allowed);
   m.Merge("sparetimeMigrationFrom", &S::migration_from, &E::migration_from);
   m.Merge("sparetimeEscrowPublicKey", &S::escrow_public_key, &E::escrow_public_key);
@@ -127,7 +129,8 @@ void SetBuiltInSources(EffectivePolicy& out) {
         "sparetimeIdleIoPressurePercent", "sparetimeWindow", "sparetimeAcOnly", "sparetimeReplicas",
         "sparetimeKeepLast", "sparetimeKeepDaily", "sparetimeKeepWeekly", "sparetimeKeepMonthly",
         "sparetimeBandwidthLimit", "sparetimeCompressionLevel", "sparetimeChunkSize",
-        "sparetimeConsistencyMode", "sparetimeMigrationAllowed", "sparetimeMigrationFrom",
+        "sparetimeConsistencyMode", "sparetimeMaxFreezeSeconds", "sparetimeSnapshotSize",
+        "sparetimeMigrationAllowed", "sparetimeMigrationFrom",
         "sparetimeEscrowPublicKey", "sparetimePeerMaxAgeMinutes"}) {
     out.source[attribute] = kBuiltIn;
   }

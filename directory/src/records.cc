@@ -212,14 +212,16 @@ Status ReadSettings(const EntryReader& r, const Entry& entry, PolicySettings& s)
   }
   ST_ASSIGN_OR_RETURN(const std::string* mode, r.Single("sparetimeConsistencyMode"));
   if (mode != nullptr) {
-    for (const char* valid : {"crash", "freeze", "snapshot"}) {
+    for (const char* valid : {"auto", "crash", "freeze", "snapshot"}) {
       if (EqualsIgnoreCase(*mode, valid)) s.consistency_mode = valid;
     }
     if (!s.consistency_mode) {
       return r.Error("sparetimeConsistencyMode", mode,
-                     "is not a consistency mode; a valid value is crash, freeze or snapshot");
+                     "is not a consistency mode; a valid value is auto, crash, freeze or snapshot");
     }
   }
+  ST_RETURN_IF_ERROR(r.IntegerInto("sparetimeMaxFreezeSeconds", 1, 3600, s.max_freeze_seconds));
+  ST_RETURN_IF_ERROR(r.IntegerInto("sparetimeSnapshotSize", 0, kMaxInt64, s.snapshot_size));
   ST_RETURN_IF_ERROR(r.BooleanInto("sparetimeMigrationAllowed", s.migration_allowed));
   if (!entry.Values("sparetimeMigrationFrom").empty()) {
     ST_ASSIGN_OR_RETURN(s.migration_from, r.HostNames("sparetimeMigrationFrom"));

@@ -24,7 +24,7 @@ namespace sparetime {
 
 namespace {
 
-constexpr int kSchemaVersion = 2;  // 2: schema-2 device keys (catalog_migrate.h)
+constexpr int kSchemaVersion = 3;  // 2: schema-2 device keys, 3: consistency (catalog_migrate.h)
 constexpr std::string_view kSchema = R"sql(
 CREATE TABLE snapshots(
   seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- insertion order, breaks ties in time
@@ -41,7 +41,8 @@ CREATE TABLE snapshots(
   new_bytes INTEGER NOT NULL,
   stored_bytes INTEGER NOT NULL,
   resumed_chunks INTEGER NOT NULL,
-  seconds REAL NOT NULL);
+  seconds REAL NOT NULL,
+  consistency TEXT NOT NULL DEFAULT '');  -- Snapshot::consistency
 CREATE INDEX snapshots_by_time ON snapshots(time, seq);
 CREATE TABLE jobs(
   job_key TEXT PRIMARY KEY,
@@ -60,7 +61,7 @@ constexpr char kListHint[] = "run `sparetime snapshots` to list them";
 
 constexpr char kColumns[] =
     "SELECT id, label, time, device, size, chunk_size, manifest_root, chunks, holes, "
-    "new_chunks, new_bytes, stored_bytes, resumed_chunks, seconds FROM snapshots ";
+    "new_chunks, new_bytes, stored_bytes, resumed_chunks, seconds, consistency FROM snapshots ";
 constexpr char kNewestFirst[] = " ORDER BY time DESC, seq DESC";
 
 bool IsHexDigits(std::string_view s) {
@@ -97,8 +98,8 @@ Status Catalog::Impl::Prepare() {
       insert_,
       db_->Prepare(
           "INSERT INTO snapshots(id, label, time, device, size, chunk_size, manifest_root, chunks, "
-          "holes, new_chunks, new_bytes, stored_bytes, resumed_chunks, seconds) "
-          "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+          "holes, new_chunks, new_bytes, stored_bytes, resumed_chunks, seconds, consistency) "
+          "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
   ST_ASSIGN_OR_RETURN(list_, db_->Prepare(std::string(kColumns) + kNewestFirst));
   // Ids are hex digits, so [prefix, prefix + "g") holds exactly the ids
   // starting with prefix, and the UNIQUE index on id serves the range.
@@ -138,6 +139,7 @@ Status Catalog::Impl::Insert(const Snapshot& s) {
       .Bind(12, static_cast<int64_t>(st.stored_bytes))
       .Bind(13, static_cast<int64_t>(st.resumed_chunks))
       .Bind(14, st.seconds)
+      .Bind(15, s.consistency)
       .Run();
 }
 
@@ -168,6 +170,7 @@ Result<Snapshot> Catalog::Impl::ReadSnapshot(const SqliteQuery& q) {
   s.stats.stored_bytes = static_cast<uint64_t>(q.Int(11));
   s.stats.resumed_chunks = static_cast<uint64_t>(q.Int(12));
   s.stats.seconds = q.Double(13);
+  s.consistency = q.Text(14);
   return s;
 }
 

@@ -22,7 +22,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr int kDeviceKeySchema = 2;  // the version whose migration lives here
+constexpr int kDeviceKeySchema = 2;     // 1 -> 2: device keys
+constexpr int kConsistencySchema = 3;  // 2 -> 3: snapshots.consistency
 
 // `path` made absolute-canonical without requiring it to exist.
 std::string CanonicalFilePath(const std::string& path) {
@@ -200,27 +201,39 @@ Result<MigrationReport> MigrateCatalog(SqliteDb& db, int target_version,
     if (!row) return report;  // EnsureSchema reports the damage
     stored = q.Int(0);
   }
-  // Only 1 -> 2 exists; anything else is EnsureSchema's to judge.
-  if (stored != kDeviceKeySchema - 1 || target_version != kDeviceKeySchema) return report;
+  // 1 -> 2 (device keys) and 2 -> 3 (the consistency column) exist; anything
+  // else is EnsureSchema's to judge.
+  if (stored < kDeviceKeySchema - 1 || stored >= target_version ||
+      target_version > kConsistencySchema) {
+    return report;
+  }
   report.from_version = static_cast<int>(stored);
-  // Each path is probed once, however many snapshots and jobs name it.
-  std::map<std::string, Result<DeviceIdentity>> seen;
-  const DeviceProbe once = [&](const std::string& path) {
-    auto it = seen.find(path);
-    if (it == seen.end()) it = seen.emplace(path, probe(path)).first;
-    return it->second;
-  };
-  Status st = MigrateSnapshots(db, once, report);
-  if (st.ok()) st = MigrateJobs(db, once, report);
+  Status st;
+  if (stored == kDeviceKeySchema - 1) {
+    // Each path is probed once, however many snapshots and jobs name it.
+    std::map<std::string, Result<DeviceIdentity>> seen;
+    const DeviceProbe once = [&](const std::string& path) {
+      auto it = seen.find(path);
+      if (it == seen.end()) it = seen.emplace(path, probe(path)).first;
+      return it->second;
+    };
+    st = MigrateSnapshots(db, once, report);
+    if (st.ok()) st = MigrateJobs(db, once, report);
+  }
+  if (st.ok() && target_version >= kConsistencySchema) {
+    // Snapshots taken before schema 3 did not say how: '' (unknown).
+    st = db.Exec("ALTER TABLE snapshots ADD COLUMN consistency TEXT NOT NULL DEFAULT ''");
+  }
   if (st.ok()) {
     ST_ASSIGN_OR_RETURN(SqliteStmt put,
                         db.Prepare("UPDATE meta SET value = ? WHERE key='schema_version'"));
-    st = put.Query().Bind(1, int64_t{kDeviceKeySchema}).Run();
+    st = put.Query().Bind(1, int64_t{target_version}).Run();
   }
   if (st.ok()) st = txn.Commit();
   if (!st.ok()) {
-    return st.WithContext(db.path() + ": migrating the catalog from schema 1 to 2 (device keys) " +
-                          "failed and nothing was changed; fix the cause and run sparetime again");
+    return st.WithContext(db.path() + ": migrating the catalog from schema " +
+                          std::to_string(stored) + " to " + std::to_string(target_version) +
+                          " failed and nothing was changed; fix the cause and run sparetime again");
   }
   return report;
 }

@@ -85,7 +85,7 @@ TEST(ResolvePolicy, BuiltInDefaultsWhenNothingApplies) {
   EXPECT_EQ(p.peer_max_age_minutes, 15u);
   EXPECT_TRUE(p.applied.empty());
   EXPECT_TRUE(p.warnings.empty());
-  EXPECT_EQ(p.source.size(), 19u);  // every policy attribute
+  EXPECT_EQ(p.source.size(), 21u);  // every policy attribute
   for (const auto& [attr, src] : p.source) EXPECT_EQ(src, "built-in default") << attr;
 }
 
@@ -214,6 +214,9 @@ TEST(ResolvePolicy, ExampleDitForAlphaAndBeta) {
   EXPECT_EQ(alpha.compression_level, 3);
   EXPECT_EQ(alpha.chunk_size, 1048576u);
   EXPECT_EQ(alpha.consistency_mode, "crash");
+  EXPECT_EQ(alpha.max_freeze_seconds, 30u);
+  EXPECT_EQ(alpha.snapshot_size, 0u);
+  EXPECT_EQ(alpha.source["sparetimeMaxFreezeSeconds"], "built-in default");
   ASSERT_TRUE(alpha.escrow_public_key.has_value());
   EXPECT_EQ(alpha.peer_max_age_minutes, 15u);
   EXPECT_EQ(alpha.source["sparetimeBandwidthLimit"], PolicyDn("host-alpha"));

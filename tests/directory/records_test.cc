@@ -191,7 +191,8 @@ TEST(ParsePolicy, ReadsEverySetting) {
       {"sparetimeBandwidthLimit", "0"},     {"sparetimeCompressionLevel", "19"},
       {"sparetimeChunkSize", "65536"},      {"sparetimeConsistencyMode", "Snapshot"},
       {"sparetimeMigrationAllowed", "TRUE"}, {"sparetimeMigrationFrom", "beta"},
-      {"sparetimeEscrowPublicKey", kBetaKey}, {"sparetimePeerMaxAgeMinutes", "60"}};
+      {"sparetimeEscrowPublicKey", kBetaKey}, {"sparetimePeerMaxAgeMinutes", "60"},
+      {"sparetimeMaxFreezeSeconds", "45"},  {"sparetimeSnapshotSize", "2147483648"}};
   for (const auto& [attr, value] : values) e.Add(attr, value);
   Result<PolicyEntry> p = ParsePolicy(e);
   ASSERT_TRUE(p.ok()) << p.status().ToString();
@@ -216,6 +217,8 @@ TEST(ParsePolicy, ReadsEverySetting) {
   EXPECT_EQ(s.migration_from, std::vector<std::string>{"beta"});
   EXPECT_TRUE(s.escrow_public_key.has_value());
   EXPECT_EQ(s.peer_max_age_minutes, 60u);
+  EXPECT_EQ(s.max_freeze_seconds, 45u);
+  EXPECT_EQ(s.snapshot_size, 2147483648u);
 }
 
 TEST(ParsePolicy, EveryErrorNamesEntryAttributeAndValidValue) {
@@ -238,7 +241,10 @@ TEST(ParsePolicy, EveryErrorNamesEntryAttributeAndValidValue) {
       {"sparetimeChunkSize", "100000", "power of two"},
       {"sparetimeChunkSize", "32768", "65536 to 4194304"},
       {"sparetimeChunkSize", "8388608", "65536 to 4194304"},
-      {"sparetimeConsistencyMode", "fast", "crash, freeze or snapshot"},
+      {"sparetimeConsistencyMode", "fast", "auto, crash, freeze or snapshot"},
+      {"sparetimeMaxFreezeSeconds", "0", "1 to 3600"},
+      {"sparetimeMaxFreezeSeconds", "3601", "1 to 3600"},
+      {"sparetimeSnapshotSize", "-1", "0 to"},
       {"sparetimeAcOnly", "yes", "TRUE or FALSE"},
       {"sparetimeAcOnly", "true", "TRUE or FALSE"},
       {"sparetimeMigrationAllowed", "1", "TRUE or FALSE"},

@@ -205,7 +205,8 @@ TEST_F(CatalogMigrateTest, OldCatalogIsRekeyedWherePossibleAndAmbiguityIsKept) {
                                  ":path=/dev/st-gone1:chunk=65536"))->done.size(), 2u);
   EXPECT_EQ((*c)->JournalChunkIds()->size(), 3u);
 
-  // Done once: reopening changes nothing, and the version is 2.
+  // Done once: reopening changes nothing, and the version is 3 (2 -> 3 added
+  // the consistency column, '' for these old snapshots).
   c->reset();
   c = Catalog::Open(db_path_);
   ASSERT_TRUE(c.ok()) << c.status().ToString();
@@ -215,7 +216,7 @@ TEST_F(CatalogMigrateTest, OldCatalogIsRekeyedWherePossibleAndAmbiguityIsKept) {
   Result<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(db_path_, SqliteDb::Mode::kExisting);
   ASSERT_TRUE(db.ok());
   db_ = std::move(*db);
-  EXPECT_EQ(Version(), 2);
+  EXPECT_EQ(Version(), 3);
 }
 
 TEST_F(CatalogMigrateTest, PartitionsAreRekeyedFromTheLiveDeviceOnlyWhenItIsTheSameDisk) {
@@ -267,7 +268,38 @@ TEST_F(CatalogMigrateTest, PartitionsAreRekeyedFromTheLiveDeviceOnlyWhenItIsTheS
   EXPECT_EQ(probes, 0);
 }
 
-TEST_F(CatalogMigrateTest, FreshCatalogIsCreatedAtVersionTwo) {
+TEST_F(CatalogMigrateTest, SchemaTwoGainsTheConsistencyColumn) {
+  AddOld("0000000000000021", 100, OldDevice("/dev/sdz1", "block", "", "", ""));
+  detail::DeviceProbe probe = [](const std::string& path) -> Result<DeviceIdentity> {
+    return NotFound(path + " does not exist");
+  };
+  ASSERT_TRUE(detail::MigrateCatalog(*db_, 2, probe).ok());
+  ASSERT_EQ(Version(), 2);
+  Result<detail::MigrationReport> r = detail::MigrateCatalog(*db_, 3, probe);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->from_version, 2);
+  EXPECT_EQ(r->rekeyed + r->legacy, 0u) << "2 -> 3 re-keys nothing";
+  EXPECT_EQ(Version(), 3);
+  db_.reset();
+  Result<std::unique_ptr<Catalog>> c = Catalog::Open(db_path_);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  Result<std::vector<Snapshot>> list = (*c)->ListSnapshots();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ(list->at(0).consistency, "");
+  EXPECT_FALSE(list->at(0).inconsistent());
+  Snapshot s = list->at(0);
+  s.id.clear();
+  s.consistency = "crash";
+  Result<Snapshot> added = (*c)->AddSnapshot(s);
+  ASSERT_TRUE(added.ok()) << added.status().ToString();
+  Result<Snapshot> back = (*c)->FindSnapshot(added->id);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->consistency, "crash");
+  EXPECT_TRUE(back->inconsistent());
+}
+
+TEST_F(CatalogMigrateTest, FreshCatalogIsCreatedAtVersionThree) {
   TempDir t;
   Result<std::unique_ptr<Catalog>> c = Catalog::Open(t / "new.db");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
@@ -275,7 +307,7 @@ TEST_F(CatalogMigrateTest, FreshCatalogIsCreatedAtVersionTwo) {
   Result<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(t / "new.db", SqliteDb::Mode::kExisting);
   ASSERT_TRUE(db.ok());
   db_ = std::move(*db);
-  EXPECT_EQ(Version(), 2);
+  EXPECT_EQ(Version(), 3);
 }
 
 TEST(SchemaOneKeyTest, IsTheOldFormula) {

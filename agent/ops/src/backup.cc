@@ -1,4 +1,11 @@
 // ops::Backup and RateGate (see backup.h).
+//
+// Invariants (the consistency step, ops/consistency.h): the source is
+// prepared after the device opened and released on every path before Backup
+// returns; a snapshot is recorded only after ConsistentSource::Finish()
+// succeeded (so a freeze past its deadline or a full LVM snapshot records
+// nothing); a frozen or snapshotted image never resumes another run's
+// journaled chunks (they were read at another moment).
 #include "sparetime/ops/backup.h"
 
 #include <algorithm>
@@ -36,24 +43,101 @@ Status RateGate::WaitWhilePaused(uint64_t bytes) {
   return Status::Ok();
 }
 
+namespace {
+
+// Reads one device (an LVM snapshot) under another's identity (its origin),
+// so the snapshot is the origin's in the catalog and its device key.
+class ReadUnderIdentity final : public BlockDevice {
+ public:
+  ReadUnderIdentity(std::unique_ptr<BlockDevice> origin, std::unique_ptr<BlockDevice> read)
+      : origin_(std::move(origin)), read_(std::move(read)) {}
+  const DeviceIdentity& identity() const override { return origin_->identity(); }
+  Result<size_t> ReadAt(uint64_t offset, std::span<std::byte> buf) override {
+    return read_->ReadAt(offset, buf);
+  }
+  void DoneWith(uint64_t offset, uint64_t len) override { read_->DoneWith(offset, len); }
+  uint64_t NextDataOffset(uint64_t offset) override { return read_->NextDataOffset(offset); }
+
+ private:
+  std::unique_ptr<BlockDevice> origin_, read_;
+};
+
+// The journal, without resume for a point-in-time image.
+class ConsistentJournal final : public BackupJournal {
+ public:
+  ConsistentJournal(BackupJournal& inner, bool resume) : inner_(inner), resume_(resume) {}
+  Result<std::optional<JobProgress>> LoadProgress(const std::string& job_key) override {
+    if (!resume_) return std::optional<JobProgress>();
+    return inner_.LoadProgress(job_key);
+  }
+  Status RecordProgress(const std::string& job_key,
+                        std::span<const std::pair<uint64_t, ChunkId>> done) override {
+    return inner_.RecordProgress(job_key, done);
+  }
+  Status ClearProgress(const std::string& job_key) override {
+    return inner_.ClearProgress(job_key);
+  }
+
+ private:
+  BackupJournal& inner_;
+  const bool resume_;
+};
+
+// Records a snapshot only once the consistency step says the image is good,
+// and says how it was taken.
+class ConsistentRecorder final : public SnapshotRecorder {
+ public:
+  ConsistentRecorder(SnapshotRecorder& inner, ConsistentSource& source)
+      : inner_(inner), source_(source) {}
+  Result<Snapshot> AddSnapshot(Snapshot snapshot) override {
+    ST_RETURN_IF_ERROR(source_.Finish());
+    snapshot.consistency = source_.taken();
+    return inner_.AddSnapshot(std::move(snapshot));
+  }
+
+ private:
+  SnapshotRecorder& inner_;
+  ConsistentSource& source_;
+};
+
+}  // namespace
+
 Result<Snapshot> Backup(Backups& backups, const BackupRequest& r) {
   ST_ASSIGN_OR_RETURN(std::unique_ptr<BlockDevice> device,
                       OpenBlockDevice(r.device, {.direct_io = !r.buffered}));
+  ConsistencyOptions consistency = r.consistency;
+  if (r.pause == nullptr) consistency.rate_limit = r.bytes_per_second;
+  Result<std::unique_ptr<ConsistentSource>> prepared =
+      ConsistentSource::Prepare(r.device, consistency, r.cancel);
+  if (!prepared.ok()) return prepared.status().WithContext("backup of " + r.device);
+  ConsistentSource& source = **prepared;
+  if (source.read_path() != r.device) {
+    Result<std::unique_ptr<BlockDevice>> snap_dev =
+        OpenBlockDevice(source.read_path(), {.direct_io = !r.buffered});
+    if (!snap_dev.ok()) {
+      return source.Explain(snap_dev.status()).WithContext("backup of " + r.device);
+    }
+    device = std::make_unique<ReadUnderIdentity>(std::move(device), std::move(*snap_dev));
+  }
   std::optional<RateGate> rate;
   BackupOptions options;
   options.chunk_size = backups.config().chunk_size;
   options.label = r.label;
   options.progress = r.progress;
-  options.cancel = r.cancel;
+  options.cancel = source.cancel_flag();
   options.checkpoint_bytes = std::max<uint64_t>(1, r.checkpoint_bytes);
   options.pause = r.pause;
   if (options.pause == nullptr && r.bytes_per_second > 0) {
-    options.pause = &rate.emplace(r.bytes_per_second, r.clock ? *r.clock : SystemClock(), r.cancel);
+    options.pause =
+        &rate.emplace(r.bytes_per_second, r.clock ? *r.clock : SystemClock(), source.cancel_flag());
   }
   Catalog& catalog = backups.catalog();
-  BackupEnv env{backups.codec(), backups.sink(), catalog, catalog};
+  const std::string taken = source.taken();
+  ConsistentJournal journal(catalog, taken != kTakenFrozen && taken != kTakenSnapshot);
+  ConsistentRecorder recorder(catalog, source);
+  BackupEnv env{backups.codec(), backups.sink(), journal, recorder};
   Result<Snapshot> snap = sparetime::Backup(*device, env, options);
-  if (!snap.ok()) return snap.status().WithContext("backup of " + r.device);
+  if (!snap.ok()) return source.Explain(snap.status()).WithContext("backup of " + r.device);
   if (Status st = backups.Commit(); !st.ok()) {
     return st.WithContext("snapshot " + snap->id + " of " + r.device +
                           " is stored but its peers did not get the new snapshot list; run the "

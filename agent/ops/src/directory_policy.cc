@@ -29,4 +29,13 @@ IdlePolicy AgentIdlePolicy(const directory::EffectivePolicy& policy,
   return out;
 }
 
+ConsistencyOptions ConsistencyFromPolicy(const directory::EffectivePolicy& policy) {
+  ConsistencyOptions o;
+  Result<ConsistencyMode> mode = ParseConsistencyMode(policy.consistency_mode);
+  o.mode = mode.ok() ? *mode : ConsistencyMode::kAuto;
+  o.max_freeze_seconds = policy.max_freeze_seconds;
+  o.snapshot_bytes = policy.snapshot_size;
+  return o;
+}
+
 }  // namespace sparetime::ops

@@ -15,14 +15,17 @@ constexpr char kFormat[] = "sparetime-roots";
 constexpr size_t kMaxRootsPlaintext = 16u << 20;
 
 nlohmann::json SnapshotToJson(const Snapshot& s) {
-  return {{"id", s.id},
-          {"label", s.label},
-          {"time", s.time},
-          {"device", s.device.ToJson()},
-          {"size", s.size},
-          {"chunk_size", s.chunk_size},
-          {"manifest", s.manifest_root.hex()},
-          {"stats", s.stats.ToJson()}};
+  nlohmann::json j = {{"id", s.id},
+                      {"label", s.label},
+                      {"time", s.time},
+                      {"device", s.device.ToJson()},
+                      {"size", s.size},
+                      {"chunk_size", s.chunk_size},
+                      {"manifest", s.manifest_root.hex()},
+                      {"stats", s.stats.ToJson()}};
+  // Optional (issue 20): older lists lack it and read back as "".
+  if (!s.consistency.empty()) j["consistency"] = s.consistency;
+  return j;
 }
 
 Result<Snapshot> SnapshotFromJson(const nlohmann::json& j) {
@@ -37,6 +40,7 @@ Result<Snapshot> SnapshotFromJson(const nlohmann::json& j) {
   if (!root) return Corruption("snapshot " + s.id + " has a malformed manifest id");
   s.manifest_root = *root;
   ST_ASSIGN_OR_RETURN(s.stats, SnapshotStats::FromJson(j.at("stats")));
+  if (j.contains("consistency")) s.consistency = j.at("consistency").get<std::string>();
   return s;
 }
 

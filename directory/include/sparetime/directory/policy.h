@@ -37,7 +37,9 @@ struct EffectivePolicy {
   uint64_t bandwidth_limit = 0;
   int32_t compression_level = 3;
   uint32_t chunk_size = 1 << 20;
-  std::string consistency_mode = "crash";
+  std::string consistency_mode = "auto";
+  uint32_t max_freeze_seconds = 30;
+  uint64_t snapshot_size = 0;  // 0: 10% of the origin LV, at least 64 MiB
   bool migration_allowed = false;
   std::vector<std::string> migration_from;
   std::optional<PublicKey> escrow_public_key;

@@ -76,7 +76,9 @@ struct PolicySettings {
   std::optional<uint64_t> bandwidth_limit;  // bytes/s, 0 = unlimited
   std::optional<int32_t> compression_level;
   std::optional<uint32_t> chunk_size;
-  std::optional<std::string> consistency_mode;  // "crash" | "freeze" | "snapshot"
+  std::optional<std::string> consistency_mode;  // "auto" | "crash" | "freeze" | "snapshot"
+  std::optional<uint32_t> max_freeze_seconds;   // 1..3600
+  std::optional<uint64_t> snapshot_size;        // bytes of an LVM CoW snapshot, 0: 10%
   std::optional<bool> migration_allowed;
   std::optional<std::vector<std::string>> migration_from;
   std::optional<PublicKey> escrow_public_key;

@@ -59,6 +59,11 @@ struct Snapshot {
   uint32_t chunk_size = 0;
   ChunkId manifest_root;
   SnapshotStats stats;
+  // How the device was made consistent (issue 20): "direct" (not mounted or
+  // mounted read-only), "freeze", "snapshot" (LVM), "crash" (read live while
+  // mounted read-write: inconsistent), or "" (taken before schema 3).
+  std::string consistency;
+  bool inconsistent() const { return consistency == "crash"; }
 };
 
 // A job's resumable state: chunk index -> id, for the chunks already durable.

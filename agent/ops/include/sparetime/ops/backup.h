@@ -26,6 +26,7 @@
 #include "sparetime/imaging/catalog.h"
 #include "sparetime/imaging/imager.h"
 #include "sparetime/ops/backups.h"
+#include "sparetime/ops/consistency.h"
 
 namespace sparetime::ops {
 
@@ -41,9 +42,13 @@ struct BackupRequest {
   ProgressFn progress;
   const std::atomic<bool>* cancel = nullptr;
   const Clock* clock = nullptr;  // for the rate limit; null: the system clock
+  // How a mounted or LVM device is made consistent (ops/consistency.h);
+  // rate_limit is filled from bytes_per_second.
+  ConsistencyOptions consistency;
 };
 
-// Opens the device, runs the imager, commits. The snapshot on success.
+// Opens the device, prepares it (consistency step), runs the imager, releases
+// the freeze or LVM snapshot, commits. The snapshot on success.
 Result<Snapshot> Backup(Backups& backups, const BackupRequest& request);
 
 // A PauseGate that only enforces a byte rate (what `pause` is without a

@@ -23,6 +23,7 @@
 
 #include "sparetime/config/config.h"
 #include "sparetime/directory/policy.h"
+#include "sparetime/ops/consistency.h"
 #include "sparetime/scheduler/idle_policy.h"
 
 namespace sparetime::ops {
@@ -31,6 +32,10 @@ scheduler::IdlePolicy IdlePolicyFromDirectory(const directory::EffectivePolicy& 
 scheduler::IdlePolicy AgentIdlePolicy(const directory::EffectivePolicy& policy,
                            const config::AgentConfig& config);
 // sparetimeBandwidthLimit: bytes per second for job I/O, 0 = unlimited.
+// The consistency step's settings from the policy (sparetimeConsistencyMode,
+// sparetimeMaxFreezeSeconds, sparetimeSnapshotSize); the mode was checked by
+// the directory parser, so an unknown one (impossible) falls back to auto.
+ConsistencyOptions ConsistencyFromPolicy(const directory::EffectivePolicy& policy);
 inline uint64_t JobByteRate(const directory::EffectivePolicy& policy) {
   return policy.bandwidth_limit;
 }
