@@ -2,9 +2,11 @@
 #include "sparetime/ops/backup.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "sparetime/base/token_bucket.h"
 #include "sparetime/imaging/device.h"
+#include "sparetime/imaging/fs_allocation.h"
 
 namespace sparetime::ops {
 
@@ -49,6 +51,19 @@ Result<Snapshot> Backup(Backups& backups, const BackupRequest& r) {
   options.pause = r.pause;
   if (options.pause == nullptr && r.bytes_per_second > 0) {
     options.pause = &rate.emplace(r.bytes_per_second, r.clock ? *r.clock : SystemClock(), r.cancel);
+  }
+  std::optional<Allocation> allocation;
+  if (!r.all_blocks) {
+    allocation = FindAllocation(r.device, device->size());
+    if (r.notice) {
+      for (const std::string& n : allocation->notices) r.notice(n);
+      if (allocation->known) {
+        r.notice("reading only the blocks in use: " +
+                 std::to_string(allocation->AllocatedBytes()) + " of " +
+                 std::to_string(device->size()) + " bytes (" + allocation->how + ")");
+      }
+    }
+    if (allocation->known) options.allocated = &allocation->ranges;
   }
   Catalog& catalog = backups.catalog();
   BackupEnv env{backups.codec(), backups.sink(), catalog, catalog};
