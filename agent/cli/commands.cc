@@ -109,7 +109,7 @@ int RunSnapshots(const GlobalOptions& g) {
   // table (nothing for images without one; a broken table says so).
   auto partitions = [&](const Snapshot& s) {
     Result<PartitionTable> t = ops::SnapshotPartitions(**repo, s);
-    nlohmann::json j;
+    nlohmann::json j = nlohmann::json::object();
     if (!t.ok()) {
       j["partition_table_error"] = t.status().message();
     } else if (t->scheme != PartitionTable::Scheme::kNone) {
