@@ -111,6 +111,8 @@ int RunBackup(const GlobalOptions& g, const BackupCommandOptions& o) {
   request.bytes_per_second = *rate;
   request.progress = bar.Callback();
   request.cancel = g.interrupted;
+  request.all_blocks = o.all_blocks;
+  if (!g.quiet) request.notice = [](const std::string& n) { std::cerr << "notice: " << n << "\n"; };
   ops::IdleRunReport idle;
   Result<Snapshot> snap = o.idle.when_idle
                               ? BackupWhenIdle(g, o.idle, **repo, std::move(request), &idle)
@@ -142,9 +144,30 @@ int RunSnapshots(const GlobalOptions& g) {
   if (!repo.ok()) return rc;
   auto list = ops::ListSnapshots(**repo);
   if (!list.ok()) return Fail(list.status(), Stage::kWork);
+  // Whole-disk snapshots list their partitions, read from the image's own
+  // table (nothing for images without one; a broken table says so).
+  auto partitions = [&](const Snapshot& s) {
+    Result<PartitionTable> t = ops::SnapshotPartitions(**repo, s);
+    nlohmann::json j = nlohmann::json::object();
+    if (!t.ok()) {
+      j["partition_table_error"] = t.status().message();
+    } else if (t->scheme != PartitionTable::Scheme::kNone) {
+      j["partition_table"] = SchemeName(t->scheme);
+      j["partitions"] = nlohmann::json::array();
+      for (const Partition& p : t->partitions) {
+        j["partitions"].push_back({{"number", p.number}, {"offset", p.offset}, {"size", p.size},
+                                   {"type", p.type}, {"uuid", p.uuid}, {"name", p.name}});
+      }
+    }
+    return j;
+  };
   if (g.json) {
     nlohmann::json arr = nlohmann::json::array();
-    for (const Snapshot& s : *list) arr.push_back(SnapshotJson(s));
+    for (const Snapshot& s : *list) {
+      nlohmann::json j = SnapshotJson(s);
+      j.update(partitions(s));
+      arr.push_back(std::move(j));
+    }
     std::cout << arr.dump() << "\n";
     return kExitOk;
   }
@@ -156,6 +179,17 @@ int RunSnapshots(const GlobalOptions& g) {
                                                     : s.consistency;
     std::printf("%-16s  %-20s  %-10s  %-20s  %-12s  %s\n", s.id.c_str(), IsoTime(s.time).c_str(),
                 HumanBytes(s.size).c_str(), s.device.path.c_str(), how.c_str(), s.label.c_str());
+    nlohmann::json j = partitions(s);
+    if (j.contains("partition_table_error")) {
+      std::printf("  partition table unreadable: %s\n",
+                  j["partition_table_error"].get<std::string>().c_str());
+    }
+    for (const nlohmann::json& p : j.value("partitions", nlohmann::json::array())) {
+      std::printf("  partition %-3u %-10s at %-12llu %s %s\n", p["number"].get<unsigned>(),
+                  HumanBytes(p["size"].get<uint64_t>()).c_str(),
+                  static_cast<unsigned long long>(p["offset"].get<uint64_t>()),
+                  p["type"].get<std::string>().c_str(), p["name"].get<std::string>().c_str());
+    }
   }
   std::printf("chunk ids: %s\n", std::string(IdHashName((*repo)->config().id_hash)).c_str());
   return kExitOk;
@@ -185,6 +219,7 @@ int RunRestore(const GlobalOptions& g, const RestoreCommandOptions& o) {
   request.buffered = o.buffered;
   request.truncate = o.truncate;
   request.keep_going = o.keep_going;
+  request.partition = o.partition;
   request.progress = bar.Callback();
   request.cancel = g.interrupted;
   Result<ops::RestoreReport> r = ops::RestoreSnapshot(**repo, request);
@@ -204,6 +239,8 @@ int RunRestore(const GlobalOptions& g, const RestoreCommandOptions& o) {
                                 {"bytes_written", r->stats.bytes_written},
                                 {"chunks_written", r->stats.chunks_written},
                                 {"holes", r->stats.holes},
+                                {"partition", r->partition ? r->partition->number : 0},
+                                {"gpt_moved", r->gpt_moved},
                                 {"damaged", bad}}
                      .dump()
               << "\n";
@@ -212,7 +249,15 @@ int RunRestore(const GlobalOptions& g, const RestoreCommandOptions& o) {
                 r->snapshot.id.c_str(), HumanBytes(r->image_size).c_str(), o.target.c_str(),
                 static_cast<unsigned long long>(r->stats.chunks_written),
                 static_cast<unsigned long long>(r->stats.holes));
-    if (r->target_size > r->image_size) {
+    if (r->partition) {
+      std::printf("  partition %u: %s at offset %llu of the disk image\n", r->partition->number,
+                  HumanBytes(r->partition->size).c_str(),
+                  static_cast<unsigned long long>(r->partition->offset));
+    }
+    if (r->gpt_moved) {
+      std::printf("the backup GPT moved to the end of %s (%s); the partitions are unchanged\n",
+                  o.target.c_str(), HumanBytes(r->target_size).c_str());
+    } else if (r->target_size > r->image_size) {
       std::printf("%s keeps its size (%s); the %s past the image are unchanged\n",
                   o.target.c_str(), HumanBytes(r->target_size).c_str(),
                   HumanBytes(r->target_size - r->image_size).c_str());

@@ -38,6 +38,7 @@ struct BackupCommandOptions {
   std::string label;
   bool buffered = false;  // page cache reads, not O_DIRECT
   uint64_t checkpoint_mib = 256;  // journal progress every this many MiB
+  bool all_blocks = false;        // --all-blocks: read free space too (raw image)
   IdleBackupOptions idle;         // --when-idle and its options
   // --consistency, --max-freeze, --snapshot-size; unset: the directory
   // policy's (agent config), else auto / 30 s / 10% of the LV.
@@ -53,6 +54,7 @@ struct RestoreCommandOptions {
   bool zero_holes = false;
   bool buffered = false;  // page cache writes, not O_DIRECT
   bool keep_going = false;  // zeroes for damaged chunks, list them, exit 6
+  uint32_t partition = 0;   // --partition N: one partition of a whole-disk snapshot
 };
 
 int RunInit(const GlobalOptions& g, const InitOptions& o);

@@ -96,6 +96,9 @@ int Main(int argc, char** argv) {
   backup_cmd->add_option("--snapshot-size", backup.snapshot_size,
                          "copy-on-write space of a classic LVM snapshot, e.g. 2G (default: the "
                          "policy's sparetimeSnapshotSize, else 10% of the volume)");
+  backup_cmd->add_flag("--all-blocks", backup.all_blocks,
+                       "read every block, free space included (a raw, forensic image); by "
+                       "default only the blocks ext4/xfs use are read");
   AddIdleBackupOptions(backup_cmd, &backup.idle);
 
   auto* snapshots_cmd = app.add_subcommand("snapshots", "list snapshots");
@@ -118,6 +121,10 @@ int Main(int argc, char** argv) {
                         "write zeroes for all-zero chunks on block devices");
   restore_cmd->add_flag("--buffered", restore.buffered,
                         "write through the page cache instead of with O_DIRECT");
+  restore_cmd->add_option("--partition", restore.partition,
+                          "restore only partition N of a whole-disk snapshot (as `snapshots` "
+                          "lists them) to the start of the target")
+      ->check(CLI::Range(1u, 1u << 20));
   restore_cmd->add_flag("--keep-going", restore.keep_going,
                         "write every good chunk and zeroes where chunks are damaged, then list "
                         "the damaged offsets (exit code 6)");

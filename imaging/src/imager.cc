@@ -22,6 +22,7 @@
 #include "sparetime/base/clock.h"
 #include "sparetime/base/mutex.h"
 #include "sparetime/imaging/chunker.h"
+#include "sparetime/imaging/fs_allocation.h"
 #include "sparetime/imaging/manifest.h"
 #include "work_queue.h"
 
@@ -46,7 +47,7 @@ class BackupRun {
         chunker_(device.size(), chunk_size),
         // The path too: two clones with one filesystem UUID must not share progress.
         job_key_(device.identity().Key() + ":path=" + device.identity().path +
-                 ":chunk=" + std::to_string(chunk_size)),
+                 ":chunk=" + std::to_string(chunk_size) + (options.allocated ? ":fs" : "")),
         ids_(chunker_.count()),
         done_(chunker_.count(), false),
         progress_(options.progress, device.size()),
@@ -121,6 +122,11 @@ std::optional<ChunkExtent> BackupRun::NextToRead() {
   for (; next_read_ < chunker_.count() && !ShouldStop(); ++next_read_) {
     if (done_[next_read_]) continue;
     ChunkExtent extent = chunker_.At(next_read_);
+    if (options_.allocated &&
+        !AnyAllocated(*options_.allocated, extent.offset, extent.length)) {
+      RecordHole(next_read_, extent.length);  // free space of the filesystem
+      continue;
+    }
     if (extent.offset >= data_from_) data_from_ = device_.NextDataOffset(extent.offset);
     if (data_from_ >= extent.offset + extent.length) {
       RecordHole(next_read_, extent.length);  // a hole in a sparse file: nothing to read
@@ -154,6 +160,11 @@ void BackupRun::ReadLoop(BoundedQueue<AlignedBuffer>& free, BoundedQueue<ChunkWo
                           std::to_string(device_.size()) +
                           " bytes (did it shrink during the backup?)"));
       break;
+    }
+    // The free bytes of a partly allocated chunk: zeroes, so no deleted
+    // file's residue is hashed or stored (and the chunk compresses better).
+    if (options_.allocated) {
+      ZeroUnallocated(*options_.allocated, extent->offset, buffer->span().first(extent->length));
     }
     if (!work.Push(ChunkWork{extent->index, std::move(*buffer)})) break;
   }

@@ -52,7 +52,7 @@ TEST_F(CliRoundTrip, TwoSnapshotsOfAnExt4DiskRestoreBitForBit) {
   WithMount("mkdir docs && cp -r /usr/share/common-licenses docs/ && "
             "head -c 3000000 /dev/urandom > random.bin && seq 1 200000 > numbers.txt");
   std::string v1 = Capture("v1.img");
-  nlohmann::json s1 = cli_.Backup(disk_->path(), "--label first");
+  nlohmann::json s1 = cli_.Backup(disk_->path(), "--all-blocks --label first");
   ASSERT_TRUE(s1.contains("id"));
   EXPECT_EQ(s1["label"], "first");
   EXPECT_EQ(s1["size"], kDiskBytes);
@@ -61,7 +61,7 @@ TEST_F(CliRoundTrip, TwoSnapshotsOfAnExt4DiskRestoreBitForBit) {
   WithMount("head -c 1000000 /dev/urandom > new.bin && echo more >> numbers.txt && "
             "rm -rf docs/common-licenses/GPL-3");
   std::string v2 = Capture("v2.img");
-  nlohmann::json s2 = cli_.Backup(disk_->path(), "--label second");
+  nlohmann::json s2 = cli_.Backup(disk_->path(), "--all-blocks --label second");
   ASSERT_TRUE(s2.contains("id"));
   uint64_t chunks = s2["stats"]["chunks"], fresh = s2["stats"]["new_chunks"];
   EXPECT_GT(fresh, 0u);
@@ -110,8 +110,8 @@ TEST_F(CliRoundTrip, TwoSnapshotsOfAnExt4DiskRestoreBitForBit) {
 TEST_F(CliRoundTrip, UnchangedDeviceCostsAlmostNothing) {
   cli_.Init();
   WithMount("seq 1 500000 > numbers.txt");
-  nlohmann::json s1 = cli_.Backup(disk_->path());
-  nlohmann::json s2 = cli_.Backup(disk_->path());
+  nlohmann::json s1 = cli_.Backup(disk_->path(), "--all-blocks");
+  nlohmann::json s2 = cli_.Backup(disk_->path(), "--all-blocks");
   EXPECT_GT(s1["stats"]["new_chunks"].get<uint64_t>(), 0u);
   EXPECT_EQ(s2["stats"]["new_chunks"], 0u);
   EXPECT_EQ(s2["stats"]["stored_bytes"], 0u);
@@ -121,8 +121,8 @@ TEST_F(CliRoundTrip, UnchangedDeviceCostsAlmostNothing) {
 TEST_F(CliRoundTrip, DirectAndBufferedIoGiveTheSameImage) {
   cli_.Init();
   WithMount("head -c 2000000 /dev/urandom > a.bin");
-  nlohmann::json s1 = cli_.Backup(disk_->path());
-  nlohmann::json s2 = cli_.Backup(disk_->path(), "--buffered");
+  nlohmann::json s1 = cli_.Backup(disk_->path(), "--all-blocks");
+  nlohmann::json s2 = cli_.Backup(disk_->path(), "--all-blocks --buffered");
   EXPECT_EQ(s1["manifest"], s2["manifest"]);
   CommandResult r = cli_.Run("restore latest --to " + tmp_ / "direct.img");  // O_DIRECT
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -9,9 +9,11 @@
 #include "sparetime/ops/backup.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "sparetime/base/token_bucket.h"
 #include "sparetime/imaging/device.h"
+#include "sparetime/imaging/fs_allocation.h"
 
 namespace sparetime::ops {
 
@@ -130,6 +132,19 @@ Result<Snapshot> Backup(Backups& backups, const BackupRequest& r) {
   if (options.pause == nullptr && r.bytes_per_second > 0) {
     options.pause =
         &rate.emplace(r.bytes_per_second, r.clock ? *r.clock : SystemClock(), source.cancel_flag());
+  }
+  std::optional<Allocation> allocation;
+  if (!r.all_blocks) {
+    allocation = FindAllocation(r.device, device->size());
+    if (r.notice) {
+      for (const std::string& n : allocation->notices) r.notice(n);
+      if (allocation->known) {
+        r.notice("reading only the blocks in use: " +
+                 std::to_string(allocation->AllocatedBytes()) + " of " +
+                 std::to_string(device->size()) + " bytes (" + allocation->how + ")");
+      }
+    }
+    if (allocation->known) options.allocated = &allocation->ranges;
   }
   Catalog& catalog = backups.catalog();
   const std::string taken = source.taken();

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "sparetime/imaging/device.h"
+#include "sparetime/imaging/disk_layout.h"
 #include "sparetime/imaging/manifest.h"
 
 namespace sparetime::ops {
@@ -66,34 +67,91 @@ Result<Snapshot> FindSnapshot(Backups& backups, const std::string& spec,
   return *newest;
 }
 
+Result<PartitionTable> SnapshotPartitions(Backups& backups, const Snapshot& snap) {
+  ST_ASSIGN_OR_RETURN(Manifest manifest,
+                      LoadManifest(snap.manifest_root, backups.codec(), backups.source()));
+  return SnapshotPartitions(manifest, backups.codec(), backups.source());
+}
+
+namespace {
+
+std::string PartitionList(const PartitionTable& t) {
+  std::string out;
+  for (const Partition& p : t.partitions) {
+    out += (out.empty() ? "" : ", ") + std::to_string(p.number) + " (" +
+           std::to_string(p.size) + " bytes at " + std::to_string(p.offset) + ")";
+  }
+  return out.empty() ? "none" : out;
+}
+
+}  // namespace
+
 Result<RestoreReport> RestoreSnapshot(Backups& backups, const RestoreRequest& r) {
   RestoreReport report;
   ST_ASSIGN_OR_RETURN(report.snapshot, FindSnapshot(backups, r.snapshot, r.device));
   const Snapshot& snap = report.snapshot;
   Result<Manifest> manifest = LoadManifest(snap.manifest_root, backups.codec(), backups.source());
   if (!manifest.ok()) return manifest.status().WithContext("snapshot " + snap.id);
+  if (r.partition > 0) {
+    Result<PartitionTable> table = SnapshotPartitions(*manifest, backups.codec(), backups.source());
+    if (!table.ok()) {
+      return table.status().WithContext("snapshot " + snap.id + ": its partition table cannot "
+                                        "be used to restore partition " +
+                                        std::to_string(r.partition) +
+                                        "; restore the whole disk instead");
+    }
+    for (const Partition& p : table->partitions) {
+      if (p.number == r.partition) report.partition = p;
+    }
+    if (!report.partition) {
+      return NotFound("snapshot " + snap.id + " has no partition " + std::to_string(r.partition) +
+                      " (" + SchemeName(table->scheme) + " table; partitions: " +
+                      PartitionList(*table) + ")");
+    }
+    *manifest = WindowManifest(*manifest, report.partition->offset, report.partition->size);
+  }
   ST_RETURN_IF_ERROR(backups.Prepare(manifest->chunks));
-  report.image_size = manifest->size;
+  const uint64_t wanted = report.partition ? report.partition->size : manifest->size;
+  report.image_size = wanted;
   // An existing regular file larger than the image keeps its size (and the
   // bytes past the image) unless truncate was asked for.
-  uint64_t open_size = manifest->size;
+  uint64_t open_size = wanted;
   struct stat st {};
   if (!r.truncate && ::stat(r.target.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
       static_cast<uint64_t>(st.st_size) > open_size) {
     open_size = static_cast<uint64_t>(st.st_size);
   }
-  ST_ASSIGN_OR_RETURN(std::unique_ptr<RestoreTarget> target,
-                      OpenRestoreTarget(r.target, open_size,
-                                        {.zero_holes = r.zero_holes, .direct_io = !r.buffered}));
+  Result<std::unique_ptr<RestoreTarget>> opened = OpenRestoreTarget(
+      r.target, open_size,
+      {.zero_holes = r.zero_holes, .direct_io = !r.buffered && !report.partition});
+  if (!opened.ok() && report.partition) {
+    return opened.status().WithContext("partition " + std::to_string(r.partition) + " of snapshot " +
+                                       snap.id + " is " + std::to_string(wanted) + " bytes");
+  }
+  ST_RETURN_IF_ERROR(opened.status());
+  std::unique_ptr<RestoreTarget> target = std::move(*opened);
   report.target_size = target->size();
+  std::unique_ptr<RestoreTarget> window;
+  if (report.partition) {
+    window = WindowTarget(*target, report.partition->offset, wanted, manifest->size);
+  }
   RestoreOptions options{.progress = r.progress, .cancel = r.cancel};
   options.keep_going = r.keep_going;
-  Result<RestoreStats> stats =
-      Restore(*manifest, backups.codec(), backups.source(), *target, options);
+  Result<RestoreStats> stats = Restore(*manifest, backups.codec(), backups.source(),
+                                       window ? *window : *target, options);
   if (!stats.ok()) {
     return stats.status().WithContext("restore of snapshot " + snap.id + " to " + r.target);
   }
   report.stats = *stats;
+  if (!report.partition && report.target_size > report.image_size) {
+    target.reset();  // closed: the GPT fix-up opens the target itself
+    Result<bool> moved = RelocateGpt(r.target, report.image_size);
+    if (!moved.ok()) {
+      return moved.status().WithContext("snapshot " + snap.id + " is restored to " + r.target +
+                                        " but its backup GPT was not moved to the end");
+    }
+    report.gpt_moved = *moved;
+  }
   return report;
 }
 

@@ -9,6 +9,9 @@
 // the sink and journals the finished chunks, so an interrupted backup
 // (kill -9, disk full, cancel) resumes from there on the next run. The
 // snapshot is recorded only after the manifest is stored and flushed.
+// With `allocated` set, chunks holding no allocated byte of the filesystem
+// are recorded as holes without a read (a partly allocated chunk is read
+// whole and its free bytes zeroed); such runs keep their resume journal apart from raw runs.
 #ifndef SPARETIME_IMAGING_IMAGER_H_
 #define SPARETIME_IMAGING_IMAGER_H_
 
@@ -16,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "sparetime/base/pause_gate.h"
 #include "sparetime/base/status.h"
@@ -44,6 +48,11 @@ struct BackupOptions {
   const std::atomic<bool>* cancel = nullptr;  // set to stop early (kCancelled)
   // Asked before each device read (pause while the box is busy, rate limit).
   PauseGate* pause = nullptr;
+  // The device's allocated ranges (fs_allocation.h), sorted and merged; a
+  // chunk without an allocated byte is a hole: not read, hashed or stored;
+  // in a partly allocated chunk (read whole) the free bytes are zeroed.
+  // Null: every chunk is read (--all-blocks, or an unknown filesystem).
+  const std::vector<ByteRange>* allocated = nullptr;
 };
 
 struct BackupEnv {

@@ -9,6 +9,8 @@
 //     a token bucket at `bytes_per_second` gates the device reads.
 //   - A snapshot is reported only once it is committed; a failed commit
 //     says that the snapshot is stored but the peers lack the new list.
+//   - Unless all_blocks, only allocated ranges are read; a filesystem whose
+//     allocation is unknown is read whole and `notice` says why.
 //   - Backups::Warnings() holds the run's warnings afterwards, on success
 //     and on failure.
 //
@@ -18,6 +20,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "sparetime/base/clock.h"
@@ -45,6 +48,12 @@ struct BackupRequest {
   // How a mounted or LVM device is made consistent (ops/consistency.h);
   // rate_limit is filled from bytes_per_second.
   ConsistencyOptions consistency;
+  // Raw image of every block (forensics). Off: only the blocks the
+  // filesystem(s) use are read (imaging/fs_allocation.h); the rest are holes.
+  bool all_blocks = false;
+  // Told, one line each, what was found about the device's allocation and
+  // every filesystem or partition read whole for want of it (may be empty).
+  std::function<void(const std::string&)> notice;
 };
 
 // Opens the device, prepares it (consistency step), runs the imager, releases

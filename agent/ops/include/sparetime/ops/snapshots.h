@@ -12,6 +12,13 @@
 // bytes past the image unless `truncate` is set. A target smaller than the
 // image is refused (kFailedPrecondition), a missing file is created.
 //
+// With `partition`, one partition of a whole-disk snapshot is restored to
+// the start of the target: a partition number the snapshot's table lacks is
+// kNotFound listing the ones it has, a broken table kCorruption, a target
+// smaller than the partition kFailedPrecondition — each before anything is
+// written. A whole-disk restore onto a larger target moves the backup GPT
+// to the target's end (imaging/disk_layout.h), so the table stays valid.
+//
 // Invariants: a restore reads the manifest and asks the peers where its
 // chunks are (Backups::Prepare) before the target is opened, so nothing is
 // written when the snapshot cannot be read.
@@ -20,12 +27,14 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "sparetime/base/status.h"
 #include "sparetime/imaging/catalog.h"
 #include "sparetime/imaging/imager.h"
+#include "sparetime/imaging/partition_table.h"
 #include "sparetime/imaging/restorer.h"
 #include "sparetime/ops/backups.h"
 
@@ -50,6 +59,9 @@ struct RestoreRequest {
   // keep_going); the report's stats.damaged lists them. The caller decides
   // that a restore with damage failed (the CLI exits 6).
   bool keep_going = false;
+  // > 0: restore only this partition of a whole-disk snapshot (numbered as
+  // `snapshots` shows them) to the start of `target`.
+  uint32_t partition = 0;
   ProgressFn progress;
   const std::atomic<bool>* cancel = nullptr;
 };
@@ -59,7 +71,12 @@ struct RestoreReport {
   uint64_t image_size = 0;
   uint64_t target_size = 0;  // the target's size afterwards
   RestoreStats stats;
+  std::optional<Partition> partition;  // the partition restored, when one was asked for
+  bool gpt_moved = false;  // the backup GPT was moved to the larger target's end
 };
+
+// The partition table in a snapshot's image (scheme kNone without one).
+Result<PartitionTable> SnapshotPartitions(Backups& backups, const Snapshot& snapshot);
 
 Result<RestoreReport> RestoreSnapshot(Backups& backups, const RestoreRequest& request);
 
