@@ -135,7 +135,9 @@ Result<Snapshot> Backup(Backups& backups, const BackupRequest& r) {
   }
   std::optional<Allocation> allocation;
   if (!r.all_blocks) {
-    allocation = FindAllocation(r.device, device->size());
+    // The allocation of what is read: the LVM snapshot when there is one (the
+    // origin keeps changing), the frozen or quiet device otherwise.
+    allocation = FindAllocation(source.read_path(), device->size());
     if (r.notice) {
       for (const std::string& n : allocation->notices) r.notice(n);
       if (allocation->known) {
