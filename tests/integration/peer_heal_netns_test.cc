@@ -119,7 +119,9 @@ class PeerHealNetnsTest : public ::testing::Test {
     EXPECT_TRUE(stmt.ok());
     if (!stmt.ok()) return out;
     SqliteQuery q = stmt->Query();
-    while (q.Step().value_or(false)) {
+    for (;;) {
+      Result<bool> row = q.Step();
+      if (!row.ok() || !*row) break;
       out.push_back({q.Text(0), (store / q.Text(1)).string(), q.Int(2), q.Int(3)});
     }
     return out;
