@@ -122,9 +122,9 @@ Status VerifyVerdict(const VerifyBackupsReport& report) {
     const DamagedReplica& r = report.replicas.front();
     return Corruption(std::to_string(damaged) + " damaged or missing replica(s) on peers (first: "
                       "chunk " + r.id.short_hex() + " on " + r.peer + ": " + r.error +
-                      "); every chunk still has a good copy, so restores are complete. Their "
-                      "records are dropped: `sparetime repair` copies them from a good replica "
-                      "now, the next backup does it otherwise");
+                      "); every chunk still has a good copy, so restores are complete. In the "
+                      "owner's own backups their records are dropped: `sparetime repair` on the "
+                      "owner copies them from a good replica now, its next backup otherwise");
   }
   std::string first;
   if (report.database_error) first = *report.database_error;
