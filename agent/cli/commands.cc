@@ -359,6 +359,11 @@ int RunVerify(const GlobalOptions& g, const std::optional<std::string>& which, b
                  c.id.short_hex().c_str(), c.snapshots.size(), used.c_str(),
                  c.error.message().c_str());
   }
+  for (const ops::DamagedReplica& r : report->replicas) {
+    std::fprintf(stderr, "sparetime: %s replica of chunk %s on %s (record dropped): %s\n",
+                 r.damaged ? "damaged" : "missing", r.id.short_hex().c_str(), r.peer.c_str(),
+                 r.error.c_str());
+  }
   PrintWarnings(g, (*repo)->Warnings());
   if (Status verdict = ops::VerifyVerdict(*report); !verdict.ok()) {
     return Fail(verdict, Stage::kWork);

@@ -47,6 +47,23 @@ std::string PackName(uint64_t id) {
   return name;
 }
 
+// The path of pack `id` from its name column: only the exact name the
+// scheme gives that id (PackName) is accepted. A damaged or edited index.db
+// must not point a read, rewrite or delete at "../x", an absolute path or
+// another pack's file.
+Result<std::string> PackPath(const std::string& dir, const std::string& db_path, int64_t id,
+                             const std::string& name) {
+  if (id < 0 || name != PackName(static_cast<uint64_t>(id))) {
+    std::string shown = name.size() > 80 ? name.substr(0, 80) + "..." : name;
+    return Corruption(db_path + ": pack " + std::to_string(id) + " is listed as \"" + shown +
+                      "\", not a pack name (" +
+                      (id < 0 ? std::string("packs/NN/PPPPPPPP.pack")
+                              : PackName(static_cast<uint64_t>(id))) +
+                      "); index.db is damaged or was edited: restore it from a copy");
+  }
+  return dir + "/" + name;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<PackIndex>> PackIndex::Open(const std::string& dir, SqliteDb::Mode mode,
@@ -119,7 +136,11 @@ Result<bool> PackIndex::ReadRow(SqliteQuery& q, IndexRow& r) {
   r.loc.length = static_cast<uint32_t>(q.Int(3));
   std::memcpy(r.loc.hash.data(), hash.data(), hash.size());
   const std::string name = q.Text(5);
-  r.loc.pack_path = name.empty() ? std::string() : dir_ + "/" + name;
+  if (q.IsNull(5)) {
+    r.loc.pack_path.clear();
+  } else {
+    ST_ASSIGN_OR_RETURN(r.loc.pack_path, PackPath(dir_, db_->path(), q.Int(1), name));
+  }
   return true;
 }
 
@@ -162,7 +183,8 @@ Result<std::vector<PackInfo>> PackIndex::ListPacks() {
   for (;;) {
     ST_ASSIGN_OR_RETURN(bool row, q.Step());
     if (!row) return packs;
-    packs.push_back({static_cast<uint64_t>(q.Int(0)), dir_ + "/" + q.Text(1)});
+    ST_ASSIGN_OR_RETURN(std::string path, PackPath(dir_, db_->path(), q.Int(0), q.Text(1)));
+    packs.push_back({static_cast<uint64_t>(q.Int(0)), std::move(path)});
   }
 }
 
@@ -219,6 +241,14 @@ Status PackIndex::MarkDamaged(std::span<const DamagedChunk> chunks) {
   return txn.Commit();
 }
 
+Status PackIndex::ForgetDamaged(std::span<const ChunkId> ids) {
+  if (ids.empty()) return Status::Ok();
+  MutexLock l(mu_);
+  ST_ASSIGN_OR_RETURN(SqliteTransaction txn, SqliteTransaction::Begin(*db_));
+  for (const ChunkId& id : ids) ST_RETURN_IF_ERROR(heal_.Query().Bind(1, id.bytes).Run());
+  return txn.Commit();
+}
+
 Result<std::optional<std::string>> PackIndex::DamagedError(const ChunkId& id) {
   MutexLock l(mu_);
   SqliteQuery q = damaged_error_.Query();
@@ -255,7 +285,8 @@ Result<std::vector<PackUsage>> PackIndex::Usage() {
     ST_ASSIGN_OR_RETURN(bool row, q.Step());
     if (!row) return out;
     PackUsage u;
-    u.pack = {static_cast<uint64_t>(q.Int(0)), dir_ + "/" + q.Text(1)};
+    ST_ASSIGN_OR_RETURN(std::string path, PackPath(dir_, db_->path(), q.Int(0), q.Text(1)));
+    u.pack = {static_cast<uint64_t>(q.Int(0)), std::move(path)};
     u.committed_size = static_cast<uint64_t>(q.Int(2));
     u.live_chunks = static_cast<uint64_t>(q.Int(3));
     u.live_bytes = static_cast<uint64_t>(q.Int(4));

@@ -89,6 +89,8 @@ class PackIndex {
   // Why `id` was recorded damaged; none when it was not (or was healed).
   Result<std::optional<std::string>> DamagedError(const ChunkId& id);
   Result<std::vector<DamagedChunk>> ListDamaged();
+  // Deletes the damaged records of `ids`, in one transaction (prune).
+  Status ForgetDamaged(std::span<const ChunkId> ids);
   // SQLite quick_check (full: integrity_check) of index.db.
   Status CheckIntegrity(bool full);
 

@@ -525,6 +525,15 @@ Status PackStore::MarkDamaged(std::span<const DamagedChunk> chunks) {
   return impl_->index().MarkDamaged(chunks);
 }
 Result<std::vector<DamagedChunk>> PackStore::Damaged() { return impl_->index().ListDamaged(); }
+Result<std::vector<ChunkId>> PackStore::ListDamagedRecords() {
+  ST_ASSIGN_OR_RETURN(std::vector<DamagedChunk> damaged, impl_->index().ListDamaged());
+  std::vector<ChunkId> ids;
+  for (const DamagedChunk& d : damaged) ids.push_back(d.id);
+  return ids;
+}
+Status PackStore::DropDamagedRecords(std::span<const ChunkId> ids) {
+  return impl_->index().ForgetDamaged(ids);
+}
 Status PackStore::CheckIntegrity(bool full) { return impl_->index().CheckIntegrity(full); }
 const PackRecovery& PackStore::recovery() const { return impl_->recovery(); }
 Result<uint64_t> PackStore::Scrub(const std::function<void(const ChunkId&, const Status&)>& bad) {

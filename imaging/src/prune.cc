@@ -5,7 +5,9 @@
 // manifest was read; a chunk is removed only when no kept snapshot (data or
 // manifest chunk) and no journal names it; holes are never stored, so never
 // listed or removed; snapshots of ambiguous legacy device keys are kept
-// (retention.h) and counted in a warning note.
+// (retention.h) and counted in a warning note; a damaged record (the store's
+// note that verify found a chunk damaged) is dropped once no kept snapshot
+// or journal names the chunk.
 #include "sparetime/imaging/prune.h"
 
 #include <unordered_set>
@@ -96,7 +98,16 @@ Result<PruneReport> Prune(const PruneEnv& env, const RetentionPolicy& policy,
     report.bytes_removed += c.bytes;
   }
   report.chunks_removed = garbage.size();
+  // Damaged records (verify) of chunks nothing references any more: there
+  // is nothing left to heal, so they go too.
+  ST_ASSIGN_OR_RETURN(std::vector<ChunkId> damaged, env.remover.ListDamagedRecords());
+  std::vector<ChunkId> unused_damaged;
+  for (const ChunkId& id : damaged) {
+    if (!referenced.contains(id)) unused_damaged.push_back(id);
+  }
+  report.damaged_forgotten = unused_damaged.size();
   if (options.dry_run) return report;
+  ST_RETURN_IF_ERROR(env.remover.DropDamagedRecords(unused_damaged));
 
   uint64_t freed = 0;
   for (size_t start = 0; start < garbage.size(); start += kRemoveBatch) {

@@ -70,8 +70,19 @@ Db& Open() {
 
 // Offsets come from signed SQLite integers: a negative one must have been
 // refused, not turned into a huge unsigned offset.
+// A path built from a name column stays a pack file inside the store
+// (issue 26: "../", absolute paths and other names are kCorruption).
+void CheckPackPath(const std::string& path) {
+  if (path.empty()) return;
+  if (path.find("/../") != std::string::npos || path.find("/packs/") == std::string::npos ||
+      !path.ends_with(".pack")) {
+    __builtin_trap();
+  }
+}
+
 void CheckRow(const IndexRow& r) {
   if (r.loc.offset > static_cast<uint64_t>(INT64_MAX)) __builtin_trap();
+  CheckPackPath(r.loc.pack_path);
 }
 
 }  // namespace
@@ -127,8 +138,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   auto page = index.Page({}, 100);
   if (page.ok()) for (const IndexRow& r : *page) CheckRow(r);
-  index.Usage().status().IgnoreError();
-  index.ListPacks().status().IgnoreError();
+  auto usage = index.Usage();
+  if (usage.ok()) for (const PackUsage& u : *usage) CheckPackPath(u.pack.path);
+  auto listed = index.ListPacks();
+  if (listed.ok()) for (const PackInfo& p : *listed) CheckPackPath(p.path);
   (void)index.Counts();
   return 0;
 }

@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "sparetime/imaging/manifest.h"
+#include "sparetime/imaging/repository.h"
 #include "sparetime/ops/backup.h"
 #include "sparetime/ops/backups.h"
 #include "sparetime/ops/maintenance.h"
@@ -218,6 +219,55 @@ TEST_F(HealTest, VerifyChecksTheCatalogDatabase) {
       << *report->database_error;
   EXPECT_GE(report->damaged(), 1u);
   EXPECT_EQ(VerifyVerdict(*report).code(), ErrorCode::kCorruption);
+}
+
+// Prune drops the damaged records (issue 26) of chunks no kept snapshot
+// uses any more, and keeps those of chunks a kept snapshot still needs
+// healed; a dry run only counts them.
+TEST_F(HealTest, PruneDropsDamagedRecordsOfChunksNoSnapshotUses) {
+  Snapshot first = BackupOfDevice();
+  WriteFileOrDie(device(), RandomBytes(kChunks * kChunk, 27));  // nothing shared
+  Snapshot second = BackupOfDevice();
+  Result<Manifest> m1 = LoadManifest(first.manifest_root, backups_->codec(), backups_->source());
+  Result<Manifest> m2 = LoadManifest(second.manifest_root, backups_->codec(), backups_->source());
+  ASSERT_TRUE(m1.ok() && m2.ok());
+  // What verify records: two chunks of the first snapshot, one of the second.
+  const std::vector<DamagedChunk> damaged = {
+      {m1->chunks[0], "test damage"}, {m1->chunks[3], "test damage"}, {m2->chunks[2], "test damage"}};
+  ASSERT_TRUE(backups_->RecordDamaged(damaged).ok());
+  Result<std::vector<ChunkId>> own =
+      ManifestChunkIds(first.manifest_root, backups_->codec(), backups_->source());
+  ASSERT_TRUE(own.ok());
+  const uint64_t first_manifest_chunks = own->size();
+  ASSERT_GE(first_manifest_chunks, 1u);
+  ASSERT_TRUE(ForgetSnapshot(*backups_, first.id).ok());
+
+  PruneOptions dry;
+  dry.dry_run = true;
+  Result<PruneReport> would = Prune(*backups_, RetentionPolicy{.keep_last = 10}, dry);
+  ASSERT_TRUE(would.ok()) << would.status().ToString();
+  EXPECT_EQ(would->damaged_forgotten, 2u);
+  Result<PruneReport> pruned = Prune(*backups_, RetentionPolicy{.keep_last = 10}, PruneOptions{});
+  ASSERT_TRUE(pruned.ok()) << pruned.status().ToString();
+  EXPECT_EQ(pruned->damaged_forgotten, 2u);
+  // 6 data chunks of the first snapshot minus its 2 damaged ones (no longer
+  // stored), plus its manifest chunks.
+  EXPECT_EQ(pruned->chunks_removed, kChunks - 2 + first_manifest_chunks);
+
+  backups_.reset();
+  Result<std::unique_ptr<Repository>> opened = Repository::Open(repo(), Passphrase());
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  Result<std::vector<DamagedChunk>> left = (*opened)->store().Damaged();
+  ASSERT_TRUE(left.ok());
+  ASSERT_EQ(left->size(), 1u);
+  EXPECT_EQ((*left)[0].id, m2->chunks[2]);
+  EXPECT_EQ((*left)[0].error, "test damage");
+  // A second prune has nothing more to drop.
+  opened->reset();
+  Reopen();
+  Result<PruneReport> again = Prune(*backups_, RetentionPolicy{.keep_last = 10}, PruneOptions{});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->damaged_forgotten, 0u);
 }
 
 }  // namespace

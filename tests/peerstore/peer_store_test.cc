@@ -168,7 +168,60 @@ TEST_F(PeerStoreTest, ScrubFindsAByteFlippedOnDisk) {
   ASSERT_TRUE(checked.ok());
   EXPECT_EQ(*checked, 1u);
   EXPECT_EQ(bad, 1);
-  EXPECT_EQ(store->Get("alpha", testing::TestChunkId(1)).status().code(), ErrorCode::kCorruption);
+  // The scrub dropped the damaged copy (issue 26): gone, its bytes freed,
+  // and the owner's good copy is stored again instead of "already held".
+  std::vector<ChunkId> one = {testing::TestChunkId(1)};
+  EXPECT_EQ(*store->Has("alpha", one), (std::vector<bool>{false}));
+  EXPECT_EQ(store->Get("alpha", testing::TestChunkId(1)).status().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(store->Usage("alpha")->chunk_bytes, 0u);
+  EXPECT_EQ(store->Usage("alpha")->chunks, 0u);
+  auto again = store->Put("alpha", testing::TestChunkId(1), blob, HashBlob(blob));
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_FALSE(*again);
+  ASSERT_TRUE(store->Flush("alpha").ok());
+  EXPECT_EQ(*store->Get("alpha", testing::TestChunkId(1)), blob);
+  EXPECT_EQ(store->Usage("alpha")->chunk_bytes, 4000u);
+}
+
+// A Get that meets a damaged copy drops it too (no scrub needed): the owner
+// then finds the chunk missing and re-sends it, which is stored anew.
+TEST_F(PeerStoreTest, GetOfADamagedCopyDropsIt) {
+  auto store = Open(1 << 20);
+  auto blob = Blob(4000, 12);
+  auto other = Blob(3000, 13);
+  ASSERT_TRUE(store->Put("alpha", testing::TestChunkId(1), blob, HashBlob(blob)).ok());
+  ASSERT_TRUE(store->Put("alpha", testing::TestChunkId(2), other, HashBlob(other)).ok());
+  ASSERT_TRUE(store->Flush("alpha").ok());
+  store.reset();
+  auto r = testing::RunCommand("find " + testing::ShellQuote(dir_ / "held/alpha/chunks") +
+                               " -name '*.pack'");
+  std::string pack = r.out.substr(0, r.out.find('\n'));
+  ASSERT_FALSE(pack.empty());
+  {
+    // Chunk 2 was written last: flip a byte inside it.
+    std::fstream f(pack, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-10, std::ios::end);
+    char c;
+    f.get(c);
+    f.seekp(-10, std::ios::end);
+    f.put(static_cast<char>(c ^ 0x40));
+  }
+  store = Open(1 << 20);
+  auto got = store->Get("alpha", testing::TestChunkId(2));
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.status().code(), ErrorCode::kCorruption);
+  EXPECT_NE(got.status().message().find("this peer dropped its damaged copy"), std::string::npos)
+      << got.status().ToString();
+  std::vector<ChunkId> ids = {testing::TestChunkId(1), testing::TestChunkId(2)};
+  EXPECT_EQ(*store->Has("alpha", ids), (std::vector<bool>{true, false}));
+  EXPECT_EQ(store->Usage("alpha")->chunks, 1u);
+  EXPECT_EQ(store->Usage("alpha")->chunk_bytes, 4000u);
+  EXPECT_EQ(*store->Get("alpha", testing::TestChunkId(1)), blob);  // the good one stays
+  auto again = store->Put("alpha", testing::TestChunkId(2), other, HashBlob(other));
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(*again);  // stored, not "already held"
+  ASSERT_TRUE(store->Flush("alpha").ok());
+  EXPECT_EQ(*store->Get("alpha", testing::TestChunkId(2)), other);
 }
 
 TEST_F(PeerStoreTest, OwnerNamesAreHostNames) {

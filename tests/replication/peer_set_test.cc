@@ -268,6 +268,104 @@ TEST_F(PeerSetTest, ResealedChunkIsVerifiedNotRejected) {
   EXPECT_EQ((*locations_->Holders(id))[0].hash, HashBlob(first));
 }
 
+// Issue 26: a replica that fails the owner's check (here: the record's hash
+// is not the copy's, and there is no verify hook) or that its holder says
+// it lacks is found by a Get that checks every replica, even behind a good
+// one; DropDamagedReplicas drops exactly those rows and tells the holder of
+// the damaged copy to release it; Contains is then false (fewer than R
+// recorded, spare live peers left), and a Put re-sends the chunk to exactly
+// the missing number of peers.
+TEST_F(PeerSetTest, DamagedAndMissingReplicasAreDroppedAndSentAgain) {
+  auto set = Open(3);
+  ASSERT_TRUE(set);
+  for (uint64_t n = 0; n < 10; ++n) ASSERT_TRUE(set->Put(testing::TestChunkId(n), BlobOf(n)).ok());
+  ASSERT_TRUE(set->Flush().ok());
+  auto index_of = [](const std::string& peer) { return static_cast<size_t>(peer.back() - '0'); };
+  const ChunkId missing = testing::TestChunkId(0), damaged = testing::TestChunkId(1);
+  std::vector<ChunkLocation> rows0 = *locations_->Holders(missing);
+  std::vector<ChunkLocation> rows1 = *locations_->Holders(damaged);
+  ASSERT_EQ(rows0.size(), 2u);
+  ASSERT_EQ(rows1.size(), 2u);
+  const std::string lost_on = rows0[1].peer, bad_on = rows1[0].peer;
+  ASSERT_EQ(*servers_[index_of(lost_on)]->store->Release("owner", std::span(&missing, 1)), 1u);
+  ChunkLocation wrong = rows1[0];
+  wrong.hash[0] ^= std::byte{1};
+  ASSERT_TRUE(locations_->Add(std::span(&wrong, 1)).ok());
+
+  set->CheckEveryReplica(true);
+  for (uint64_t n = 0; n < 10; ++n) {
+    auto blob = set->Get(testing::TestChunkId(n));
+    ASSERT_TRUE(blob.ok()) << n << ": " << blob.status().ToString();
+    EXPECT_EQ(*blob, BlobOf(n));
+  }
+  auto dropped = set->DropDamagedReplicas();
+  ASSERT_TRUE(dropped.ok()) << dropped.status().ToString();
+  ASSERT_EQ(dropped->size(), 2u);
+  std::map<ChunkId, DamagedReplica> by_id;
+  for (const DamagedReplica& d : *dropped) by_id[d.id] = d;
+  ASSERT_EQ(by_id.count(missing), 1u);
+  ASSERT_EQ(by_id.count(damaged), 1u);
+  EXPECT_EQ(by_id[missing].peer, lost_on);
+  EXPECT_FALSE(by_id[missing].damaged);
+  EXPECT_EQ(by_id[damaged].peer, bad_on);
+  EXPECT_TRUE(by_id[damaged].damaged);
+  EXPECT_NE(by_id[damaged].error.find("does not match the hash recorded"), std::string::npos)
+      << by_id[damaged].error;
+  EXPECT_EQ(set->DropDamagedReplicas()->size(), 0u) << "each is reported once";
+  EXPECT_EQ(locations_->Holders(missing)->size(), 1u);
+  EXPECT_EQ(locations_->Holders(damaged)->size(), 1u);
+  EXPECT_FALSE(Held(index_of(bad_on), 1)) << "told to drop its copy";
+  EXPECT_EQ(Holders(0), 1);
+  EXPECT_EQ(Holders(1), 1);
+
+  // The next backup that meets them re-sends them; the rest stay deduped.
+  EXPECT_FALSE(*set->Contains(missing));
+  EXPECT_FALSE(*set->Contains(damaged));
+  EXPECT_TRUE(*set->Contains(testing::TestChunkId(2)));
+  const uint64_t sent = set->stats().chunks_sent;
+  for (uint64_t n = 0; n < 10; ++n) {
+    auto existed = set->Put(testing::TestChunkId(n), BlobOf(n));
+    ASSERT_TRUE(existed.ok());
+    EXPECT_EQ(*existed, n >= 2) << n;
+  }
+  ASSERT_TRUE(set->Flush().ok());
+  EXPECT_EQ(set->stats().chunks_sent - sent, 2u);
+  for (uint64_t n = 0; n < 10; ++n) {
+    EXPECT_EQ(Holders(n), 2) << n;
+    EXPECT_EQ(locations_->Holders(testing::TestChunkId(n))->size(), 2u) << n;
+  }
+  EXPECT_EQ(set->stats().under_replicated, 0u);
+}
+
+// A re-send of an under-replicated chunk that no peer takes leaves it
+// under-replicated, not the backup failed; once no live peer without it is
+// left, it counts as held (backups do not re-seal it every time).
+TEST_F(PeerSetTest, UnderReplicatedReSendThatNoPeerTakesIsNotAFailure) {
+  const ChunkId id = testing::TestChunkId(1);
+  {
+    auto set = Open(2);
+    ASSERT_TRUE(set);
+    ASSERT_TRUE(set->Put(id, BlobOf(1)).ok());
+    ASSERT_TRUE(set->Flush().ok());
+  }
+  ASSERT_EQ(locations_->Holders(id)->size(), 2u);
+  ASSERT_TRUE(locations_->Remove(id, "peer0").ok());
+  servers_[0]->server->Stop();
+  auto set = Open(2);
+  ASSERT_TRUE(set);
+  EXPECT_FALSE(*set->Contains(id)) << "peer0's link connects lazily: not known down yet";
+  auto existed = set->Put(id, BlobOf(1));
+  ASSERT_TRUE(existed.ok()) << existed.status().ToString();
+  EXPECT_FALSE(*existed);
+  Status flushed = set->Flush();
+  EXPECT_TRUE(flushed.ok()) << flushed.ToString();
+  EXPECT_EQ(set->stats().under_replicated, 1u);
+  EXPECT_EQ(set->stats().peers_down.size(), 1u);
+  EXPECT_EQ(locations_->Holders(id)->size(), 1u);
+  EXPECT_TRUE(*set->Contains(id)) << "no live peer without it is left";
+  EXPECT_TRUE(*set->Put(id, BlobOf(1)));
+}
+
 TEST_F(PeerSetTest, RepairRestoresTheReplicaCount) {
   {
     auto set = Open(3);

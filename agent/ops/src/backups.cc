@@ -62,6 +62,16 @@ class PeerBackups final : public Backups {
     if (!repo_->read_only()) return {};
     return repo_->store().HoldSnapshot(snapshot, seconds);
   }
+  void CheckEveryReplica(bool on) override { repo_->store().CheckEveryReplica(on); }
+  Result<std::vector<DamagedReplica>> DropDamagedReplicas() override {
+    ST_ASSIGN_OR_RETURN(std::vector<replication::DamagedReplica> found,
+                        repo_->store().DropDamagedReplicas());
+    std::vector<DamagedReplica> out;
+    for (replication::DamagedReplica& d : found) {
+      out.push_back({d.id, std::move(d.peer), d.damaged, std::move(d.error)});
+    }
+    return out;
+  }
   std::vector<Warning> Warnings() const override {
     replication::PeerSetStats s = repo_->store().stats();
     std::vector<Warning> out = policy_;

@@ -1,6 +1,7 @@
 // Verify, prune and repair (see maintenance.h).
 #include "sparetime/ops/maintenance.h"
 
+#include <algorithm>
 #include <unordered_map>
 
 #include "sparetime/imaging/manifest.h"
@@ -8,8 +9,17 @@
 
 namespace sparetime::ops {
 
+uint64_t VerifyBackupsReport::replicas_only() const {
+  uint64_t n = 0;
+  for (const DamagedReplica& r : replicas) {
+    n += std::none_of(chunks.begin(), chunks.end(),
+                      [&](const DamagedChunkUse& c) { return c.id == r.id; });
+  }
+  return n;
+}
+
 uint64_t VerifyBackupsReport::damaged() const {
-  uint64_t n = chunks.size() + (database_error ? 1 : 0);
+  uint64_t n = chunks.size() + (database_error ? 1 : 0) + replicas_only();
   for (const SnapshotVerdict& v : snapshots) n += v.manifest_error ? 1 : 0;
   return n;
 }
@@ -36,8 +46,21 @@ std::vector<DamagedChunkUse> CollectDamaged(const std::vector<SnapshotVerdict>& 
 
 }  // namespace
 
+// Verify reads every replica while it runs (backups on peers).
+class EveryReplica {
+ public:
+  explicit EveryReplica(Backups& b) : b_(b) { b_.CheckEveryReplica(true); }
+  ~EveryReplica() { b_.CheckEveryReplica(false); }
+  EveryReplica(const EveryReplica&) = delete;
+  EveryReplica& operator=(const EveryReplica&) = delete;
+
+ private:
+  Backups& b_;
+};
+
 Result<VerifyBackupsReport> VerifyBackups(Backups& backups, const VerifyRequest& r) {
   VerifyBackupsReport report;
+  EveryReplica every(backups);
   if (Status db = backups.CheckIntegrity(r.full); !db.ok()) {
     if (db.code() != ErrorCode::kCorruption) return db;
     report.database_error = db.message();
@@ -88,12 +111,21 @@ Result<VerifyBackupsReport> VerifyBackups(Backups& backups, const VerifyRequest&
     ST_RETURN_IF_ERROR(backups.RecordDamaged(record).WithContext(
         "recording the damaged chunks verify found"));
   }
+  ST_ASSIGN_OR_RETURN(report.replicas, backups.DropDamagedReplicas());
   return report;
 }
 
 Status VerifyVerdict(const VerifyBackupsReport& report) {
   const uint64_t damaged = report.damaged();
   if (damaged == 0) return Status::Ok();
+  if (damaged == report.replicas_only()) {
+    const DamagedReplica& r = report.replicas.front();
+    return Corruption(std::to_string(damaged) + " damaged or missing replica(s) on peers (first: "
+                      "chunk " + r.id.short_hex() + " on " + r.peer + ": " + r.error +
+                      "); every chunk still has a good copy, so restores are complete. In the "
+                      "owner's own backups their records are dropped: `sparetime repair` on the "
+                      "owner copies them from a good replica now, its next backup otherwise");
+  }
   std::string first;
   if (report.database_error) first = *report.database_error;
   for (const SnapshotVerdict& v : report.snapshots) {

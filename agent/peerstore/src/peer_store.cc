@@ -288,9 +288,18 @@ Status PeerStore::Flush(const std::string& owner) {
   return o->chunks->Flush();
 }
 
+// A copy that fails its own hash check is dropped here and now (issue 26):
+// Has then says it is gone, so the owner's next backup or repair sends a
+// good copy, which Put stores instead of keeping the damaged one.
 Result<std::vector<std::byte>> PeerStore::Get(const std::string& owner, const ChunkId& id) {
   ST_ASSIGN_OR_RETURN(Impl::Owner * o, impl_->Get(owner, /*create=*/false));
-  return o->chunks->Get(id);
+  Result<std::vector<std::byte>> sealed = o->chunks->Get(id);
+  if (sealed.ok() || sealed.status().code() != ErrorCode::kCorruption) return sealed;
+  Result<uint64_t> dropped = Release(owner, std::span(&id, 1));
+  return Status(ErrorCode::kCorruption,
+                sealed.status().message() +
+                    (dropped.ok() ? "; this peer dropped its damaged copy"
+                                  : "; dropping it failed: " + dropped.status().message()));
 }
 
 Result<uint64_t> PeerStore::Release(const std::string& owner, std::span<const ChunkId> ids) {
@@ -353,7 +362,13 @@ Result<Roots> PeerStore::GetRoots(const std::string& owner) {
 Result<uint64_t> PeerStore::Scrub(const std::string& owner,
                                   const std::function<void(const ChunkId&, const Status&)>& bad) {
   ST_ASSIGN_OR_RETURN(Impl::Owner * o, impl_->Get(owner, /*create=*/false));
-  return o->chunks->Scrub(bad);
+  std::vector<ChunkId> damaged;
+  ST_ASSIGN_OR_RETURN(uint64_t checked, o->chunks->Scrub([&](const ChunkId& id, const Status& s) {
+    damaged.push_back(id);
+    if (bad) bad(id, s);
+  }));
+  ST_RETURN_IF_ERROR(Release(owner, damaged).status());  // dropped, like Get does
+  return checked;
 }
 
 Result<OwnerUsage> PeerStore::Usage(const std::string& owner) {

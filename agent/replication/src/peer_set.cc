@@ -4,7 +4,9 @@
 // place that decides whether this set may write (see peer_set.h).
 #include "sparetime/replication/peer_set.h"
 
+#include <algorithm>
 #include <atomic>
+#include <map>
 
 #include "peer_link.h"
 #include "repair.h"
@@ -32,6 +34,8 @@ class PeerSet::Impl {
         tools_{links_, locations, uploads_, reader_, pool_, options_} {}
 
   ~Impl() { links_.StopAll(); }
+
+  Result<bool> Held(const ChunkId& id, std::vector<std::string>* holders);
 
   // The one read-only check: another owner's chunks are never written.
   Status Writable() const {
@@ -63,20 +67,67 @@ Result<std::unique_ptr<PeerSet>> PeerSet::Open(const transport::Identity& identi
   return std::unique_ptr<PeerSet>(new PeerSet(std::move(impl)));
 }
 
-Result<bool> PeerSet::Contains(const ChunkId& id) {
-  if (impl_->uploads_.Holds(id)) return true;
-  ST_ASSIGN_OR_RETURN(std::vector<ChunkLocation> holders, impl_->locations_.Holders(id));
-  return !holders.empty();
+// Held: queued, or recorded on `replicas` peers, or on fewer while no live
+// peer without it is left (a re-send could go nowhere). Not held: the
+// recorded holders (`holders`) keep theirs and a Put adds the rest.
+Result<bool> PeerSet::Impl::Held(const ChunkId& id, std::vector<std::string>* holders) {
+  if (uploads_.Holds(id)) return true;
+  ST_ASSIGN_OR_RETURN(std::vector<ChunkLocation> rows, locations_.Holders(id));
+  if (rows.size() >= options_.replicas) return true;
+  if (!rows.empty() && !options_.owner.empty()) return true;  // read only: never re-sent
+  std::vector<std::string> names;
+  for (const ChunkLocation& r : rows) names.push_back(r.peer);
+  bool spare = false;
+  for (size_t i = 0; i < links_.size() && !spare; ++i) {
+    const PeerLink& l = links_.at(i);
+    spare = !l.down() && std::find(names.begin(), names.end(), l.name()) == names.end();
+  }
+  if (!rows.empty() && !spare) return true;
+  if (holders != nullptr) *holders = std::move(names);
+  return false;
 }
+
+Result<bool> PeerSet::Contains(const ChunkId& id) { return impl_->Held(id, nullptr); }
 
 Result<bool> PeerSet::Put(const ChunkId& id, std::span<const std::byte> sealed) {
   ST_RETURN_IF_ERROR(impl_->Writable());
-  ST_ASSIGN_OR_RETURN(bool held, Contains(id));
+  std::vector<std::string> holders;
+  ST_ASSIGN_OR_RETURN(bool held, impl_->Held(id, &holders));
   if (held) return true;
-  ST_ASSIGN_OR_RETURN(bool queued, impl_->uploads_.Place(
-      id, std::make_shared<const std::vector<std::byte>>(sealed.begin(), sealed.end()), {},
-      impl_->options_.replicas));
-  return !queued;  // another caller queued it first
+  const size_t want = impl_->options_.replicas - holders.size();
+  Result<bool> queued = impl_->uploads_.Place(
+      id, std::make_shared<const std::vector<std::byte>>(sealed.begin(), sealed.end()), holders,
+      want);
+  // A re-send no live peer can take: the holders still have it.
+  if (!queued.ok() && queued.status().code() == ErrorCode::kUnavailable && !holders.empty()) {
+    return true;
+  }
+  ST_RETURN_IF_ERROR(queued.status());
+  return !*queued;  // another caller queued it first
+}
+
+void PeerSet::CheckEveryReplica(bool on) { impl_->reader_.set_check_every(on); }
+
+Result<std::vector<DamagedReplica>> PeerSet::DropDamagedReplicas() {
+  std::vector<DamagedReplica> found = impl_->reader_.TakeDamaged();
+  if (found.empty() || !impl_->Writable().ok()) return found;
+  std::map<std::string, std::vector<ChunkId>> rows, release;
+  for (const DamagedReplica& d : found) {
+    rows[d.peer].push_back(d.id);
+    if (d.damaged) release[d.peer].push_back(d.id);
+  }
+  for (const auto& [peer, ids] : rows) ST_RETURN_IF_ERROR(impl_->locations_.RemoveMany(ids, peer));
+  for (auto& [peer, ids] : release) {
+    PeerLink* link = impl_->links_.Find(peer);
+    Status told = link == nullptr ? Unavailable("not a live peer in the directory")
+                                  : link->Release(ids).status();
+    if (!told.ok() && impl_->options_.report) {
+      impl_->options_.report("peer " + peer + " was not told to drop " + std::to_string(ids.size()) +
+                             " damaged chunk(s) (" + told.message() +
+                             "); it drops them at its own next check of them");
+    }
+  }
+  return found;
 }
 
 Status PeerSet::Flush() { return impl_->uploads_.Flush(); }

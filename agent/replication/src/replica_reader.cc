@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <optional>
 #include <unordered_set>
 
 namespace sparetime::replication {
@@ -26,20 +27,35 @@ Result<std::vector<std::byte>> ReplicaReader::Get(const ChunkId& id) {
   }
   // Different chunks start at different replicas.
   std::rotate(holders.begin(), holders.begin() + ChunkIdHash{}(id) % holders.size(), holders.end());
+  bool check_every;
+  {
+    MutexLock lock(mu_);
+    check_every = check_every_;
+  }
   std::string errors;
   bool damaged = false;
+  std::optional<std::vector<std::byte>> good;
   for (const ChunkLocation& h : holders) {
     Result<std::vector<std::byte>> blob = ReadFrom(h, options_.owner);
-    if (blob.ok()) return blob;
+    if (blob.ok()) {
+      if (!check_every) return blob;
+      if (!good) good = std::move(*blob);
+      continue;
+    }
     const Status& bad = blob.status();
     damaged = damaged || bad.code() == ErrorCode::kCorruption;
     errors += (errors.empty() ? "" : "; ") + h.peer + ": " + bad.message();
     if (bad.code() != ErrorCode::kUnavailable) {
       MutexLock lock(mu_);
       bad_replicas_++;
+      if ((bad.code() == ErrorCode::kCorruption || bad.code() == ErrorCode::kNotFound) &&
+          damaged_seen_.insert({id, h.peer}).second) {
+        damaged_.push_back({id, h.peer, bad.code() == ErrorCode::kCorruption, bad.message()});
+      }
     }
     Report("chunk " + id.short_hex() + ": replica on " + h.peer + " skipped (" + bad.message() + ")");
   }
+  if (good) return std::move(*good);
   return Status(damaged ? ErrorCode::kCorruption : ErrorCode::kNotFound,
                 "chunk " + id.short_hex() + ": no replica could be read (" + errors + ")");
 }
@@ -107,6 +123,19 @@ Status ReplicaReader::Locate(std::span<const ChunkId> requested) {
     located_[id] = it != found.end() ? it->second : std::vector<std::string>{};
   }
   return Status::Ok();
+}
+
+void ReplicaReader::set_check_every(bool on) {
+  MutexLock lock(mu_);
+  check_every_ = on;
+}
+
+std::vector<DamagedReplica> ReplicaReader::TakeDamaged() {
+  MutexLock lock(mu_);
+  std::vector<DamagedReplica> out;
+  out.swap(damaged_);
+  damaged_seen_.clear();
+  return out;
 }
 
 uint64_t ReplicaReader::bad_replicas() const {

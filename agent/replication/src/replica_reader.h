@@ -14,10 +14,16 @@
 //    that said they hold it (each id asked once per Locate, however often
 //    it is listed — a snapshot may hold the same chunk many times);
 //  - Locate asks the live peers in parallel on the worker pool, never on
-//    more than its threads.
+//    more than its threads;
+//  - damaged_ holds each (chunk, peer) once whose copy failed its check
+//    (kCorruption) or that the peer said it lacks (kNotFound), until
+//    TakeDamaged; an unreachable peer (kUnavailable) is never in it;
+//  - with check_every_ set (verify), Get reads every holder, not only until
+//    the first good copy, so a damaged replica behind a good one is found.
 #ifndef SPARETIME_REPLICATION_REPLICA_READER_H_
 #define SPARETIME_REPLICATION_REPLICA_READER_H_
 
+#include <set>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -47,6 +53,9 @@ class ReplicaReader {
   Status Locate(std::span<const ChunkId> ids) EXCLUDES(mu_);
 
   uint64_t bad_replicas() const EXCLUDES(mu_);
+  void set_check_every(bool on) EXCLUDES(mu_);
+  // The damaged or missing replicas found since the last call (see above).
+  std::vector<DamagedReplica> TakeDamaged() EXCLUDES(mu_);
 
  private:
   // A fetched copy against its record (see the invariants).
@@ -63,6 +72,9 @@ class ReplicaReader {
   mutable Mutex mu_;
   std::unordered_map<ChunkId, std::vector<std::string>, ChunkIdHash> located_ GUARDED_BY(mu_);
   uint64_t bad_replicas_ GUARDED_BY(mu_) = 0;
+  bool check_every_ GUARDED_BY(mu_) = false;
+  std::vector<DamagedReplica> damaged_ GUARDED_BY(mu_);
+  std::set<std::pair<ChunkId, std::string>> damaged_seen_ GUARDED_BY(mu_);
 };
 
 }  // namespace sparetime::replication

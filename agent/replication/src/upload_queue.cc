@@ -55,6 +55,7 @@ Result<bool> UploadQueue::Queue(const ChunkId& id, std::shared_ptr<const std::ve
         p.sealed = std::move(sealed);
         p.ranking = RankPeers(id, links_.placement(), options_.replicas);
         p.want = want;
+        p.held_elsewhere = !holders.empty();
         for (const std::string& h : holders) {
           if (PeerLink* l = links_.Find(h)) p.tried.insert(links_.IndexOf(*l));
         }
@@ -123,7 +124,7 @@ void UploadQueue::OnDone(PeerLink& link, const ChunkId& id, const Status& status
       }
     }
     if (p.outstanding == 0) {
-      if (p.acked.empty()) {
+      if (p.acked.empty() && !p.held_elsewhere) {
         failures_.push_back("chunk " + id.short_hex() + " (" + p.errors + ")");
       } else if (p.acked.size() < p.want) {
         counters_.under_replicated++;

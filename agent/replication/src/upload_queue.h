@@ -15,8 +15,9 @@
 //    handing the undispatched uploads to their links first so room appears;
 //  - every acknowledged replica is one row in acked_rows_ (and its id in
 //    unflushed_) until Flush records it in ChunkLocations;
-//  - a chunk whose every upload failed is one line in failures_, reported
-//    by the next Flush;
+//  - a chunk whose every upload failed, and that no peer held before, is
+//    one line in failures_, reported by the next Flush (one that has
+//    holders counts as under-replicated instead);
 //  - uploads_ holds uploads chosen but not yet handed to their link;
 //    Dispatch hands them over outside mu_, all of one link's at once.
 // Lock order: mu_ before a PeerLink's lock (down()); links call OnDone
@@ -86,6 +87,7 @@ class UploadQueue {
     std::vector<size_t> ranking;  // link indices, best first
     size_t next = 0;              // next ranking entry to consider
     size_t want = 0;              // replicas wanted in total
+    bool held_elsewhere = false;  // queued with holders: no taker is under-replication, not failure
     size_t outstanding = 0;       // uploads queued or in flight
     std::set<size_t> tried;       // links sent to (or holding it already)
     std::vector<std::string> acked;

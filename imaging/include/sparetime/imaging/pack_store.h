@@ -107,6 +107,8 @@ class PackStore final : public ChunkSink, public ChunkSource, public ChunkRemove
   // Remove returning the sealed bytes it dropped from the index.
   Result<std::vector<StoredChunk>> ListStored() override;
   Result<uint64_t> RemoveStored(std::span<const ChunkId> ids) override;
+  Result<std::vector<ChunkId>> ListDamagedRecords() override;
+  Status DropDamagedRecords(std::span<const ChunkId> ids) override;
 
   // Deletes the packs no live record is in, then rewrites packs whose live
   // records fill less than `live_fraction` of them into new packs and

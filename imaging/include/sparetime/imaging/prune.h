@@ -48,6 +48,12 @@ class ChunkRemover {
   // Removes `ids` (unknown ids are ignored). Returns the stored bytes this
   // freed as far as the store can tell.
   virtual Result<uint64_t> RemoveStored(std::span<const ChunkId> ids) = 0;
+  // Chunks recorded as damaged (verify found them; no longer stored), for
+  // a store that keeps such records (PackStore); none by default.
+  virtual Result<std::vector<ChunkId>> ListDamagedRecords() { return std::vector<ChunkId>{}; }
+  // Drops the damaged records of `ids` (prune: chunks no snapshot uses any
+  // more, so nothing is left to heal).
+  virtual Status DropDamagedRecords(std::span<const ChunkId>) { return Status::Ok(); }
 };
 
 struct PruneEnv {
@@ -78,6 +84,7 @@ struct PruneReport {
   uint64_t chunks_in_journals = 0;           // by interrupted backups
   uint64_t chunks_removed = 0;               // (would be) removed
   uint64_t bytes_removed = 0;                // stored bytes (would be) freed
+  uint64_t damaged_forgotten = 0;            // damaged records of unused chunks (would be) dropped
   // What the store did besides (a repack, peers that missed a release).
   std::vector<std::string> notes;
   // Not OK when a last step stopped early (kNoSpace: the repack ran out of

@@ -20,8 +20,9 @@
 //   - Backups::Repair re-replicates between peers; a local repository is
 //     repaired by ops::Repair (maintenance.h) from a source device instead.
 //   - Damage verify finds is recorded where the store can record it
-//     (RecordDamaged: a local repository's index), so the next backup that
-//     meets the same content stores it again.
+//     (RecordDamaged: a local repository's index; DropDamagedReplicas: the
+//     location records of damaged replicas on peers), so the next backup
+//     that meets the same content stores it again.
 //   - The chunk size of existing backups never changes (dedup depends on
 //     it); the policy's differing chunk size is a kPolicyDiffers warning.
 //     New chunks on peers use the policy's compression level.
@@ -100,6 +101,15 @@ std::string WarningText(const Warning& w);
 // under-replicated, damaged replicas skipped).
 bool NeedsRepair(const std::vector<Warning>& warnings);
 
+// A replica on a peer found damaged (its copy failed the hash or AEAD
+// check) or missing (the peer said it lacks it).
+struct DamagedReplica {
+  ChunkId id;
+  std::string peer;
+  bool damaged = false;  // false: missing
+  std::string error;
+};
+
 // The typed result of Backups::Repair.
 // Where a lost chunk was used: a range of one snapshot's image.
 struct LostRange {
@@ -164,6 +174,16 @@ class Backups {
   virtual std::vector<std::pair<std::string, Status>> HoldSnapshot(const std::string& /*snapshot*/,
                                                                    uint32_t /*seconds*/) {
     return {};
+  }
+  // Verify on peers: read and check every replica of a chunk, not only
+  // until a good one. No-op elsewhere.
+  virtual void CheckEveryReplica(bool) {}
+  // The replicas found damaged or missing since the last call; their
+  // location records are dropped and their holders told to drop the copy
+  // (own backups), so the next backup or repair stores the chunk again.
+  // Empty for a local repository.
+  virtual Result<std::vector<DamagedReplica>> DropDamagedReplicas() {
+    return std::vector<DamagedReplica>{};
   }
 };
 

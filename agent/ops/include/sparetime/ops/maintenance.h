@@ -12,6 +12,10 @@
 //     each of them.
 //   - What verify finds damaged is recorded (Backups::RecordDamaged), so the
 //     next backup that meets the same content stores it again.
+//   - On peers verify reads every replica of every chunk (not only until a
+//     good one); a damaged or missing replica is reported and its location
+//     record dropped (Backups::DropDamagedReplicas), so the next backup
+//     re-sends the chunk and repair copies it from a good replica.
 //   - Repair of a local repository verifies everything, stores each damaged
 //     chunk again from the source device when one is given and it still
 //     holds the chunk's content (the id is recomputed before anything is
@@ -75,9 +79,15 @@ struct VerifyBackupsReport {
   std::optional<std::string> database_error;  // catalog.db or index.db failed its check
   std::vector<SnapshotVerdict> snapshots;
   std::vector<DamagedChunkUse> chunks;  // distinct damaged chunks, in first-found order
+  // Backups on peers: every damaged or missing replica found (its record
+  // dropped), including those of chunks another replica still serves.
+  std::vector<DamagedReplica> replicas;
   // Damaged things: distinct chunks, plus one per damaged manifest and one
-  // for a damaged database.
+  // for a damaged database, plus one per replica whose chunk still has a
+  // good copy elsewhere.
   uint64_t damaged() const;
+  // Replicas of chunks that still have a good copy (not in `chunks`).
+  uint64_t replicas_only() const;
 };
 
 Result<VerifyBackupsReport> VerifyBackups(Backups& backups, const VerifyRequest& request);

@@ -13,7 +13,8 @@
 // Invariants: the store never sees plaintext or keys — chunks and records are
 // sealed by their owner; every chunk's stored-ciphertext hash (HashBlob) is
 // checked on receive against the sender's, on every Get (PackStore) and by
-// Scrub. Roots only move forward: a put with a generation not above the
+// Scrub, and a copy that fails the check is dropped (the owner sends a good
+// one again). Roots only move forward: a put with a generation not above the
 // held one is refused, so a replayed or stale writer cannot roll them back. A put that would exceed the owner's quota or the total capacity is
 // refused with kNoSpace naming both numbers, before anything is written.
 // Who may call what (only the owner mutates) is decided by the caller, which
@@ -83,6 +84,8 @@ class PeerStore {
   Result<bool> Put(const std::string& owner, const ChunkId& id, std::span<const std::byte> sealed,
                    const BlobHash& expected_hash);
   Status Flush(const std::string& owner);
+  // kCorruption for a copy that fails its hash check; that copy is dropped
+  // (Has says false from then on), so the owner can send a good one.
   Result<std::vector<std::byte>> Get(const std::string& owner, const ChunkId& id);
   // Forgets chunks (space is reclaimed by a later repack); unknown ids are
   // ignored. Returns how many were held.
@@ -98,7 +101,8 @@ class PeerStore {
   Result<Roots> GetRoots(const std::string& owner);
 
   // Re-reads every chunk held for `owner` and checks its hash; `bad` is
-  // called for each damaged one. Returns the number checked.
+  // called for each damaged one, which is then dropped. Returns the number
+  // checked.
   Result<uint64_t> Scrub(const std::string& owner,
                          const std::function<void(const ChunkId&, const Status&)>& bad);
 

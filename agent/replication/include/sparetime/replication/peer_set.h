@@ -23,6 +23,18 @@
 // the same chunk again since; a copy that passes replaces the stale record. A
 // missing or damaged replica is skipped for the next one and reported.
 //
+// Damaged replicas (issue 26): a copy that fails its check, or a holder
+// that says it lacks a chunk its row says it holds, is remembered;
+// DropDamagedReplicas drops those rows and tells each holder of a damaged
+// copy to release it (the peer also drops a copy that fails its own hash
+// check on Get or Scrub), so the next Put of the chunk, or Repair, stores a
+// good copy again. Contains is false for a chunk with fewer than `replicas`
+// recorded holders while a live peer without it is left, so a backup that
+// meets the chunk's content re-sends it (a chunk damaged on every peer is
+// stored again from the source); a re-send that no peer takes leaves the
+// chunk under-replicated, not the backup failed. CheckEveryReplica (verify)
+// makes Get read every holder, not only until the first good copy.
+//
 // Prune (ChunkRemover, imaging/prune.h): the stored chunks are the ones
 // with location records; removing sends ReleaseChunks (batched) to every
 // recorded holder and drops the rows each holder confirmed. A holder that is
@@ -88,6 +100,15 @@ struct PeerSetOptions {
   std::function<void(const std::string&)> report;
 };
 
+// A replica found damaged (its copy failed the check) or missing (the
+// holder said it lacks the chunk).
+struct DamagedReplica {
+  ChunkId id;
+  std::string peer;
+  bool damaged = false;  // false: missing
+  std::string error;
+};
+
 struct PeerSetStats {
   uint64_t chunks_sent = 0;       // replicas acknowledged
   uint64_t bytes_sent = 0;
@@ -138,6 +159,15 @@ class PeerSet final : public ChunkSink, public ChunkSource, public ChunkRemover 
   // asked (a down peer is not asked).
   std::vector<std::pair<std::string, Status>> HoldSnapshot(const std::string& snapshot,
                                                            uint32_t seconds);
+
+  // Verify: Get reads and checks every holder of a chunk (see above).
+  void CheckEveryReplica(bool on);
+  // The replicas found damaged or missing since the last call. In a
+  // writable set their location rows are dropped and each holder of a
+  // damaged copy is asked to release it (best effort: a holder that does
+  // not answer drops it at its own next check); a read-only set only
+  // returns them.
+  Result<std::vector<DamagedReplica>> DropDamagedReplicas();
 
   PeerSetStats stats() const;
   // The peers in this set, by name.
