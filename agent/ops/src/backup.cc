@@ -37,8 +37,10 @@ Status RateGate::WaitWhilePaused(uint64_t bytes) {
 }
 
 Result<Snapshot> Backup(Backups& backups, const BackupRequest& r) {
+  const DeviceOpenOptions open_options{.direct_io = !r.buffered};
   ST_ASSIGN_OR_RETURN(std::unique_ptr<BlockDevice> device,
-                      OpenBlockDevice(r.device, {.direct_io = !r.buffered}));
+                      r.open_device ? r.open_device(r.device, open_options)
+                                    : OpenBlockDevice(r.device, open_options));
   std::optional<RateGate> rate;
   BackupOptions options;
   options.chunk_size = backups.config().chunk_size;

@@ -24,6 +24,7 @@
 #include "sparetime/base/pause_gate.h"
 #include "sparetime/base/status.h"
 #include "sparetime/imaging/catalog.h"
+#include "sparetime/imaging/device_fds.h"
 #include "sparetime/imaging/imager.h"
 #include "sparetime/ops/backups.h"
 
@@ -41,6 +42,9 @@ struct BackupRequest {
   ProgressFn progress;
   const std::atomic<bool>* cancel = nullptr;
   const Clock* clock = nullptr;  // for the rate limit; null: the system clock
+  // How the device is opened; null: OpenBlockDevice. sparetimed injects its
+  // privileged helper's OPEN_DEVICE_RO here (agent/privsep).
+  DeviceOpener open_device;
 };
 
 // Opens the device, runs the imager, commits. The snapshot on success.
