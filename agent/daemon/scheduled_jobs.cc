@@ -136,7 +136,7 @@ void ScheduledJobs::SubmitIfDue(const std::string& name, milliseconds interval, 
   controller_.Submit(name, [this, name, job = std::move(job)](
                                PauseGate& gate, const scheduler::JobProgressFn& progress) {
     const LogFields fields = JobFields(name);
-    Log(name + ": started", Priority::kInfo, fields);
+    Log(name + " started", Priority::kInfo, fields);
     const auto start = std::chrono::steady_clock::now();
     Status result = job(gate, progress);
     const double took =
@@ -144,12 +144,12 @@ void ScheduledJobs::SubmitIfDue(const std::string& name, milliseconds interval, 
     char secs[32];
     std::snprintf(secs, sizeof(secs), "%.1f", took);
     if (result.ok()) {
-      Log(name + ": finished in " + secs + " s", Priority::kInfo, fields);
+      Log(name + " finished in " + secs + " s", Priority::kInfo, fields);
     } else if (result.code() == ErrorCode::kCancelled) {
-      Log(name + ": stopped after " + secs + " s (" + result.message() + ")", Priority::kNotice,
+      Log(name + " stopped after " + secs + " s (" + result.message() + ")", Priority::kNotice,
           fields);
     } else {
-      Log(name + ": failed after " + secs + " s: " + result.message(), Priority::kErr, fields);
+      Log(name + " failed after " + secs + " s: " + result.message(), Priority::kErr, fields);
     }
     Finished(name, result);
     return result;
