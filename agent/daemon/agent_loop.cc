@@ -2,6 +2,8 @@
 // slices, status publication. Logging goes to stderr (journald under systemd).
 #include "agent_loop.h"
 
+#include "journal_log.h"
+
 #include <cctype>
 
 #include <sys/statvfs.h>
@@ -23,7 +25,8 @@ namespace {
 
 using std::chrono::milliseconds;
 
-void Log(const std::string& line) { std::fprintf(stderr, "sparetimed: %s\n", line.c_str()); }
+void Log(const std::string& line) { LogInfo(line); }
+void Warn(const std::string& line) { daemon::Log(Priority::kWarning, line); }
 
 // Free bytes on the filesystem holding `dir` (0 when it cannot be read).
 uint64_t FilesystemFree(const std::string& dir) {
@@ -95,13 +98,14 @@ void ReadPidNamespace(config::AgentStatus& status) {
 AgentLoop::AgentLoop(config::AgentConfig config, const transport::Identity& identity,
                      std::unique_ptr<directory::DirectoryClient> client, const Clock& clock,
                      std::function<void(const std::string&)> notify,
-                     std::function<uint64_t()> held_bytes)
+                     std::function<uint64_t()> held_bytes, DeviceOpener open_device)
     : config_(std::move(config)),
       identity_(identity),
       client_(std::move(client)),
       clock_(clock),
       notify_(std::move(notify)),
-      held_bytes_(std::move(held_bytes)) {
+      held_bytes_(std::move(held_bytes)),
+      open_device_(std::move(open_device)) {
   std::memcpy(public_key_.data(), identity_.public_key().bytes.data(), public_key_.size());
   status_.agent = config_.name;
   status_.pid = ::getpid();
@@ -120,7 +124,8 @@ void AgentLoop::StartScheduler() {
   // The built-in IdlePolicy always validates: Create cannot refuse it.
   idle_ = std::move(idle).value();
   scheduler_ = &idle_->controller();
-  jobs_ = std::make_unique<ScheduledJobs>(config_, identity_, *scheduler_, clock_, Log);
+  jobs_ = std::make_unique<ScheduledJobs>(config_, identity_, *scheduler_, clock_, JournalLog(),
+                                         open_device_);
 }
 
 bool AgentLoop::UpdateIdle() {
@@ -173,7 +178,7 @@ void AgentLoop::Register() {
     status_.registered_at = ToUnixSeconds(clock_.WallNow());
     status_.registration_error.clear();
   } else {
-    if (status_.registration_error != s.message()) Log("registration failed: " + s.message());
+    if (status_.registration_error != s.message()) Warn("registration failed: " + s.message());
     status_.registered = false;
     status_.registration_error = s.message();
   }
@@ -183,14 +188,14 @@ void AgentLoop::Refresh() {
   Result<directory::DirectoryState> state = client_->Refresh();
   if (!state.ok()) {
     if (status_.directory_error != state.status().message()) {
-      Log("directory: " + state.status().message());
+      Warn("directory: " + state.status().message());
     }
     status_.directory_error = state.status().message();
     status_.directory_from_cache = false;
     return;
   }
   if (state->from_cache && !status_.directory_from_cache) {
-    Log("directory unreachable (" + state->cache_reason + "); working on the copy read at " +
+    Warn("directory unreachable (" + state->cache_reason + "); working on the copy read at " +
         std::to_string(ToUnixSeconds(state->fetched_at)));
   } else if (!state->from_cache && status_.directory_from_cache) {
     Log("directory reachable again: " + state->source);
@@ -239,7 +244,7 @@ void AgentLoop::Refresh() {
   status_.policy_applied = policy.applied;
   status_.policy_warnings = policy.warnings;
   if (Status s = idle_->Apply(ops::AgentIdleSettings(config_, state->view)); !s.ok()) {
-    Log("scheduler: the directory's idle policy is refused (" + s.message() +
+    Warn("scheduler: the directory's idle policy is refused (" + s.message() +
         "); the previous one stays");
   }
   jobs_->Plan(state->view);
@@ -257,7 +262,7 @@ void AgentLoop::CheckSite(const directory::DirectoryView& view) {
                 "(ldapmodify: replace sparetimeSite), or remove site from the configuration";
     }
   }
-  if (warning != status_.site_warning && !warning.empty()) Log("site: " + warning);
+  if (warning != status_.site_warning && !warning.empty()) Warn("site: " + warning);
   status_.site_warning = warning;
 }
 
@@ -300,7 +305,7 @@ void AgentLoop::Publish() {
   UpdateIdle();
   status_.updated = ToUnixSeconds(clock_.WallNow());
   Status s = config::WriteStatus(config::StatusPath(config_.state_dir), status_);
-  if (!s.ok()) Log("cannot write the status file: " + s.message());
+  if (!s.ok()) Warn("cannot write the status file: " + s.message());
   std::string summary = std::to_string(status_.peers.size()) + " peers, directory " +
                         (status_.directory_from_cache ? "unreachable (cached)"
                          : status_.directory_error.empty() ? "ok"
@@ -318,7 +323,63 @@ void AgentLoop::Start() {
   Publish();
 }
 
-void AgentLoop::Run(const std::atomic<bool>& stop) {
+void AgentLoop::Reload() {
+  Log("reload: re-reading " + config_.path + " and the directory");
+  Result<config::AgentConfig> fresh = config::LoadConfig(config_.path);
+  if (!fresh.ok()) {
+    daemon::Log(Priority::kErr, "reload: " + fresh.status().message() +
+                                    "; the running configuration stays (fix the file, then "
+                                    "systemctl reload sparetime again)");
+  } else {
+    const config::AgentConfig& c = *fresh;
+    std::vector<std::string> restart;
+    auto need = [&restart](bool changed, const char* key) {
+      if (changed) restart.push_back(key);
+    };
+    need(c.name != config_.name, "[agent] name");
+    need(c.listen_address != config_.listen_address ||
+             (c.listen_port != 0 && c.listen_port != config_.listen_port),
+         "[agent] listen");
+    need(c.state_dir != config_.state_dir, "[agent] state_dir");
+    need(c.peer_timeout != config_.peer_timeout, "[agent] peer_timeout");
+    need(c.capacity != config_.capacity, "[storage] capacity");
+    need(c.owner_quota != config_.owner_quota, "[storage] owner_quota");
+    need(c.directory.uri != config_.directory.uri || c.directory.base_dn != config_.directory.base_dn ||
+             c.directory.bind_dn != config_.directory.bind_dn ||
+             c.directory.password_file != config_.directory.password_file ||
+             c.directory.sasl_external != config_.directory.sasl_external ||
+             c.directory.ca_file != config_.directory.ca_file ||
+             c.directory_cache != config_.directory_cache,
+         "[directory]");
+    need(c.passphrase_file != config_.passphrase_file ||
+             c.backup_interval != config_.backup_interval ||
+             c.verify_interval != config_.verify_interval,
+         "[backup] passphrase_file/interval/verify_interval");
+    need(c.utmp != config_.utmp, "[scheduler] utmp");
+    config_.heartbeat = c.heartbeat;
+    config_.advertise_address = c.advertise_address;
+    config_.site = c.site;
+    config_.settle = c.settle;
+    config_.load_grace = c.load_grace;
+    config_.resume_delay = c.resume_delay;
+    config_.ignore_load = c.ignore_load;
+    config_.devices = c.devices;
+    std::string keys;
+    for (const std::string& k : restart) keys += (keys.empty() ? "" : ", ") + k;
+    if (!keys.empty()) {
+      Warn("reload: " + keys +
+           " changed; that takes effect at the next start (systemctl restart sparetime)");
+    }
+  }
+  Register();
+  Refresh();
+  Publish();
+  Log("reload: done; " + std::to_string(status_.peers.size()) + " peers, heartbeat " +
+      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(config_.heartbeat).count()) +
+      " s, " + std::to_string(config_.devices.size()) + " device(s) the helper may open");
+}
+
+void AgentLoop::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
   std::jthread scheduler([this, &stop] { scheduler_->Run(stop, /*until_done=*/false); });
   notify_("READY=1");
   auto next_heartbeat = clock_.MonoNow() + config_.heartbeat;
@@ -339,7 +400,7 @@ void AgentLoop::Run(const std::atomic<bool>& stop) {
       lost = !watch_lost_;
       if (lost) {
         watch_lost_ = true;
-        Log("directory: change watch lost (" + changed.status().message() +
+        Warn("directory: change watch lost (" + changed.status().message() +
             "); re-reading, then retrying every second");
       }
       // At most one attempt a second (the watch may fail at once, e.g.
@@ -353,6 +414,12 @@ void AgentLoop::Run(const std::atomic<bool>& stop) {
       watch_lost_ = false;
       recovered = true;
       Log("directory: change watch reconnected; registering and re-reading");
+    }
+    if (reload != nullptr && reload->exchange(false)) {
+      Reload();
+      next_heartbeat = clock_.MonoNow() + config_.heartbeat;
+      notify_("WATCHDOG=1");
+      continue;
     }
     if (beat || recovered) {
       Register();

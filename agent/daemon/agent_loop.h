@@ -31,6 +31,7 @@
 #include "sparetime/config/status_file.h"
 #include "sparetime/directory/client.h"
 #include "sparetime/directory/records.h"
+#include "sparetime/imaging/device_fds.h"
 #include "sparetime/ops/idle_jobs.h"
 #include "sparetime/scheduler/job_controller.h"
 #include "sparetime/transport/identity.h"
@@ -46,7 +47,7 @@ class AgentLoop {
   AgentLoop(config::AgentConfig config, const transport::Identity& identity,
             std::unique_ptr<directory::DirectoryClient> client, const Clock& clock,
             std::function<void(const std::string&)> notify,
-            std::function<uint64_t()> held_bytes);
+            std::function<uint64_t()> held_bytes, DeviceOpener open_device = nullptr);
 
   // The port peers connect to, when the listener picked it (listen port 0).
   void set_listen_port(uint16_t port) { config_.listen_port = port; }
@@ -54,8 +55,10 @@ class AgentLoop {
   // Registers, reads the directory and publishes the first status (so that
   // AgentForKey knows the peers before the peer service starts).
   void Start();
-  // Then runs (with the scheduler) until `stop` becomes true.
-  void Run(const std::atomic<bool>& stop);
+  // Then runs (with the scheduler) until `stop` becomes true. When `reload`
+  // is set (SIGHUP: systemctl reload), clears it and re-reads sparetime.conf
+  // and the directory within a second (see Reload).
+  void Run(const std::atomic<bool>& stop, std::atomic<bool>* reload = nullptr);
 
   // The name of the agent that publishes `key` in the directory as last read
   // (kPermissionDenied otherwise). Safe to call from any thread: the peer
@@ -76,6 +79,13 @@ class AgentLoop {
 
  private:
   void Refresh();
+  // systemctl reload: re-reads sparetime.conf (a bad file is logged at
+  // priority err and the running configuration stays), applies what can
+  // change while running ([agent] heartbeat, advertise_address, site and
+  // [scheduler]; [backup] devices is read by the privileged helper at each
+  // request anyway), names the keys that need a restart, then registers and
+  // re-reads the directory. Every step is logged.
+  void Reload();
   void Register();
   void Publish();
   // Warns (log and status) when [agent] site and the entry's sparetimeSite differ.
@@ -97,6 +107,7 @@ class AgentLoop {
   std::map<std::string, std::string> policy_values_;  // effective policy as last logged
   bool watch_lost_ = false;   // the change watch failed and has not come back yet
   std::function<uint64_t()> held_bytes_;
+  const DeviceOpener open_device_;  // for ScheduledJobs
   mutable Mutex keys_mu_;
   // From the last directory read.
   std::map<directory::PublicKey, std::string> agent_by_key_ GUARDED_BY(keys_mu_);

@@ -3,6 +3,8 @@
 // backups kept by the peers, logged here.
 #include "scheduled_jobs.h"
 
+#include <cstdio>
+
 #include <nlohmann/json.hpp>
 
 #include "sparetime/base/fd.h"
@@ -24,14 +26,22 @@ constexpr char kBackupPrefix[] = "backup ";
 
 std::string JobsPath(const config::AgentConfig& c) { return c.state_dir + "/jobs.json"; }
 
+// JOB= always; DEVICE= for a backup.
+LogFields JobFields(const std::string& name) {
+  LogFields f;
+  f.job = name;
+  if (name.starts_with(kBackupPrefix)) f.device = name.substr(sizeof(kBackupPrefix) - 1);
+  return f;
+}
+
 }  // namespace
 
 ScheduledJobs::ScheduledJobs(const config::AgentConfig& config,
                              const transport::Identity& identity,
                              scheduler::JobController& controller, const Clock& clock,
-                             std::function<void(const std::string&)> log)
+                             LogFn log, DeviceOpener open_device)
     : config_(config), identity_(identity), controller_(controller), clock_(clock),
-      log_(std::move(log)) {
+      log_(std::move(log)), open_device_(std::move(open_device)) {
   LoadState();
 }
 
@@ -39,13 +49,13 @@ void ScheduledJobs::LoadState() {
   Result<std::string> text = ReadFileToString(JobsPath(config_));
   if (!text.ok()) {
     if (text.status().code() != ErrorCode::kNotFound) {
-      log_("jobs: " + text.status().message() + "; every job counts as never run");
+      Log("jobs: " + text.status().message() + "; every job counts as never run");
     }
     return;
   }
   nlohmann::json j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object() || !j.contains("last_success") || !j["last_success"].is_object()) {
-    log_("jobs: " + JobsPath(config_) + " is not a jobs file; every job counts as never run");
+    Log("jobs: " + JobsPath(config_) + " is not a jobs file; every job counts as never run");
     return;
   }
   MutexLock l(mu_);
@@ -57,8 +67,9 @@ void ScheduledJobs::LoadState() {
 void ScheduledJobs::SaveState() {
   nlohmann::json j = {{"last_success", last_success_}};
   if (Status s = WriteFileAtomic(JobsPath(config_), j.dump(2) + "\n", 0600); !s.ok()) {
-    log_("jobs: cannot record the last run (" + s.message() +
-         "); the job may run again after a restart");
+    Log("jobs: cannot record the last run (" + s.message() +
+            "); the job may run again after a restart",
+        Priority::kWarning);
   }
 }
 
@@ -84,7 +95,7 @@ void ScheduledJobs::Plan(const directory::DirectoryView& view) {
         reason = "the policy lists no device (sparetimeDevice) for " + config_.name;
       }
     }
-    if (reason != idle_reason_ && !reason.empty()) log_("jobs: " + reason);
+    if (reason != idle_reason_ && !reason.empty()) Log("jobs: " + reason);
     idle_reason_ = reason;
     repair_wanted = repair_wanted_;
     for (const auto& [name, t] : last_success_) {
@@ -125,7 +136,22 @@ void ScheduledJobs::SubmitIfDue(const std::string& name, milliseconds interval, 
   }
   controller_.Submit(name, [this, name, job = std::move(job)](
                                PauseGate& gate, const scheduler::JobProgressFn& progress) {
+    const LogFields fields = JobFields(name);
+    Log(name + " started", Priority::kInfo, fields);
+    const auto start = std::chrono::steady_clock::now();
     Status result = job(gate, progress);
+    const double took =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    char secs[32];
+    std::snprintf(secs, sizeof(secs), "%.1f", took);
+    if (result.ok()) {
+      Log(name + " finished in " + secs + " s", Priority::kInfo, fields);
+    } else if (result.code() == ErrorCode::kCancelled) {
+      Log(name + " stopped after " + secs + " s (" + result.message() + ")", Priority::kNotice,
+          fields);
+    } else {
+      Log(name + " failed after " + secs + " s: " + result.message(), Priority::kErr, fields);
+    }
     Finished(name, result);
     return result;
   });
@@ -143,8 +169,7 @@ void ScheduledJobs::Finished(const std::string& name, const Status& result) {
       if (name == "repair") repair_wanted_ = false;
       SaveState();
     } else if (result.code() != ErrorCode::kCancelled) {
-      last_failure_[name] = now;
-      log_(name + " failed: " + result.message());
+      last_failure_[name] = now;  // logged by the job's wrapper (SubmitIfDue)
     }
     view = view_;
   }
@@ -184,7 +209,7 @@ void ScheduledJobs::NoteWarnings(const std::string& job, const ops::Backups& bac
     if (w.kind == ops::Warning::Kind::kPolicyDiffers && !policy_warned_.insert(w.detail).second) {
       continue;
     }
-    log_(job + ": " + ops::WarningText(w));
+    Log(job + ": " + ops::WarningText(w), Priority::kWarning, JobFields(job));
   }
   if (ops::NeedsRepair(warnings)) repair_wanted_ = true;
 }
@@ -192,7 +217,7 @@ void ScheduledJobs::NoteWarnings(const std::string& job, const ops::Backups& bac
 Status ScheduledJobs::RunBackup(const std::string& device, PauseGate& gate,
                                 const scheduler::JobProgressFn& progress) {
   const std::string job = "backup " + device;
-  auto warn = [this, job](const std::string& line) { log_(job + ": " + line); };
+  auto warn = [this, job](const std::string& line) { Log(job + ": " + line); };
   ST_ASSIGN_OR_RETURN(auto backups,
                       OpenBackups(config_, View(), identity_, clock_, *key_cache_, warn));
   ops::BackupRequest request;
@@ -200,19 +225,22 @@ Status ScheduledJobs::RunBackup(const std::string& device, PauseGate& gate,
   request.label = "scheduled";
   request.consistency = ops::ConsistencyFromPolicy(directory::ResolvePolicy(View(), config_.name));
   request.pause = &gate;
+  request.open_device = open_device_;
   request.progress = [&progress](const ProgressInfo& p) { progress(p.bytes_done, p.bytes_total); };
   Result<Snapshot> snap = ops::Backup(*backups, request);
   NoteWarnings(job, *backups);
   ST_RETURN_IF_ERROR(snap.status());
-  log_(job + ": snapshot " + snap->id + ", " + std::to_string(snap->stats.new_chunks) +
-       " new chunks (" + std::to_string(snap->stats.stored_bytes) + " bytes sent), " +
-       std::to_string(snap->stats.chunks - snap->stats.new_chunks - snap->stats.holes) +
-       " already on the peers");
+  Log(job + ": snapshot " + snap->id + ", " + std::to_string(snap->size) + " bytes imaged, " +
+          std::to_string(snap->stats.new_chunks) + " new chunks (" +
+          std::to_string(snap->stats.stored_bytes) + " bytes sent), " +
+          std::to_string(snap->stats.chunks - snap->stats.new_chunks - snap->stats.holes) +
+          " already on the peers",
+      Priority::kInfo, JobFields(job));
   return Status::Ok();
 }
 
 Status ScheduledJobs::RunVerify(PauseGate& gate, const scheduler::JobProgressFn& progress) {
-  auto warn = [this](const std::string& line) { log_("verify: " + line); };
+  auto warn = [this](const std::string& line) { Log("verify: " + line); };
   ST_ASSIGN_OR_RETURN(auto backups,
                       OpenBackups(config_, View(), identity_, clock_, *key_cache_, warn));
   ST_ASSIGN_OR_RETURN(std::vector<Snapshot> snapshots, backups->catalog().ListSnapshots());
@@ -231,7 +259,7 @@ Status ScheduledJobs::RunVerify(PauseGate& gate, const scheduler::JobProgressFn&
   NoteWarnings("verify", *backups);
   ST_RETURN_IF_ERROR(report.status());
   ST_RETURN_IF_ERROR(ops::VerifyVerdict(*report));
-  log_("verify: " + std::to_string(report->snapshots.size()) +
+  Log("verify: " + std::to_string(report->snapshots.size()) +
        " snapshot(s), every chunk readable");
   return Status::Ok();
 }
@@ -240,11 +268,11 @@ Status ScheduledJobs::RunRepair(PauseGate& gate) {
   // Repair copies sealed blobs between peers: it starts only while idle
   // (the gate) and is bounded by the chunk count; it is not paused midway.
   ST_RETURN_IF_ERROR(gate.WaitWhilePaused(0));
-  auto warn = [this](const std::string& line) { log_("repair: " + line); };
+  auto warn = [this](const std::string& line) { Log("repair: " + line); };
   ST_ASSIGN_OR_RETURN(auto backups,
                       OpenBackups(config_, View(), identity_, clock_, *key_cache_, warn));
   ST_ASSIGN_OR_RETURN(ops::RepairReport r, ops::Repair(*backups));
-  log_("repair: " + ops::RepairText(r));
+  Log("repair: " + ops::RepairText(r));
   return ops::RepairVerdict(r);
 }
 
@@ -254,13 +282,13 @@ Status ScheduledJobs::RunPrune(PauseGate& gate) {
   // waits for the gate once and then runs to the end.
   ST_RETURN_IF_ERROR(gate.WaitWhilePaused(0));
   RetentionPolicy keep = ops::RetentionFromPolicy(directory::ResolvePolicy(view, config_.name));
-  auto warn = [this](const std::string& line) { log_("prune: " + line); };
+  auto warn = [this](const std::string& line) { Log("prune: " + line); };
   ST_ASSIGN_OR_RETURN(auto backups, OpenBackups(config_, view, identity_, clock_, *key_cache_, warn));
   ST_ASSIGN_OR_RETURN(PruneReport r, ops::Prune(*backups, keep, PruneOptions{}));
-  log_("prune (" + keep.ToString() + "): " + std::to_string(r.snapshots_forgotten) +
+  Log("prune (" + keep.ToString() + "): " + std::to_string(r.snapshots_forgotten) +
        " snapshot(s) forgotten, " + std::to_string(r.chunks_removed) + " chunk(s) released (" +
        std::to_string(r.bytes_removed) + " bytes)");
-  for (const std::string& note : r.notes) log_("prune: " + note);
+  for (const std::string& note : r.notes) Log("prune: " + note);
   return Status::Ok();
 }
 

@@ -28,6 +28,10 @@
 // repeats a backup nor forgets one; a backup interrupted by a stop or a
 // restart resumes from its journal (imager.h) the next time it runs.
 //
+// Logs: one entry when a job starts and one when it ends, with its figures
+// (or its error, at priority err), carrying JOB= and, for backups, DEVICE=
+// (journal_log.h).
+//
 // Thread safety: Plan from any thread (the agent loop; finished jobs plan
 // again from the job thread).
 #ifndef SPARETIME_AGENT_DAEMON_SCHEDULED_JOBS_H_
@@ -42,10 +46,12 @@
 #include <string>
 
 #include "sparetime/base/clock.h"
+#include "sparetime/base/journal.h"
 #include "sparetime/base/mutex.h"
 #include "sparetime/base/status.h"
 #include "sparetime/config/config.h"
 #include "sparetime/directory/records.h"
+#include "sparetime/imaging/device_fds.h"
 #include "sparetime/imaging/key_cache.h"
 #include "sparetime/ops/backups.h"
 #include "sparetime/scheduler/job_controller.h"
@@ -60,8 +66,8 @@ class ScheduledJobs {
 
   // `identity` and `controller` must outlive this object.
   ScheduledJobs(const config::AgentConfig& config, const transport::Identity& identity,
-                scheduler::JobController& controller, const Clock& clock,
-                std::function<void(const std::string&)> log);
+                scheduler::JobController& controller, const Clock& clock, LogFn log,
+                DeviceOpener open_device = nullptr);
 
   // Submits the jobs that are due with this directory view (the policy's
   // devices and replica count, the live peers).
@@ -93,7 +99,15 @@ class ScheduledJobs {
   const transport::Identity& identity_;
   scheduler::JobController& controller_;
   const Clock& clock_;
-  std::function<void(const std::string&)> log_;
+  LogFn log_;
+  // How backups open their device: the privileged helper under privsep
+  // (agent/privsep), else null (ops::Backup opens it itself).
+  const DeviceOpener open_device_;
+  // One log entry at `priority`, with the job's fields.
+  void Log(const std::string& line, Priority priority = Priority::kInfo,
+           const LogFields& fields = {}) const {
+    log_(priority, line, fields);
+  }
   // The backup key, unlocked by the first job (Argon2id once per daemon).
   const std::unique_ptr<KeyCache> key_cache_ = ProcessKeyCache();
 

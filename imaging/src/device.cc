@@ -10,6 +10,7 @@
 // the same pair: aligned chunk writes go O_DIRECT (staged through an aligned
 // per-thread buffer when the caller's is not), the rest through the cache.
 #include "sparetime/imaging/device.h"
+#include "sparetime/imaging/device_fds.h"
 
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -161,26 +162,6 @@ Result<std::unique_ptr<BlockDevice>> OpenBlockDevice(const std::string& path,
         ": name a block device (/dev/...) or an image file");
   }
   ST_ASSIGN_OR_RETURN(Fd fd, OpenForReading(path, 0));
-
-  DeviceIdentity id;
-  id.path = path;
-  id.kind = block ? "block" : "file";
-  if (block) {
-    ST_ASSIGN_OR_RETURN(id.size, BlockDeviceSize(fd.get(), path));
-    ST_ASSIGN_OR_RETURN(id.logical_block_size, LogicalBlockSize(fd.get(), path));
-    detail::ApplySysfsIdentity(detail::ReadSysfsIdentity(sb.st_rdev, detail::kSysfsRoot), id);
-  } else {
-    if (::fstat(fd.get(), &sb) != 0) return ErrnoStatus("fstat " + path, errno);
-    id.size = static_cast<uint64_t>(sb.st_size);
-    // The key of an image file is its canonical path (device.h).
-    std::error_code ec;
-    std::filesystem::path real = std::filesystem::canonical(path, ec);
-    id.real_path = ec ? path : real.string();
-  }
-  std::vector<std::byte> head(detail::kSuperblockProbeSize);
-  Result<size_t> got = ReadFullAt(fd.get(), head, 0);
-  if (got.ok()) id.fs_uuid = detail::FsUuidFromSuperblock(std::span(head).first(*got));
-
   Fd direct_fd;
   if (options.direct_io) {
     // EINVAL: the filesystem has no O_DIRECT (procfs, sysfs, old tmpfs);
@@ -192,6 +173,36 @@ Result<std::unique_ptr<BlockDevice>> OpenBlockDevice(const std::string& path,
       return d.error();
     }
   }
+  return OpenBlockDeviceFds(path, std::move(fd), std::move(direct_fd));
+}
+
+Result<std::unique_ptr<BlockDevice>> OpenBlockDeviceFds(const std::string& path, Fd fd,
+                                                        Fd direct_fd) {
+  struct stat sb;
+  if (::fstat(fd.get(), &sb) != 0) return ErrnoStatus("fstat " + path, errno);
+  bool block = S_ISBLK(sb.st_mode);
+  if (!block && !S_ISREG(sb.st_mode)) {
+    return FailedPrecondition(path + " is not a block device or image file: name a block "
+                              "device (/dev/...) or an image file");
+  }
+  DeviceIdentity id;
+  id.path = path;
+  id.kind = block ? "block" : "file";
+  if (block) {
+    ST_ASSIGN_OR_RETURN(id.size, BlockDeviceSize(fd.get(), path));
+    ST_ASSIGN_OR_RETURN(id.logical_block_size, LogicalBlockSize(fd.get(), path));
+    detail::ApplySysfsIdentity(detail::ReadSysfsIdentity(sb.st_rdev, detail::kSysfsRoot), id);
+  } else {
+    id.size = static_cast<uint64_t>(sb.st_size);
+    // The key of an image file is its canonical path (device.h).
+    std::error_code ec;
+    std::filesystem::path real = std::filesystem::canonical(path, ec);
+    id.real_path = ec ? path : real.string();
+  }
+  std::vector<std::byte> head(detail::kSuperblockProbeSize);
+  Result<size_t> got = ReadFullAt(fd.get(), head, 0);
+  if (got.ok()) id.fs_uuid = detail::FsUuidFromSuperblock(std::span(head).first(*got));
+
   (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
   uint64_t alignment = block ? BlockDirectAlignment(id.logical_block_size)
                              : uint64_t{AlignedBuffer::kAlignment};

@@ -183,3 +183,26 @@ TEST(ConfigTest, MissingFileIsNotFound) {
 
 }  // namespace
 }  // namespace sparetime::config
+
+namespace sparetime::config {
+namespace {
+
+TEST(ConfigTest, BackupDevicesAreAbsolutePathsSeparatedBySpacesOrCommas) {
+  auto c = ParseConfig(std::string("[backup]\ndevices = /dev/vg0/root, /dev/sda\t/srv/disk.img\n") +
+                           kMinimal,
+                       "x.conf");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->devices,
+            (std::vector<std::string>{"/dev/vg0/root", "/dev/sda", "/srv/disk.img"}));
+  auto none = ParseConfig(kMinimal, "x.conf");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->devices.empty());
+  auto bad = ParseConfig(std::string("[backup]\ndevices = /dev/sda sdb\n") + kMinimal, "bad.conf");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "bad.conf:2: [backup] devices: \"sdb\" is not an absolute path (name devices as "
+            "/dev/..., separated by spaces)");
+}
+
+}  // namespace
+}  // namespace sparetime::config

@@ -18,6 +18,7 @@
 #include "sparetime/imaging/repository_config.h"
 #include "sparetime/migration/image.h"
 #include "sparetime/migration/image_store.h"
+#include "sparetime/privsep/protocol.h"
 #include "sparetime/transport/messages.h"
 
 using namespace sparetime;
@@ -222,5 +223,22 @@ int main(int argc, char** argv) {
   message(RootsReply{3, std::vector<std::byte>(40, std::byte(9))});
   message(ErrorReply{Status(ErrorCode::kNotFound, "chunk not held")});
   message(HoldSnapshotRequest{"alpha", "3f9a", 120});
+
+  // privsep: a request (selector 0) and replies (selector 1) as sparetimed
+  // and its helper send them.
+  auto privsep_seed = [](uint8_t selector, const std::vector<std::byte>& body) {
+    std::vector<std::byte> seed{std::byte(selector)};
+    seed.insert(seed.end(), body.begin(), body.end());
+    return seed;
+  };
+  Write("privsep", "open-device",
+        privsep_seed(0, privsep::EncodeRequest({privsep::Command::kOpenDeviceRo,
+                                                privsep::kFlagDirect, "/dev/vg0/root"})));
+  Write("privsep", "freeze",
+        privsep_seed(0, privsep::EncodeRequest({privsep::Command::kFreeze, 0, "/srv"})));
+  Write("privsep", "granted", privsep_seed(1, privsep::EncodeReply({ErrorCode::kOk, 2, ""})));
+  Write("privsep", "refused",
+        privsep_seed(1, privsep::EncodeReply({ErrorCode::kPermissionDenied, 0,
+                                              "refused /dev/sdb: not among the devices"})));
   return 0;
 }

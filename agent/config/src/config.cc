@@ -213,6 +213,27 @@ const std::map<std::string, std::map<std::string, Setter>>& Keys() {
             [](C& c, const std::string& v) { return SetAbsolutePath(&c.passphrase_file, v); }},
            {"interval",
             [](C& c, const std::string& v) { return SetDuration(&c.backup_interval, v); }},
+           {"devices",
+            [](C& c, const std::string& v) -> Status {
+              std::vector<std::string> list;
+              std::string word;
+              for (size_t i = 0; i <= v.size(); ++i) {
+                if (i == v.size() || v[i] == ' ' || v[i] == '\t' || v[i] == ',') {
+                  if (word.empty()) continue;
+                  if (word[0] != '/') {
+                    return Status(ErrorCode::kInvalidArgument,
+                                  "\"" + word + "\" is not an absolute path (name devices as "
+                                  "/dev/..., separated by spaces)");
+                  }
+                  list.push_back(word);
+                  word.clear();
+                } else {
+                  word += v[i];
+                }
+              }
+              c.devices = std::move(list);
+              return Status::Ok();
+            }},
            {"verify_interval",
             [](C& c, const std::string& v) { return SetDuration(&c.verify_interval, v); }},
        }},

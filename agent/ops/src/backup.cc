@@ -105,8 +105,12 @@ class ConsistentRecorder final : public SnapshotRecorder {
 }  // namespace
 
 Result<Snapshot> Backup(Backups& backups, const BackupRequest& r) {
-  ST_ASSIGN_OR_RETURN(std::unique_ptr<BlockDevice> device,
-                      OpenBlockDevice(r.device, {.direct_io = !r.buffered}));
+  const DeviceOpenOptions open_options{.direct_io = !r.buffered};
+  // Through sparetimed's privileged helper when it injects one (agent/privsep).
+  auto open = [&](const std::string& path) {
+    return r.open_device ? r.open_device(path, open_options) : OpenBlockDevice(path, open_options);
+  };
+  ST_ASSIGN_OR_RETURN(std::unique_ptr<BlockDevice> device, open(r.device));
   ConsistencyOptions consistency = r.consistency;
   if (r.pause == nullptr) consistency.rate_limit = r.bytes_per_second;
   Result<std::unique_ptr<ConsistentSource>> prepared =
@@ -115,7 +119,7 @@ Result<Snapshot> Backup(Backups& backups, const BackupRequest& r) {
   ConsistentSource& source = **prepared;
   if (source.read_path() != r.device) {
     Result<std::unique_ptr<BlockDevice>> snap_dev =
-        OpenBlockDevice(source.read_path(), {.direct_io = !r.buffered});
+        open(source.read_path());
     if (!snap_dev.ok()) {
       return source.Explain(snap_dev.status()).WithContext("backup of " + r.device);
     }

@@ -7,7 +7,7 @@
 //     [directory]  uri, base, bind_dn, password_file, sasl_external,
 //                  ca_file, cert_file, key_file, timeout, poll_interval,
 //                  page_size, cache
-//     [backup]     passphrase_file, interval, verify_interval
+//     [backup]     passphrase_file, interval, verify_interval, devices
 //     [scheduler]  settle, load_grace, resume_delay, ignore_load, utmp
 //
 // Reference with defaults: docs/configuration.md; example: conf/sparetime.conf.
@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "sparetime/base/status.h"
 #include "sparetime/directory/directory.h"
@@ -58,6 +59,10 @@ struct AgentConfig {
   // backup passphrase (mode 0600); empty: sparetimed runs no jobs of its own
   // (it still serves its peers and accepts migrations).
   std::string passphrase_file;
+  // [backup] devices: the devices and image files sparetimed's privileged
+  // helper may open read-only (absolute paths; symlinks such as
+  // /dev/vg0/root are resolved at each request). Empty: none.
+  std::vector<std::string> devices;
   // Back up each device once per interval; verify (scrub) every snapshot
   // once per verify_interval.
   std::chrono::milliseconds backup_interval{std::chrono::hours(24)};

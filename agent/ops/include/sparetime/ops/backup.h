@@ -27,6 +27,7 @@
 #include "sparetime/base/pause_gate.h"
 #include "sparetime/base/status.h"
 #include "sparetime/imaging/catalog.h"
+#include "sparetime/imaging/device_fds.h"
 #include "sparetime/imaging/imager.h"
 #include "sparetime/ops/backups.h"
 #include "sparetime/ops/consistency.h"
@@ -54,6 +55,9 @@ struct BackupRequest {
   // Told, one line each, what was found about the device's allocation and
   // every filesystem or partition read whole for want of it (may be empty).
   std::function<void(const std::string&)> notice;
+  // How the device is opened; null: OpenBlockDevice. sparetimed injects its
+  // privileged helper's OPEN_DEVICE_RO here (agent/privsep).
+  DeviceOpener open_device;
 };
 
 // Opens the device, prepares it (consistency step), runs the imager, releases
