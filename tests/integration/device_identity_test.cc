@@ -163,7 +163,7 @@ TEST_F(DeviceIdentityCli, ClonedImagesWithOneFsUuidKeepEachOthersBackups) {
 }
 
 // Turns the repository's catalog back into what schema 1 wrote: device JSON
-// with the eight schema-1 fields, and schema_version 1.
+// with the eight schema-1 fields, no consistency column, and schema_version 1.
 void DowngradeCatalog(const std::string& db_path) {
   Result<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(db_path, SqliteDb::Mode::kExisting);
   ASSERT_TRUE(db.ok()) << db.status().ToString();
@@ -183,6 +183,8 @@ void DowngradeCatalog(const std::string& db_path) {
     }
   }
   for (const auto& [seq, json] : rows) ASSERT_TRUE(put->Query().Bind(1, json).Bind(2, seq).Run().ok());
+  // Schema 3's column (how the snapshot was taken) did not exist either.
+  ASSERT_TRUE((*db)->Exec("ALTER TABLE snapshots DROP COLUMN consistency").ok());
   ASSERT_TRUE((*db)->Exec("UPDATE meta SET value = 1 WHERE key = 'schema_version'").ok());
 }
 
