@@ -138,10 +138,8 @@ TEST_F(UsedBlocks, Ext4MountedAsksGetfsmap) {
   LoopDevice loop(img);
   const std::string m = Mount(loop.path(), "src");
   Populate(m);
-  Sh("fsfreeze -f " + m);
-  std::string notice;
-  const std::string out = BackupAndRestore(loop.path(), "out.img", &notice);
-  Sh("fsfreeze -u " + m);
+  std::string notice;  // sparetime freezes the mounted filesystem for the image
+  const std::string out = BackupAndRestore(loop.path(), "out.img", &notice, "--consistency freeze");
   EXPECT_NE(notice.find("ext4 mounted at " + m + " (GETFSMAP)"), std::string::npos) << notice;
   EXPECT_TRUE(Contains(img, kMarker));
   EXPECT_FALSE(Contains(out, kMarker));
@@ -192,9 +190,7 @@ TEST_F(UsedBlocks, XfsUnmountedAndMounted) {
     EXPECT_EQ(FileTree(m), FileTree(Mount(b.path(), "b", "-o ro,norecovery,nouuid")));
     Unmount(tmp_ / "b");
   }
-  Sh("xfs_freeze -f " + m);
-  out = BackupAndRestore(loop.path(), "out2.img", &notice);
-  Sh("xfs_freeze -u " + m);
+  out = BackupAndRestore(loop.path(), "out2.img", &notice, "--consistency freeze");
   EXPECT_NE(notice.find("xfs mounted at " + m + " (GETFSMAP)"), std::string::npos) << notice;
   EXPECT_FALSE(Contains(out, kMarker));
   // A frozen xfs keeps a dirty log: mounting the restored image replays it
