@@ -206,6 +206,11 @@ Result<std::unique_ptr<ConsistentSource>> MakeLvmSnapshotSource(const std::strin
                               ") but `lvs` does not know it; check `lvs`, or use "
                               "--consistency freeze or crash");
   }
+  // A classic snapshot LV (lv_attr 's': snapshot) is already a
+  // point-in-time image, and LVM cannot snapshot it again: read it as it is.
+  if (!origin->attr.empty() && origin->attr[0] == 's') {
+    return MakeDirectSource(device, kTakenDirect, cancel);
+  }
   const std::string snap = origin->name + kSnapSuffix;
   const std::string vg_snap = origin->vg + "/" + snap;
   if (origin->name.ends_with(kSnapSuffix)) {
