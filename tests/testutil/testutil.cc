@@ -61,7 +61,7 @@ std::vector<std::byte> ReadFileOrDie(const std::string& path) {
   if (!f) std::abort();
   std::vector<char> c((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   std::vector<std::byte> out(c.size());
-  std::memcpy(out.data(), c.data(), c.size());
+  if (!c.empty()) std::memcpy(out.data(), c.data(), c.size());  // memcpy(null, null, 0) is UB
   return out;
 }
 
