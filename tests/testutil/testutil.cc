@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <algorithm>
@@ -14,10 +15,20 @@
 
 namespace sparetime::testing {
 
+namespace {
+// A test helper that cannot go on: say why (gtest's buffered output is lost
+// with an abort otherwise), then abort.
+[[noreturn]] void Die(const std::string& why) {
+  std::fflush(stdout);
+  std::fprintf(stderr, "testutil: %s: %s\n", why.c_str(), std::strerror(errno));
+  std::abort();
+}
+}  // namespace
+
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
   std::string tmpl = std::string(base && *base ? base : "/tmp") + "/sparetime-test-XXXXXX";
-  if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
+  if (::mkdtemp(tmpl.data()) == nullptr) Die("mkdtemp " + tmpl);
   path_ = tmpl;
 }
 
@@ -41,7 +52,7 @@ std::vector<std::byte> RandomBytes(size_t n, uint64_t seed) {
 void WriteFileOrDie(const std::string& path, const std::vector<std::byte>& data) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   f.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
-  if (!f) std::abort();
+  if (!f) Die("cannot open " + path);
 }
 
 std::vector<std::string> PackFiles(const std::string& dir) {
@@ -58,7 +69,7 @@ std::vector<std::string> PackFiles(const std::string& dir) {
 
 std::vector<std::byte> ReadFileOrDie(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
-  if (!f) std::abort();
+  if (!f) Die("cannot open " + path);
   std::vector<char> c((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   std::vector<std::byte> out(c.size());
   if (!c.empty()) std::memcpy(out.data(), c.data(), c.size());  // memcpy(null, null, 0) is UB
