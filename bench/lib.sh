@@ -119,3 +119,32 @@ bench_env() {
   echo "kernel: $(uname -r)"
   echo "filesystem: $(df -T "${BENCH_CACHE:-/var/tmp/sparetime-bench}" | awk 'NR == 2 {print $2}')"
 }
+
+# N hosts in network namespaces PREFIX-0 .. PREFIX-(N-1), joined by veth pairs
+# to a bridge in PREFIX-br (as tests/testutil/test_network.cc does); host i is
+# SUBNET.(i+1)/24 on its eth0. With LINK_MBIT > 0 every host but the first
+# sends through a tc tbf at that rate: a peer's own link limits what it sends.
+bench_netns_up() {  # PREFIX SUBNET N LINK_MBIT
+  local prefix=$1 subnet=$2 n=$3 mbit=$4 i ns
+  ip netns add "$prefix-br"
+  ip -n "$prefix-br" link add br0 type bridge
+  ip -n "$prefix-br" link set br0 up
+  for ((i = 0; i < n; i++)); do
+    ns=$prefix-$i
+    ip netns add "$ns"
+    ip -n "$ns" link add eth0 type veth peer name "p$i" netns "$prefix-br"
+    ip -n "$prefix-br" link set "p$i" master br0
+    ip -n "$prefix-br" link set "p$i" up
+    ip -n "$ns" addr add "$subnet.$((i + 1))/24" dev eth0
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" link set lo up
+    if [ "$i" -gt 0 ] && [ "$mbit" -gt 0 ]; then
+      ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate "${mbit}mbit" burst 512kb latency 100ms
+    fi
+  done
+}
+bench_netns_down() {  # PREFIX N
+  local i
+  for ((i = 0; i < $2; i++)); do ip netns del "$1-$i" 2>/dev/null || true; done
+  ip netns del "$1-br" 2>/dev/null || true
+}

@@ -53,28 +53,12 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  for i in "${!hosts[@]}"; do ip netns del "$prefix-$i" 2>/dev/null || true; done
-  ip netns del "$prefix-br" 2>/dev/null || true
+  bench_netns_down "$prefix" "${#hosts[@]}"
 }
 trap cleanup EXIT
 
 addr() { echo "10.232.77.$(($1 + 1))"; }
-ip netns add "$prefix-br"
-ip -n "$prefix-br" link add br0 type bridge
-ip -n "$prefix-br" link set br0 up
-for i in "${!hosts[@]}"; do
-  ns=$prefix-$i
-  ip netns add "$ns"
-  ip -n "$ns" link add eth0 type veth peer name "p$i" netns "$prefix-br"
-  ip -n "$prefix-br" link set "p$i" master br0
-  ip -n "$prefix-br" link set "p$i" up
-  ip -n "$ns" addr add "$(addr "$i")/24" dev eth0
-  ip -n "$ns" link set eth0 up
-  ip -n "$ns" link set lo up
-  if [ "$i" -gt 0 ] && [ "$link_mbit" -gt 0 ]; then
-    ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate "${link_mbit}mbit" burst 512kb latency 100ms
-  fi
-done
+bench_netns_up "$prefix" 10.232.77 "${#hosts[@]}" "$link_mbit"
 
 # The directory: four enrolled agents (keys published on first start).
 directory() {  # REPLICAS
