@@ -23,6 +23,18 @@ class PeerStoreTest : public ::testing::Test {
     EXPECT_TRUE(s.ok()) << s.status().ToString();
     return s.ok() ? std::move(*s) : nullptr;
   }
+  // Flips a byte 10 bytes before the end of alpha's only pack: inside the
+  // blob written last.
+  void FlipByteNearPackEnd() {
+    std::vector<std::string> packs = testing::PackFiles(dir_ / "held/alpha/chunks");
+    ASSERT_EQ(packs.size(), 1u);
+    std::fstream f(packs[0], std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-10, std::ios::end);
+    char c;
+    f.get(c);
+    f.seekp(-10, std::ios::end);
+    f.put(static_cast<char>(c ^ 0x40));
+  }
   testing::TempDir dir_;
 };
 
@@ -145,19 +157,7 @@ TEST_F(PeerStoreTest, ScrubFindsAByteFlippedOnDisk) {
   ASSERT_TRUE(store->Put("alpha", testing::TestChunkId(1), blob, HashBlob(blob)).ok());
   ASSERT_TRUE(store->Flush("alpha").ok());
   store.reset();
-  // Flip a byte near the end of the only pack (inside the blob).
-  auto r = testing::RunCommand("find " + testing::ShellQuote(dir_ / "held/alpha/chunks") +
-                               " -name '*.pack'");
-  std::string pack = r.out.substr(0, r.out.find('\n'));
-  ASSERT_FALSE(pack.empty());
-  {
-    std::fstream f(pack, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekg(-10, std::ios::end);
-    char c;
-    f.get(c);
-    f.seekp(-10, std::ios::end);
-    f.put(static_cast<char>(c ^ 0x40));
-  }
+  ASSERT_NO_FATAL_FAILURE(FlipByteNearPackEnd());  // inside the only blob
   store = Open(1 << 20);
   int bad = 0;
   auto checked = store->Scrub("alpha", [&](const ChunkId& id, const Status& s) {
@@ -193,19 +193,7 @@ TEST_F(PeerStoreTest, GetOfADamagedCopyDropsIt) {
   ASSERT_TRUE(store->Put("alpha", testing::TestChunkId(2), other, HashBlob(other)).ok());
   ASSERT_TRUE(store->Flush("alpha").ok());
   store.reset();
-  auto r = testing::RunCommand("find " + testing::ShellQuote(dir_ / "held/alpha/chunks") +
-                               " -name '*.pack'");
-  std::string pack = r.out.substr(0, r.out.find('\n'));
-  ASSERT_FALSE(pack.empty());
-  {
-    // Chunk 2 was written last: flip a byte inside it.
-    std::fstream f(pack, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekg(-10, std::ios::end);
-    char c;
-    f.get(c);
-    f.seekp(-10, std::ios::end);
-    f.put(static_cast<char>(c ^ 0x40));
-  }
+  ASSERT_NO_FATAL_FAILURE(FlipByteNearPackEnd());  // chunk 2 was written last
   store = Open(1 << 20);
   auto got = store->Get("alpha", testing::TestChunkId(2));
   ASSERT_FALSE(got.ok());
