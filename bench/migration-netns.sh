@@ -89,7 +89,7 @@ CONF
 done
 # alpha: network, mount and PID namespaces of its own (killing unshare kills
 # the whole PID namespace); beta: its network namespace only.
-ip netns exec "$prefix-0" unshare --pid --fork --kill-child=SIGKILL --mount-proc \
+ip netns exec "$prefix-0" unshare --pid --fork --kill-child=SIGKILL --mount-proc --propagation slave \
   "$sparetimed" --config "$out/alpha.conf" > "$out/alpha.log" 2>&1 &
 agents+=($!)
 alpha_unshare=$!

@@ -243,7 +243,7 @@ TEST_F(CliMount, WrongPassphraseAndMissingFuseAreClearErrors) {
   EXPECT_FALSE(IsMountPoint(mnt_));
   // /dev/fuse hidden in a private mount namespace.
   Sh("touch " + tmp_ / "nofuse");
-  r = RunCommand("unshare -m sh -c " +
+  r = RunCommand("unshare -m --propagation slave sh -c " +
                  ShellQuote("mount --bind " + tmp_ / "nofuse" + " /dev/fuse && SPARETIME_PASSPHRASE='test passphrase' " +
                             SPARETIME_CLI + " --repo " + cli_.repo() + " mount latest " + mnt_));
   EXPECT_EQ(r.exit_code, 10) << r.err;

@@ -69,7 +69,7 @@ TEST_F(MigrationNetnsTest, ProcessMovesToAnAllowedAgentAndIsRefusedByAnother) {
   // killing unshare kills that whole namespace).
   Child alpha_agent("/bin/sh",
                     {"-c", "exec ip netns exec " + net.netns(0) +
-                               " unshare --pid --fork --kill-child=SIGKILL --mount-proc " + SPARETIME_DAEMON +
+                               " unshare --pid --fork --kill-child=SIGKILL --mount-proc --propagation slave " + SPARETIME_DAEMON +
                                " --config " + ShellQuote(alpha) + " 2>&1"},
                     dir_ / "alpha.log");
   AgentProcess beta_agent(beta, dir_ / "beta.log", net.netns(1));

@@ -176,6 +176,11 @@ TEST_F(UsedBlocks, XfsUnmountedAndMounted) {
   Populate(m);
   Unmount(m);
   ASSERT_TRUE(Contains(img, kMarker));
+  CommandResult source = RunCommand("xfs_repair -n -f " + img);
+  ASSERT_EQ(source.exit_code, 0) << "the source xfs is not clean after its umount: a copy of the mount "
+                                    "lives on in another mount namespace (/ must be shared, as "
+                                    "scripts/test makes it)\n"
+                                 << source.out << source.err;
   std::string notice;
   nlohmann::json snap;
   std::string out = BackupAndRestore(img, "out.img", &notice, "", &snap);

@@ -103,7 +103,7 @@ TEST(PreflightTest, AcceptsAPlainProcessAndRejectsMissingOnes) {
 // makes): the refusal names the command that was run and the way out.
 TEST(PreflightTest, AnotherMountNamespaceNamesTheCommandAndNsenter) {
   if (!sparetime::testing::IsRoot()) GTEST_SKIP() << "needs root";
-  Child child("/usr/bin/unshare", {"--mount", "/usr/bin/sleep", "60"});
+  Child child("/usr/bin/unshare", {"--mount", "--propagation", "slave", "/usr/bin/sleep", "60"});
   auto comm = [&] {
     auto c = ReadFileToString("/proc/" + std::to_string(child.pid()) + "/comm");
     return c.ok() ? *c : std::string();
