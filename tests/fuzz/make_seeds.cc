@@ -14,6 +14,7 @@
 #include "roots.h"
 #include "sparetime/base/bytes.h"
 #include "sparetime/config/status_file.h"
+#include "sparetime/directory/fleet_state.h"
 #include "sparetime/imaging/manifest.h"
 #include "sparetime/imaging/repository_config.h"
 #include "sparetime/migration/image.h"
@@ -101,6 +102,15 @@ int main(int argc, char** argv) {
   auto status_text = ReadFileToString(status_path);
   if (!status_text.ok()) std::abort();
   Write("status", "status.json", *status_text);
+  // sparetimeBackupState / sparetimeBackupHealth values (directory/fleet_state.h).
+  Write("fleet_state", "device.json",
+        directory::EncodeDeviceState({.device = "/dev/vdb", .time = 1765142000, .size = 1 << 30,
+                                      .snapshot = "3f9a0c11", .seconds = 12, .stored = 4096,
+                                      .forced = true}));
+  Write("fleet_state", "health.json",
+        directory::EncodeBackupHealth({.replicas = 2, .healthy = 1200, .under_replicated = 3,
+                                       .last_verify = 1765000000, .last_error = "backup: x",
+                                       .last_error_time = 1765100000}));
 
   SecretBuffer master = NewMasterKey();
   SecretBuffer pass(4);
