@@ -30,9 +30,34 @@ Entry AgentEntry(const std::string& name, const std::string& key) {
   return e;
 }
 
+DeviceBackupState Dev(std::string device, int64_t time = 0, uint64_t size = 0,
+                      std::string snapshot = "", uint64_t seconds = 0, uint64_t stored = 0,
+                      bool forced = false) {
+  DeviceBackupState d;
+  d.device = std::move(device);
+  d.time = time;
+  d.size = size;
+  d.snapshot = std::move(snapshot);
+  d.seconds = seconds;
+  d.stored = stored;
+  d.forced = forced;
+  return d;
+}
+
+BackupHealth Health(uint32_t replicas, uint64_t healthy, uint64_t under, int64_t last_verify = 0,
+                    std::string error = "", int64_t error_time = 0) {
+  BackupHealth h;
+  h.replicas = replicas;
+  h.healthy = healthy;
+  h.under_replicated = under;
+  h.last_verify = last_verify;
+  h.last_error = std::move(error);
+  h.last_error_time = error_time;
+  return h;
+}
+
 DeviceBackupState Vdb() {
-  return {.device = "/dev/vdb", .time = 1765142000, .size = 1073741824,
-          .snapshot = "3f9a0c11d2e4b5a6", .seconds = 12, .stored = 52428800, .forced = true};
+  return Dev("/dev/vdb", 1765142000, 1073741824, "3f9a0c11d2e4b5a6", 12, 52428800, true);
 }
 
 TEST(FleetState, EncodingIsExactAndRoundTrips) {
@@ -42,11 +67,10 @@ TEST(FleetState, EncodingIsExactAndRoundTrips) {
   Result<DeviceBackupState> back = ParseDeviceState(EncodeDeviceState(Vdb()));
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(*back, Vdb());
-  DeviceBackupState never{.device = "/dev/sda"};
+  DeviceBackupState never = Dev("/dev/sda");
   EXPECT_EQ(*ParseDeviceState(EncodeDeviceState(never)), never);
 
-  BackupHealth h{.replicas = 2, .healthy = 1200, .under_replicated = 3, .last_verify = 1765000000,
-                 .last_error = "backup /dev/vdb: \"quoted\" and ünïcode", .last_error_time = 1765100000};
+  BackupHealth h = Health(2, 1200, 3, 1765000000, "backup /dev/vdb: \"quoted\" and ünïcode", 1765100000);
   Result<BackupHealth> hb = ParseBackupHealth(EncodeBackupHealth(h));
   ASSERT_TRUE(hb.ok()) << hb.status().ToString();
   EXPECT_EQ(*hb, h);
@@ -110,9 +134,9 @@ TEST(FleetState, AMalformedAttributeIsSkippedWithAWarningAndTheOthersListed) {
   broken.Add("sparetimeBackupHealth", "{oops");
   c.agents.push_back(broken);
   Entry good = AgentEntry("beta", kKey2);
-  DeviceBackupState sda{.device = "/dev/sda", .time = 1765000000, .size = 4096, .snapshot = "00ff"};
+  DeviceBackupState sda = Dev("/dev/sda", 1765000000, 4096, "00ff");
   good.Add("sparetimeBackupState", EncodeDeviceState(sda));
-  good.Add("sparetimeBackupHealth", EncodeBackupHealth({.replicas = 2, .healthy = 7}));
+  good.Add("sparetimeBackupHealth", EncodeBackupHealth(Health(2, 7, 0)));
   c.agents.push_back(good);
   DirectoryView view = Parse(c);
   ASSERT_EQ(view.agents.size(), 2u);
@@ -134,7 +158,7 @@ TEST(FleetState, OverdueAndMaxAge) {
   DeviceBackupState s = Vdb();
   EXPECT_FALSE(IsOverdue(s, s.time + 3 * 86400, 3 * 86400));
   EXPECT_TRUE(IsOverdue(s, s.time + 3 * 86400 + 1, 3 * 86400));
-  EXPECT_TRUE(IsOverdue(DeviceBackupState{.device = "/dev/sda"}, 1, 3 * 86400));
+  EXPECT_TRUE(IsOverdue(Dev("/dev/sda"), 1, 3 * 86400));
   EXPECT_EQ(*ParseMaxAge("3d"), 3 * 86400);
   EXPECT_EQ(*ParseMaxAge("36h"), 36 * 3600);
   EXPECT_EQ(*ParseMaxAge("90m"), 90 * 60);

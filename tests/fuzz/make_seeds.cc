@@ -104,13 +104,28 @@ int main(int argc, char** argv) {
   Write("status", "status.json", *status_text);
   // sparetimeBackupState / sparetimeBackupHealth values (directory/fleet_state.h).
   Write("fleet_state", "device.json",
-        directory::EncodeDeviceState({.device = "/dev/vdb", .time = 1765142000, .size = 1 << 30,
-                                      .snapshot = "3f9a0c11", .seconds = 12, .stored = 4096,
-                                      .forced = true}));
+        directory::EncodeDeviceState([] {
+          directory::DeviceBackupState d;
+          d.device = "/dev/vdb";
+          d.time = 1765142000;
+          d.size = 1 << 30;
+          d.snapshot = "3f9a0c11";
+          d.seconds = 12;
+          d.stored = 4096;
+          d.forced = true;
+          return d;
+        }()));
   Write("fleet_state", "health.json",
-        directory::EncodeBackupHealth({.replicas = 2, .healthy = 1200, .under_replicated = 3,
-                                       .last_verify = 1765000000, .last_error = "backup: x",
-                                       .last_error_time = 1765100000}));
+        directory::EncodeBackupHealth([] {
+          directory::BackupHealth h;
+          h.replicas = 2;
+          h.healthy = 1200;
+          h.under_replicated = 3;
+          h.last_verify = 1765000000;
+          h.last_error = "backup: x";
+          h.last_error_time = 1765100000;
+          return h;
+        }()));
 
   SecretBuffer master = NewMasterKey();
   SecretBuffer pass(4);

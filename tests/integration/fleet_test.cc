@@ -37,6 +37,32 @@ constexpr char kBroken[] = "{\"device\":\"/dev/vdz\",\"time\":\"yesterday\"}";
 
 std::string AgentDn(const std::string& name) { return "cn=" + name + ",ou=agents," + kBase; }
 
+directory::DeviceBackupState Dev(std::string device, int64_t time = 0, uint64_t size = 0,
+                      std::string snapshot = "", uint64_t seconds = 0, uint64_t stored = 0,
+                      bool forced = false) {
+  directory::DeviceBackupState d;
+  d.device = std::move(device);
+  d.time = time;
+  d.size = size;
+  d.snapshot = std::move(snapshot);
+  d.seconds = seconds;
+  d.stored = stored;
+  d.forced = forced;
+  return d;
+}
+
+directory::BackupHealth Health(uint32_t replicas, uint64_t healthy, uint64_t under, int64_t last_verify = 0,
+                    std::string error = "", int64_t error_time = 0) {
+  directory::BackupHealth h;
+  h.replicas = replicas;
+  h.healthy = healthy;
+  h.under_replicated = under;
+  h.last_verify = last_verify;
+  h.last_error = std::move(error);
+  h.last_error_time = error_time;
+  return h;
+}
+
 int64_t Now() { return ToUnixSeconds(SystemClock().WallNow()); }
 
 // alpha's backups as its jobs leave them: two snapshots of /dev/vdb (the
@@ -131,8 +157,7 @@ TEST(FleetTest, AnAgentPublishesItsStateAndFleetListsEveryHostFromTheLdifFile) {
   const int64_t newest = Now() - 7200;
   const std::string snapshot = SeedState(dir / "state-alpha", newest);
   // gamma: a good state written by "another agent"; beta: a broken one.
-  directory::DeviceBackupState gamma_sda{.device = "/dev/sda", .time = Now() - 600,
-                                         .size = 4096, .snapshot = "00ff00ff"};
+  directory::DeviceBackupState gamma_sda = Dev("/dev/sda", Now() - 600, 4096, "00ff00ff");
   const std::string ldif = dir / "directory.ldif";
   std::ofstream(ldif) << DomainLdif({"alpha", "beta", "gamma"}, [&](const std::string& host) {
     std::string lines = "sparetimeAddress: 127.0.0.1\nsparetimePort: 7401\nsparetimePublicKey: " +
@@ -142,12 +167,11 @@ TEST(FleetTest, AnAgentPublishesItsStateAndFleetListsEveryHostFromTheLdifFile) {
     if (host == "alpha") return std::string();  // registers itself
     if (host == "beta") {
       return lines + "sparetimeBackupState: " + kBroken + "\nsparetimeBackupState: " +
-             directory::EncodeDeviceState({.device = "/dev/vdy"}) + "\n";
+             directory::EncodeDeviceState(Dev("/dev/vdy")) + "\n";
     }
     return lines + "sparetimeBackupState: " + directory::EncodeDeviceState(gamma_sda) + "\n" +
            "sparetimeBackupHealth: " +
-           directory::EncodeBackupHealth({.replicas = 2, .healthy = 9, .under_replicated = 0,
-                                          .last_verify = Now() - 3600}) + "\n";
+           directory::EncodeBackupHealth(Health(2, 9, 0, Now() - 3600)) + "\n";
   }) << Policies();
   // The textfile directory is missing at first.
   const std::string metrics = dir / "node-exporter";
@@ -273,9 +297,7 @@ TEST(FleetTest, PublishedInSlapdUnderTheAclsAndListedFromIt) {
   r = server.Tool("ldapsearch", as_alpha,
                   "-LLL -o ldif-wrap=no -b " + ShellQuote(AgentDn("alpha")) + " sparetimeBackupState");
   EXPECT_NE(r.out.find("sparetimeBackupState: " +
-                       directory::EncodeDeviceState({.device = "/dev/vdb", .time = newest,
-                                                     .size = 64 << 20, .snapshot = snapshot,
-                                                     .seconds = 7, .stored = 12345})),
+                       directory::EncodeDeviceState(Dev("/dev/vdb", newest, 64 << 20, snapshot, 7, 12345))),
             std::string::npos) << r.out;
 
   // beta, as itself, writes garbage into its own entry (allowed by the ACL)...

@@ -38,6 +38,32 @@ Snapshot Snap(const std::string& path, int64_t time, uint64_t size, double secon
   return s;
 }
 
+directory::DeviceBackupState Dev(std::string device, int64_t time = 0, uint64_t size = 0,
+                      std::string snapshot = "", uint64_t seconds = 0, uint64_t stored = 0,
+                      bool forced = false) {
+  directory::DeviceBackupState d;
+  d.device = std::move(device);
+  d.time = time;
+  d.size = size;
+  d.snapshot = std::move(snapshot);
+  d.seconds = seconds;
+  d.stored = stored;
+  d.forced = forced;
+  return d;
+}
+
+directory::BackupHealth Health(uint32_t replicas, uint64_t healthy, uint64_t under, int64_t last_verify = 0,
+                    std::string error = "", int64_t error_time = 0) {
+  directory::BackupHealth h;
+  h.replicas = replicas;
+  h.healthy = healthy;
+  h.under_replicated = under;
+  h.last_verify = last_verify;
+  h.last_error = std::move(error);
+  h.last_error_time = error_time;
+  return h;
+}
+
 ChunkId Id(uint8_t n) {
   ChunkId id;
   id.bytes.fill(n);
@@ -83,15 +109,9 @@ TEST_F(BackupStateTest, ReadsTheCatalogAndTheReplicaCounts) {
   Result<BackupStateReport> r = BackupState(Request());
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ASSERT_EQ(r->devices.size(), 2u);
-  EXPECT_EQ(r->devices[0], (directory::DeviceBackupState{.device = "/dev/vdb", .time = 1765100000,
-                                                         .size = 2000, .snapshot = vdb_id_,
-                                                         .seconds = 13, .stored = 300,
-                                                         .forced = true}));
-  EXPECT_EQ(r->devices[1], directory::DeviceBackupState{.device = "/dev/vdc"});  // never
-  EXPECT_EQ(r->health, (directory::BackupHealth{.replicas = 2, .healthy = 2, .under_replicated = 2,
-                                                .last_verify = 1765050000,
-                                                .last_error = "verify: 1 damaged chunk",
-                                                .last_error_time = 1765060000}));
+  EXPECT_EQ(r->devices[0], Dev("/dev/vdb", 1765100000, 2000, vdb_id_, 13, 300, true));
+  EXPECT_EQ(r->devices[1], Dev("/dev/vdc"));  // never
+  EXPECT_EQ(r->health, Health(2, 2, 2, 1765050000, "verify: 1 damaged chunk", 1765060000));
   BackupStateRequest three = Request();
   three.replicas = 3;
   EXPECT_EQ(BackupState(three)->health.healthy, 1u);
@@ -105,7 +125,7 @@ TEST(BackupStateFresh, NoBackupsYetIsNotAnError) {
   r.devices = {"/dev/sda"};
   Result<BackupStateReport> report = BackupState(r);
   ASSERT_TRUE(report.ok()) << report.status().ToString();
-  EXPECT_EQ(report->devices, std::vector<directory::DeviceBackupState>{{.device = "/dev/sda"}});
+  EXPECT_EQ(report->devices, std::vector<directory::DeviceBackupState>{Dev("/dev/sda")});
   EXPECT_EQ(report->health.healthy + report->health.under_replicated, 0u);
   struct stat st;
   EXPECT_NE(::stat((dir / "backup").c_str(), &st), 0);  // nothing created
