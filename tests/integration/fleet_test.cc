@@ -93,8 +93,8 @@ std::string SeedState(const std::string& state_dir, int64_t newest) {
   auto locations = replication::ChunkLocations::Open(state_dir + "/backup/locations.db");
   EXPECT_TRUE(locations.ok());
   ChunkId a, b;
-  a.bytes.fill(1);
-  b.bytes.fill(2);
+  a.bytes.fill(std::byte{1});
+  b.bytes.fill(std::byte{2});
   std::vector<replication::ChunkLocation> rows = {{a, "beta", {}}, {a, "gamma", {}}, {b, "beta", {}}};
   EXPECT_TRUE((*locations)->Add(rows).ok());
   return id;

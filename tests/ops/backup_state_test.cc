@@ -66,7 +66,7 @@ directory::BackupHealth Health(uint32_t replicas, uint64_t healthy, uint64_t und
 
 ChunkId Id(uint8_t n) {
   ChunkId id;
-  id.bytes.fill(n);
+  id.bytes.fill(std::byte{n});
   return id;
 }
 
