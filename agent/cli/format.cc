@@ -36,4 +36,11 @@ std::string Age(int64_t s) {
   return std::to_string(s / 86400) + "d ago";
 }
 
+std::string Span(int64_t s) {
+  if (s < 120) return std::to_string(s) + "s";
+  if (s < 7200) return std::to_string(s / 60) + "m";
+  if (s < 172800) return std::to_string(s / 3600) + "h";
+  return std::to_string(s / 86400) + "d";
+}
+
 }  // namespace sparetime::cli

@@ -13,6 +13,8 @@ std::string HumanBytes(uint64_t bytes);
 std::string IsoTime(int64_t unix_seconds);
 // "42s ago", "5m ago", "3h ago", "2d ago", "in the future".
 std::string Age(int64_t seconds);
+// A length of time without "ago": "45s", "90m", "36h", "3d".
+std::string Span(int64_t seconds);
 
 }  // namespace sparetime::cli
 

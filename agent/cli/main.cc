@@ -11,6 +11,7 @@
 
 #include "commands.h"
 #include "directory_commands.h"
+#include "fleet_command.h"
 #include "status_command.h"
 #include "exit_codes.h"
 #include "key_commands.h"
@@ -192,6 +193,9 @@ int Main(int argc, char** argv) {
       app.add_subcommand("policy", "show this host's effective policy and where each value is from");
   policy_cmd->add_option("--host", policy_host, "another host's policy (default: this agent)");
 
+  auto* fleet_cmd = app.add_subcommand(
+      "fleet", "every host of the domain: age of its last good backups, overdue, replica health");
+
   MigrationCommands migration(app);
   KeyCommands keys(app);
 
@@ -229,6 +233,7 @@ int Main(int argc, char** argv) {
   if (*status_cmd) return RunStatus(g);
   if (*peers_cmd) return RunPeers(g, probe);
   if (*policy_cmd) return RunPolicy(g, policy_host);
+  if (*fleet_cmd) return RunFleet(g);
   if (auto rc = migration.Run(g)) return *rc;
   if (auto rc = keys.Run(g)) return *rc;
   return kExitUsage;

@@ -94,6 +94,34 @@ void PrintIdle(const config::AgentStatus& st) {
   }
 }
 
+// The backup state sparetimed last read (ops::BackupState) — the same
+// report it publishes in the directory and the metrics file.
+void PrintBackups(const config::AgentStatus& st) {
+  if (!st.backup_state_error.empty()) std::printf("backups:    UNKNOWN: %s\n", st.backup_state_error.c_str());
+  if (!st.backups_known) return;
+  const int64_t now = ToUnixSeconds(SystemClock().WallNow());
+  for (const auto& d : st.backups) {
+    const bool overdue = directory::IsOverdue(d, now, st.max_age_seconds);
+    if (d.time <= 0) {
+      std::printf("backup:     %s: never%s\n", d.device.c_str(), overdue ? ", OVERDUE" : "");
+      continue;
+    }
+    std::printf("backup:     %s: last good %s (snapshot %.8s, %s, %llu s%s)%s\n", d.device.c_str(),
+                Ago(d.time).c_str(), d.snapshot.c_str(), HumanBytes(d.size).c_str(),
+                static_cast<unsigned long long>(d.seconds),
+                d.forced ? ", run on a busy box because overdue" : "",
+                overdue ? (", OVERDUE (max age " + Span(st.max_age_seconds) + ")").c_str() : "");
+  }
+  const auto& h = st.backup_health;
+  std::printf("replicas:   %llu chunks on %u+ peers, %llu under-replicated; last verify %s\n",
+              static_cast<unsigned long long>(h.healthy), h.replicas,
+              static_cast<unsigned long long>(h.under_replicated),
+              h.last_verify > 0 ? Ago(h.last_verify).c_str() : "never");
+  if (!h.last_error.empty()) {
+    std::printf("last error: %s: %s\n", Ago(h.last_error_time).c_str(), h.last_error.c_str());
+  }
+}
+
 }  // namespace
 
 int RunStatus(const GlobalOptions& g) {
@@ -161,6 +189,7 @@ int RunStatus(const GlobalOptions& g) {
   for (const auto& w : st->policy_warnings) std::printf("warning:    %s\n", w.c_str());
   for (const auto& w : st->directory_warnings) std::printf("left out:   %s\n", w.c_str());
   PrintIdle(*st);
+  PrintBackups(*st);
   return running ? kExitOk : kExitUnavailable;
 }
 

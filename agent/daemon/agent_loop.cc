@@ -64,7 +64,8 @@ std::map<std::string, std::string> PolicyValues(const directory::EffectivePolicy
           {"sparetimeMigrationAllowed", p.migration_allowed ? "TRUE" : "FALSE"},
           {"sparetimeMigrationFrom", join(p.migration_from)},
           {"sparetimeEscrowPublicKey", p.escrow_public_key ? "set" : "none"},
-          {"sparetimePeerMaxAgeMinutes", std::to_string(p.peer_max_age_minutes)}};
+          {"sparetimePeerMaxAgeMinutes", std::to_string(p.peer_max_age_minutes)},
+          {"sparetimeMaxAge", std::to_string(p.max_age_seconds) + " s"}};
 }
 
 // "ATTR OLD -> NEW; ..." for the values that differ.
@@ -126,6 +127,49 @@ void AgentLoop::StartScheduler() {
   scheduler_ = &idle_->controller();
   jobs_ = std::make_unique<ScheduledJobs>(config_, identity_, *scheduler_, clock_, JournalLog(),
                                          open_device_);
+  notifier_ = std::make_unique<ops::Notifier>(
+      config_.notify_command, config_.notify_timeout, [](const std::string& line, bool failed) {
+        daemon::Log(failed ? Priority::kWarning : Priority::kInfo, line);
+      });
+  jobs_->set_notify([this](const std::string& device, const std::string& reason) {
+    notifier_->Notify({config_.name, device, reason});
+  });
+}
+
+void AgentLoop::UpdateBackupState() {
+  if (!state_policy_) return;  // before the first directory read
+  ScheduledJobs::History history = jobs_->GetHistory();
+  ops::BackupStateRequest request;
+  request.state_dir = config_.state_dir;
+  request.devices = state_policy_->devices;
+  request.replicas = state_policy_->replicas;
+  request.last_verify = history.last_verify;
+  request.last_error = history.last_error;
+  request.last_error_time = history.last_error_time;
+  request.forced = history.forced;
+  Result<ops::BackupStateReport> report = ops::BackupState(request);
+  if (!report.ok()) {
+    if (status_.backup_state_error != report.status().message()) {
+      Warn("backup state: " + report.status().message() +
+           "; the directory keeps the state published before");
+    }
+    status_.backup_state_error = report.status().message();
+    return;
+  }
+  status_.backup_state_error.clear();
+  status_.backups_known = true;
+  status_.max_age_seconds = state_policy_->max_age;
+  status_.backups = report->devices;
+  status_.backup_health = report->health;
+  if (!config_.metrics_dir.empty()) {
+    const int64_t now = ToUnixSeconds(clock_.WallNow());
+    Status s = ops::WriteMetrics(config_.metrics_dir,
+                                 ops::MetricsText(config_.name, *report, now, state_policy_->max_age));
+    if (!s.ok() && s.message() != metrics_error_) Warn("metrics: " + s.message());
+    if (s.ok() && !metrics_error_.empty()) Log("metrics: written to " + config_.metrics_dir + " again");
+    metrics_error_ = s.ok() ? "" : s.message();
+  }
+  backup_state_ = std::move(*report);
 }
 
 bool AgentLoop::UpdateIdle() {
@@ -167,10 +211,15 @@ directory::AgentRegistration AgentLoop::Registration() const {
   r.free = std::min(config_.capacity > held ? config_.capacity - held : 0,
                     FilesystemFree(config_.state_dir));
   r.version = "0.1.0";
+  if (backup_state_) {
+    r.backups = backup_state_->devices;
+    r.health = backup_state_->health;
+  }
   return r;
 }
 
 void AgentLoop::Register() {
+  UpdateBackupState();
   Status s = client_->Register(Registration());
   if (s.ok()) {
     if (!status_.registered) Log("registered as " + config_.name);
@@ -247,6 +296,7 @@ void AgentLoop::Refresh() {
     Warn("scheduler: the directory's idle policy is refused (" + s.message() +
         "); the previous one stays");
   }
+  state_policy_ = StatePolicy{policy.devices, policy.replicas, policy.max_age_seconds};
   jobs_->Plan(state->view);
 }
 
@@ -320,6 +370,9 @@ void AgentLoop::Publish() {
 void AgentLoop::Start() {
   Register();
   Refresh();
+  // The first registration came before the policy was known: publish the
+  // backup state now rather than at the first heartbeat.
+  if (state_policy_) Register();
   Publish();
 }
 
@@ -356,6 +409,9 @@ void AgentLoop::Reload() {
              c.verify_interval != config_.verify_interval,
          "[backup] passphrase_file/interval/verify_interval");
     need(c.utmp != config_.utmp, "[scheduler] utmp");
+    need(c.notify_command != config_.notify_command || c.notify_timeout != config_.notify_timeout,
+         "[notify]");
+    config_.metrics_dir = c.metrics_dir;
     config_.heartbeat = c.heartbeat;
     config_.advertise_address = c.advertise_address;
     config_.site = c.site;

@@ -13,6 +13,14 @@
 // (scheduled_jobs.h), and publishes its idle decision and jobs (at once when
 // the box becomes idle or busy, or a job changes state).
 //
+// At each heartbeat it reads its backup state (ops::BackupState: the
+// catalog and chunk locations, plus the scheduler's history) and publishes
+// it three ways from that one report: in its directory entry
+// (sparetimeBackupState/Health, directory/fleet_state.h), in status.json,
+// and as Prometheus text in [metrics] textfile_dir. Job failures and
+// devices becoming overdue run [notify] command (ops::Notifier: on its own
+// thread, killed after [notify] timeout).
+//
 // Invariants: every wait is bounded (at most one second between checks of
 // the stop flag); a failed registration or read is reported in the status
 // and retried at the next heartbeat, never fatal.
@@ -32,7 +40,9 @@
 #include "sparetime/directory/client.h"
 #include "sparetime/directory/records.h"
 #include "sparetime/imaging/device_fds.h"
+#include "sparetime/ops/backup_state.h"
 #include "sparetime/ops/idle_jobs.h"
+#include "sparetime/ops/notify.h"
 #include "sparetime/scheduler/job_controller.h"
 #include "sparetime/transport/identity.h"
 #include "scheduled_jobs.h"
@@ -95,6 +105,9 @@ class AgentLoop {
   // Copies the scheduler's decision and jobs into status_; true when the
   // idle state or a job's state changed.
   bool UpdateIdle();
+  // Reads the backup state (when the policy is known) into backup_state_
+  // and status_, and writes the metrics file. Errors are logged once each.
+  void UpdateBackupState();
 
   config::AgentConfig config_;
   const transport::Identity& identity_;
@@ -115,6 +128,18 @@ class AgentLoop {
   std::vector<std::string> migration_from_ GUARDED_BY(keys_mu_);
   // owner (lower case) -> its sparetimeRestoreFor names.
   std::map<std::string, std::vector<std::string>> restore_for_ GUARDED_BY(keys_mu_);
+
+  // The policy as last read, for the backup state (nullopt before the first read).
+  struct StatePolicy {
+    std::vector<std::string> devices;
+    uint32_t replicas = 0;
+    int64_t max_age = 0;
+  };
+  std::optional<StatePolicy> state_policy_;
+  std::optional<ops::BackupStateReport> backup_state_;
+  std::string metrics_error_;  // last metrics write error logged ("" none)
+  // Declared before jobs_: jobs notify through it until they are gone.
+  std::unique_ptr<ops::Notifier> notifier_;
 
   // Declared before idle_ so that the controller (and any job thread) is
   // gone before the jobs' owner.

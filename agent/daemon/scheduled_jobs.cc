@@ -62,11 +62,33 @@ void ScheduledJobs::LoadState() {
   for (const auto& [name, t] : j["last_success"].items()) {
     if (t.is_number_integer()) last_success_[name] = t.get<int64_t>();
   }
+  if (j.contains("first_planned") && j["first_planned"].is_object()) {
+    for (const auto& [name, t] : j["first_planned"].items()) {
+      if (t.is_number_integer()) first_planned_[name] = t.get<int64_t>();
+    }
+  }
+  if (j.contains("forced") && j["forced"].is_array()) {
+    for (const auto& name : j["forced"]) {
+      if (name.is_string()) forced_success_.insert(name.get<std::string>());
+    }
+  }
+  if (j.contains("last_error") && j["last_error"].is_string() &&
+      j.contains("last_error_time") && j["last_error_time"].is_number_integer()) {
+    last_error_ = j["last_error"].get<std::string>();
+    last_error_time_ = j["last_error_time"].get<int64_t>();
+  }
 }
 
 void ScheduledJobs::SaveState() {
-  nlohmann::json j = {{"last_success", last_success_}};
-  if (Status s = WriteFileAtomic(JobsPath(config_), j.dump(2) + "\n", 0600); !s.ok()) {
+  nlohmann::json j = {{"last_success", last_success_},
+                      {"first_planned", first_planned_},
+                      {"forced", forced_success_},
+                      {"last_error", last_error_},
+                      {"last_error_time", last_error_time_}};
+  if (Status s = WriteFileAtomic(JobsPath(config_),
+                                 j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
+                                 0600);
+      !s.ok()) {
     Log("jobs: cannot record the last run (" + s.message() +
             "); the job may run again after a restart",
         Priority::kWarning);
@@ -78,8 +100,54 @@ std::string ScheduledJobs::Idle() const {
   return idle_reason_;
 }
 
+ScheduledJobs::History ScheduledJobs::GetHistory() const {
+  MutexLock l(mu_);
+  History h;
+  if (auto it = last_success_.find("verify"); it != last_success_.end()) h.last_verify = it->second;
+  h.last_error = last_error_;
+  h.last_error_time = last_error_time_;
+  for (const std::string& name : forced_success_) {
+    if (name.starts_with(kBackupPrefix)) h.forced.insert(name.substr(sizeof(kBackupPrefix) - 1));
+  }
+  return h;
+}
+
+void ScheduledJobs::set_notify(NotifyFn notify) {
+  MutexLock l(mu_);
+  notify_ = std::move(notify);
+}
+
+bool ScheduledJobs::Overdue(const std::string& device, int64_t max_age) {
+  const std::string name = kBackupPrefix + device;
+  const int64_t now = ToUnixSeconds(clock_.WallNow());
+  std::string reason;
+  NotifyFn notify;
+  {
+    MutexLock l(mu_);
+    auto planned = first_planned_.try_emplace(name, now);
+    if (planned.second) SaveState();
+    auto done = last_success_.find(name);
+    const int64_t since = done != last_success_.end() ? done->second : planned.first->second;
+    if (now - since <= max_age) return false;
+    if (!overdue_said_.insert(name).second) return true;
+    reason = "overdue: " +
+             (done != last_success_.end()
+                  ? "last successful backup " + std::to_string((now - since) / 3600) + " h ago"
+                  : "never backed up, planned " + std::to_string((now - since) / 3600) + " h ago") +
+             ", max age " + std::to_string(max_age / 3600) + " h (sparetimeMaxAge)";
+    notify = notify_;
+  }
+  Log(name + " is " + reason +
+          ": it runs now even though the box is not idle, at idle I/O priority, nice 19, "
+          "within the bandwidth limit",
+      Priority::kWarning, JobFields(name));
+  if (notify) notify(device, reason);
+  return true;
+}
+
 void ScheduledJobs::Plan(const directory::DirectoryView& view) {
   std::vector<std::string> devices;
+  int64_t max_age = 0;
   bool repair_wanted = false;
   bool backed_up = false;
   {
@@ -90,7 +158,9 @@ void ScheduledJobs::Plan(const directory::DirectoryView& view) {
       reason = "no [backup] passphrase_file in " + config_.path +
                ": sparetimed runs no backups of its own";
     } else {
-      devices = directory::ResolvePolicy(view, config_.name).devices;
+      directory::EffectivePolicy policy = directory::ResolvePolicy(view, config_.name);
+      devices = policy.devices;
+      max_age = policy.max_age_seconds;
       if (devices.empty()) {
         reason = "the policy lists no device (sparetimeDevice) for " + config_.name;
       }
@@ -103,10 +173,12 @@ void ScheduledJobs::Plan(const directory::DirectoryView& view) {
     }
   }
   for (const std::string& device : devices) {
+    const bool overdue = Overdue(device, max_age);
     SubmitIfDue(kBackupPrefix + device, config_.backup_interval,
                 [this, device](PauseGate& gate, const scheduler::JobProgressFn& progress) {
                   return RunBackup(device, gate, progress);
-                });
+                },
+                overdue);
   }
   if (devices.empty() || !backed_up) return;
   SubmitIfDue("prune", config_.backup_interval,
@@ -119,25 +191,43 @@ void ScheduledJobs::Plan(const directory::DirectoryView& view) {
               });
 }
 
-void ScheduledJobs::SubmitIfDue(const std::string& name, milliseconds interval, Job job) {
+void ScheduledJobs::SubmitIfDue(const std::string& name, milliseconds interval, Job job,
+                                bool forced) {
   {
     MutexLock l(mu_);
-    if (active_.contains(name)) return;
+    if (active_.contains(name)) {
+      // Queued while waiting for an idle box, and overdue now: let it run.
+      auto id = queued_id_.find(name);
+      if (forced && id != queued_id_.end() && !running_forced_[name] &&
+          controller_.SetRunWhenBusy(id->second)) {
+        running_forced_[name] = true;
+      }
+      return;
+    }
     const int64_t now = ToUnixSeconds(clock_.WallNow());
     auto failed = last_failure_.find(name);
     int64_t retry = duration_cast<seconds>(std::min<milliseconds>(kRetryAfter, interval)).count();
     if (failed != last_failure_.end() && now - failed->second < retry) return;
     auto done = last_success_.find(name);
-    if (done != last_success_.end() &&
+    // An overdue backup is due whatever [backup] interval says (a max age
+    // shorter than the interval).
+    if (!forced && done != last_success_.end() &&
         now - done->second < duration_cast<seconds>(interval).count()) {
       return;
     }
     active_.insert(name);
+    running_forced_[name] = forced;
   }
-  controller_.Submit(name, [this, name, job = std::move(job)](
+  uint64_t id = controller_.Submit(name, [this, name, job = std::move(job)](
                                PauseGate& gate, const scheduler::JobProgressFn& progress) {
     const LogFields fields = JobFields(name);
-    Log(name + " started", Priority::kInfo, fields);
+    bool on_busy_box = false;
+    {
+      MutexLock l(mu_);
+      on_busy_box = running_forced_[name];
+    }
+    Log(name + " started" + (on_busy_box ? " (overdue: runs even if the box is busy)" : ""),
+        Priority::kInfo, fields);
     const auto start = std::chrono::steady_clock::now();
     Status result = job(gate, progress);
     const double took =
@@ -154,25 +244,42 @@ void ScheduledJobs::SubmitIfDue(const std::string& name, milliseconds interval, 
     }
     Finished(name, result);
     return result;
-  });
+  }, forced);
+  MutexLock l(mu_);
+  if (active_.contains(name)) queued_id_[name] = id;
 }
 
 void ScheduledJobs::Finished(const std::string& name, const Status& result) {
   std::optional<directory::DirectoryView> view;
+  NotifyFn notify;
   {
     MutexLock l(mu_);
     active_.erase(name);
+    queued_id_.erase(name);
+    const bool forced = running_forced_[name];
+    running_forced_.erase(name);
     const int64_t now = ToUnixSeconds(clock_.WallNow());
     if (result.ok()) {
       last_success_[name] = now;
       last_failure_.erase(name);
+      overdue_said_.erase(name);
+      if (forced) {
+        forced_success_.insert(name);
+      } else {
+        forced_success_.erase(name);
+      }
       if (name == "repair") repair_wanted_ = false;
       SaveState();
     } else if (result.code() != ErrorCode::kCancelled) {
       last_failure_[name] = now;  // logged by the job's wrapper (SubmitIfDue)
+      last_error_ = name + ": " + result.message();
+      last_error_time_ = now;
+      SaveState();
+      notify = notify_;
     }
     view = view_;
   }
+  if (notify) notify(JobFields(name).device, "failed: " + name + ": " + result.message());
   // What this job's result makes due (a repair after a backup) is queued now.
   if (view && result.code() != ErrorCode::kCancelled) Plan(*view);
 }

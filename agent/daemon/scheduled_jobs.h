@@ -28,6 +28,14 @@
 // repeats a backup nor forgets one; a backup interrupted by a stop or a
 // restart resumes from its journal (imager.h) the next time it runs.
 //
+// Never-idle boxes (issue 23 part 6): a device whose last success is older
+// than the policy's sparetimeMaxAge (or, never backed up, that has been
+// planned for longer than that) is overdue; its backup is submitted (or its
+// queued backup promoted) with run_when_busy, so it runs even though the box
+// is not idle — at idle I/O priority, nice 19, within the bandwidth limit
+// (job_controller.h) — said once in the log (priority warning) and to the
+// notify callback, and published as "forced" in the fleet state.
+//
 // Logs: one entry when a job starts and one when it ends, with its figures
 // (or its error, at priority err), carrying JOB= and, for backups, DEVICE=
 // (journal_log.h).
@@ -76,11 +84,28 @@ class ScheduledJobs {
   // Why no job is planned, for the status ("" when jobs are planned).
   std::string Idle() const EXCLUDES(mu_);
 
+  // What only the scheduler knows of the backup state (ops::BackupState).
+  struct History {
+    int64_t last_verify = 0;  // Unix s of the last good verify
+    std::string last_error;   // "JOB: message" of the last failure ("" none since)
+    int64_t last_error_time = 0;
+    std::set<std::string> forced;  // devices whose last success ran forced
+  };
+  History GetHistory() const EXCLUDES(mu_);
+
+  // Called (from the planning or job thread) when a job fails and when a
+  // device becomes overdue; `device` is "" for verify/repair/prune.
+  using NotifyFn = std::function<void(const std::string& device, const std::string& reason)>;
+  void set_notify(NotifyFn notify) EXCLUDES(mu_);
+
  private:
   using Job = std::function<Status(PauseGate&, const scheduler::JobProgressFn&)>;
   // Queues `name` unless it is queued/running or not yet due.
-  void SubmitIfDue(const std::string& name, std::chrono::milliseconds interval, Job job)
-      EXCLUDES(mu_);
+  // `forced`: run even while the box is busy (an overdue backup).
+  void SubmitIfDue(const std::string& name, std::chrono::milliseconds interval, Job job,
+                   bool forced = false) EXCLUDES(mu_);
+  // True (and logs and notifies once) when `device` is overdue now.
+  bool Overdue(const std::string& device, int64_t max_age) EXCLUDES(mu_);
   // The work of each kind.
   Status RunBackup(const std::string& device, PauseGate& gate,
                    const scheduler::JobProgressFn& progress);
@@ -117,6 +142,16 @@ class ScheduledJobs {
   std::map<std::string, int64_t> last_success_ GUARDED_BY(mu_);  // name -> Unix s (jobs.json)
   std::map<std::string, int64_t> last_failure_ GUARDED_BY(mu_);  // name -> Unix s (this run)
   bool repair_wanted_ GUARDED_BY(mu_) = false;
+  // Overdue bookkeeping (jobs.json): when each backup job was first planned,
+  // which last successes ran forced, the last failure.
+  std::map<std::string, int64_t> first_planned_ GUARDED_BY(mu_);
+  std::set<std::string> forced_success_ GUARDED_BY(mu_);  // job names
+  std::string last_error_ GUARDED_BY(mu_);
+  int64_t last_error_time_ GUARDED_BY(mu_) = 0;
+  std::set<std::string> overdue_said_ GUARDED_BY(mu_);    // job names, until a success
+  std::map<std::string, uint64_t> queued_id_ GUARDED_BY(mu_);  // name -> controller job id
+  std::map<std::string, bool> running_forced_ GUARDED_BY(mu_);  // name -> submitted forced
+  NotifyFn notify_ GUARDED_BY(mu_);
   std::set<std::string> policy_warned_ GUARDED_BY(mu_);  // kPolicyDiffers said already
   std::string idle_reason_ GUARDED_BY(mu_);
 };

@@ -77,13 +77,21 @@ class ModList {
 // The attributes an agent keeps current, as (name, values).
 std::vector<std::pair<std::string, std::vector<std::string>>> DynamicAttributes(
     const AgentRegistration& self, TimePoint now) {
-  return {{"sparetimeAddress", {self.address}},
+  std::vector<std::pair<std::string, std::vector<std::string>>> attrs = {
+          {"sparetimeAddress", {self.address}},
           {"sparetimePort", {std::to_string(self.port)}},
           {"sparetimeCapacity", {std::to_string(self.capacity)}},
           {"sparetimeFree", {std::to_string(self.free)}},
           {"sparetimeVersion", {self.version}},
           {"sparetimeLastSeen", {FormatGeneralizedTime(now)}},
           {"sparetimeDeviceHeld", self.devices_held}};
+  if (self.backups) {
+    std::vector<std::string> values;
+    for (const DeviceBackupState& d : *self.backups) values.push_back(EncodeDeviceState(d));
+    attrs.push_back({"sparetimeBackupState", values});
+  }
+  if (self.health) attrs.push_back({"sparetimeBackupHealth", {EncodeBackupHealth(*self.health)}});
+  return attrs;
 }
 
 class LdapDirectory final : public Directory {

@@ -33,7 +33,9 @@ constexpr auto kLockTimeout = std::chrono::seconds(10);
 constexpr auto kLockRetry = std::chrono::milliseconds(20);
 constexpr auto kMaxPollStep = std::chrono::seconds(1);
 
-// The attributes an agent keeps current; other attributes are the admin's.
+// The attributes an agent keeps current (and sparetimeBackupState/Health,
+// written when the registration carries them); other attributes are the
+// admin's.
 constexpr const char* kDynamicAttributes[] = {"sparetimeAddress", "sparetimePort",
                                               "sparetimeCapacity", "sparetimeFree",
                                               "sparetimeLastSeen", "sparetimeVersion",
@@ -154,6 +156,13 @@ class LdifDirectory final : public Directory {
       v.erase(std::remove(v.begin(), v.end(), std::string()), v.end());  // empty: no value
       it->SetValues(kDynamicAttributes[i], v);
     }
+    // The fleet state (fleet_state.h), when the agent knows it.
+    if (self.backups) {
+      std::vector<std::string> v;
+      for (const DeviceBackupState& d : *self.backups) v.push_back(EncodeDeviceState(d));
+      it->SetValues("sparetimeBackupState", v);
+    }
+    if (self.health) it->SetValues("sparetimeBackupHealth", {EncodeBackupHealth(*self.health)});
     struct stat st;
     mode_t mode = ::stat(path_.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644;
     ST_RETURN_IF_ERROR(WriteFileAtomic(path_, SerializeLdif(doc), mode)

@@ -25,6 +25,7 @@ std::string Lower(std::string_view s) {
 // Text of a value for conflict warnings.
 std::string Show(uint64_t v) { return std::to_string(v); }
 std::string Show(int32_t v) { return std::to_string(v); }
+std::string Show(int64_t v) { return std::to_string(v); }
 std::string Show(uint32_t v) { return std::to_string(v); }
 std::string Show(bool v) { return v ? "TRUE" : "FALSE"; }
 std::string Show(const std::string& v) { return v; }
@@ -120,6 +121,7 @@ void MergeLevel(const std::vector<const PolicyEntry*>& level, EffectivePolicy& o
   m.Merge("sparetimeMigrationFrom", &S::migration_from, &E::migration_from);
   m.Merge("sparetimeEscrowPublicKey", &S::escrow_public_key, &E::escrow_public_key);
   m.Merge("sparetimePeerMaxAgeMinutes", &S::peer_max_age_minutes, &E::peer_max_age_minutes);
+  m.Merge("sparetimeMaxAge", &S::max_age_seconds, &E::max_age_seconds);
 }
 
 // Every attribute a policy can set, all sourced from the built-in defaults.
@@ -131,7 +133,7 @@ void SetBuiltInSources(EffectivePolicy& out) {
         "sparetimeBandwidthLimit", "sparetimeCompressionLevel", "sparetimeChunkSize",
         "sparetimeConsistencyMode", "sparetimeMaxFreezeSeconds", "sparetimeSnapshotSize",
         "sparetimeMigrationAllowed", "sparetimeMigrationFrom",
-        "sparetimeEscrowPublicKey", "sparetimePeerMaxAgeMinutes"}) {
+        "sparetimeEscrowPublicKey", "sparetimePeerMaxAgeMinutes", "sparetimeMaxAge"}) {
     out.source[attribute] = kBuiltIn;
   }
 }

@@ -228,6 +228,12 @@ Status ReadSettings(const EntryReader& r, const Entry& entry, PolicySettings& s)
   }
   ST_RETURN_IF_ERROR(r.KeyInto("sparetimeEscrowPublicKey", s.escrow_public_key));
   ST_RETURN_IF_ERROR(r.IntegerInto("sparetimePeerMaxAgeMinutes", 1, 10080, s.peer_max_age_minutes));
+  ST_ASSIGN_OR_RETURN(const std::string* max_age, r.Single("sparetimeMaxAge"));
+  if (max_age != nullptr) {
+    Result<int64_t> seconds = ParseMaxAge(*max_age);
+    if (!seconds.ok()) return r.Error("sparetimeMaxAge", nullptr, "is not valid: " + seconds.status().message());
+    s.max_age_seconds = *seconds;
+  }
   return Status::Ok();
 }
 
@@ -281,6 +287,29 @@ Result<AgentRecord> ParseAgent(const Entry& entry) {
   if (version != nullptr) a.version = *version;
   ST_ASSIGN_OR_RETURN(a.devices_held, r.Devices("sparetimeDeviceHeld", true));
   ST_ASSIGN_OR_RETURN(a.restore_for, r.HostNames("sparetimeRestoreFor"));
+  // The agent's own backup state: what a broken agent wrote is left out,
+  // value by value, never the whole entry.
+  for (const std::string& v : entry.Values("sparetimeBackupState")) {
+    Result<DeviceBackupState> s = ParseDeviceState(v);
+    if (s.ok()) {
+      a.backups.push_back(std::move(*s));
+    } else {
+      a.state_warnings.push_back(entry.dn + ": value skipped: " + s.status().message());
+    }
+  }
+  const auto& health = entry.Values("sparetimeBackupHealth");
+  if (health.size() > 1) {
+    a.state_warnings.push_back(entry.dn + ": sparetimeBackupHealth has " +
+                               std::to_string(health.size()) +
+                               " values; it is single-valued, all are skipped");
+  } else if (health.size() == 1) {
+    Result<BackupHealth> h = ParseBackupHealth(health[0]);
+    if (h.ok()) {
+      a.health = *h;
+    } else {
+      a.state_warnings.push_back(entry.dn + ": value skipped: " + h.status().message());
+    }
+  }
   return a;
 }
 
@@ -299,6 +328,7 @@ DirectoryView Parse(const DirectoryContents& contents) {
   for (const Entry& e : contents.agents) {
     Result<AgentRecord> a = ParseAgent(e);
     if (a.ok()) {
+      for (const std::string& w : a->state_warnings) view.warnings.push_back(w);
       view.agents.push_back(std::move(*a));
     } else {
       view.warnings.push_back("agent entry skipped: " + a.status().message());

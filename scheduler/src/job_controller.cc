@@ -45,11 +45,12 @@ class JobController::Impl final : public PauseGate {
 
   ~Impl() override { StopJobThread(); }
 
-  uint64_t Submit(std::string name, JobFn fn) EXCLUDES(mu_) {
+  uint64_t Submit(std::string name, JobFn fn, bool forced) EXCLUDES(mu_) {
     MutexLock l(mu_);
     Job job;
     job.info.id = ++last_id_;
     job.info.name = std::move(name);
+    job.info.forced = forced;
     job.info.since = clock_.WallNow();
     job.fn = std::move(fn);
     jobs_.push_back(std::move(job));
@@ -57,6 +58,17 @@ class JobController::Impl final : public PauseGate {
   }
 
   void Run(const std::atomic<bool>& stop, bool until_done);
+
+  bool SetRunWhenBusy(uint64_t id) EXCLUDES(mu_) {
+    {
+      MutexLock l(mu_);
+      auto it = std::find_if(jobs_.begin(), jobs_.end(), [id](const Job& j) { return j.info.id == id; });
+      if (it == jobs_.end() || it->info.state != JobState::kQueued) return false;
+      it->info.forced = true;
+    }
+    Wake();
+    return true;
+  }
 
   std::vector<JobInfo> Jobs() const EXCLUDES(mu_) {
     MutexLock l(mu_);
@@ -85,6 +97,21 @@ class JobController::Impl final : public PauseGate {
   Status WaitWhilePaused(uint64_t bytes) override EXCLUDES(mu_);
 
  private:
+  // The gate of an overdue job: the byte-rate limit and stop, not idleness.
+  class ForcedGate final : public PauseGate {
+   public:
+    explicit ForcedGate(Impl& impl) : impl_(impl) {}
+    Status WaitWhilePaused(uint64_t bytes) override {
+      if (!impl_.bucket_.Acquire(bytes, impl_.stop_.get_token())) return StoppingError();
+      MutexLock l(impl_.mu_);
+      if (impl_.stopping_) return StoppingError();
+      return Status::Ok();
+    }
+
+   private:
+    Impl& impl_;
+  };
+
   struct Job {
     JobInfo info;
     JobFn fn;
@@ -135,6 +162,7 @@ class JobController::Impl final : public PauseGate {
   uint64_t last_id_ GUARDED_BY(mu_) = 0;
   std::optional<size_t> active_ GUARDED_BY(mu_);  // index into jobs_
   bool active_returned_ GUARDED_BY(mu_) = false;
+  ForcedGate forced_gate_{*this};
 };
 
 ControllerEvent JobController::Impl::SetState(Job& job, JobState state, std::string detail) {
@@ -185,7 +213,7 @@ steady_clock::time_point JobController::Impl::Decide(std::vector<ControllerEvent
     if (d.idle != idle_) {
       idle_ = d.idle;
       opened = idle_;
-      if (active_ && !active_returned_) {
+      if (active_ && !active_returned_ && !jobs_[*active_].info.forced) {
         Job& job = jobs_[*active_];
         std::string why = d.reasons.empty() ? "" : d.reasons.front();
         events->push_back(idle_ ? SetState(job, JobState::kRunning, "")
@@ -200,19 +228,26 @@ steady_clock::time_point JobController::Impl::Decide(std::vector<ControllerEvent
 void JobController::Impl::StartNextJob(std::vector<ControllerEvent>* events) {
   size_t index = 0;
   JobFn fn;
+  bool forced = false;
   {
     MutexLock l(mu_);
-    if (!idle_ || active_) return;
-    while (index < jobs_.size() && jobs_[index].info.state != JobState::kQueued) ++index;
+    if (active_) return;
+    // While busy only an overdue job may start.
+    while (index < jobs_.size() && (jobs_[index].info.state != JobState::kQueued ||
+                                    (!idle_ && !jobs_[index].info.forced))) {
+      ++index;
+    }
     if (index == jobs_.size()) return;
     active_ = index;
     active_returned_ = false;
     fn = std::move(jobs_[index].fn);
+    forced = jobs_[index].info.forced;
   }
   std::promise<PriorityReport> lowered;
   std::future<PriorityReport> report = lowered.get_future();
-  bool lower = options_.lower_priority;
-  job_thread_ = std::jthread([this, index, fn = std::move(fn), lower,
+  bool lower = options_.lower_priority || forced;
+  PauseGate* gate = forced ? static_cast<PauseGate*>(&forced_gate_) : this;
+  job_thread_ = std::jthread([this, index, fn = std::move(fn), lower, gate,
                               lowered = std::move(lowered)]() mutable {
     lowered.set_value(lower ? LowerCurrentThreadPriority() : PriorityReport{});
     JobProgressFn progress = [this, index](uint64_t done, uint64_t total) {
@@ -220,7 +255,7 @@ void JobController::Impl::StartNextJob(std::vector<ControllerEvent>* events) {
       jobs_[index].info.bytes_done = done;
       jobs_[index].info.bytes_total = total;
     };
-    Status result = fn(*this, progress);
+    Status result = fn(*gate, progress);
     {
       MutexLock l(mu_);
       jobs_[index].info.result = std::move(result);
@@ -360,8 +395,9 @@ JobController::JobController(const SystemReader& reader, IdlePolicy policy, cons
                              JobControllerOptions options)
     : impl_(std::make_unique<Impl>(reader, std::move(policy), clock, std::move(options))) {}
 JobController::~JobController() = default;
-uint64_t JobController::Submit(std::string name, JobFn fn) {
-  return impl_->Submit(std::move(name), std::move(fn));
+bool JobController::SetRunWhenBusy(uint64_t id) { return impl_->SetRunWhenBusy(id); }
+uint64_t JobController::Submit(std::string name, JobFn fn, bool run_when_busy) {
+  return impl_->Submit(std::move(name), std::move(fn), run_when_busy);
 }
 void JobController::Run(const std::atomic<bool>& stop, bool until_done) {
   impl_->Run(stop, until_done);

@@ -14,6 +14,7 @@
 #include "roots.h"
 #include "sparetime/base/bytes.h"
 #include "sparetime/config/status_file.h"
+#include "sparetime/directory/fleet_state.h"
 #include "sparetime/imaging/manifest.h"
 #include "sparetime/imaging/repository_config.h"
 #include "sparetime/migration/image.h"
@@ -101,6 +102,30 @@ int main(int argc, char** argv) {
   auto status_text = ReadFileToString(status_path);
   if (!status_text.ok()) std::abort();
   Write("status", "status.json", *status_text);
+  // sparetimeBackupState / sparetimeBackupHealth values (directory/fleet_state.h).
+  Write("fleet_state", "device.json",
+        directory::EncodeDeviceState([] {
+          directory::DeviceBackupState d;
+          d.device = "/dev/vdb";
+          d.time = 1765142000;
+          d.size = 1 << 30;
+          d.snapshot = "3f9a0c11";
+          d.seconds = 12;
+          d.stored = 4096;
+          d.forced = true;
+          return d;
+        }()));
+  Write("fleet_state", "health.json",
+        directory::EncodeBackupHealth([] {
+          directory::BackupHealth h;
+          h.replicas = 2;
+          h.healthy = 1200;
+          h.under_replicated = 3;
+          h.last_verify = 1765000000;
+          h.last_error = "backup: x";
+          h.last_error_time = 1765100000;
+          return h;
+        }()));
 
   SecretBuffer master = NewMasterKey();
   SecretBuffer pass(4);

@@ -369,5 +369,55 @@ TEST_F(JobControllerTest, JobsRunAtTheLowestPriority) {
   EXPECT_EQ(::getpriority(PRIO_PROCESS, 0), 0);
 }
 
+// Issue 23 part 6: a never-idle box. An overdue job (run_when_busy) starts
+// while the box is busy, is not paused by input, keeps the byte-rate limit
+// and runs at idle I/O priority, nice 19; an ordinary job queued beside it
+// still waits for idle. A queued job promoted later (SetRunWhenBusy) starts.
+TEST_F(JobControllerTest, AnOverdueJobRunsOnABusyBoxAtTheLowestPriorityAndRate) {
+  StepJob waiting(1);
+  StepJob overdue(10, 500);
+  overdue.set_step(milliseconds(0));
+  int nice = 0, io_priority = -1;
+  JobController& c = Make(/*rate=*/1000);
+  c.Submit("ordinary", waiting.Fn());
+  c.Submit("backup overdue",
+           [&, fn = overdue.Fn()](PauseGate& gate, const JobProgressFn& progress) -> Status {
+             nice = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()));
+             io_priority = static_cast<int>(::syscall(SYS_ioprio_get, ioprio::kWhoProcess, 0));
+             return fn(gate, progress);
+           },
+           /*run_when_busy=*/true);
+  auto start = clock_.MonoNow();
+  Start(false);
+  ASSERT_TRUE(WaitFor([&] { return c.LastDecision().has_value(); }));
+  Type();  // and more input while it runs: never a pause
+  ASSERT_TRUE(WaitFor([&] { return Job(1).finished(); }, milliseconds(10000)));
+  EXPECT_FALSE(c.LastDecision()->idle);
+  JobInfo done = Job(1);
+  EXPECT_EQ(done.state, JobState::kSucceeded) << done.detail;
+  EXPECT_TRUE(done.forced);
+  EXPECT_EQ(done.pauses, 0);
+  EXPECT_EQ(overdue.passes(), 10u);
+  // 5000 bytes at 1000 B/s with a 1000-byte burst: 4 s of (fake) waiting.
+  EXPECT_NEAR(std::chrono::duration<double>(clock_.MonoNow() - start).count(), 4.0, 0.2);
+  EXPECT_EQ(nice, 19) << done.priority;
+  if (done.priority.find("not set") == std::string::npos) {
+    EXPECT_EQ(ioprio::ClassOf(io_priority), ioprio::kClassIdle);
+  }
+  // The ordinary job still waits for an idle box.
+  std::this_thread::sleep_for(milliseconds(100));
+  EXPECT_EQ(Job(0).state, JobState::kQueued);
+  EXPECT_FALSE(Job(0).forced);
+  EXPECT_EQ(waiting.passes(), 0u);
+  // It becomes overdue too: promoted, it runs on the busy box.
+  EXPECT_TRUE(c.SetRunWhenBusy(Job(0).id));
+  ASSERT_TRUE(WaitFor([&] { return Job(0).finished(); }));
+  EXPECT_EQ(Job(0).state, JobState::kSucceeded);
+  EXPECT_EQ(waiting.passes(), 1u);
+  EXPECT_FALSE(c.SetRunWhenBusy(Job(0).id));  // finished: nothing to promote
+  EXPECT_FALSE(c.LastDecision()->idle);
+  StopLoop();
+}
+
 }  // namespace
 }  // namespace sparetime::scheduler

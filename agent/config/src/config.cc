@@ -251,6 +251,34 @@ const std::map<std::string, std::map<std::string, Setter>>& Keys() {
             }},
            {"utmp", [](C& c, const std::string& v) { return SetAbsolutePath(&c.utmp, v); }},
        }},
+      {"metrics",
+       {
+           {"textfile_dir",
+            [](C& c, const std::string& v) -> Status {
+              if (v.empty()) {
+                c.metrics_dir.clear();  // no metrics
+                return Status::Ok();
+              }
+              return SetAbsolutePath(&c.metrics_dir, v);
+            }},
+       }},
+      {"notify",
+       {
+           {"command",
+            [](C& c, const std::string& v) -> Status {
+              c.notify_command = v;
+              return Status::Ok();
+            }},
+           {"timeout",
+            [](C& c, const std::string& v) -> Status {
+              ST_RETURN_IF_ERROR(SetDuration(&c.notify_timeout, v));
+              if (c.notify_timeout < std::chrono::seconds(1) ||
+                  c.notify_timeout > std::chrono::minutes(10)) {
+                return Status(ErrorCode::kInvalidArgument, "must be 1s..10m");
+              }
+              return Status::Ok();
+            }},
+       }},
   };
   return keys;
 }

@@ -52,6 +52,31 @@ void ReadIdle(const nlohmann::json& j, AgentStatus* s) {
   }
 }
 
+// The backup section: each device as its fleet attribute's JSON object (one
+// codec: directory/fleet_state.h), so status.json and the directory agree.
+nlohmann::json BackupsJson(const AgentStatus& s) {
+  nlohmann::json devices = nlohmann::json::array();
+  for (const auto& d : s.backups) devices.push_back(nlohmann::json::parse(directory::EncodeDeviceState(d)));
+  return {{"max_age_seconds", s.max_age_seconds},
+          {"devices", devices},
+          {"health", nlohmann::json::parse(directory::EncodeBackupHealth(s.backup_health))},
+          {"error", s.backup_state_error}};
+}
+
+Status ReadBackups(const nlohmann::json& j, AgentStatus* s) {
+  if (!j.contains("backups")) return Status::Ok();  // an older sparetimed
+  const auto& b = j.at("backups");
+  s->backups_known = true;
+  s->max_age_seconds = b.at("max_age_seconds").get<int64_t>();
+  for (const auto& d : b.at("devices")) {
+    ST_ASSIGN_OR_RETURN(directory::DeviceBackupState state, directory::ParseDeviceState(d.dump()));
+    s->backups.push_back(std::move(state));
+  }
+  ST_ASSIGN_OR_RETURN(s->backup_health, directory::ParseBackupHealth(b.at("health").dump()));
+  s->backup_state_error = b.at("error").get<std::string>();
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::string StatusPath(const std::string& state_dir) { return state_dir + "/status.json"; }
@@ -78,7 +103,9 @@ Status WriteStatus(const std::string& path, const AgentStatus& s) {
       {"idle", IdleJson(s.idle)},
       {"jobs", JobsJson(s.jobs)},
   };
-  return WriteFileAtomic(path, j.dump(2) + "\n", 0644);
+  if (s.backups_known) j["backups"] = BackupsJson(s);
+  return WriteFileAtomic(path, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
+                         0644);
 }
 
 Result<AgentStatus> ReadStatus(const std::string& path) {
@@ -112,6 +139,9 @@ Result<AgentStatus> ParseStatus(std::string_view text, const std::string& path) 
     s.policy_applied = j.at("policy").at("applied").get<std::vector<std::string>>();
     s.policy_warnings = j.at("policy").at("warnings").get<std::vector<std::string>>();
     ReadIdle(j, &s);
+    if (Status b = ReadBackups(j, &s); !b.ok()) {
+      return Status(ErrorCode::kCorruption, path + ": backups: " + b.message());
+    }
     return s;
   } catch (const nlohmann::json::exception& e) {
     return Status(ErrorCode::kCorruption,

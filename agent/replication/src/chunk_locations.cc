@@ -97,4 +97,16 @@ Result<std::vector<ChunkLocation>> ChunkLocations::All() {
   return ReadRows(q);
 }
 
+Result<std::pair<uint64_t, uint64_t>> ChunkLocations::ReplicaCounts(uint32_t replicas) {
+  MutexLock lock(mu_);
+  ST_ASSIGN_OR_RETURN(SqliteStmt stmt,
+                      db_->Prepare("SELECT COALESCE(SUM(n >= ?1), 0), COALESCE(SUM(n < ?1), 0) "
+                                   "FROM (SELECT COUNT(*) AS n FROM locations GROUP BY id)"));
+  SqliteQuery q = stmt.Query();
+  q.Bind(1, static_cast<int64_t>(replicas));
+  ST_ASSIGN_OR_RETURN(bool row, q.Step());
+  if (!row) return std::pair<uint64_t, uint64_t>{0, 0};
+  return std::pair<uint64_t, uint64_t>{static_cast<uint64_t>(q.Int(0)), static_cast<uint64_t>(q.Int(1))};
+}
+
 }  // namespace sparetime::replication

@@ -44,6 +44,9 @@ struct EffectivePolicy {
   std::vector<std::string> migration_from;
   std::optional<PublicKey> escrow_public_key;
   uint32_t peer_max_age_minutes = 15;
+  // sparetimeMaxAge: a device whose last success is older is overdue (shown
+  // by `sparetime fleet`, backed up even on a busy box). Default 7 days.
+  int64_t max_age_seconds = 7 * 86400;
 
   // LDAP attribute name (e.g. "sparetimeReplicas") -> DN of the policy that
   // set it, or "built-in default".

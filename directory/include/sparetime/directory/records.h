@@ -19,6 +19,7 @@
 #include "sparetime/base/status.h"
 #include "sparetime/base/time_window.h"
 #include "sparetime/directory/entry.h"
+#include "sparetime/directory/fleet_state.h"
 
 namespace sparetime::directory {
 
@@ -41,6 +42,12 @@ struct AgentRecord {
   // sparetimeRestoreFor (admin-set): other agents that may read this
   // agent's backups from the peers (a rescue box, an admin's box).
   std::vector<std::string> restore_for;
+  // Its own backup state (fleet_state.h), as it last published it. A
+  // malformed value is left out with one line in `state_warnings` (the
+  // agent stays usable and listed).
+  std::vector<DeviceBackupState> backups;
+  std::optional<BackupHealth> health;
+  std::vector<std::string> state_warnings;
 };
 
 
@@ -55,6 +62,10 @@ struct AgentRegistration {
   uint64_t free = 0;
   std::string version;
   std::vector<std::string> devices_held;
+  // Fleet state (fleet_state.h): written at each heartbeat; nullopt leaves
+  // the attributes as they are (a registration before the state is known).
+  std::optional<std::vector<DeviceBackupState>> backups;
+  std::optional<BackupHealth> health;
 };
 
 
@@ -83,6 +94,7 @@ struct PolicySettings {
   std::optional<std::vector<std::string>> migration_from;
   std::optional<PublicKey> escrow_public_key;
   std::optional<uint32_t> peer_max_age_minutes;
+  std::optional<int64_t> max_age_seconds;  // sparetimeMaxAge ("3d")
 };
 
 struct PolicyEntry {

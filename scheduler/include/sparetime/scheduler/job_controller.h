@@ -20,6 +20,13 @@
 // job interrupted by a stop or an agent restart resumes from its last
 // checkpoint on the next run.)
 //
+// An overdue job (Submit with run_when_busy: a device whose last backup is
+// older than the policy's max age on a box that is never idle) starts even
+// while the box is busy, when no other job is active, and is never paused
+// for activity: its gate applies only the byte-rate limit. It runs at the
+// same lowest priority (idle I/O class, nice 19, SCHED_IDLE) whatever
+// lower_priority says. JobInfo::forced marks it.
+//
 // States: queued -> running <-> paused -> succeeded | failed | cancelled.
 // Stopping the loop cancels the running job (its gate returns kCancelled)
 // and the queued ones, and joins the job thread.
@@ -63,6 +70,7 @@ struct JobInfo {
   uint64_t bytes_total = 0;
   int pauses = 0;
   std::string priority;  // PriorityReport::Describe() once started
+  bool forced = false;   // run_when_busy: not held back by a busy box
   // paused: the first reason the box is busy; failed/cancelled: the error.
   std::string detail;
   Status result;  // the job's return value once finished
@@ -105,7 +113,11 @@ class JobController {
   JobController& operator=(const JobController&) = delete;
 
   // Queues a job; returns its id.
-  uint64_t Submit(std::string name, JobFn fn);
+  // With `run_when_busy`, see "An overdue job" above.
+  uint64_t Submit(std::string name, JobFn fn, bool run_when_busy = false);
+  // Makes a queued job run_when_busy (it became overdue while waiting for an
+  // idle box); false when it is not queued any more.
+  bool SetRunWhenBusy(uint64_t id);
 
   // The loop. Returns when `stop` becomes true, or, with `until_done`, once
   // every submitted job has finished.

@@ -79,6 +79,15 @@ struct AgentConfig {
   // network load) — for boxes whose own load is not a reason to wait.
   bool ignore_load = false;
   std::string utmp = "/run/utmp";  // whose terminals count as user input
+
+  // [metrics] textfile_dir: node_exporter's textfile collector directory;
+  // sparetimed writes sparetime.prom there at each heartbeat. Empty: none.
+  std::string metrics_dir = "/var/lib/prometheus/node-exporter";
+  // [notify] command: run by /bin/sh -c on a job failure and when a device
+  // becomes overdue, with SPARETIME_HOST, SPARETIME_DEVICE, SPARETIME_REASON
+  // in its environment; killed after notify_timeout. Empty: none.
+  std::string notify_command;
+  std::chrono::milliseconds notify_timeout{std::chrono::seconds(30)};
 };
 
 // Reads and validates `path`. kNotFound when missing, kInvalidArgument with

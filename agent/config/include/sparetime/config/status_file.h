@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "sparetime/base/status.h"
+#include "sparetime/directory/fleet_state.h"
 
 namespace sparetime::config {
 
@@ -68,6 +69,14 @@ struct AgentStatus {
 
   IdleStatus idle;
   std::vector<JobStatus> jobs;
+
+  // The backup state (ops::BackupState), as published in the directory.
+  // `backups_known` false: not computed yet (or an older sparetimed).
+  bool backups_known = false;
+  int64_t max_age_seconds = 0;  // the policy's sparetimeMaxAge
+  std::vector<directory::DeviceBackupState> backups;
+  directory::BackupHealth backup_health;
+  std::string backup_state_error;  // why it could not be read ("" ok)
 };
 
 std::string StatusPath(const std::string& state_dir);

@@ -48,6 +48,10 @@ class ChunkLocations {
   Result<std::vector<ChunkLocation>> Holders(const ChunkId& id) EXCLUDES(mu_);
   // Every row, ordered by id (for repair).
   Result<std::vector<ChunkLocation>> All() EXCLUDES(mu_);
+  // Distinct chunks recorded on at least `replicas` peers (first) and on
+  // fewer (second): the replica health the fleet view publishes (one
+  // aggregate query, no rows copied).
+  Result<std::pair<uint64_t, uint64_t>> ReplicaCounts(uint32_t replicas) EXCLUDES(mu_);
 
  private:
   explicit ChunkLocations(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
