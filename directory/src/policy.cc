@@ -120,6 +120,8 @@ void MergeLevel(const std::vector<const PolicyEntry*>& level, EffectivePolicy& o
   m.Merge("sparetimeMigrationFrom", &S::migration_from, &E::migration_from);
   m.Merge("sparetimeEscrowPublicKey", &S::escrow_public_key, &E::escrow_public_key);
   m.Merge("sparetimePeerMaxAgeMinutes", &S::peer_max_age_minutes, &E::peer_max_age_minutes);
+  m.Merge("sparetimePeerGraceDays", &S::peer_grace_days, &E::peer_grace_days);
+  m.Merge("sparetimeDepartedGraceDays", &S::departed_grace_days, &E::departed_grace_days);
 }
 
 // Every attribute a policy can set, all sourced from the built-in defaults.
@@ -131,7 +133,8 @@ void SetBuiltInSources(EffectivePolicy& out) {
         "sparetimeBandwidthLimit", "sparetimeCompressionLevel", "sparetimeChunkSize",
         "sparetimeConsistencyMode", "sparetimeMaxFreezeSeconds", "sparetimeSnapshotSize",
         "sparetimeMigrationAllowed", "sparetimeMigrationFrom",
-        "sparetimeEscrowPublicKey", "sparetimePeerMaxAgeMinutes"}) {
+        "sparetimeEscrowPublicKey", "sparetimePeerMaxAgeMinutes", "sparetimePeerGraceDays",
+        "sparetimeDepartedGraceDays"}) {
     out.source[attribute] = kBuiltIn;
   }
 }

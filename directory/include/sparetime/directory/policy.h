@@ -44,6 +44,8 @@ struct EffectivePolicy {
   std::vector<std::string> migration_from;
   std::optional<PublicKey> escrow_public_key;
   uint32_t peer_max_age_minutes = 15;
+  uint32_t peer_grace_days = 7;       // releases and old roots kept on peers (docs/peers.md)
+  uint32_t departed_grace_days = 30;  // a departed owner's data kept on peers
 
   // LDAP attribute name (e.g. "sparetimeReplicas") -> DN of the policy that
   // set it, or "built-in default".
