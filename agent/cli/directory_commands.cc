@@ -247,6 +247,8 @@ int RunPolicy(const GlobalOptions& g, const std::string& host) {
       {"sparetimeEscrowPublicKey",
        p.escrow_public_key ? nlohmann::json(KeyBase64(*p.escrow_public_key)) : nlohmann::json()},
       {"sparetimePeerMaxAgeMinutes", p.peer_max_age_minutes},
+      {"sparetimePeerGraceDays", p.peer_grace_days},
+      {"sparetimeDepartedGraceDays", p.departed_grace_days},
   };
   auto source = [&](const std::string& attr) {
     auto it = p.source.find(attr);

@@ -135,7 +135,12 @@ Result<uint64_t> PeerStore::Release(const std::string& owner, std::span<const Ch
   }
   ST_RETURN_IF_ERROR(ReleaseLog::Append(impl_->env(), o->dir + "/released", records));
   for (const ReleaseLog::Record& r : records) o->pending.emplace(r.id, r.when);
-  std::erase_if(o->kept, [&](const ChunkId& id) { return o->pending.contains(id); });
+  // Released again before the flush that would log it kept: not kept.
+  std::vector<ChunkId> still_kept;
+  for (const ChunkId& id : o->kept) {
+    if (!o->pending.contains(id)) still_kept.push_back(id);
+  }
+  o->kept = std::move(still_kept);
   return held;
 }
 
