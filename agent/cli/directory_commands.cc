@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent_context.h"
+#include "sparetime/ops/peer_gc.h"
 #include "exit_codes.h"
 #include "format.h"
 #include "sparetime/base/clock.h"
@@ -247,6 +248,8 @@ int RunPolicy(const GlobalOptions& g, const std::string& host) {
        p.escrow_public_key ? nlohmann::json(KeyBase64(*p.escrow_public_key)) : nlohmann::json()},
       {"sparetimePeerMaxAgeMinutes", p.peer_max_age_minutes},
       {"sparetimeMaxAge", std::to_string(p.max_age_seconds) + " s"},
+      {"sparetimePeerGraceDays", p.peer_grace_days},
+      {"sparetimeDepartedGraceDays", p.departed_grace_days},
   };
   auto source = [&](const std::string& attr) {
     auto it = p.source.find(attr);
@@ -289,6 +292,62 @@ int RunPolicy(const GlobalOptions& g, const std::string& host) {
   }
   for (const auto& w : p.warnings) std::printf("warning: %s\n", w.c_str());
   for (const auto& w : state.view.warnings) std::printf("left out: %s\n", w.c_str());
+  return kExitOk;
+}
+
+int RunOrphans(const GlobalOptions& g) {
+  int exit_code = kExitOk;
+  Result<AgentContext> loaded = LoadAgentContext(g, &exit_code);
+  if (!loaded.ok()) return exit_code;
+  Result<std::vector<peerstore::Orphan>> orphans =
+      ops::ListOrphans(loaded->config, loaded->state);
+  if (!orphans.ok()) return Fail(orphans.status(), Stage::kWork);
+  const dir::EffectivePolicy policy = dir::ResolvePolicy(loaded->state.view, loaded->config.name);
+  const int64_t grace = int64_t{policy.departed_grace_days} * 86400;
+  if (g.json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& o : *orphans) {
+      out.push_back({{"owner", o.owner}, {"bytes", o.bytes}, {"since", o.since},
+                     {"deleted_after", o.since + grace}});
+    }
+    std::printf("%s\n", out.dump(2).c_str());
+    return kExitOk;
+  }
+  if (orphans->empty()) {
+    std::printf("no data held for owners gone from the directory\n");
+    return kExitOk;
+  }
+  std::printf("%-24s %14s  %-20s  %s\n", "OWNER", "BYTES", "GONE SINCE (UTC)", "DELETED AFTER");
+  auto utc = [](int64_t t) {
+    char buf[32];
+    std::time_t tt = static_cast<std::time_t>(t);
+    std::tm tm{};
+    ::gmtime_r(&tt, &tm);
+    std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M", &tm);
+    return std::string(buf);
+  };
+  for (const auto& o : *orphans) {
+    std::printf("%-24s %14llu  %-20s  %s\n", o.owner.c_str(),
+                static_cast<unsigned long long>(o.bytes), utc(o.since).c_str(),
+                utc(o.since + grace).c_str());
+  }
+  std::printf("\n(sparetimeDepartedGraceDays %u; `sparetime peers --purge OWNER` deletes one "
+              "now)\n", policy.departed_grace_days);
+  return kExitOk;
+}
+
+int RunPurge(const GlobalOptions& g, const std::string& host) {
+  int exit_code = kExitOk;
+  Result<AgentContext> loaded = LoadAgentContext(g, &exit_code);
+  if (!loaded.ok()) return exit_code;
+  if (Status s = ops::PurgeOrphan(loaded->config, loaded->state, host); !s.ok()) {
+    const ErrorCode c = s.code();
+    return FailAs(s, c == ErrorCode::kInvalidArgument ? kExitUsage
+                     : c == ErrorCode::kUnavailable   ? kExitUnavailable
+                                                      : kExitFailure);
+  }
+  std::printf("deleted everything held for %s; sparetimed frees its quota at its next directory "
+              "read\n", host.c_str());
   return kExitOk;
 }
 

@@ -13,6 +13,10 @@ namespace sparetime::cli {
 // `probe`: also open a session to each live peer (with this agent's identity
 // key from the state directory) and show what it holds for us.
 int RunPeers(const GlobalOptions& g, bool probe);
+// `peers --orphans` / `peers --purge HOST` (ops::ListOrphans, PurgeOrphan):
+// what this agent holds for owners gone from the directory.
+int RunOrphans(const GlobalOptions& g);
+int RunPurge(const GlobalOptions& g, const std::string& host);
 // `host` empty: this agent's own name from the config.
 int RunPolicy(const GlobalOptions& g, const std::string& host);
 

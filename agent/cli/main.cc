@@ -188,6 +188,13 @@ int Main(int argc, char** argv) {
   auto* peers_cmd = app.add_subcommand("peers", "show the peers this agent sees in its directory");
   peers_cmd->add_flag("--probe", probe,
                       "connect to each live peer and show what it holds for this agent");
+  bool orphans = false;
+  std::string purge_host;
+  peers_cmd->add_flag("--orphans", orphans,
+                      "list the owners this agent holds data for whose directory entry is gone");
+  peers_cmd->add_option("--purge", purge_host,
+                        "delete now what this agent holds for HOST (only when HOST's directory "
+                        "entry is gone)");
   std::string policy_host;
   auto* policy_cmd =
       app.add_subcommand("policy", "show this host's effective policy and where each value is from");
@@ -231,6 +238,8 @@ int Main(int argc, char** argv) {
   if (*repair_cmd) return RunRepair(g, repair_source);
   if (*lock_cmd) return RunLock(g);
   if (*status_cmd) return RunStatus(g);
+  if (*peers_cmd && orphans) return RunOrphans(g);
+  if (*peers_cmd && !purge_host.empty()) return RunPurge(g, purge_host);
   if (*peers_cmd) return RunPeers(g, probe);
   if (*policy_cmd) return RunPolicy(g, policy_host);
   if (*fleet_cmd) return RunFleet(g);

@@ -65,7 +65,9 @@ std::map<std::string, std::string> PolicyValues(const directory::EffectivePolicy
           {"sparetimeMigrationFrom", join(p.migration_from)},
           {"sparetimeEscrowPublicKey", p.escrow_public_key ? "set" : "none"},
           {"sparetimePeerMaxAgeMinutes", std::to_string(p.peer_max_age_minutes)},
-          {"sparetimeMaxAge", std::to_string(p.max_age_seconds) + " s"}};
+          {"sparetimeMaxAge", std::to_string(p.max_age_seconds) + " s"},
+          {"sparetimePeerGraceDays", std::to_string(p.peer_grace_days)},
+          {"sparetimeDepartedGraceDays", std::to_string(p.departed_grace_days)}};
 }
 
 // "ATTR OLD -> NEW; ..." for the values that differ.

@@ -59,6 +59,11 @@ class AgentLoop {
             std::function<void(const std::string&)> notify,
             std::function<uint64_t()> held_bytes, DeviceOpener open_device = nullptr);
 
+  // What this agent holds for others, for the peer-gc job (before Start).
+  void set_held(peerstore::PeerStore* store, peerstore::ReadHolds* holds) {
+    jobs_->set_held(store, holds);
+  }
+
   // The port peers connect to, when the listener picked it (listen port 0).
   void set_listen_port(uint16_t port) { config_.listen_port = port; }
 

@@ -179,6 +179,7 @@ int Main(int argc, char** argv) {
   // Not kExitConfig: a port still held by a previous instance is worth a retry.
   if (!server.ok()) return Fail("peer service: " + server.status().message(), 1);
   loop.set_listen_port((*server)->port());
+  loop.set_held(store->get(), holds->get());
   loop.Start();
   daemon::LogInfo("serving peers on " + server_options.listen_address + ":" +
                   std::to_string((*server)->port()));

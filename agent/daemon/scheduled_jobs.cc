@@ -14,6 +14,7 @@
 #include "sparetime/ops/backups.h"
 #include "sparetime/ops/directory_policy.h"
 #include "sparetime/ops/maintenance.h"
+#include "sparetime/ops/peer_gc.h"
 
 namespace sparetime::daemon {
 namespace {
@@ -171,6 +172,17 @@ void ScheduledJobs::Plan(const directory::DirectoryView& view) {
     for (const auto& [name, t] : last_success_) {
       backed_up = backed_up || name.starts_with(kBackupPrefix);
     }
+  }
+  if (held_ != nullptr && !view.agents.empty()) {
+    // Departed owners are marked from this read; one purged by the CLI is
+    // forgotten (its quota freed) now.
+    if (Status s = held_->NoteDirectory(ops::AgentNames(view)); !s.ok()) {
+      Log("peer-gc: cannot note who left the directory: " + s.message(), Priority::kWarning);
+    }
+  }
+  if (held_ != nullptr) {
+    SubmitIfDue("peer-gc", kHeldGcInterval,
+                [this](PauseGate& gate, const scheduler::JobProgressFn&) { return RunHeldGc(gate); });
   }
   for (const std::string& device : devices) {
     const bool overdue = Overdue(device, max_age);
@@ -396,6 +408,24 @@ Status ScheduledJobs::RunPrune(PauseGate& gate) {
        " snapshot(s) forgotten, " + std::to_string(r.chunks_removed) + " chunk(s) released (" +
        std::to_string(r.bytes_removed) + " bytes)");
   for (const std::string& note : r.notes) Log("prune: " + note);
+  return Status::Ok();
+}
+
+// Peers give space back (issue 21): the grace periods are this agent's
+// effective policy; departed owners are judged from the latest view only
+// when it names agents (an empty or unread directory marks nobody).
+Status ScheduledJobs::RunHeldGc(PauseGate& gate) {
+  const directory::DirectoryView view = View();
+  std::optional<std::set<std::string>> present;
+  if (!view.agents.empty()) present = ops::AgentNames(view);
+  const ops::HeldGcSettings settings =
+      ops::HeldGcFromPolicy(directory::ResolvePolicy(view, config_.name));
+  ST_ASSIGN_OR_RETURN(ops::HeldGcReport report,
+                      ops::CollectHeld(*held_, holds_, present, settings, gate));
+  Log("peer-gc: " + report.ToString(), Priority::kInfo, JobFields("peer-gc"));
+  for (const ops::HeldGcOwner& o : report.owners) {
+    if (!o.error.ok()) return o.error.WithContext("peer-gc of what is held for " + o.owner);
+  }
   return Status::Ok();
 }
 

@@ -14,6 +14,9 @@
 //                  replica skipped, and once per interval
 //   verify         every snapshot, read back from the peers and checked,
 //                  once per [backup] verify_interval
+//   peer-gc        what this agent holds for others gives space back, once
+//                  per kHeldGcInterval, also without a passphrase or devices
+//                  (ops::CollectHeld, docs/peers.md "Lifecycle")
 //
 // Every kind of work is the ops use case the CLI runs too (agent/ops:
 // ops::Backup, VerifyBackups, Repair, Prune over ops::Open'd AgentPeers);
@@ -62,6 +65,8 @@
 #include "sparetime/imaging/device_fds.h"
 #include "sparetime/imaging/key_cache.h"
 #include "sparetime/ops/backups.h"
+#include "sparetime/peerstore/peer_store.h"
+#include "sparetime/peerstore/read_holds.h"
 #include "sparetime/scheduler/job_controller.h"
 #include "sparetime/transport/identity.h"
 
@@ -76,6 +81,15 @@ class ScheduledJobs {
   ScheduledJobs(const config::AgentConfig& config, const transport::Identity& identity,
                 scheduler::JobController& controller, const Clock& clock, LogFn log,
                 DeviceOpener open_device = nullptr);
+
+  // How often peer-gc runs (at idle).
+  static constexpr std::chrono::hours kHeldGcInterval{24};
+  // What this agent holds for others, for peer-gc (not owned; both outlive
+  // this object). Call before the first Plan; without it there is no peer-gc.
+  void set_held(peerstore::PeerStore* store, peerstore::ReadHolds* holds) {
+    held_ = store;
+    holds_ = holds;
+  }
 
   // Submits the jobs that are due with this directory view (the policy's
   // devices and replica count, the live peers).
@@ -112,6 +126,7 @@ class ScheduledJobs {
   Status RunVerify(PauseGate& gate, const scheduler::JobProgressFn& progress);
   Status RunRepair(PauseGate& gate);
   Status RunPrune(PauseGate& gate);
+  Status RunHeldGc(PauseGate& gate);
   // Logs the run's warnings; asks for a repair when they leave work for one.
   void NoteWarnings(const std::string& job, const ops::Backups& backups) EXCLUDES(mu_);
   // The latest directory view (REQUIRES: Plan ran).
@@ -128,6 +143,8 @@ class ScheduledJobs {
   // How backups open their device: the privileged helper under privsep
   // (agent/privsep), else null (ops::Backup opens it itself).
   const DeviceOpener open_device_;
+  peerstore::PeerStore* held_ = nullptr;   // set_held, before Plan
+  peerstore::ReadHolds* holds_ = nullptr;
   // One log entry at `priority`, with the job's fields.
   void Log(const std::string& line, Priority priority = Priority::kInfo,
            const LogFields& fields = {}) const {

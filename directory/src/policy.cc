@@ -122,6 +122,8 @@ void MergeLevel(const std::vector<const PolicyEntry*>& level, EffectivePolicy& o
   m.Merge("sparetimeEscrowPublicKey", &S::escrow_public_key, &E::escrow_public_key);
   m.Merge("sparetimePeerMaxAgeMinutes", &S::peer_max_age_minutes, &E::peer_max_age_minutes);
   m.Merge("sparetimeMaxAge", &S::max_age_seconds, &E::max_age_seconds);
+  m.Merge("sparetimePeerGraceDays", &S::peer_grace_days, &E::peer_grace_days);
+  m.Merge("sparetimeDepartedGraceDays", &S::departed_grace_days, &E::departed_grace_days);
 }
 
 // Every attribute a policy can set, all sourced from the built-in defaults.
@@ -133,7 +135,8 @@ void SetBuiltInSources(EffectivePolicy& out) {
         "sparetimeBandwidthLimit", "sparetimeCompressionLevel", "sparetimeChunkSize",
         "sparetimeConsistencyMode", "sparetimeMaxFreezeSeconds", "sparetimeSnapshotSize",
         "sparetimeMigrationAllowed", "sparetimeMigrationFrom",
-        "sparetimeEscrowPublicKey", "sparetimePeerMaxAgeMinutes", "sparetimeMaxAge"}) {
+        "sparetimeEscrowPublicKey", "sparetimePeerMaxAgeMinutes", "sparetimeMaxAge",
+        "sparetimePeerGraceDays", "sparetimeDepartedGraceDays"}) {
     out.source[attribute] = kBuiltIn;
   }
 }

@@ -234,6 +234,8 @@ Status ReadSettings(const EntryReader& r, const Entry& entry, PolicySettings& s)
     if (!seconds.ok()) return r.Error("sparetimeMaxAge", nullptr, "is not valid: " + seconds.status().message());
     s.max_age_seconds = *seconds;
   }
+  ST_RETURN_IF_ERROR(r.IntegerInto("sparetimePeerGraceDays", 0, 3650, s.peer_grace_days));
+  ST_RETURN_IF_ERROR(r.IntegerInto("sparetimeDepartedGraceDays", 0, 3650, s.departed_grace_days));
   return Status::Ok();
 }
 

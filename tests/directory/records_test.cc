@@ -192,7 +192,8 @@ TEST(ParsePolicy, ReadsEverySetting) {
       {"sparetimeChunkSize", "65536"},      {"sparetimeConsistencyMode", "Snapshot"},
       {"sparetimeMigrationAllowed", "TRUE"}, {"sparetimeMigrationFrom", "beta"},
       {"sparetimeEscrowPublicKey", kBetaKey}, {"sparetimePeerMaxAgeMinutes", "60"},
-      {"sparetimeMaxFreezeSeconds", "45"},  {"sparetimeSnapshotSize", "2147483648"}};
+      {"sparetimeMaxFreezeSeconds", "45"},  {"sparetimeSnapshotSize", "2147483648"},
+      {"sparetimePeerGraceDays", "0"},      {"sparetimeDepartedGraceDays", "3650"}};
   for (const auto& [attr, value] : values) e.Add(attr, value);
   Result<PolicyEntry> p = ParsePolicy(e);
   ASSERT_TRUE(p.ok()) << p.status().ToString();
@@ -217,6 +218,8 @@ TEST(ParsePolicy, ReadsEverySetting) {
   EXPECT_EQ(s.migration_from, std::vector<std::string>{"beta"});
   EXPECT_TRUE(s.escrow_public_key.has_value());
   EXPECT_EQ(s.peer_max_age_minutes, 60u);
+  EXPECT_EQ(s.peer_grace_days, 0u);
+  EXPECT_EQ(s.departed_grace_days, 3650u);
   EXPECT_EQ(s.max_freeze_seconds, 45u);
   EXPECT_EQ(s.snapshot_size, 2147483648u);
 }
@@ -257,6 +260,8 @@ TEST(ParsePolicy, EveryErrorNamesEntryAttributeAndValidValue) {
       {"sparetimeAppliesToGroup", "lab", "not a DN"},
       {"sparetimeEscrowPublicKey", "short", "32 bytes"},
       {"sparetimePeerMaxAgeMinutes", "0", "1 to 10080"},
+      {"sparetimePeerGraceDays", "3651", "0 to 3650"},
+      {"sparetimeDepartedGraceDays", "-1", "0 to 3650"},
   };
   for (const Case& c : cases) {
     Entry e = PolicyWith("p", c.attr, c.value);

@@ -200,6 +200,13 @@ TEST_F(ScheduledJobsTest, BacksUpThePolicyDeviceWhenIdlePausesForAUserVerifiesAn
                                         "snapshot(s) forgotten"),
             std::string::npos)
       << Logs();
+  // peer-gc (docs/peers.md "Lifecycle") ran on alpha's idle time too, in
+  // its first run (the restarted one finds it not due for a day): its
+  // success is kept in jobs.json.
+  std::ifstream jobs_file(dir_ / "state-alpha/jobs.json");
+  const std::string jobs_json((std::istreambuf_iterator<char>(jobs_file)),
+                              std::istreambuf_iterator<char>());
+  EXPECT_NE(jobs_json.find("\"peer-gc\""), std::string::npos) << jobs_json << Logs();
   EXPECT_EQ(snaps[0]["device"], loop_->path());
   std::string restored = dir_ / "restored.img";
   ASSERT_EQ(Run(kAlpha, "restore latest --to " + restored).exit_code, 0) << last_.err;

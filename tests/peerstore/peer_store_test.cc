@@ -53,9 +53,13 @@ TEST_F(PeerStoreTest, PutGetHasReleasePerOwner) {
   EXPECT_EQ(store->Get("beta", testing::TestChunkId(1)).status().code(), ErrorCode::kNotFound);
   EXPECT_EQ(store->Usage("alpha")->chunk_bytes, 1000u);
   EXPECT_EQ(*store->Release("alpha", ids), 1u);
+  EXPECT_EQ(*store->Has("alpha", ids), (std::vector<bool>{false, false}));
+  // Released bytes count until a Collect after the grace (here 0) drops them.
+  EXPECT_EQ(store->Usage("alpha")->chunk_bytes, 1000u);
+  EXPECT_EQ(store->Usage("alpha")->released_bytes, 1000u);
+  ASSERT_TRUE(store->Collect("alpha", /*grace_seconds=*/0, 0.5, 30 * 86400).ok());
   EXPECT_EQ(store->Usage("alpha")->chunk_bytes, 0u);
   EXPECT_EQ(store->TotalUsed(), 0u);
-  EXPECT_EQ(*store->Has("alpha", ids), (std::vector<bool>{false, false}));
 }
 
 TEST_F(PeerStoreTest, DamagedOnArrivalIsRefused) {
@@ -85,9 +89,11 @@ TEST_F(PeerStoreTest, QuotaPerOwnerAndCapacity) {
   auto full = store->Put("beta", testing::TestChunkId(2), blob, HashBlob(blob));
   ASSERT_FALSE(full.ok());
   EXPECT_NE(full.status().message().find("peer full"), std::string::npos);
-  // Releasing makes room again.
+  // Releasing makes room again once the release is collected.
   std::vector<ChunkId> one = {testing::TestChunkId(1)};
   ASSERT_TRUE(store->Release("alpha", one).ok());
+  EXPECT_FALSE(store->Put("beta", testing::TestChunkId(2), blob, HashBlob(blob)).ok());
+  ASSERT_TRUE(store->Collect("alpha", /*grace_seconds=*/0, 0.5, 30 * 86400).ok());
   EXPECT_TRUE(store->Put("beta", testing::TestChunkId(2), blob, HashBlob(blob)).ok());
 }
 
@@ -124,14 +130,16 @@ TEST_F(PeerStoreTest, KeysAndRootsCountAndSurviveReopen) {
     auto blob = Blob(1000, 9);
     ASSERT_TRUE(store->Put("alpha", testing::TestChunkId(1), blob, HashBlob(blob)).ok());
     ASSERT_TRUE(store->Flush("alpha").ok());
-    EXPECT_EQ(store->Usage("alpha")->record_bytes, 120u + 8 + 200);
+    // Key, roots (8 + 200) and the replaced generation 1 kept for the
+    // grace (8-byte time + 8 + 300, peer_store.h "Lifecycle").
+    EXPECT_EQ(store->Usage("alpha")->record_bytes, 120u + 8 + 200 + 316);
   }
   auto store = Open(1 << 20);
   OwnerUsage u = *store->Usage("alpha");
-  EXPECT_EQ(u.record_bytes, 328u);
+  EXPECT_EQ(u.record_bytes, 644u);
   EXPECT_EQ(u.chunk_bytes, 1000u);
   EXPECT_EQ(u.chunks, 1u);
-  EXPECT_EQ(store->TotalUsed(), 1328u);
+  EXPECT_EQ(store->TotalUsed(), 1644u);
   auto roots = store->GetRoots("alpha");
   ASSERT_TRUE(roots.ok());
   EXPECT_EQ(roots->generation, 2u);

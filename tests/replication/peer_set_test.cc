@@ -287,7 +287,7 @@ TEST_F(PeerSetTest, DamagedAndMissingReplicasAreDroppedAndSentAgain) {
   ASSERT_EQ(rows0.size(), 2u);
   ASSERT_EQ(rows1.size(), 2u);
   const std::string lost_on = rows0[1].peer, bad_on = rows1[0].peer;
-  ASSERT_EQ(*servers_[index_of(lost_on)]->store->Release("owner", std::span(&missing, 1)), 1u);
+  ASSERT_EQ(*servers_[index_of(lost_on)]->store->Drop("owner", std::span(&missing, 1)), 1u);
   ChunkLocation wrong = rows1[0];
   wrong.hash[0] ^= std::byte{1};
   ASSERT_TRUE(locations_->Add(std::span(&wrong, 1)).ok());

@@ -98,7 +98,11 @@ class RequestHandler {
     const auto& limits = store_.limits();
     uint64_t quota = limits.owner_quota ? limits.owner_quota : limits.capacity;
     uint64_t used_total = store_.TotalUsed();
-    return transport::StatsReply{usage->used(), quota, usage->chunks,
+    // What the owner still has here: released chunks wait out their grace
+    // on this peer's disk (and quota) but are no longer the owner's
+    // (docs/peers.md "Lifecycle"); a prune measures its release by this.
+    return transport::StatsReply{usage->used() - usage->released_bytes, quota,
+                                 usage->chunks - usage->released_chunks,
                                  limits.capacity > used_total ? limits.capacity - used_total : 0};
   }
   MessageBody operator()(const transport::MigrateHasChunksRequest& r) {

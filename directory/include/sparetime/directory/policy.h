@@ -47,6 +47,8 @@ struct EffectivePolicy {
   // sparetimeMaxAge: a device whose last success is older is overdue (shown
   // by `sparetime fleet`, backed up even on a busy box). Default 7 days.
   int64_t max_age_seconds = 7 * 86400;
+  uint32_t peer_grace_days = 7;       // releases and old roots kept on peers (docs/peers.md)
+  uint32_t departed_grace_days = 30;  // a departed owner's data kept on peers
 
   // LDAP attribute name (e.g. "sparetimeReplicas") -> DN of the policy that
   // set it, or "built-in default".

@@ -95,6 +95,8 @@ struct PolicySettings {
   std::optional<PublicKey> escrow_public_key;
   std::optional<uint32_t> peer_max_age_minutes;
   std::optional<int64_t> max_age_seconds;  // sparetimeMaxAge ("3d")
+  std::optional<uint32_t> peer_grace_days;      // delayed delete on peers (issue 21)
+  std::optional<uint32_t> departed_grace_days;  // data of owners gone from the directory
 };
 
 struct PolicyEntry {

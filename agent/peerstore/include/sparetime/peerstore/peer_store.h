@@ -20,6 +20,25 @@
 // Who may call what (only the owner mutates) is decided by the caller, which
 // knows the authenticated session; this class only stores.
 //
+// Lifecycle (issue 21, docs/peers.md "Lifecycle"): Release only marks
+// chunks released (held/<owner>/released, release_log.h); they stay on
+// disk — Get serves them, usage counts them, Has says no (the owner let
+// them go; a Put of one keeps it again) — until Collect finds their
+// grace period over, removes them from the index and repacks the owner's
+// packs with imaging's Repack (the same code as the local prune), so the
+// disk follows the owners' live data. A Put of a released chunk keeps it
+// again (after re-checking the held copy's hash). Every roots generation
+// replaced is kept in held/<owner>/history/<generation> (8-byte LE Unix
+// seconds of its replacement + the old file) until its grace is over too.
+// An owner gone from the directory is marked held/<owner>/departed (Unix
+// seconds first seen gone; cleared when it is back); Collect deletes a
+// departed owner whole after its own grace, Purge earlier on request. Drop
+// removes chunks at once: only for copies known damaged.
+// Exclusivity: Collect and Purge hold the owner exclusively (a per-owner
+// reader/writer gate every other call takes shared), so no put, get or
+// release of that owner runs while its packs are rewritten or deleted.
+// Time comes from the Clock given to Open (a seam for tests).
+//
 // Durability: every file operation (the owners' PackStores with their
 // index.db, the key and roots files, the directories) goes through the Env
 // given to Open; a new owner directory is synced into held/ before anything
@@ -33,14 +52,17 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "sparetime/base/clock.h"
 #include "sparetime/base/env.h"
 #include "sparetime/base/status.h"
 #include "sparetime/crypto/chunk_id.h"
 #include "sparetime/imaging/chunk_store.h"
+#include "sparetime/imaging/pack_store.h"
 
 namespace sparetime::peerstore {
 
@@ -55,7 +77,9 @@ struct OwnerUsage {
   std::string owner;
   uint64_t chunks = 0;
   uint64_t chunk_bytes = 0;   // sealed bytes of live chunks
-  uint64_t record_bytes = 0;  // key + roots
+  uint64_t record_bytes = 0;  // key + roots (+ kept roots generations)
+  uint64_t released_chunks = 0;  // released, kept until their grace is over (counted above)
+  uint64_t released_bytes = 0;
   uint64_t used() const { return chunk_bytes + record_bytes; }
 };
 
@@ -64,19 +88,45 @@ struct Roots {
   std::vector<std::byte> data;
 };
 
+// A roots generation held for an owner (RootsHistory).
+struct RootsGeneration {
+  uint64_t generation = 0;
+  int64_t replaced_at = 0;  // Unix seconds; 0 for the current one
+  uint64_t bytes = 0;       // of the sealed roots
+};
+
+// What Collect did for one owner.
+struct CollectReport {
+  uint64_t chunks_dropped = 0;       // released chunks whose grace was over
+  uint64_t bytes_dropped = 0;        // their sealed bytes
+  uint64_t chunks_still_released = 0;  // released, grace not over yet
+  uint64_t generations_dropped = 0;  // old roots generations past their grace
+  RepackReport repack;
+  bool purged = false;  // a departed owner past its grace, deleted whole
+  uint64_t disk_before = 0, disk_after = 0;  // bytes of files under held/<owner>
+};
+
+// An owner whose directory entry is gone (Orphans).
+struct Orphan {
+  std::string owner;
+  uint64_t bytes = 0;   // its usage
+  int64_t since = 0;    // Unix seconds it was first seen gone
+};
+
 class PeerStore {
  public:
   // Opens (creating) <root>; scans existing owners for their usage.
   // `env` must outlive the store.
   static Result<std::unique_ptr<PeerStore>> Open(const std::string& root, PeerStoreLimits limits,
-                                                 Env* env = Env::Default());
+                                                 Env* env = Env::Default(),
+                                                 const Clock& clock = SystemClock());
   ~PeerStore();
 
   // kInvalidArgument unless `owner` is 1..253 characters of [a-z0-9.-_]
   // (case-insensitive; stored lower-cased) not starting with '.' or '-'.
   static Status CheckOwnerName(const std::string& owner);
 
-  // For each id, whether it is held for `owner`.
+  // For each id, whether it is held for `owner` (released ones: no).
   Result<std::vector<bool>> Has(const std::string& owner, std::span<const ChunkId> ids);
   // Stores a sealed chunk after checking HashBlob(sealed) == expected_hash
   // (kCorruption otherwise). Returns true when it was already held. Durable
@@ -87,9 +137,13 @@ class PeerStore {
   // kCorruption for a copy that fails its hash check; that copy is dropped
   // (Has says false from then on), so the owner can send a good one.
   Result<std::vector<std::byte>> Get(const std::string& owner, const ChunkId& id);
-  // Forgets chunks (space is reclaimed by a later repack); unknown ids are
-  // ignored. Returns how many were held.
+  // Marks chunks released now: they stay held and readable until Collect
+  // runs after their grace period (docs/peers.md "Lifecycle"); unknown ids
+  // are ignored. Durable when it returns. Returns how many were held.
   Result<uint64_t> Release(const std::string& owner, std::span<const ChunkId> ids);
+  // Removes chunks from the index at once (a copy known damaged); the space
+  // comes back at the next Collect's repack. Returns how many were held.
+  Result<uint64_t> Drop(const std::string& owner, std::span<const ChunkId> ids);
 
   Status PutKey(const std::string& owner, std::span<const std::byte> wrapped_key);
   // kNotFound when no key is held for `owner`.
@@ -110,6 +164,33 @@ class PeerStore {
   std::vector<std::string> Owners();
   uint64_t TotalUsed();
   const PeerStoreLimits& limits() const;
+
+  // --- Lifecycle (issue 21): delayed delete, repack, departed owners -------
+  // For `owner`, exclusively: removes the chunks released at least
+  // `grace_seconds` ago, deletes roots generations replaced that long ago,
+  // repacks its packs (imaging's Repack: packs below `live_fraction` live
+  // are rewritten, dead ones deleted) and recounts its usage from the store.
+  // A departed owner (NoteDirectory) gone for `departed_grace_seconds` is
+  // purged instead. A crash at any point loses nothing kept; the next
+  // Collect finishes the work.
+  Result<CollectReport> Collect(const std::string& owner, int64_t grace_seconds,
+                                double live_fraction, int64_t departed_grace_seconds);
+  // The held roots generations of `owner`, newest (the current one) first.
+  Result<std::vector<RootsGeneration>> RootsHistory(const std::string& owner);
+  // One of them (kNotFound when it is not held, naming what is).
+  Result<Roots> GetRootsGeneration(const std::string& owner, uint64_t generation);
+  // `present`: the agent names of a successful directory read. Marks every
+  // held owner not among them departed (from now, unless marked already)
+  // and clears the mark of those that are. An owner whose directory another
+  // process deleted (`sparetime peers --purge`) is forgotten, its quota freed.
+  Status NoteDirectory(const std::set<std::string>& present);
+  // The owners marked departed, by name.
+  std::vector<Orphan> Orphans();
+  // Deletes everything held for `owner` now and frees its quota. Refused
+  // (kFailedPrecondition) unless it is marked departed and not in `present`.
+  Status Purge(const std::string& owner, const std::set<std::string>& present);
+  // Bytes of the files under held/<owner> (what the disk really holds).
+  uint64_t DiskBytes(const std::string& owner);
 
  private:
   class Impl;
