@@ -230,6 +230,8 @@ Result<std::string> EncodeManifest(const ProcessImage& im) try {
   j["rlimits"] = im.rlimits;
   j["creds"] = im.creds;
   if (im.version >= 4) {
+    if (!im.names.empty())
+      j["names"] = {{"users", im.names.users}, {"groups", im.names.groups}, {"supplementary", im.names.supplementary}};
     j["threads"] = nlohmann::json::array();
     for (const ThreadImage& t : im.threads) j["threads"].push_back(ThreadJson(t));
   } else if (!im.threads.empty()) {
@@ -282,8 +284,14 @@ Result<ProcessImage> DecodeManifest(std::string_view json, uint64_t page_count) 
     j.at("personality").get_to(im.personality);
     j.at("rlimits").get_to(im.rlimits);
     j.at("creds").get_to(im.creds);
-    if (im.version >= 4)
+    if (im.version >= 4) {
       for (const auto& t : j.at("threads")) im.threads.push_back(ThreadFromJson(t));
+      if (j.contains("names")) {
+        j["names"].at("users").get_to(im.names.users);
+        j["names"].at("groups").get_to(im.names.groups);
+        j["names"].at("supplementary").get_to(im.names.supplementary);
+      }
+    }
     if (j.at("page_count").get<uint64_t>() != page_count)
       return Corruption("image: manifest expects " + std::to_string(j.at("page_count").get<uint64_t>()) +
                         " pages, the page store holds " + std::to_string(page_count));

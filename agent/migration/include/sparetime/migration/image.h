@@ -116,6 +116,15 @@ struct Credentials {
   uint64_t cap_inheritable = 0, cap_permitted = 0, cap_effective = 0, cap_bounding = 0;
 };
 
+// The names of Credentials' ids on the source (credentials.h): the target
+// runs the process under the ids these names have there. Empty `users[0]`:
+// not known (a format-3 image, or an id without a name on the source).
+struct CredentialNames {
+  std::array<std::string, 4> users, groups;  // of uids / gids, same order
+  std::vector<std::string> supplementary;    // of Credentials::groups
+  bool empty() const { return users[0].empty(); }
+};
+
 // prctl_mm_map fields (PR_SET_MM_MAP) plus brk from an injected brk(0).
 struct MmFields {
   uint64_t start_code = 0, end_code = 0, start_data = 0, end_data = 0;
@@ -174,6 +183,7 @@ struct ProcessImage {
   uint32_t personality = 0;
   std::array<std::array<uint64_t, 2>, 16> rlimits{};  // {cur, max} per RLIMIT_*
   Credentials creds;
+  CredentialNames names;
   std::vector<ThreadImage> threads;  // every thread but the leader, sorted by TID
   // The page store: `page_count` pages; their bytes when held in memory
   // (empty, or page_count * kPageSize bytes).
