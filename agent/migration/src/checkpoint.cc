@@ -272,6 +272,16 @@ class FrozenProcess::Impl {
       if (act.handler || act.flags || act.mask) image.actions.push_back({sig, act.handler, act.flags, act.restorer, act.mask});
     }
     ST_ASSIGN_OR_RETURN(image.mm.brk, leader().Syscall("brk(0)", SYS_brk, 0));
+    // rlimits asked by the process itself: prlimit() from here on a process
+    // of another user needs CAP_SYS_RESOURCE, which containers often drop.
+    for (int r = 0; r < 16; ++r) {
+      struct {
+        uint64_t cur, max;
+      } lim{};
+      ST_ASSIGN_OR_RETURN(lim, Query<decltype(lim)>(leader(), "prlimit64", scratch, SYS_prlimit64, 0,
+                                                    static_cast<uint64_t>(r), 0, scratch));
+      image.rlimits[static_cast<size_t>(r)] = {lim.cur, lim.max};
+    }
     for (int which = 0; which < 3; ++which) {
       ST_ASSIGN_OR_RETURN(image.itimers[static_cast<size_t>(which)],
                           Query<ItimerValue>(leader(), "getitimer", scratch, SYS_getitimer,

@@ -1,5 +1,5 @@
 // Dump of fds and process attributes read from outside the process:
-// /proc/PID/{fd,fdinfo,stat,status,auxv,exe,cwd,personality,comm}, prlimit,
+// /proc/PID/{fd,fdinfo,stat,status,auxv,exe,cwd,personality,comm},
 // kcmp (shared open file descriptions) and pidfd_getfd + tee (pipe contents,
 // copied without consuming them).
 #include <fcntl.h>
@@ -132,12 +132,6 @@ Status DumpAttributes(pid_t pid, const std::string& proc_dir, ProcessImage& imag
   // before it freezes (NameCredentials) and the target requires them.
   if (auto names = NameCredentials(image.creds); names.ok()) image.names = std::move(*names);
 
-  for (int r = 0; r < 16; ++r) {
-    rlimit lim{};
-    if (::prlimit(pid, static_cast<__rlimit_resource>(r), nullptr, &lim) != 0)
-      return ErrnoStatus("prlimit " + std::to_string(r) + " of process " + std::to_string(pid), errno);
-    image.rlimits[static_cast<size_t>(r)] = {lim.rlim_cur, lim.rlim_max};
-  }
   utsname u{};
   if (::uname(&u) == 0) image.kernel_release = u.release;
   return Status::Ok();
