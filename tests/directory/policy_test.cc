@@ -85,7 +85,8 @@ TEST(ResolvePolicy, BuiltInDefaultsWhenNothingApplies) {
   EXPECT_EQ(p.peer_max_age_minutes, 15u);
   EXPECT_TRUE(p.applied.empty());
   EXPECT_TRUE(p.warnings.empty());
-  EXPECT_EQ(p.source.size(), 21u);  // every policy attribute
+  EXPECT_FALSE(p.migration_privileged);
+  EXPECT_EQ(p.source.size(), 22u);  // every policy attribute
   for (const auto& [attr, src] : p.source) EXPECT_EQ(src, "built-in default") << attr;
 }
 
