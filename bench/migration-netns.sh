@@ -24,7 +24,7 @@
 # Each size uses fresh random data; the agents keep running across sizes.
 # Results: a markdown table on stdout and in OUT/results.md.
 #
-# Usage: bench/migration-netns.sh [--sizes "10 100 1024"] [--out DIR]
+# Usage: bench/migration-netns.sh [--sizes "10 100 1024"] [--threads N] [--out DIR]
 # Env: SPARETIME_BIN, SPARETIMED_BIN (default build/agent/sparetime{,d}).
 # Needs root (ip netns, ptrace, clone3 set_tid), perl, unshare, nsenter.
 # Bounded: every wait has a timeout; agents, namespaces and the processes it
@@ -110,8 +110,10 @@ for i in $(seq 150); do
 done
 
 alpha_daemon=$(pgrep -P "$alpha_unshare" -x sparetimed) || bench_die "alpha's sparetimed is not running"
-# The process alpha restored from beta (a perl child of alpha's sparetimed).
-restored_on_alpha() { pgrep -P "$alpha_daemon" -x perl; }
+# The process alpha restored from beta (a perl or python3 child of alpha's sparetimed).
+holder_comm=perl
+[ "$threads" = 1 ] || holder_comm=python3
+restored_on_alpha() { pgrep -P "$alpha_daemon" -x "$holder_comm"; }
 # CPU seconds alpha's sparetimed used so far (utime + stime, all threads).
 alpha_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$alpha_daemon/stat"; }
 
@@ -143,12 +145,16 @@ for size in $sizes; do
   rm -rf "$dir"
   mkdir -p "$dir"
   head -c "${size}M" /dev/urandom > "$dir/data"
-  start_holder "$dir/data" "$dir/first.log" nsenter --net="/run/netns/$prefix-1"
+  # As nobody: alpha runs migrated root processes only with
+  # sparetimeMigrationPrivileged, which the example policy does not set.
+  chmod 755 "$out" "$dir" && chmod 644 "$dir/data"
+  as_nobody=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+  start_holder "$dir/data" "$dir/first.log" nsenter --net="/run/netns/$prefix-1" "${as_nobody[@]}"
   migrate first "$holder"
-  start_holder "$dir/data" "$dir/second.log" nsenter --net="/run/netns/$prefix-1"
+  start_holder "$dir/data" "$dir/second.log" nsenter --net="/run/netns/$prefix-1" "${as_nobody[@]}"
   migrate similar "$holder"
   f=$dir/first.json s=$dir/similar.json
-  printf '| %s MiB | %s | %s ms | %.0f ms (%.0f + %.0f + %.0f) | %s MiB | %s s, %s s | %s KiB, %.0f ms |\n' "$size" \
+  printf '| %s | %s | %s ms | %.0f ms (%.0f + %.0f + %.0f) | %s MiB | %s s, %s s | %s KiB, %.0f ms |\n' "$(holder_label "$size")" \
     "$(json pages < "$f")" "$(cat "$dir/first.ms")" "$(json frozen_ms < "$f")" "$(json dump_ms < "$f")" \
     "$(json send_ms < "$f")" "$(json restore_ms < "$f")" "$(mib "$(json sent_bytes < "$f")")" \
     "$(awk '{printf "%.2f", $1 + $2}' "$dir/first.time")" "$(cat "$dir/first.cpu")" \

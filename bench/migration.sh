@@ -17,7 +17,8 @@
 # of the two commands are given too: on a loaded machine wall times mostly
 # measure the wait for a core. Results: a markdown table on stdout and in OUT/results.md.
 #
-# Usage: bench/migration.sh [--sizes "10 100 1024"] [--out DIR]
+# Usage: bench/migration.sh [--sizes "10 100 1024"] [--threads N] [--out DIR]
+# (--threads N: the holder is python3 with N threads, see migration-lib.sh)
 # Env: SPARETIME_BIN (default build/agent/sparetime). Needs root (ptrace,
 # clone3 set_tid) and perl. Bounded: every wait has a timeout; the processes
 # it starts are killed at exit.
@@ -64,7 +65,7 @@ for size in $sizes; do
   "$bin" checkpoint "$second" --to "$dir/image2" --store "$dir/store" --leave-running --json > "$dir/similar.json"
   stop_holder "$second"
   frozen_ms=$(json frozen_ms < "$dir/checkpoint.json")
-  printf '| %s MiB | %s | %.0f ms (%s s, %s MiB) | %s MiB | %s ms (%s s, %s MiB) | %.0f ms | %s KiB |\n' "$size" \
+  printf '| %s | %s | %.0f ms (%s s, %s MiB) | %s MiB | %s ms (%s s, %s MiB) | %.0f ms | %s KiB |\n' "$(holder_label "$size")" \
     "$(json pages < "$dir/checkpoint.json")" "$frozen_ms" "$(cpu "$dir/checkpoint.time")" "$(rss "$dir/checkpoint.time")" \
     "$(mib "$(json new_bytes < "$dir/checkpoint.json")")" \
     "$restore_ms" "$(cpu "$dir/restore.time")" "$(rss "$dir/restore.time")" "$(awk -v a="$frozen_ms" -v b="$restore_ms" 'BEGIN {print a + b}')" \

@@ -244,6 +244,7 @@ int RunPolicy(const GlobalOptions& g, const std::string& host) {
       {"sparetimeSnapshotSize", p.snapshot_size},
       {"sparetimeMigrationAllowed", p.migration_allowed},
       {"sparetimeMigrationFrom", p.migration_from},
+      {"sparetimeMigrationPrivileged", p.migration_privileged},
       {"sparetimeEscrowPublicKey",
        p.escrow_public_key ? nlohmann::json(KeyBase64(*p.escrow_public_key)) : nlohmann::json()},
       {"sparetimePeerMaxAgeMinutes", p.peer_max_age_minutes},

@@ -63,6 +63,7 @@ std::map<std::string, std::string> PolicyValues(const directory::EffectivePolicy
           {"sparetimeSnapshotSize", std::to_string(p.snapshot_size)},
           {"sparetimeMigrationAllowed", p.migration_allowed ? "TRUE" : "FALSE"},
           {"sparetimeMigrationFrom", join(p.migration_from)},
+          {"sparetimeMigrationPrivileged", p.migration_privileged ? "TRUE" : "FALSE"},
           {"sparetimeEscrowPublicKey", p.escrow_public_key ? "set" : "none"},
           {"sparetimePeerMaxAgeMinutes", std::to_string(p.peer_max_age_minutes)},
           {"sparetimeMaxAge", std::to_string(p.max_age_seconds) + " s"},
@@ -277,6 +278,7 @@ void AgentLoop::Refresh() {
     }
     migration_allowed_ = policy.migration_allowed;
     migration_from_ = policy.migration_from;
+    migration_privileged_ = policy.migration_privileged;
   }
   std::map<std::string, std::string> values = PolicyValues(policy);
   if (status_.policy_applied != policy.applied || !policy_values_.empty()) {
@@ -336,6 +338,14 @@ Status AgentLoop::MigrationAllowedFrom(const std::string& source) const {
     if (directory::EqualsIgnoreCase(host, source)) return Status::Ok();
   return PermissionDenied(config_.name + " does not accept process migrations from " + source +
                           " (not in its policy's sparetimeMigrationFrom)");
+}
+
+Status AgentLoop::MigrationPrivilegedAllowed(const std::string& what) const {
+  MutexLock l(keys_mu_);
+  if (migration_privileged_) return Status::Ok();
+  return PermissionDenied(what + "; " + config_.name +
+                          " runs migrated processes as root or with capabilities only when its policy says "
+                          "sparetimeMigrationPrivileged TRUE");
 }
 
 Status AgentLoop::MayReadBackupsOf(const std::string& caller, const std::string& owner) const {

@@ -84,6 +84,10 @@ class AgentLoop {
   // from agent `source` (sparetimeMigrationAllowed and sparetimeMigrationFrom);
   // else kPermissionDenied saying which setting refuses it. Any thread.
   Status MigrationAllowedFrom(const std::string& source) const EXCLUDES(keys_mu_);
+  // OK when this host's policy lets migrated processes run as root or with
+  // capabilities (sparetimeMigrationPrivileged TRUE); else kPermissionDenied
+  // starting with `what` ("process 12 (x) runs as root"). Any thread.
+  Status MigrationPrivilegedAllowed(const std::string& what) const EXCLUDES(keys_mu_);
 
   // OK when agent `caller` may read the backups `owner` keeps on this peer:
   // it is `owner`, or owner's entry (as last read) names it in
@@ -131,6 +135,7 @@ class AgentLoop {
   std::map<directory::PublicKey, std::string> agent_by_key_ GUARDED_BY(keys_mu_);
   bool migration_allowed_ GUARDED_BY(keys_mu_) = false;
   std::vector<std::string> migration_from_ GUARDED_BY(keys_mu_);
+  bool migration_privileged_ GUARDED_BY(keys_mu_) = false;
   // owner (lower case) -> its sparetimeRestoreFor names.
   std::map<std::string, std::vector<std::string>> restore_for_ GUARDED_BY(keys_mu_);
 

@@ -156,13 +156,15 @@ int Main(int argc, char** argv) {
   server_options.listen_address = config->listen_address;
   server_options.port = config->listen_port;
   const std::string state_dir = config->state_dir;
+  const std::string agent_name = config->name;
 
   daemon::AgentLoop loop(
       std::move(*config), *identity, std::move(*client), SystemClock(),
       [](const std::string& state) { sd_notify(0, state.c_str()); },
       [&store] { return (*store)->TotalUsed(); }, open_device);
   daemon::MigrationService migration(
-      state_dir, [&loop](const std::string& source) { return loop.MigrationAllowedFrom(source); },
+      state_dir, agent_name, [&loop](const std::string& source) { return loop.MigrationAllowedFrom(source); },
+      [&loop](const std::string& what) { return loop.MigrationPrivilegedAllowed(what); },
       [](const std::string& line) { daemon::LogInfo(line); });
   server_options.migration = &migration;
   server_options.may_read = [&loop](const std::string& caller, const std::string& owner) {

@@ -44,9 +44,13 @@ std::string ProcMismatch() {
 
 }  // namespace
 
-MigrationService::MigrationService(std::string state_dir, std::function<Status(const std::string&)> allowed,
+MigrationService::MigrationService(std::string state_dir, std::string self,
+                                   std::function<Status(const std::string&)> allowed,
+                                   std::function<Status(const std::string&)> privileged,
                                    std::function<void(const std::string&)> log, mig::CacheLimits limits)
-    : allowed_(std::move(allowed)),
+    : self_(std::move(self)),
+      allowed_(std::move(allowed)),
+      privileged_(std::move(privileged)),
       log_(std::move(log)),
       caches_(std::move(state_dir) + "/migration", limits),
       proc_mismatch_(ProcMismatch()),
@@ -73,6 +77,27 @@ Result<std::shared_ptr<PackStore>> MigrationService::Cache(const std::string& so
     return allowed;
   }
   return caches_.Open(source);
+}
+
+Result<mig::Credentials> MigrationService::Place(const std::string& what, const mig::Credentials& creds,
+                                                 const mig::CredentialNames& names, bool privileged) {
+  if (privileged) {
+    ST_RETURN_IF_ERROR(privileged_(what));
+  }
+  return mig::MapCredentials(creds, names, self_);
+}
+
+Status MigrationService::Check(const std::string& source, const transport::MigrateCheckRequest& request) {
+  ST_RETURN_IF_ERROR(Cache(source).status());
+  // Only the ids' count matters here: Place maps the names.
+  mig::Credentials creds;
+  creds.groups.resize(request.supplementary.size());
+  mig::CredentialNames names{request.users, request.groups, request.supplementary};
+  const std::string what = "a process of user " + request.users[1] + " from " + source +
+                           (request.privileged ? " runs as root or with capabilities" : "");
+  Status placed = Place(what, creds, names, request.privileged).status();
+  if (!placed.ok()) log_("refused a migration from " + source + ": " + placed.message());
+  return placed;
 }
 
 Result<std::vector<bool>> MigrationService::Has(const std::string& source, std::span<const ChunkId> ids) {
@@ -103,6 +128,14 @@ Result<transport::MigrateRestoreReply> MigrationService::Restore(const std::stri
   ST_ASSIGN_OR_RETURN(mig::StoredImage stored, mig::LoadIndex(request.index, key, *cache));
   ST_ASSIGN_OR_RETURN(mig::ProcessImage image, mig::LoadImage(stored, key, *cache));
   const std::string what = "process " + std::to_string(image.pid) + " (" + image.comm + ") from " + source;
+  // Again on the image itself: what runs is what the check allowed.
+  const std::string privilege = mig::DescribePrivilege(image.creds);
+  auto creds = Place(what + " " + privilege, image.creds, image.names, !privilege.empty());
+  if (!creds.ok()) {
+    log_("refused to restore " + what + ": " + creds.status().message());
+    return creds.status();
+  }
+  image.creds = std::move(*creds);
   Result<pid_t> pid = mig::Restore(image);
   if (!pid.ok()) {
     log_("refused to restore " + what + ": " + pid.status().message());

@@ -13,6 +13,12 @@
 // exceeds its size limit and at start when unused for long, and may be
 // deleted at any time.
 //
+// Who runs it (docs/migration.md "Who may run what"): the process runs under
+// the ids its user and group names have on this host (a name missing here is
+// refused), and as root or with capabilities only when `privileged` allows
+// it. Check answers the source's MigrateCheck with the same rules before it
+// freezes anything; Restore applies them again to the image itself.
+//
 // A /proc that does not belong to sparetimed's PID namespace is detected at
 // start (logged) and every migration is then refused, saying so. Each refusal
 // (policy or /proc) is logged, one line per request.
@@ -34,15 +40,20 @@
 #include "sparetime/base/mutex.h"
 #include "sparetime/imaging/pack_store.h"
 #include "sparetime/migration/cache.h"
+#include "sparetime/migration/credentials.h"
 #include "sparetime/peer/peer_server.h"
 
 namespace sparetime::daemon {
 
 class MigrationService final : public peer::MigrationHandler {
  public:
-  // `allowed(source)`: OK or the policy's refusal. `log`: one line per event.
-  MigrationService(std::string state_dir, std::function<Status(const std::string&)> allowed,
-                   std::function<void(const std::string&)> log, migration::CacheLimits limits = {});
+  // `self`: this agent's name (for messages). `allowed(source)`: OK or the
+  // policy's refusal. `privileged(what)`: OK when the policy lets migrated
+  // processes run as root or with capabilities, else the refusal (starting
+  // with `what`). `log`: one line per event.
+  MigrationService(std::string state_dir, std::string self, std::function<Status(const std::string&)> allowed,
+                   std::function<Status(const std::string&)> privileged, std::function<void(const std::string&)> log,
+                   migration::CacheLimits limits = {});
   ~MigrationService() override;  // stops the reaper (restored processes run on)
 
   Result<std::vector<bool>> Has(const std::string& source, std::span<const ChunkId> ids) override;
@@ -50,12 +61,18 @@ class MigrationService final : public peer::MigrationHandler {
                                   const std::vector<transport::PutChunksRequest::Item>& chunks) override;
   Result<transport::MigrateRestoreReply> Restore(const std::string& source,
                                                  const transport::MigrateRestoreRequest& request) override;
+  Status Check(const std::string& source, const transport::MigrateCheckRequest& request) override;
 
  private:
   Result<std::shared_ptr<PackStore>> Cache(const std::string& source);
+  // Who may run what: the credentials mapped to this host's ids, or why not.
+  Result<migration::Credentials> Place(const std::string& what, const migration::Credentials& creds,
+                                       const migration::CredentialNames& names, bool privileged);
   void Reap(std::stop_token stop) EXCLUDES(mu_);
 
+  const std::string self_;
   std::function<Status(const std::string&)> allowed_;
+  std::function<Status(const std::string&)> privileged_;
   std::function<void(const std::string&)> log_;
   migration::MigrationCache caches_;
   // Non-empty when /proc is not this PID namespace's: every request is refused.

@@ -119,6 +119,7 @@ void MergeLevel(const std::vector<const PolicyEntry*>& level, EffectivePolicy& o
   m.Merge("sparetimeSnapshotSize", &S::snapshot_size, &E::snapshot_size);
   m.Merge("sparetimeMigrationAllowed", &S::migration_allowed, &E::migration_allowed);
   m.Merge("sparetimeMigrationFrom", &S::migration_from, &E::migration_from);
+  m.Merge("sparetimeMigrationPrivileged", &S::migration_privileged, &E::migration_privileged);
   m.Merge("sparetimeEscrowPublicKey", &S::escrow_public_key, &E::escrow_public_key);
   m.Merge("sparetimePeerMaxAgeMinutes", &S::peer_max_age_minutes, &E::peer_max_age_minutes);
   m.Merge("sparetimeMaxAge", &S::max_age_seconds, &E::max_age_seconds);
@@ -134,7 +135,7 @@ void SetBuiltInSources(EffectivePolicy& out) {
         "sparetimeKeepLast", "sparetimeKeepDaily", "sparetimeKeepWeekly", "sparetimeKeepMonthly",
         "sparetimeBandwidthLimit", "sparetimeCompressionLevel", "sparetimeChunkSize",
         "sparetimeConsistencyMode", "sparetimeMaxFreezeSeconds", "sparetimeSnapshotSize",
-        "sparetimeMigrationAllowed", "sparetimeMigrationFrom",
+        "sparetimeMigrationAllowed", "sparetimeMigrationFrom", "sparetimeMigrationPrivileged",
         "sparetimeEscrowPublicKey", "sparetimePeerMaxAgeMinutes", "sparetimeMaxAge",
         "sparetimePeerGraceDays", "sparetimeDepartedGraceDays"}) {
     out.source[attribute] = kBuiltIn;

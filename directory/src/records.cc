@@ -226,6 +226,7 @@ Status ReadSettings(const EntryReader& r, const Entry& entry, PolicySettings& s)
   if (!entry.Values("sparetimeMigrationFrom").empty()) {
     ST_ASSIGN_OR_RETURN(s.migration_from, r.HostNames("sparetimeMigrationFrom"));
   }
+  ST_RETURN_IF_ERROR(r.BooleanInto("sparetimeMigrationPrivileged", s.migration_privileged));
   ST_RETURN_IF_ERROR(r.KeyInto("sparetimeEscrowPublicKey", s.escrow_public_key));
   ST_RETURN_IF_ERROR(r.IntegerInto("sparetimePeerMaxAgeMinutes", 1, 10080, s.peer_max_age_minutes));
   ST_ASSIGN_OR_RETURN(const std::string* max_age, r.Single("sparetimeMaxAge"));

@@ -87,7 +87,8 @@ TEST(ResolvePolicy, BuiltInDefaultsWhenNothingApplies) {
   EXPECT_EQ(p.departed_grace_days, 30u);
   EXPECT_TRUE(p.applied.empty());
   EXPECT_TRUE(p.warnings.empty());
-  EXPECT_EQ(p.source.size(), 24u);  // every policy attribute
+  EXPECT_FALSE(p.migration_privileged);
+  EXPECT_EQ(p.source.size(), 25u);  // every policy attribute
   EXPECT_EQ(p.max_age_seconds, 7 * 86400);
   for (const auto& [attr, src] : p.source) EXPECT_EQ(src, "built-in default") << attr;
 }

@@ -191,6 +191,7 @@ TEST(ParsePolicy, ReadsEverySetting) {
       {"sparetimeBandwidthLimit", "0"},     {"sparetimeCompressionLevel", "19"},
       {"sparetimeChunkSize", "65536"},      {"sparetimeConsistencyMode", "Snapshot"},
       {"sparetimeMigrationAllowed", "TRUE"}, {"sparetimeMigrationFrom", "beta"},
+      {"sparetimeMigrationPrivileged", "TRUE"},
       {"sparetimeEscrowPublicKey", kBetaKey}, {"sparetimePeerMaxAgeMinutes", "60"},
       {"sparetimeMaxFreezeSeconds", "45"},  {"sparetimeSnapshotSize", "2147483648"},
       {"sparetimePeerGraceDays", "0"},      {"sparetimeDepartedGraceDays", "3650"}};
@@ -216,6 +217,7 @@ TEST(ParsePolicy, ReadsEverySetting) {
   EXPECT_EQ(s.consistency_mode, "snapshot");
   EXPECT_EQ(s.migration_allowed, true);
   EXPECT_EQ(s.migration_from, std::vector<std::string>{"beta"});
+  EXPECT_EQ(s.migration_privileged, true);
   EXPECT_TRUE(s.escrow_public_key.has_value());
   EXPECT_EQ(s.peer_max_age_minutes, 60u);
   EXPECT_EQ(s.peer_grace_days, 0u);
@@ -251,6 +253,7 @@ TEST(ParsePolicy, EveryErrorNamesEntryAttributeAndValidValue) {
       {"sparetimeAcOnly", "yes", "TRUE or FALSE"},
       {"sparetimeAcOnly", "true", "TRUE or FALSE"},
       {"sparetimeMigrationAllowed", "1", "TRUE or FALSE"},
+      {"sparetimeMigrationPrivileged", "yes", "TRUE or FALSE"},
       {"sparetimeDomainDefault", "maybe", "TRUE or FALSE"},
       {"sparetimeWindow", "Mon 25:00-01:00", "HH:MM"},
       {"sparetimeWindow", "weekdays 19:00-07:00", "Mon Tue Wed"},

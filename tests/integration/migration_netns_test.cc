@@ -5,8 +5,11 @@
 // the PID of a process from beta is free there although both "hosts" share
 // this kernel. sha256sum over a 200 MB file, caught mid-run on beta, ends on
 // alpha with the digest of an uninterrupted run; the source is gone only
-// after alpha confirmed. beta refuses a migration from alpha by policy: the
-// process runs on.
+// after alpha confirmed; it runs as `nobody` there too. Who may run what:
+// alpha has no user `daemon` (its own /etc/passwd, bind-mounted in its mount
+// namespace) and no sparetimeMigrationPrivileged, so a process of `daemon`
+// and a root process are refused before they are frozen and run on. beta
+// refuses a migration from alpha by policy: the process runs on.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -66,11 +69,17 @@ TEST_F(MigrationNetnsTest, ProcessMovesToAnAllowedAgentAndIsRefusedByAnother) {
   const std::string beta = WriteAgentConfig(dir_.path(), "beta", ldif_, net.address(1) + ":7401",
                                             "advertise_address = " + net.address(1) + "\n");
   // alpha: its own network, mount and PID namespaces (it is PID 1 there;
-  // killing unshare kills that whole namespace).
+  // killing unshare kills that whole namespace), and a user database
+  // without `daemon`.
+  const std::string passwd = dir_ / "alpha-passwd";
+  ASSERT_EQ(RunCommand("grep -v '^daemon:' /etc/passwd > " + ShellQuote(passwd)).exit_code, 0);
   Child alpha_agent("/bin/sh",
                     {"-c", "exec ip netns exec " + net.netns(0) +
-                               " unshare --pid --fork --kill-child=SIGKILL --mount-proc --propagation slave " + SPARETIME_DAEMON +
-                               " --config " + ShellQuote(alpha) + " 2>&1"},
+                               " unshare --pid --fork --kill-child=SIGKILL --mount-proc --propagation slave "
+                               "/bin/sh -c " +
+                               ShellQuote("mount --bind " + ShellQuote(passwd) + " /etc/passwd && exec " +
+                                          SPARETIME_DAEMON + " --config " + ShellQuote(alpha)) +
+                               " 2>&1"},
                     dir_ / "alpha.log");
   AgentProcess beta_agent(beta, dir_ / "beta.log", net.netns(1));
   auto logs = [&] { return "\nalpha:\n" + Slurp(dir_ / "alpha.log") + "\nbeta:\n" + beta_agent.Log(); };
@@ -84,11 +93,14 @@ TEST_F(MigrationNetnsTest, ProcessMovesToAnAllowedAgentAndIsRefusedByAnother) {
   ASSERT_TRUE(WaitUntil([&] { return reachable(1, beta) && reachable(0, alpha); }, seconds(30))) << logs();
 
   const std::string big = dir_ / "big";
-  ASSERT_EQ(RunCommand("head -c 200M /dev/urandom > " + ShellQuote(big)).exit_code, 0);
+  ASSERT_EQ(RunCommand("head -c 200M /dev/urandom > " + ShellQuote(big) + " && chmod 755 " +
+                       ShellQuote(dir_.path())).exit_code, 0);
   ASSERT_EQ(RunCommand("sha256sum " + ShellQuote(big) + " > " + ShellQuote(dir_ / "ref")).exit_code, 0);
 
-  // beta -> alpha: allowed.
-  Child job("/usr/bin/nsenter", {"--net=/run/netns/" + net.netns(1), "--", "/usr/bin/sha256sum", big},
+  // beta -> alpha: allowed, as user nobody.
+  Child job("/usr/bin/nsenter",
+            {"--net=/run/netns/" + net.netns(1), "--", "/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup",
+             "--clear-groups", "/usr/bin/sha256sum", big},
             dir_ / "out");
   ASSERT_TRUE(migration::testing::WaitUntil([&] { return FdPos(job.pid(), 3) > 0; },
                                             std::chrono::milliseconds(5000)));
@@ -98,6 +110,9 @@ TEST_F(MigrationNetnsTest, ProcessMovesToAnAllowedAgentAndIsRefusedByAnother) {
   EXPECT_EQ(out["to"], "alpha");
   EXPECT_EQ(out["target_pid"], job.pid()) << "the PID is kept";
   EXPECT_GT(out["sent_chunks"].get<uint64_t>(), 0u);
+  EXPECT_NE(Slurp("/proc/" + std::to_string(job.pid()) + "/status").find("Uid:\t65534\t65534\t65534\t65534"),
+            std::string::npos)
+      << "runs as nobody on alpha";
   int status = job.WaitExit(std::chrono::milliseconds(5000));
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "the source is killed after the confirmation";
   const std::string done = "migrated process " + std::to_string(job.pid()) + " (sha256sum) from beta exited with status 0";
@@ -105,6 +120,40 @@ TEST_F(MigrationNetnsTest, ProcessMovesToAnAllowedAgentAndIsRefusedByAnother) {
       << logs();
   EXPECT_EQ(Slurp(dir_ / "out"), Slurp(dir_ / "ref"));
   EXPECT_FALSE(Slurp(dir_ / "ref").empty());
+
+  // beta -> alpha as a user alpha lacks, and as root without alpha's
+  // policy allowing it: refused before the freeze, the process runs on.
+  struct Refused {
+    std::vector<std::string> as;
+    std::string why, log;
+  };
+  for (const Refused& c : {Refused{{"/usr/bin/setpriv", "--reuid=daemon", "--regid=daemon", "--clear-groups"},
+                                   "user daemon (real uid) does not exist on alpha",
+                                   "refused a migration from beta: user daemon (real uid) does not exist on alpha"},
+                           Refused{{}, "runs as root",
+                                   "refused a migration from beta: a process of user root from beta runs as root"}}) {
+    const std::string ticks = dir_ / "refused-ticks";
+    std::vector<std::string> args{"--net=/run/netns/" + net.netns(1), "--"};
+    args.insert(args.end(), c.as.begin(), c.as.end());
+    for (const char* a : {"/usr/bin/perl", "-e", "$| = 1; while (1) { print \"tick\\n\"; select(undef, undef, undef, 0.02) }"})
+      args.push_back(a);
+    Child refused("/usr/bin/nsenter", args, ticks);
+    ASSERT_TRUE(migration::testing::WaitUntil([&] { return ReadLines(ticks).size() >= 2; },
+                                              std::chrono::milliseconds(5000)));
+    r = RunCommand(InNet(net, 1, Cli(beta, "migrate " + std::to_string(refused.pid()) + " --to alpha")));
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("alpha refused process " + std::to_string(refused.pid()) + ": "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(c.why), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("runs on unchanged"), std::string::npos) << r.err;
+    EXPECT_TRUE(WaitUntil([&] { return Slurp(dir_ / "alpha.log").find(c.log) != std::string::npos; }, seconds(5)))
+        << logs();
+    const size_t n = ReadLines(ticks).size();
+    EXPECT_TRUE(migration::testing::WaitUntil([&] { return ReadLines(ticks).size() >= n + 3; },
+                                              std::chrono::milliseconds(5000)))
+        << "the refused process must keep running";
+    EXPECT_NE(ProcState(refused.pid()), 'T');
+    EXPECT_NE(ProcState(refused.pid()), 't');
+  }
 
   // alpha -> beta: beta's policy refuses; the process runs on.
   Child ticker("/usr/bin/nsenter",

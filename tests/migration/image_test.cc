@@ -365,3 +365,91 @@ TEST_F(ImageTest, FdKindsTravelByNameAndUnknownKindsAreRefused) {
 
 }  // namespace
 }  // namespace sparetime::migration
+
+namespace sparetime::migration {
+namespace {
+
+ThreadImage SampleThread(pid_t tid) {
+  ThreadImage t;
+  t.tid = tid;
+  t.comm = "worker-" + std::to_string(tid);
+  t.regs.assign(sizeof(user_regs_struct), std::byte{static_cast<unsigned char>(tid)});
+  t.xstate = SampleImage().xstate;
+  t.blocked = 0x1234;
+  PendingSignal p;
+  p.info[0] = std::byte{10};
+  t.pending.push_back(p);
+  t.altstack_sp = 0x7000;
+  t.altstack_size = 65536;
+  t.tid_address = 0x5000 + static_cast<uint64_t>(tid);
+  t.robust_list = 0x6000;
+  t.robust_list_len = 24;
+  t.rseq_addr = 0x8000;
+  t.rseq_len = 32;
+  t.rseq_sig = 0x53053053;
+  return t;
+}
+
+// Format 4 carries every thread's state; format 3 manifests (stage 1, one
+// thread) are still read; a format-3 manifest cannot carry threads.
+TEST(ImageThreadsTest, ThreadsRoundTripAndFormat3IsStillRead) {
+  ProcessImage im = SampleImage();
+  im.threads = {SampleThread(im.pid + 1), SampleThread(im.pid + 7)};
+  auto manifest = EncodeManifest(im);
+  ASSERT_TRUE(manifest.ok()) << manifest.error().ToString();
+  auto decoded = DecodeManifest(*manifest, im.page_count);
+  ASSERT_TRUE(decoded.ok()) << decoded.error().ToString();
+  EXPECT_EQ(decoded->version, 4u);
+  ASSERT_EQ(decoded->threads.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    const ThreadImage &a = im.threads[i], &b = decoded->threads[i];
+    EXPECT_EQ(b.tid, a.tid);
+    EXPECT_EQ(b.comm, a.comm);
+    EXPECT_EQ(b.regs, a.regs);
+    EXPECT_EQ(b.xstate, a.xstate);
+    EXPECT_EQ(b.blocked, a.blocked);
+    ASSERT_EQ(b.pending.size(), 1u);
+    EXPECT_EQ(b.pending[0].info, a.pending[0].info);
+    EXPECT_EQ(b.altstack_size, a.altstack_size);
+    EXPECT_EQ(b.tid_address, a.tid_address);
+    EXPECT_EQ(b.robust_list, a.robust_list);
+    EXPECT_EQ(b.robust_list_len, a.robust_list_len);
+    EXPECT_EQ(b.rseq_addr, a.rseq_addr);
+    EXPECT_EQ(b.rseq_sig, a.rseq_sig);
+  }
+
+  // The leader's per-thread view and back.
+  ThreadImage leader = LeaderThread(im);
+  EXPECT_EQ(leader.tid, im.pid);
+  EXPECT_EQ(leader.regs, im.regs);
+  ProcessImage copy = im;
+  SetLeaderThread(copy, SampleThread(im.pid));
+  EXPECT_EQ(copy.tid_address, 0x5000u + static_cast<uint64_t>(im.pid));
+  EXPECT_EQ(copy.blocked, 0x1234u);
+
+  ProcessImage v3 = SampleImage();
+  v3.version = 3;
+  auto v3_manifest = EncodeManifest(v3);
+  ASSERT_TRUE(v3_manifest.ok()) << v3_manifest.error().ToString();
+  EXPECT_EQ(nlohmann::json::parse(*v3_manifest).count("threads"), 0u);
+  auto v3_decoded = DecodeManifest(*v3_manifest, v3.page_count);
+  ASSERT_TRUE(v3_decoded.ok()) << v3_decoded.error().ToString();
+  EXPECT_EQ(v3_decoded->version, 3u);
+  EXPECT_TRUE(v3_decoded->threads.empty());
+  v3.threads = im.threads;
+  auto refused = EncodeManifest(v3);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kInvalidArgument);
+
+  ProcessImage unsorted = im;
+  std::swap(unsorted.threads[0], unsorted.threads[1]);
+  auto bad = EncodeManifest(unsorted);
+  ASSERT_TRUE(bad.ok());
+  auto bad_decoded = DecodeManifest(*bad, unsorted.page_count);
+  ASSERT_FALSE(bad_decoded.ok());
+  EXPECT_EQ(bad_decoded.error().code(), ErrorCode::kCorruption);
+  EXPECT_NE(bad_decoded.error().message().find("out of order"), std::string::npos) << bad_decoded.error().ToString();
+}
+
+}  // namespace
+}  // namespace sparetime::migration

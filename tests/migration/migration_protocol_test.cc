@@ -60,6 +60,45 @@ TEST(MigrationProtocolTest, MessagesRoundTrip) {
   EXPECT_EQ(MessageName(0x22), "MigrateRestore (0x22)");
 }
 
+// MigrateCheck: the credentials by name; bad names are refused on both sides.
+TEST(MigrationProtocolTest, MigrateCheckCarriesNamesAndRefusesBadOnes) {
+  MigrateCheckRequest check{true, {"alice", "alice", "root", "alice"}, {"staff", "staff", "staff", "staff"},
+                            {"audio", "video"}};
+  auto bytes = EncodeMessage({3, check});
+  ASSERT_TRUE(bytes.ok()) << bytes.error().ToString();
+  // type, request id, u8 privileged, 8 x (u8 length, name), u32 count, names.
+  EXPECT_EQ((*bytes)[0], std::byte{0x23});
+  EXPECT_EQ((*bytes)[5], std::byte{1});
+  EXPECT_EQ((*bytes)[6], std::byte{5});
+  EXPECT_EQ(bytes->size(), 5u + 1 + (1 + 5) * 3 + (1 + 4) + (1 + 5) * 4 + 4 + (1 + 5) * 2);
+  auto back = DecodeMessage(*bytes);
+  ASSERT_TRUE(back.ok()) << back.error().ToString();
+  const auto& m = std::get<MigrateCheckRequest>(back->body);
+  EXPECT_TRUE(m.privileged);
+  EXPECT_EQ(m.users, check.users);
+  EXPECT_EQ(m.groups, check.groups);
+  EXPECT_EQ(m.supplementary, check.supplementary);
+  EXPECT_EQ(MessageName(0x23), "MigrateCheck (0x23)");
+
+  for (const std::string& bad : {std::string(), std::string(256, 'a'), std::string("a\nb")}) {
+    MigrateCheckRequest c = check;
+    c.users[2] = bad;
+    auto refused = EncodeMessage({3, c});
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code(), ErrorCode::kInvalidArgument);
+  }
+  MigrateCheckRequest many = check;
+  many.supplementary.assign(kMaxMigrateGroups + 1, "g");
+  EXPECT_FALSE(EncodeMessage({3, many}).ok());
+  // A privileged byte other than 0/1, and a control character in a name.
+  auto flipped = *bytes;
+  flipped[5] = std::byte{2};
+  EXPECT_EQ(DecodeMessage(flipped).error().code(), ErrorCode::kCorruption);
+  flipped = *bytes;
+  flipped[7] = std::byte{'\n'};
+  EXPECT_EQ(DecodeMessage(flipped).error().code(), ErrorCode::kCorruption);
+}
+
 TEST(MigrationProtocolTest, MigrateRestoreLayout) {
   auto bytes = EncodeMessage({1, MigrateRestoreRequest{Key(0xaa), {Id(0xbb)}}});
   ASSERT_TRUE(bytes.ok());

@@ -59,7 +59,7 @@ TEST_P(PreflightRefusalTest, RefusesBeforeStoppingAndTheProcessRunsOn) {
 
 INSTANTIATE_TEST_SUITE_P(
     Stage1, PreflightRefusalTest,
-    ::testing::Values(Refusal{"thread", "2 threads"}, Refusal{"child", "child processes"},
+    ::testing::Values(Refusal{"threadcreds", "has other credentials than the leader (Gid"}, Refusal{"child", "child processes"},
                       Refusal{"socket", "is a socket"}, Refusal{"eventfd", "an eventfd"},
                       Refusal{"epoll", "an epoll instance"}, Refusal{"signalfd", "a signalfd"},
                       Refusal{"timerfd", "a timerfd"}, Refusal{"inotify", "an inotify instance"},

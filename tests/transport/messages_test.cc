@@ -59,6 +59,7 @@ std::vector<Message> Samples() {
   add(MigrateRestoreRequest{Key(RandomBytes(32, 16)), {Id(17), Id(18)}});
   add(MigrateRestoreReply{4242});
   add(HoldSnapshotRequest{"alpha", "3f9a0c", 120});
+  add(MigrateCheckRequest{true, {"alice", "alice", "root", "alice"}, {"staff", "staff", "staff", "staff"}, {"audio"}});
   return v;
 }
 

@@ -1,7 +1,12 @@
-// FrozenProcess and Checkpoint (see checkpoint.h): freezing, the injected
-// state queries (signal handlers, altstack, tid address, brk, itimers), the
-// syscall-restart rewrite, rseq, pending signals, and putting the source
-// back exactly as it was.
+// FrozenProcess and Checkpoint (see checkpoint.h): freezing every thread, the
+// injected state queries (signal handlers, brk, itimers through the leader;
+// altstack and tid address in each thread), the syscall-restart rewrite, rseq,
+// pending signals, and putting the source back exactly as it was.
+//
+// Invariants: every thread of the group is in our ptrace stop from Freeze()
+// until Resume()/Kill() (listing /proc/PID/task until nothing new appears);
+// tasks_[0] is the leader, the others are sorted by TID; each thread's
+// registers and mask are put back on Resume().
 #include "sparetime/migration/checkpoint.h"
 
 #include <signal.h>
@@ -11,6 +16,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -76,30 +82,42 @@ user_regs_struct RestartFixup(user_regs_struct regs, bool same_task) {
 
 std::span<const std::byte> RawBytes(const void* p, size_t n) { return {static_cast<const std::byte*>(p), n}; }
 
+// One stopped task of the thread group and what it looked like before we
+// touched it.
+struct Task {
+  Tracee tracee;
+  user_regs_struct regs{};
+  uint64_t sigmask = 0;
+  bool captured = false;  // regs and sigmask hold the source's values
+};
+
 }  // namespace
 
 class FrozenProcess::Impl {
  public:
-  Impl(Tracee tracee, CheckpointOptions options) : tracee_(std::move(tracee)), options_(std::move(options)) {}
+  // tasks[0] is the leader.
+  Impl(std::vector<Task> tasks, CheckpointOptions options) : tasks_(std::move(tasks)), options_(std::move(options)) {}
   ~Impl() {
     if (attached_) Resume().IgnoreError();
   }
 
   Status Init() {
-    ST_ASSIGN_OR_RETURN(regs_, tracee_.GetRegs());
-    ST_ASSIGN_OR_RETURN(sigmask_, tracee_.GetSigmask());
-    captured_ = true;
-    // Keep every signal pending while we inject; they are delivered after
-    // the source resumes, or saved as pending for the restore.
-    ST_RETURN_IF_ERROR(tracee_.SetSigmask(~0ull));
+    for (Task& t : tasks_) {
+      ST_ASSIGN_OR_RETURN(t.regs, t.tracee.GetRegs());
+      ST_ASSIGN_OR_RETURN(t.sigmask, t.tracee.GetSigmask());
+      t.captured = true;
+      // Keep every signal pending while we inject; they are delivered after
+      // the source resumes, or saved as pending for the restore.
+      ST_RETURN_IF_ERROR(t.tracee.SetSigmask(~0ull));
+    }
     ST_ASSIGN_OR_RETURN(std::vector<Vma> vmas, ReadSmaps(dir()));
     for (const Vma& v : vmas) {
       if (v.path != "[vdso]") continue;
       std::vector<std::byte> code(v.end - v.start);
-      ST_RETURN_IF_ERROR(tracee_.Read(v.start, code));
+      ST_RETURN_IF_ERROR(leader().Read(v.start, code));
       for (size_t i = 0; i + 1 < code.size(); ++i) {
         if (code[i] == std::byte{0x0f} && code[i + 1] == std::byte{0x05}) {
-          tracee_.SetInjectionBase(regs_, v.start + i);
+          for (Task& t : tasks_) t.tracee.SetInjectionBase(t.regs, v.start + i);
           return Status::Ok();
         }
       }
@@ -108,39 +126,60 @@ class FrozenProcess::Impl {
                               " has no `syscall` instruction in its vDSO to inject queries with");
   }
 
-  pid_t pid() const { return tracee_.pid(); }
+  pid_t pid() const { return tasks_[0].tracee.pid(); }
   std::string dir() const { return ProcDir(pid()); }
 
   Result<ProcessImage> Dump(PageSink* sink) {
     if (!attached_) return FailedPrecondition("process " + std::to_string(pid()) + " is no longer frozen");
     ProcessImage image;
     image.pid = pid();
+    std::vector<ThreadImage> threads(tasks_.size());
     ST_RETURN_IF_ERROR(Step("registers"));
-    ST_RETURN_IF_ERROR(DumpRegisters(image));
+    for (size_t i = 0; i < tasks_.size(); ++i) ST_RETURN_IF_ERROR(DumpRegisters(tasks_[i], threads[i]));
+    image.xcr0 = XstateXcr0(threads[0].xstate);
     ST_RETURN_IF_ERROR(Step("memory"));
     MemoryPageSink in_memory(image.pages);
-    ST_RETURN_IF_ERROR(DumpMemory(tracee_, dir(), image, sink ? *sink : in_memory));
+    ST_RETURN_IF_ERROR(DumpMemory(leader(), dir(), image, sink ? *sink : in_memory));
     ST_RETURN_IF_ERROR(Step("injected"));
-    ST_RETURN_IF_ERROR(WithScratch([&](uint64_t scratch) { return DumpInjected(scratch, image); }));
+    ST_RETURN_IF_ERROR(WithScratch([&](uint64_t scratch) {
+      ST_RETURN_IF_ERROR(DumpInjected(scratch, image));
+      for (size_t i = 0; i < tasks_.size(); ++i)
+        ST_RETURN_IF_ERROR(DumpThreadInjected(tasks_[i].tracee, scratch, threads[i]));
+      return Status::Ok();
+    }));
     ST_RETURN_IF_ERROR(Step("signals"));
-    ST_RETURN_IF_ERROR(DumpPendingSignals(image));
+    for (size_t i = 0; i < tasks_.size(); ++i) {
+      ST_ASSIGN_OR_RETURN(threads[i].pending, PeekSignals(tasks_[i].tracee.pid(), /*shared=*/false));
+    }
+    ST_ASSIGN_OR_RETURN(image.pending, PeekSignals(pid(), /*shared=*/true));
     ST_RETURN_IF_ERROR(Step("files"));
     ST_RETURN_IF_ERROR(DumpFiles(pid(), dir(), image));
     ST_RETURN_IF_ERROR(Step("attributes"));
     ST_RETURN_IF_ERROR(DumpAttributes(pid(), dir(), image));
+    for (size_t i = 1; i < tasks_.size(); ++i) {
+      ST_ASSIGN_OR_RETURN(std::string comm, ReadFileToString(dir() + "/task/" + std::to_string(threads[i].tid) + "/comm"));
+      threads[i].comm = comm.substr(0, comm.find('\n'));
+    }
+    SetLeaderThread(image, std::move(threads[0]));
+    image.threads.assign(std::make_move_iterator(threads.begin() + 1), std::make_move_iterator(threads.end()));
     ST_RETURN_IF_ERROR(Step("done"));
     return image;
   }
 
   Status Resume() {
     if (!attached_) return Status::Ok();
-    Status s;  // before Init() nothing was changed: plain detach
-    if (captured_) s = tracee_.SetRegs(RestartFixup(regs_, /*same_task=*/true));
-    if (captured_ && s.ok()) s = tracee_.SetSigmask(sigmask_);
-    Status d = tracee_.Detach();
     attached_ = false;
-    if (!s.ok()) return s.WithContext("resume process " + std::to_string(pid()));
-    return d;
+    Status first;
+    for (Task& t : tasks_) {
+      Status s;  // before Init() nothing was changed: plain detach
+      if (t.captured) s = t.tracee.SetRegs(RestartFixup(t.regs, /*same_task=*/true));
+      if (t.captured && s.ok()) s = t.tracee.SetSigmask(t.sigmask);
+      Status d = t.tracee.Detach();
+      if (!s.ok()) s = s.WithContext("resume thread " + std::to_string(t.tracee.pid()) + " of process " +
+                                     std::to_string(pid()));
+      if (first.ok()) first = s.ok() ? d : s;
+    }
+    return first;
   }
 
   Status LeaveStopped() {
@@ -149,47 +188,53 @@ class FrozenProcess::Impl {
     return Resume();
   }
 
+  // Traced threads stay until their tracer reaps them, and the leader is
+  // reported only after every other thread is gone: reap them first.
   Status Kill() {
     if (!attached_) return FailedPrecondition("process " + std::to_string(pid()) + " is no longer frozen");
     attached_ = false;
-    return tracee_.Kill();
+    if (::kill(pid(), SIGKILL) != 0 && errno != ESRCH) return ErrnoStatus("kill process " + std::to_string(pid()), errno);
+    for (size_t i = tasks_.size(); i-- > 1;) ST_RETURN_IF_ERROR(tasks_[i].tracee.Kill());
+    return tasks_[0].tracee.Kill();
   }
 
  private:
+  Tracee& leader() { return tasks_[0].tracee; }
   Status Step(std::string_view name) { return options_.step_hook ? options_.step_hook(name) : Status::Ok(); }
 
-  Status DumpRegisters(ProcessImage& image) {
-    user_regs_struct regs = RestartFixup(regs_, /*same_task=*/false);
-    ST_RETURN_IF_ERROR(DumpRseq(regs, image));
-    image.regs.assign(RawBytes(&regs, sizeof regs).begin(), RawBytes(&regs, sizeof regs).end());
-    ST_ASSIGN_OR_RETURN(image.xstate, tracee_.GetXstate());
-    image.xcr0 = XstateXcr0(image.xstate);
-    image.blocked = sigmask_;
+  Status DumpRegisters(Task& task, ThreadImage& th) {
+    const pid_t tid = task.tracee.pid();
+    th.tid = tid;
+    user_regs_struct regs = RestartFixup(task.regs, /*same_task=*/false);
+    ST_RETURN_IF_ERROR(DumpRseq(task.tracee, regs, th));
+    th.regs.assign(RawBytes(&regs, sizeof regs).begin(), RawBytes(&regs, sizeof regs).end());
+    ST_ASSIGN_OR_RETURN(th.xstate, task.tracee.GetXstate());
+    th.blocked = task.sigmask;
     long r = 0;
-    if (::syscall(SYS_get_robust_list, pid(), &image.robust_list, &r) != 0)
-      return ErrnoStatus("get_robust_list of process " + std::to_string(pid()), errno);
-    image.robust_list_len = static_cast<uint64_t>(r);
+    if (::syscall(SYS_get_robust_list, tid, &th.robust_list, &r) != 0)
+      return ErrnoStatus("get_robust_list of thread " + std::to_string(tid), errno);
+    th.robust_list_len = static_cast<uint64_t>(r);
     return Status::Ok();
   }
 
   // rseq registration; an IP inside a critical section moves to its abort
   // handler, as the kernel would do on preemption.
-  Status DumpRseq(user_regs_struct& regs, ProcessImage& image) {
+  Status DumpRseq(Tracee& t, user_regs_struct& regs, ThreadImage& th) {
     RseqConfiguration conf{};
-    if (::ptrace(static_cast<__ptrace_request>(kPtraceGetRseqConfiguration), pid(), sizeof conf, &conf) < 0)
-      return ErrnoStatus("PTRACE_GET_RSEQ_CONFIGURATION on process " + std::to_string(pid()), errno);
-    image.rseq_addr = conf.rseq_abi_pointer;
-    image.rseq_len = conf.rseq_abi_size;
-    image.rseq_sig = conf.signature;
+    if (::ptrace(static_cast<__ptrace_request>(kPtraceGetRseqConfiguration), t.pid(), sizeof conf, &conf) < 0)
+      return ErrnoStatus("PTRACE_GET_RSEQ_CONFIGURATION on thread " + std::to_string(t.pid()), errno);
+    th.rseq_addr = conf.rseq_abi_pointer;
+    th.rseq_len = conf.rseq_abi_size;
+    th.rseq_sig = conf.signature;
     if (conf.rseq_abi_pointer == 0) return Status::Ok();
     uint64_t cs_addr = 0;
-    ST_RETURN_IF_ERROR(tracee_.Read(conf.rseq_abi_pointer + 8, std::as_writable_bytes(std::span(&cs_addr, 1))));
+    ST_RETURN_IF_ERROR(t.Read(conf.rseq_abi_pointer + 8, std::as_writable_bytes(std::span(&cs_addr, 1))));
     if (cs_addr == 0) return Status::Ok();
     struct {
       uint32_t version, flags;
       uint64_t start_ip, post_commit_offset, abort_ip;
     } cs{};
-    ST_RETURN_IF_ERROR(tracee_.Read(cs_addr, std::as_writable_bytes(std::span(&cs, 1))));
+    ST_RETURN_IF_ERROR(t.Read(cs_addr, std::as_writable_bytes(std::span(&cs, 1))));
     if (regs.rip >= cs.start_ip && regs.rip < cs.start_ip + cs.post_commit_offset) regs.rip = cs.abort_ip;
     return Status::Ok();
   }
@@ -198,75 +243,124 @@ class FrozenProcess::Impl {
   // always unmaps it again.
   template <typename F>
   Status WithScratch(F body) {
-    ST_ASSIGN_OR_RETURN(uint64_t scratch, tracee_.Syscall("mmap (scratch page)", SYS_mmap, 0, kPageSize,
-                                                          PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                                                          static_cast<uint64_t>(-1), 0));
+    ST_ASSIGN_OR_RETURN(uint64_t scratch, leader().Syscall("mmap (scratch page)", SYS_mmap, 0, kPageSize,
+                                                           PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                                                           static_cast<uint64_t>(-1), 0));
     Status s = body(scratch);
-    Status u = tracee_.Syscall("munmap (scratch page)", SYS_munmap, scratch, kPageSize).status();
+    Status u = leader().Syscall("munmap (scratch page)", SYS_munmap, scratch, kPageSize).status();
     return s.ok() ? u : s;
   }
 
   template <typename T>
-  Result<T> Query(std::string_view what, uint64_t scratch, long nr, uint64_t a1, uint64_t a2, uint64_t a3 = 0,
-                  uint64_t a4 = 0) {
-    ST_RETURN_IF_ERROR(tracee_.Syscall(what, nr, a1, a2, a3, a4).status());
+  static Result<T> Query(Tracee& t, std::string_view what, uint64_t scratch, long nr, uint64_t a1, uint64_t a2,
+                         uint64_t a3 = 0, uint64_t a4 = 0) {
+    ST_RETURN_IF_ERROR(t.Syscall(what, nr, a1, a2, a3, a4).status());
     T out{};
-    ST_RETURN_IF_ERROR(tracee_.Read(scratch, std::as_writable_bytes(std::span(&out, 1))));
+    ST_RETURN_IF_ERROR(t.Read(scratch, std::as_writable_bytes(std::span(&out, 1))));
     return out;
   }
 
+  // Process-wide: signal dispositions, brk, itimers (through the leader).
   Status DumpInjected(uint64_t scratch, ProcessImage& image) {
     struct KernelSigaction {
       uint64_t handler, flags, restorer, mask;
     };
     for (int sig = 1; sig <= 64; ++sig) {
       if (sig == SIGKILL || sig == SIGSTOP) continue;
-      ST_ASSIGN_OR_RETURN(auto act, Query<KernelSigaction>("rt_sigaction", scratch, SYS_rt_sigaction,
+      ST_ASSIGN_OR_RETURN(auto act, Query<KernelSigaction>(leader(), "rt_sigaction", scratch, SYS_rt_sigaction,
                                                            static_cast<uint64_t>(sig), 0, scratch, 8));
       if (act.handler || act.flags || act.mask) image.actions.push_back({sig, act.handler, act.flags, act.restorer, act.mask});
     }
-    ST_ASSIGN_OR_RETURN(stack_t ss, Query<stack_t>("sigaltstack", scratch, SYS_sigaltstack, 0, scratch));
-    image.altstack_sp = reinterpret_cast<uint64_t>(ss.ss_sp);
-    image.altstack_size = ss.ss_size;
-    image.altstack_flags = ss.ss_flags;
-    ST_ASSIGN_OR_RETURN(image.tid_address,
-                        Query<uint64_t>("prctl(PR_GET_TID_ADDRESS)", scratch, SYS_prctl, PR_GET_TID_ADDRESS, scratch));
-    ST_ASSIGN_OR_RETURN(image.mm.brk, tracee_.Syscall("brk(0)", SYS_brk, 0));
+    ST_ASSIGN_OR_RETURN(image.mm.brk, leader().Syscall("brk(0)", SYS_brk, 0));
+    // rlimits asked by the process itself: prlimit() from here on a process
+    // of another user needs CAP_SYS_RESOURCE, which containers often drop.
+    for (int r = 0; r < 16; ++r) {
+      struct {
+        uint64_t cur, max;
+      } lim{};
+      ST_ASSIGN_OR_RETURN(lim, Query<decltype(lim)>(leader(), "prlimit64", scratch, SYS_prlimit64, 0,
+                                                    static_cast<uint64_t>(r), 0, scratch));
+      image.rlimits[static_cast<size_t>(r)] = {lim.cur, lim.max};
+    }
     for (int which = 0; which < 3; ++which) {
       ST_ASSIGN_OR_RETURN(image.itimers[static_cast<size_t>(which)],
-                          Query<ItimerValue>("getitimer", scratch, SYS_getitimer, static_cast<uint64_t>(which), scratch));
+                          Query<ItimerValue>(leader(), "getitimer", scratch, SYS_getitimer,
+                                             static_cast<uint64_t>(which), scratch));
     }
     return Status::Ok();
   }
 
-  Status DumpPendingSignals(ProcessImage& image) {
-    for (uint32_t flags : {0u, 1u /* PTRACE_PEEKSIGINFO_SHARED */}) {
-      for (uint64_t off = 0;; ++off) {
-        PeekSiginfoArgs args{off, flags, 1};
-        PendingSignal p;
-        p.shared = flags != 0;
-        long n = ::ptrace(PTRACE_PEEKSIGINFO, pid(), &args, p.info.data());
-        if (n < 0) return ErrnoStatus("PTRACE_PEEKSIGINFO on process " + std::to_string(pid()), errno);
-        if (n == 0) break;
-        image.pending.push_back(p);
-      }
-    }
+  // Per thread: the alternate signal stack and clear_child_tid, each asked
+  // in the thread itself.
+  static Status DumpThreadInjected(Tracee& t, uint64_t scratch, ThreadImage& th) {
+    ST_ASSIGN_OR_RETURN(stack_t ss, Query<stack_t>(t, "sigaltstack", scratch, SYS_sigaltstack, 0, scratch));
+    th.altstack_sp = reinterpret_cast<uint64_t>(ss.ss_sp);
+    th.altstack_size = ss.ss_size;
+    th.altstack_flags = ss.ss_flags;
+    ST_ASSIGN_OR_RETURN(th.tid_address,
+                        Query<uint64_t>(t, "prctl(PR_GET_TID_ADDRESS)", scratch, SYS_prctl, PR_GET_TID_ADDRESS, scratch));
     return Status::Ok();
   }
 
-  Tracee tracee_;
+  // A thread's own queue, or (shared) the process-wide one.
+  static Result<std::vector<PendingSignal>> PeekSignals(pid_t tid, bool shared) {
+    std::vector<PendingSignal> out;
+    for (uint64_t off = 0;; ++off) {
+      PeekSiginfoArgs args{off, shared ? 1u /* PTRACE_PEEKSIGINFO_SHARED */ : 0u, 1};
+      PendingSignal p;
+      p.shared = shared;
+      long n = ::ptrace(PTRACE_PEEKSIGINFO, tid, &args, p.info.data());
+      if (n < 0) return ErrnoStatus("PTRACE_PEEKSIGINFO on thread " + std::to_string(tid), errno);
+      if (n == 0) break;
+      out.push_back(p);
+    }
+    return out;
+  }
+
+  std::vector<Task> tasks_;
   CheckpointOptions options_;
-  user_regs_struct regs_{};
-  uint64_t sigmask_ = 0;
-  bool captured_ = false;  // regs_ and sigmask_ hold the source's values
   bool attached_ = true;
 };
 
+namespace {
+
+// Seizes every thread. A thread being cloned while we list shows up in the
+// next listing (its creator is stopped only after clone returns), so listing
+// until nothing new appears catches them all.
+Result<std::vector<Task>> SeizeAll(pid_t pid, std::chrono::milliseconds timeout) {
+  std::vector<Task> tasks;
+  auto release = [&](Status s) {
+    for (Task& t : tasks) t.tracee.Detach().IgnoreError();
+    return s;
+  };
+  ST_ASSIGN_OR_RETURN(Tracee leader, Tracee::Seize(pid, timeout));
+  tasks.push_back(Task{std::move(leader)});
+  for (bool found = true; found;) {
+    found = false;
+    auto tids = ListTasks(ProcDir(pid));
+    if (!tids.ok()) return release(tids.error());
+    for (pid_t tid : *tids) {
+      if (std::any_of(tasks.begin(), tasks.end(), [&](const Task& t) { return t.tracee.pid() == tid; })) continue;
+      auto t = Tracee::Seize(tid, timeout);
+      if (!t.ok()) {
+        if (::access((ProcDir(pid) + "/task/" + std::to_string(tid)).c_str(), F_OK) != 0) continue;  // it ended
+        return release(t.error().WithContext("thread " + std::to_string(tid) + " of process " + std::to_string(pid)));
+      }
+      tasks.push_back(Task{std::move(*t)});
+      found = true;
+    }
+  }
+  std::sort(tasks.begin() + 1, tasks.end(), [](const Task& a, const Task& b) { return a.tracee.pid() < b.tracee.pid(); });
+  return tasks;
+}
+
+}  // namespace
+
 Result<FrozenProcess> FrozenProcess::Freeze(pid_t pid, const CheckpointOptions& options) {
   ST_RETURN_IF_ERROR(CheckProcess(pid, "/proc", /*frozen_by_caller=*/false));
-  ST_ASSIGN_OR_RETURN(Tracee tracee, Tracee::Seize(pid, options.timeout));
-  auto impl = std::make_unique<Impl>(std::move(tracee), options);
-  // Between the first check and the stop it may have changed (a new thread);
+  ST_ASSIGN_OR_RETURN(std::vector<Task> tasks, SeizeAll(pid, options.timeout));
+  auto impl = std::make_unique<Impl>(std::move(tasks), options);
+  // Between the first check and the stop it may have changed (a new fd);
   // on any error here the Impl destructor resumes the process.
   ST_RETURN_IF_ERROR(CheckProcess(pid, "/proc", /*frozen_by_caller=*/true));
   ST_RETURN_IF_ERROR(impl->Init());

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <span>
 #include <string>
 
@@ -25,6 +26,9 @@ Status DumpFiles(pid_t pid, const std::string& proc_dir, ProcessImage& image);
 // From /proc and prlimit: mm fields (except brk), auxv, exe, cwd, umask,
 // personality, comm, rlimits, credentials, kernel release.
 Status DumpAttributes(pid_t pid, const std::string& proc_dir, ProcessImage& image);
+
+// The Uid/Gid/Groups/Cap* fields of a parsed /proc/PID/status.
+Status ParseCredentials(std::map<std::string, std::string>& status, Credentials& creds);
 
 // Size and mtime of `path` (following symlinks, so /proc/PID/fd/N works).
 Result<FileIdentity> StatIdentity(const std::string& path);

@@ -1,5 +1,5 @@
 // Dump of fds and process attributes read from outside the process:
-// /proc/PID/{fd,fdinfo,stat,status,auxv,exe,cwd,personality,comm}, prlimit,
+// /proc/PID/{fd,fdinfo,stat,status,auxv,exe,cwd,personality,comm},
 // kcmp (shared open file descriptions) and pidfd_getfd + tee (pipe contents,
 // copied without consuming them).
 #include <fcntl.h>
@@ -16,6 +16,7 @@
 
 #include "classify.h"
 #include "dump.h"
+#include "sparetime/migration/credentials.h"
 #include "proc_files.h"
 #include "sparetime/base/fd.h"
 #include "util.h"
@@ -52,36 +53,6 @@ Result<PipeContents> DumpPipe(pid_t pid, int read_fd, uint64_t pipe_id) {
   return p;
 }
 
-std::vector<std::string> Words(const std::string& s) {
-  std::istringstream in(s);
-  std::vector<std::string> w;
-  for (std::string x; in >> x;) w.push_back(x);
-  return w;
-}
-
-Status ParseIds(const std::string& field, const std::string& value, std::array<uint32_t, 4>& out) {
-  auto w = Words(value);
-  if (w.size() != 4) return Corruption("status " + field + ": expected 4 ids, got '" + value + "'");
-  for (size_t i = 0; i < 4; ++i) {
-    ST_ASSIGN_OR_RETURN(uint64_t v, ParseU64(w[i], 10, "status " + field));
-    out[i] = static_cast<uint32_t>(v);
-  }
-  return Status::Ok();
-}
-
-Status DumpCredentials(std::map<std::string, std::string>& status, Credentials& c) {
-  ST_RETURN_IF_ERROR(ParseIds("Uid", status["Uid"], c.uids));
-  ST_RETURN_IF_ERROR(ParseIds("Gid", status["Gid"], c.gids));
-  for (const std::string& g : Words(status["Groups"])) {
-    ST_ASSIGN_OR_RETURN(uint64_t v, ParseU64(g, 10, "status Groups"));
-    c.groups.push_back(static_cast<uint32_t>(v));
-  }
-  ST_ASSIGN_OR_RETURN(c.cap_inheritable, ParseU64(status["CapInh"], 16, "status CapInh"));
-  ST_ASSIGN_OR_RETURN(c.cap_permitted, ParseU64(status["CapPrm"], 16, "status CapPrm"));
-  ST_ASSIGN_OR_RETURN(c.cap_effective, ParseU64(status["CapEff"], 16, "status CapEff"));
-  ST_ASSIGN_OR_RETURN(c.cap_bounding, ParseU64(status["CapBnd"], 16, "status CapBnd"));
-  return Status::Ok();
-}
 
 }  // namespace
 
@@ -156,14 +127,11 @@ Status DumpAttributes(pid_t pid, const std::string& proc_dir, ProcessImage& imag
   ST_ASSIGN_OR_RETURN(auto status, ReadStatus(proc_dir));
   ST_ASSIGN_OR_RETURN(uint64_t umask, ParseU64(status["Umask"], 8, proc_dir + "/status Umask"));
   image.umask = static_cast<uint32_t>(umask);
-  ST_RETURN_IF_ERROR(DumpCredentials(status, image.creds));
+  ST_RETURN_IF_ERROR(ParseCredentials(status, image.creds));
+  // Best effort: a local checkpoint needs no names; a migration checks them
+  // before it freezes (NameCredentials) and the target requires them.
+  if (auto names = NameCredentials(image.creds); names.ok()) image.names = std::move(*names);
 
-  for (int r = 0; r < 16; ++r) {
-    rlimit lim{};
-    if (::prlimit(pid, static_cast<__rlimit_resource>(r), nullptr, &lim) != 0)
-      return ErrnoStatus("prlimit " + std::to_string(r) + " of process " + std::to_string(pid), errno);
-    image.rlimits[static_cast<size_t>(r)] = {lim.rlim_cur, lim.rlim_max};
-  }
   utsname u{};
   if (::uname(&u) == 0) image.kernel_release = u.release;
   return Status::Ok();

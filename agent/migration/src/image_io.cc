@@ -100,12 +100,78 @@ Status CheckRun(const PageRun& r, uint64_t start, uint64_t end, uint64_t page_co
   return Status::Ok();
 }
 
+bool KnownVersion(uint32_t v) { return v >= kOldestImageFormatVersion && v <= kImageFormatVersion; }
+
+nlohmann::json PendingJson(const std::vector<PendingSignal>& pending) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const PendingSignal& p : pending) out.push_back({{"shared", p.shared}, {"info", ToHex(p.info)}});
+  return out;
+}
+
+std::vector<PendingSignal> PendingFromJson(const nlohmann::json& j) {
+  std::vector<PendingSignal> out;
+  for (const auto& p : j) {
+    PendingSignal s;
+    s.shared = p.at("shared").get<bool>();
+    auto info = Unhex(p, "info");
+    if (info.size() != s.info.size()) throw std::runtime_error("pending siginfo has the wrong size");
+    std::memcpy(s.info.data(), info.data(), info.size());
+    out.push_back(s);
+  }
+  return out;
+}
+
+nlohmann::json ThreadJson(const ThreadImage& t) {
+  return {{"tid", t.tid},
+          {"comm", t.comm},
+          {"regs", ToHex(t.regs)},
+          {"xstate", ToHex(t.xstate)},
+          {"blocked", t.blocked},
+          {"pending", PendingJson(t.pending)},
+          {"altstack", {{"sp", t.altstack_sp}, {"size", t.altstack_size}, {"flags", t.altstack_flags}}},
+          {"tid_address", t.tid_address},
+          {"robust_list", t.robust_list},
+          {"robust_list_len", t.robust_list_len},
+          {"rseq", {{"addr", t.rseq_addr}, {"len", t.rseq_len}, {"sig", t.rseq_sig}}}};
+}
+
+ThreadImage ThreadFromJson(const nlohmann::json& j) {
+  ThreadImage t;
+  j.at("tid").get_to(t.tid);
+  j.at("comm").get_to(t.comm);
+  t.regs = Unhex(j, "regs");
+  t.xstate = Unhex(j, "xstate");
+  j.at("blocked").get_to(t.blocked);
+  t.pending = PendingFromJson(j.at("pending"));
+  j.at("altstack").at("sp").get_to(t.altstack_sp);
+  j.at("altstack").at("size").get_to(t.altstack_size);
+  j.at("altstack").at("flags").get_to(t.altstack_flags);
+  j.at("tid_address").get_to(t.tid_address);
+  j.at("robust_list").get_to(t.robust_list);
+  j.at("robust_list_len").get_to(t.robust_list_len);
+  j.at("rseq").at("addr").get_to(t.rseq_addr);
+  j.at("rseq").at("len").get_to(t.rseq_len);
+  j.at("rseq").at("sig").get_to(t.rseq_sig);
+  return t;
+}
+
 Status Validate(const ProcessImage& im) {
-  if (im.version != kImageFormatVersion)
+  if (!KnownVersion(im.version))
     return Corruption("image format version " + std::to_string(im.version) + " is not supported: this sparetime reads " +
-                      "version " + std::to_string(kImageFormatVersion) +
-                      " only; checkpoint the process with the same sparetime version as the restore");
+                      "versions " + std::to_string(kOldestImageFormatVersion) + " to " +
+                      std::to_string(kImageFormatVersion) +
+                      "; checkpoint the process with the same sparetime version as the restore");
   if (im.regs.size() != sizeof(user_regs_struct)) return Corruption("image: register block has the wrong size");
+  pid_t prev_tid = im.pid;
+  for (const ThreadImage& t : im.threads) {
+    if (t.tid <= prev_tid)
+      return Corruption("image: thread " + std::to_string(t.tid) + " is out of order, a duplicate or the leader");
+    prev_tid = t.tid;
+    if (t.regs.size() != sizeof(user_regs_struct) || t.xstate.size() != im.xstate.size())
+      return Corruption("image: thread " + std::to_string(t.tid) + " has a register block of the wrong size");
+    for (const PendingSignal& p : t.pending)
+      if (p.shared) return Corruption("image: thread " + std::to_string(t.tid) + " holds a process-wide signal");
+  }
   if (!im.pages.empty() && im.pages.size() != im.page_count * kPageSize)
     return Corruption("image: the page store holds " + std::to_string(im.pages.size()) + " bytes, not " +
                       std::to_string(im.page_count) + " pages");
@@ -152,7 +218,7 @@ Result<std::string> EncodeManifest(const ProcessImage& im) try {
   j["rseq"] = {{"addr", im.rseq_addr}, {"len", im.rseq_len}, {"sig", im.rseq_sig}};
   j["actions"] = im.actions;
   j["blocked"] = im.blocked;
-  for (const PendingSignal& p : im.pending) j["pending"].push_back({{"shared", p.shared}, {"info", ToHex(p.info)}});
+  if (!im.pending.empty()) j["pending"] = PendingJson(im.pending);
   j["altstack"] = {{"sp", im.altstack_sp}, {"size", im.altstack_size}, {"flags", im.altstack_flags}};
   j["itimers"] = im.itimers;
   j["fds"] = im.fds;
@@ -163,6 +229,14 @@ Result<std::string> EncodeManifest(const ProcessImage& im) try {
   j["personality"] = im.personality;
   j["rlimits"] = im.rlimits;
   j["creds"] = im.creds;
+  if (im.version >= 4) {
+    if (!im.names.empty())
+      j["names"] = {{"users", im.names.users}, {"groups", im.names.groups}, {"supplementary", im.names.supplementary}};
+    j["threads"] = nlohmann::json::array();
+    for (const ThreadImage& t : im.threads) j["threads"].push_back(ThreadJson(t));
+  } else if (!im.threads.empty()) {
+    return InvalidArgument("cannot encode a multi-threaded process as image format " + std::to_string(im.version));
+  }
   j["page_count"] = im.page_count;
   return j.dump();
 } catch (const std::exception& e) {  // dump(): a path that is not UTF-8
@@ -176,7 +250,7 @@ Result<ProcessImage> DecodeManifest(std::string_view json, uint64_t page_count) 
     nlohmann::json j = nlohmann::json::parse(json);
     ST_RETURN_IF_ERROR(CheckJsonIntegers(j, "process manifest"));
     j.at("version").get_to(im.version);
-    if (im.version != kImageFormatVersion) return Validate(im);
+    if (!KnownVersion(im.version)) return Validate(im);
     j.at("pid").get_to(im.pid);
     j.at("comm").get_to(im.comm);
     j.at("kernel_release").get_to(im.kernel_release);
@@ -197,14 +271,7 @@ Result<ProcessImage> DecodeManifest(std::string_view json, uint64_t page_count) 
     j.at("rseq").at("sig").get_to(im.rseq_sig);
     j.at("actions").get_to(im.actions);
     j.at("blocked").get_to(im.blocked);
-    for (const auto& p : j.value("pending", nlohmann::json::array())) {
-      PendingSignal s;
-      s.shared = p.at("shared").get<bool>();
-      auto info = Unhex(p, "info");
-      if (info.size() != s.info.size()) throw std::runtime_error("pending siginfo has the wrong size");
-      std::memcpy(s.info.data(), info.data(), info.size());
-      im.pending.push_back(s);
-    }
+    im.pending = PendingFromJson(j.value("pending", nlohmann::json::array()));
     j.at("altstack").at("sp").get_to(im.altstack_sp);
     j.at("altstack").at("size").get_to(im.altstack_size);
     j.at("altstack").at("flags").get_to(im.altstack_flags);
@@ -217,6 +284,14 @@ Result<ProcessImage> DecodeManifest(std::string_view json, uint64_t page_count) 
     j.at("personality").get_to(im.personality);
     j.at("rlimits").get_to(im.rlimits);
     j.at("creds").get_to(im.creds);
+    if (im.version >= 4) {
+      for (const auto& t : j.at("threads")) im.threads.push_back(ThreadFromJson(t));
+      if (j.contains("names")) {
+        j["names"].at("users").get_to(im.names.users);
+        j["names"].at("groups").get_to(im.names.groups);
+        j["names"].at("supplementary").get_to(im.names.supplementary);
+      }
+    }
     if (j.at("page_count").get<uint64_t>() != page_count)
       return Corruption("image: manifest expects " + std::to_string(j.at("page_count").get<uint64_t>()) +
                         " pages, the page store holds " + std::to_string(page_count));
@@ -226,6 +301,44 @@ Result<ProcessImage> DecodeManifest(std::string_view json, uint64_t page_count) 
   im.page_count = page_count;  // the caller fills `pages` when it wants them
   ST_RETURN_IF_ERROR(Validate(im));
   return im;
+}
+
+ThreadImage LeaderThread(const ProcessImage& im) {
+  ThreadImage t;
+  t.tid = im.pid;
+  t.comm = im.comm;
+  t.regs = im.regs;
+  t.xstate = im.xstate;
+  t.blocked = im.blocked;
+  for (const PendingSignal& p : im.pending)
+    if (!p.shared) t.pending.push_back(p);
+  t.altstack_sp = im.altstack_sp;
+  t.altstack_size = im.altstack_size;
+  t.altstack_flags = im.altstack_flags;
+  t.tid_address = im.tid_address;
+  t.robust_list = im.robust_list;
+  t.robust_list_len = im.robust_list_len;
+  t.rseq_addr = im.rseq_addr;
+  t.rseq_len = im.rseq_len;
+  t.rseq_sig = im.rseq_sig;
+  return t;
+}
+
+void SetLeaderThread(ProcessImage& im, ThreadImage t) {
+  im.regs = std::move(t.regs);
+  im.xstate = std::move(t.xstate);
+  im.blocked = t.blocked;
+  std::erase_if(im.pending, [](const PendingSignal& p) { return !p.shared; });
+  im.pending.insert(im.pending.begin(), t.pending.begin(), t.pending.end());
+  im.altstack_sp = t.altstack_sp;
+  im.altstack_size = t.altstack_size;
+  im.altstack_flags = t.altstack_flags;
+  im.tid_address = t.tid_address;
+  im.robust_list = t.robust_list;
+  im.robust_list_len = t.robust_list_len;
+  im.rseq_addr = t.rseq_addr;
+  im.rseq_len = t.rseq_len;
+  im.rseq_sig = t.rseq_sig;
 }
 
 }  // namespace sparetime::migration

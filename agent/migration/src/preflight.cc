@@ -1,5 +1,5 @@
 // Preflight: read-only checks that refuse, before anything is stopped, what
-// stage 1 cannot move (see docs/migration.md "What is refused"). Also re-run
+// cannot be moved (see docs/migration.md "What is refused"). Also re-run
 // on the frozen process, so a thread or fd created in between is caught.
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,6 +16,8 @@
 
 namespace sparetime::migration {
 namespace {
+
+constexpr size_t kMaxThreads = 1024;
 
 Status Refuse(const std::string& command, pid_t pid, const std::string& comm, const std::string& why) {
   return FailedPrecondition("cannot " + command + " process " + std::to_string(pid) + " (" + comm + "): " + why);
@@ -78,6 +80,40 @@ Status CheckLocks(pid_t pid, const std::string& proc_root) {
   return Status::Ok();
 }
 
+// Per-thread state the restore cannot give back: seccomp, shadow stacks and
+// ambient capabilities of any thread, credentials that differ between
+// threads (the restore gives every thread the leader's), child processes.
+Status CheckThreads(const std::string& dir, std::map<std::string, std::string>& leader, bool frozen_by_caller) {
+  ST_ASSIGN_OR_RETURN(std::vector<pid_t> tids, ListTasks(dir));
+  if (tids.size() > kMaxThreads)
+    return FailedPrecondition("it has " + std::to_string(tids.size()) + " threads; at most " +
+                              std::to_string(kMaxThreads) + " are moved");
+  for (pid_t tid : tids) {
+    const std::string task = dir + "/task/" + std::to_string(tid);
+    auto children = ReadFileToString(task + "/children");
+    if (children.ok() && !children->empty())
+      return FailedPrecondition("it has child processes (" + *children +
+                                "); process trees are not moved yet (zombies count: reap them first)");
+    auto st = ReadStatus(task);
+    if (!st.ok()) continue;  // the thread ended meanwhile
+    auto& s = *st;
+    const std::string name = "thread " + std::to_string(tid) + " (" + s["Name"] + ")";
+    if (frozen_by_caller && (s["State"].empty() || s["State"][0] != 't'))
+      return FailedPrecondition(name + " is in state " + s["State"] + " instead of our ptrace stop");
+    if (s["Seccomp"] != "0")
+      return FailedPrecondition(name + " runs under seccomp (mode " + s["Seccomp"] + "); filters cannot be moved");
+    if (auto f = s.find("x86_Thread_features"); f != s.end() && !f->second.empty())
+      return FailedPrecondition(name + " uses x86 shadow stacks (" + f->second + "), which cannot be moved");
+    if (s["CapAmb"] != "" && s["CapAmb"] != "0000000000000000")
+      return FailedPrecondition(name + " has ambient capabilities, which cannot be restored");
+    for (const char* key : {"Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "NoNewPrivs"})
+      if (s[key] != leader[key])
+        return FailedPrecondition(name + " has other credentials than the leader (" + key + ": " + s[key] +
+                                  " vs " + leader[key] + "); threads with their own credentials cannot be restored");
+  }
+  return Status::Ok();
+}
+
 Status CheckProcessImpl(pid_t pid, const std::string& proc_root, bool frozen_by_caller) {
   const std::string dir = ProcDir(pid, proc_root);
   ST_ASSIGN_OR_RETURN(auto status, ReadStatus(dir));
@@ -88,8 +124,6 @@ Status CheckProcessImpl(pid_t pid, const std::string& proc_root, bool frozen_by_
     return FailedPrecondition("it is stopped (" + state + "); continue it (kill -CONT) first");
   if (frozen_by_caller && state[0] != 't')
     return FailedPrecondition("it is in state " + state + " instead of our ptrace stop");
-  if (status["Threads"] != "1")
-    return FailedPrecondition("it has " + status["Threads"] + " threads; stage 1 moves single-threaded processes only");
   const std::string tracer = status["TracerPid"];
   const bool traced_by_us = tracer == std::to_string(::gettid()) || tracer == std::to_string(::getpid());
   if (frozen_by_caller ? !traced_by_us : tracer != "0")
@@ -101,10 +135,7 @@ Status CheckProcessImpl(pid_t pid, const std::string& proc_root, bool frozen_by_
     return FailedPrecondition("it uses x86 shadow stacks (" + f->second + "), which stage 1 cannot move");
   if (status["CapAmb"] != "" && status["CapAmb"] != "0000000000000000")
     return FailedPrecondition("it has ambient capabilities, which stage 1 cannot restore");
-  auto children = ReadFileToString(dir + "/task/" + std::to_string(pid) + "/children");
-  if (children.ok() && !children->empty())
-    return FailedPrecondition("it has child processes (" + *children +
-                              "); stage 1 moves single processes, not trees (zombies count: reap them first)");
+  ST_RETURN_IF_ERROR(CheckThreads(dir, status, frozen_by_caller));
   auto timers = ReadFileToString(dir + "/timers");
   if (timers.ok() && !timers->empty())
     return FailedPrecondition("it has POSIX timers (timer_create), which stage 1 cannot move (itimers are fine)");

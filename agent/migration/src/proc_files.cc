@@ -149,8 +149,8 @@ Result<FdInfo> ReadFdInfo(const std::string& proc_dir, int fd) {
   return info;
 }
 
-Result<std::vector<int>> ListFds(const std::string& proc_dir) {
-  const std::string dir = proc_dir + "/fd";
+namespace {
+Result<std::vector<int>> ListNumbers(const std::string& dir) {
   std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
   if (!d) return ErrnoStatus("list " + dir, errno);
   std::vector<int> fds;
@@ -162,6 +162,11 @@ Result<std::vector<int>> ListFds(const std::string& proc_dir) {
   std::sort(fds.begin(), fds.end());
   return fds;
 }
+}  // namespace
+
+Result<std::vector<int>> ListFds(const std::string& proc_dir) { return ListNumbers(proc_dir + "/fd"); }
+
+Result<std::vector<pid_t>> ListTasks(const std::string& proc_dir) { return ListNumbers(proc_dir + "/task"); }
 
 Result<std::string> ReadLink(const std::string& path) {
   std::string buf(4096, '\0');

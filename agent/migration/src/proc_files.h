@@ -50,6 +50,9 @@ Result<FdInfo> ReadFdInfo(const std::string& proc_dir, int fd);
 // The open fd numbers, ascending.
 Result<std::vector<int>> ListFds(const std::string& proc_dir);
 
+// The thread IDs of /proc/PID/task, ascending (the leader's is the PID).
+Result<std::vector<pid_t>> ListTasks(const std::string& proc_dir);
+
 Result<std::string> ReadLink(const std::string& path);
 
 // Parses an unsigned number in `base`; kCorruption naming `what` otherwise.

@@ -1,7 +1,9 @@
 // Restore orchestration (see restore.h): compatibility checks, the stub
 // child (clone3 set_tid + PTRACE_TRACEME + execve), the gadget page, the
 // address-space swap (stub mappings out, vDSO at the image's address), then
-// the steps in restore_memory.cc / restore_state.cc, final registers, detach.
+// the steps in restore_memory.cc / restore_state.cc, the other threads
+// (restore_threads.cc), each thread's state and credentials, final
+// registers, detach.
 #include "sparetime/migration/restore.h"
 
 #include <fcntl.h>
@@ -194,16 +196,25 @@ Result<uint64_t> SwapAddressSpace(Tracee& t, const ProcessImage& image) {
   return g + kPageSize;  // the scratch page
 }
 
-Status FinishAndDetach(Tracee& t, const ProcessImage& image, uint64_t gadget) {
+Status SetFinalState(Tracee& t, const ThreadImage& th) {
+  user_regs_struct regs{};
+  std::memcpy(&regs, th.regs.data(), sizeof regs);
+  ST_RETURN_IF_ERROR(t.SetXstate(th.xstate));
+  ST_RETURN_IF_ERROR(t.SetRegs(regs));
+  return t.SetSigmask(th.blocked);
+}
+
+// Every thread gets its registers, xstate and mask; the other threads are
+// let go first, the leader last.
+Status FinishAndDetach(Tracee& t, std::vector<Tracee>& threads, const ProcessImage& image, uint64_t gadget) {
   // munmap of the page holding the running `syscall`: we stop at its exit and
-  // replace every register before anything executes there again.
+  // replace every register before anything executes there again (the other
+  // threads sit in their ptrace stops and never run there).
   ST_ASSIGN_OR_RETURN(int64_t r, t.RawSyscall(SYS_munmap, {gadget, kGadgetSize, 0, 0, 0, 0}));
   if (IsSyscallError(r)) return ErrnoStatus("injected munmap (gadget page)", static_cast<int>(-r));
-  user_regs_struct regs{};
-  std::memcpy(&regs, image.regs.data(), sizeof regs);
-  ST_RETURN_IF_ERROR(t.SetXstate(image.xstate));
-  ST_RETURN_IF_ERROR(t.SetRegs(regs));
-  ST_RETURN_IF_ERROR(t.SetSigmask(image.blocked));
+  for (size_t i = 0; i < threads.size(); ++i) ST_RETURN_IF_ERROR(SetFinalState(threads[i], image.threads[i]));
+  ST_RETURN_IF_ERROR(SetFinalState(t, LeaderThread(image)));
+  for (Tracee& thread : threads) ST_RETURN_IF_ERROR(thread.Detach());
   return t.Detach();
 }
 
@@ -222,7 +233,16 @@ Status RestoreInto(Tracee& t, const ProcessImage& image) {
   ST_RETURN_IF_ERROR(RestoreMmFields(in, image));
   ST_RETURN_IF_ERROR(RestoreFiles(in, image));
   ST_RETURN_IF_ERROR(RestoreTaskState(in, image));
-  return FinishAndDetach(t, image, scratch - kPageSize);
+  ST_ASSIGN_OR_RETURN(std::vector<Tracee> threads, CreateThreads(in, image));
+  ST_RETURN_IF_ERROR(RestoreThreadState(in, LeaderThread(image), /*set_name=*/false));
+  for (size_t i = 0; i < threads.size(); ++i) {
+    Injector thread(threads[i], scratch);
+    ST_RETURN_IF_ERROR(RestoreThreadState(thread, image.threads[i], /*set_name=*/true));
+    ST_RETURN_IF_ERROR(QueueThreadSignals(in, image.pid, image.threads[i]));
+    ST_RETURN_IF_ERROR(RestoreCredentials(thread, image));
+  }
+  ST_RETURN_IF_ERROR(RestoreCredentials(in, image));
+  return FinishAndDetach(t, threads, image, scratch - kPageSize);
 }
 
 }  // namespace
@@ -245,15 +265,22 @@ std::string DefaultStubPath() {
 Result<pid_t> Restore(const ProcessImage& image, const RestoreOptions& options) {
   if (image.regs.size() != sizeof(user_regs_struct) || image.vdso.areas.empty())
     return InvalidArgument("cannot restore: the image has no registers or vDSO layout");
+  for (const ThreadImage& th : image.threads)
+    if (th.regs.size() != sizeof(user_regs_struct) || th.xstate.size() != image.xstate.size())
+      return InvalidArgument("cannot restore: thread " + std::to_string(th.tid) + " has no registers");
   if (options.check_files) ST_RETURN_IF_ERROR(CheckFiles(image));
   const std::string stub = options.stub_path.empty() ? DefaultStubPath() : options.stub_path;
   ST_ASSIGN_OR_RETURN(pid_t pid, SpawnStub(image.pid, stub));
   auto tracee = Tracee::FromExecStop(pid, options.timeout);
   Status s = tracee.ok() ? RestoreInto(*tracee, image) : tracee.error();
   if (s.ok()) return pid;
-  // Kill and reap the half-built process; nothing else was touched.
+  // Kill and reap the half-built process; nothing else was touched. Its
+  // traced threads are reaped first: the leader is reported after them.
   ::kill(pid, SIGKILL);
   auto deadline = std::chrono::steady_clock::now() + options.timeout;
+  for (const ThreadImage& th : image.threads)
+    while (::waitpid(th.tid, nullptr, __WALL | WNOHANG) == 0 && std::chrono::steady_clock::now() < deadline)
+      ::usleep(1000);
   while (::waitpid(pid, nullptr, __WALL | WNOHANG) == 0 && std::chrono::steady_clock::now() < deadline)
     ::usleep(1000);
   return s.WithContext("restore of process " + std::to_string(image.pid) + " (" + image.comm + ")");

@@ -39,9 +39,27 @@ Status RestoreMmFields(Injector& in, const ProcessImage& image);
 // pipes (with their buffered data) and dups, at the image's fd numbers.
 Status RestoreFiles(Injector& in, const ProcessImage& image);
 
-// cwd, umask, personality, comm, signal actions, altstack, tid address,
-// robust list, rseq, itimers, pending signals, rlimits, then credentials.
+// Process-wide state through the leader: cwd, umask, personality, comm,
+// signal actions, itimers, pending signals (process-wide and the leader's),
+// rlimits.
 Status RestoreTaskState(Injector& in, const ProcessImage& image);
+
+// One thread's own state, injected in that thread: comm (when `set_name`),
+// altstack, tid address (clear_child_tid), robust list, rseq.
+Status RestoreThreadState(Injector& in, const ThreadImage& th, bool set_name);
+
+// A thread's own pending signals, queued by the leader (the kernel lets only
+// the thread-group leader queue kernel-style siginfo to its group).
+Status QueueThreadSignals(Injector& leader, pid_t tgid, const ThreadImage& th);
+
+// Credentials (bounding set, groups, ids, capabilities) of the thread `in`
+// drives. Last: afterwards it may lack the privileges the other steps need.
+Status RestoreCredentials(Injector& in, const ProcessImage& image);
+
+// clone3(CLONE_THREAD, set_tid = th.tid) injected in the leader for every
+// thread of the image; returns the new threads in their first ptrace stop,
+// in image order.
+Result<std::vector<Tracee>> CreateThreads(Injector& leader, const ProcessImage& image);
 
 }  // namespace sparetime::migration
 

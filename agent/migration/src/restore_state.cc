@@ -135,26 +135,6 @@ Status RestoreSignals(Injector& in, const ProcessImage& image) {
         t.Syscall("rt_sigaction " + std::to_string(sig), SYS_rt_sigaction, static_cast<uint64_t>(sig), addr, 0, 8)
             .status());
   }
-  if (!(image.altstack_flags & SS_DISABLE)) {
-    struct {
-      uint64_t sp;
-      int32_t flags, pad;
-      uint64_t size;
-    } ss{image.altstack_sp, image.altstack_flags & ~SS_ONSTACK, 0, image.altstack_size};
-    ST_ASSIGN_OR_RETURN(uint64_t addr, in.PutStruct(ss));
-    ST_RETURN_IF_ERROR(t.Syscall("sigaltstack", SYS_sigaltstack, addr, 0).status());
-  }
-  return Status::Ok();
-}
-
-Status RestoreThreadRegistrations(Injector& in, const ProcessImage& image) {
-  Tracee& t = in.tracee();
-  ST_RETURN_IF_ERROR(t.Syscall("set_tid_address", SYS_set_tid_address, image.tid_address).status());
-  if (image.robust_list)
-    ST_RETURN_IF_ERROR(
-        t.Syscall("set_robust_list", SYS_set_robust_list, image.robust_list, image.robust_list_len).status());
-  if (image.rseq_addr)
-    ST_RETURN_IF_ERROR(t.Syscall("rseq", SYS_rseq, image.rseq_addr, image.rseq_len, 0, image.rseq_sig).status());
   return Status::Ok();
 }
 
@@ -187,7 +167,10 @@ Status RestoreTimersAndPending(Injector& in, const ProcessImage& image) {
   return Status::Ok();
 }
 
+}  // namespace
+
 // Last: after these the stub may lack the privileges the steps above need.
+// Credentials are per thread: called in each thread.
 Status RestoreCredentials(Injector& in, const ProcessImage& image) {
   Tracee& t = in.tracee();
   const Credentials& c = image.creds;
@@ -219,7 +202,41 @@ Status RestoreCredentials(Injector& in, const ProcessImage& image) {
   return Status::Ok();
 }
 
-}  // namespace
+Status RestoreThreadState(Injector& in, const ThreadImage& th, bool set_name) {
+  Tracee& t = in.tracee();
+  if (set_name) {
+    ST_ASSIGN_OR_RETURN(uint64_t comm, in.PutString(th.comm.substr(0, 15)));
+    ST_RETURN_IF_ERROR(t.Syscall("prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, comm).status());
+  }
+  if (!(th.altstack_flags & SS_DISABLE)) {
+    struct {
+      uint64_t sp;
+      int32_t flags, pad;
+      uint64_t size;
+    } ss{th.altstack_sp, th.altstack_flags & ~SS_ONSTACK, 0, th.altstack_size};
+    ST_ASSIGN_OR_RETURN(uint64_t addr, in.PutStruct(ss));
+    ST_RETURN_IF_ERROR(t.Syscall("sigaltstack", SYS_sigaltstack, addr, 0).status());
+  }
+  ST_RETURN_IF_ERROR(t.Syscall("set_tid_address", SYS_set_tid_address, th.tid_address).status());
+  if (th.robust_list)
+    ST_RETURN_IF_ERROR(t.Syscall("set_robust_list", SYS_set_robust_list, th.robust_list, th.robust_list_len).status());
+  if (th.rseq_addr)
+    ST_RETURN_IF_ERROR(t.Syscall("rseq", SYS_rseq, th.rseq_addr, th.rseq_len, 0, th.rseq_sig).status());
+  return Status::Ok();
+}
+
+Status QueueThreadSignals(Injector& leader, pid_t tgid, const ThreadImage& th) {
+  Tracee& t = leader.tracee();
+  for (const PendingSignal& p : th.pending) {
+    int32_t signo = 0;
+    std::memcpy(&signo, p.info.data(), sizeof signo);
+    ST_ASSIGN_OR_RETURN(uint64_t addr, leader.Put(p.info));
+    ST_RETURN_IF_ERROR(t.Syscall("rt_tgsigqueueinfo", SYS_rt_tgsigqueueinfo, static_cast<uint64_t>(tgid),
+                                 static_cast<uint64_t>(th.tid), static_cast<uint64_t>(signo), addr)
+                           .status());
+  }
+  return Status::Ok();
+}
 
 Status RestoreFiles(Injector& in, const ProcessImage& image) { return FdBuilder(in, image).Build(); }
 
@@ -232,14 +249,13 @@ Status RestoreTaskState(Injector& in, const ProcessImage& image) {
   ST_ASSIGN_OR_RETURN(uint64_t comm, in.PutString(image.comm.substr(0, 15)));
   ST_RETURN_IF_ERROR(t.Syscall("prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, comm).status());
   ST_RETURN_IF_ERROR(RestoreSignals(in, image));
-  ST_RETURN_IF_ERROR(RestoreThreadRegistrations(in, image));
   ST_RETURN_IF_ERROR(RestoreTimersAndPending(in, image));
   for (int r = 0; r < 16; ++r) {
     rlimit lim{image.rlimits[static_cast<size_t>(r)][0], image.rlimits[static_cast<size_t>(r)][1]};
     if (::prlimit(t.pid(), static_cast<__rlimit_resource>(r), &lim, nullptr) != 0)
       return ErrnoStatus("prlimit " + std::to_string(r) + " on the restored process", errno);
   }
-  return RestoreCredentials(in, image);
+  return Status::Ok();
 }
 
 }  // namespace sparetime::migration

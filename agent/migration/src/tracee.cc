@@ -114,8 +114,17 @@ Result<Tracee> Tracee::FromExecStop(pid_t pid, std::chrono::milliseconds timeout
     return Internal("restore stub " + std::to_string(pid) + " " + DescribeWaitStatus(st) +
                     " instead of stopping after exec (is the stub path an executable?)");
   ST_RETURN_IF_ERROR(t.Ptrace("PTRACE_SETOPTIONS", PTRACE_SETOPTIONS, 0,
-                              PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL));
+                              PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE));
   ST_ASSIGN_OR_RETURN(t.mem_, OpenMem(pid));
+  return t;
+}
+
+Result<Tracee> Tracee::FromCloneStop(pid_t tid, std::chrono::milliseconds timeout) {
+  Tracee t(tid, Fd(), timeout);
+  ST_ASSIGN_OR_RETURN(int st, t.Wait("its first stop as a new thread"));
+  if (!WIFSTOPPED(st))
+    return Internal("restored thread " + std::to_string(tid) + " " + DescribeWaitStatus(st) + " right after clone3");
+  ST_ASSIGN_OR_RETURN(t.mem_, OpenMem(tid));
   return t;
 }
 
@@ -187,8 +196,11 @@ Result<int64_t> Tracee::RawSyscall(long nr, std::array<uint64_t, 6> args) {
   regs.r9 = args[5];
   ST_RETURN_IF_ERROR(SetRegs(regs));
   for (const char* phase : {"syscall entry", "syscall exit"}) {
-    ST_RETURN_IF_ERROR(Ptrace("PTRACE_SYSCALL", PTRACE_SYSCALL, 0, 0));
-    ST_ASSIGN_OR_RETURN(int st, Wait(std::string("injected syscall ") + std::to_string(nr) + " " + phase));
+    int st = 0;
+    do {  // past event stops (PTRACE_EVENT_CLONE) to the syscall stop
+      ST_RETURN_IF_ERROR(Ptrace("PTRACE_SYSCALL", PTRACE_SYSCALL, 0, 0));
+      ST_ASSIGN_OR_RETURN(st, Wait(std::string("injected syscall ") + std::to_string(nr) + " " + phase));
+    } while (WIFSTOPPED(st) && WSTOPSIG(st) == SIGTRAP && (st >> 16) != 0);
     if (!WIFSTOPPED(st) || WSTOPSIG(st) != kSyscallStop)
       return Internal("process " + std::to_string(pid_) + " " + DescribeWaitStatus(st) + " during injected syscall " +
                       std::to_string(nr) + " (" + phase + ")");

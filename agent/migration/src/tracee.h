@@ -40,11 +40,15 @@ class Tracee {
   // A child that called PTRACE_TRACEME and execve(): waits for the exec
   // SIGTRAP and sets TRACESYSGOOD | EXITKILL.
   static Result<Tracee> FromExecStop(pid_t pid, std::chrono::milliseconds timeout);
+  // A thread auto-attached by PTRACE_O_TRACECLONE (FromExecStop sets it):
+  // waits for its first stop (SIGSTOP, suppressed by the next resume).
+  static Result<Tracee> FromCloneStop(pid_t tid, std::chrono::milliseconds timeout);
 
   Tracee(Tracee&&) = default;
   Tracee& operator=(Tracee&&) = default;
 
   pid_t pid() const { return pid_; }
+  std::chrono::milliseconds timeout() const { return timeout_; }
 
   Result<user_regs_struct> GetRegs();
   Status SetRegs(const user_regs_struct& regs);
@@ -59,7 +63,9 @@ class Tracee {
   // Registers used as the base of every injected syscall.
   void SetInjectionBase(const user_regs_struct& regs, uint64_t gadget);
   uint64_t gadget() const { return gadget_; }
-  // Runs syscall `nr`; returns rax as is (-4095..-1 is -errno).
+  // Runs syscall `nr`; returns rax as is (-4095..-1 is -errno). Event stops
+  // between entry and exit (PTRACE_EVENT_CLONE of an injected clone3) are
+  // passed over.
   Result<int64_t> RawSyscall(long nr, std::array<uint64_t, 6> args);
   // RawSyscall, with -errno turned into an error naming `what`.
   Result<uint64_t> Syscall(std::string_view what, long nr, uint64_t a1 = 0, uint64_t a2 = 0,

@@ -10,6 +10,7 @@
 #include "sparetime/base/mutex.h"
 #include "sparetime/directory/entry.h"
 #include "sparetime/migration/checkpoint.h"
+#include "sparetime/migration/credentials.h"
 #include "sparetime/transport/messages.h"
 
 namespace sparetime::ops {
@@ -112,12 +113,27 @@ Result<MigrateReport> Migrate(const MigrateRequest& r, SourceState* source_out) 
   ST_ASSIGN_OR_RETURN(mig::MigrationKey key, LoadMigrationKey(r.config->state_dir + "/migration"));
   // Refuse before connecting, and connect before stopping anything.
   ST_RETURN_IF_ERROR(mig::Preflight(r.pid, {.command = "migrate"}));
+  // Who it runs as there travels by name: every id needs one here.
+  ST_ASSIGN_OR_RETURN(mig::Credentials creds, mig::ReadCredentials(r.pid));
+  Result<mig::CredentialNames> names = mig::NameCredentials(creds);
+  if (!names.ok()) {
+    return Status(names.status().code(), "cannot migrate process " + std::to_string(r.pid) + ": " +
+                                             names.status().message());
+  }
   peer::PeerClientOptions client_options;
   client_options.io_timeout = std::chrono::minutes(5);  // the restore of a large image
   ST_ASSIGN_OR_RETURN(std::unique_ptr<peer::PeerClient> client,
                       peer::PeerClient::Connect(target, *r.identity, client_options));
   // An empty query: the target checks its policy for us before we stop anything.
   ST_RETURN_IF_ERROR(client->MigrateHas({}).status());
+  // And whether it may run there as who it is (user by name, root or
+  // capabilities only by policy).
+  Status placed = client->MigrateCheck(
+      {mig::IsPrivileged(creds), names->users, names->groups, std::move(names->supplementary)});
+  if (!placed.ok()) {
+    return Status(placed.code(), target.name + " refused process " + std::to_string(r.pid) + ": " +
+                                     placed.message() + "; it runs on unchanged");
+  }
 
   const auto frozen_at = SteadyClock::now();
   ST_ASSIGN_OR_RETURN(mig::FrozenProcess frozen,

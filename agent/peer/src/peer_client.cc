@@ -183,6 +183,10 @@ Result<transport::MigrateRestoreReply> PeerClient::MigrateRestore(transport::Mig
   return impl_->Call<transport::MigrateRestoreReply>(std::move(request));
 }
 
+Status PeerClient::MigrateCheck(transport::MigrateCheckRequest request) {
+  return impl_->Call<transport::OkReply>(std::move(request)).status();
+}
+
 Result<uint32_t> PeerClient::SendRequest(transport::MessageBody body) {
   return impl_->Send(std::move(body));
 }

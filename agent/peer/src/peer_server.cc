@@ -123,6 +123,11 @@ class RequestHandler {
     if (!reply.ok()) return Error(reply.status());
     return *reply;
   }
+  MessageBody operator()(const transport::MigrateCheckRequest& r) {
+    if (!migration_) return NoMigration();
+    if (Status s = migration_->Check(self_, r); !s.ok()) return Error(s);
+    return transport::OkReply{};
+  }
   MessageBody operator()(const transport::HoldSnapshotRequest& r) {
     if (Status s = MayRead(r.owner, "hold a snapshot"); !s.ok()) return Error(s);
     if (options_.holds == nullptr) {

@@ -44,6 +44,15 @@ bool ValidOwner(std::string_view owner) {
   return owner.size() <= 255;
 }
 
+// A user or group name as the migration check carries it: 1-255 bytes, no
+// NUL or other control characters (the user databases decide the rest).
+bool ValidAccountName(std::string_view name) {
+  if (name.empty() || name.size() > 255) return false;
+  for (char c : name)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return false;
+  return true;
+}
+
 bool ValidText(std::string_view text) {
   for (char c : text)
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return false;
@@ -134,6 +143,14 @@ class Encoder {
     w_.U32(m.pid);
     return Status::Ok();
   }
+  Status operator()(const MigrateCheckRequest& m) {
+    w_.U8(m.privileged ? 1 : 0);
+    for (const auto* names : {&m.users, &m.groups})
+      for (const std::string& n : *names) ST_RETURN_IF_ERROR(AccountName(n));
+    ST_RETURN_IF_ERROR(Count(m.supplementary.size(), kMaxMigrateGroups, "groups in one MigrateCheck"));
+    for (const std::string& n : m.supplementary) ST_RETURN_IF_ERROR(AccountName(n));
+    return Status::Ok();
+  }
   Status operator()(const HoldSnapshotRequest& m) {
     ST_RETURN_IF_ERROR(Owner(m.owner));
     if (m.snapshot.empty() || m.snapshot.size() > 64 || !ValidOwner(m.snapshot)) {
@@ -145,6 +162,12 @@ class Encoder {
   }
 
  private:
+  Status AccountName(const std::string& name) {
+    if (!ValidAccountName(name))
+      return InvalidArgument("'" + name + "' is not a user or group name (1-255 bytes, no control characters)");
+    w_.Str8(name);
+    return Status::Ok();
+  }
   Status Owner(const std::string& owner) {
     if (!ValidOwner(owner)) {
       return InvalidArgument("owner name '" + owner +
@@ -279,6 +302,17 @@ class Decoder {
         return m;
       }
       case MessageType::kMigrateRestoreReply: return MigrateRestoreReply{r_.U32()};
+      case MessageType::kMigrateCheck: {
+        MigrateCheckRequest m;
+        const uint8_t privileged = r_.U8();
+        if (r_.ok() && privileged > 1) r_.Fail("privileged is neither 0 nor 1");
+        m.privileged = privileged == 1;
+        for (auto* names : {&m.users, &m.groups})
+          for (std::string& n : *names) n = AccountName();
+        const uint32_t n = r_.Count(kMaxMigrateGroups, 2);
+        for (uint32_t i = 0; i < n && r_.ok(); ++i) m.supplementary.push_back(AccountName());
+        return m;
+      }
       case MessageType::kHoldSnapshot: {
         HoldSnapshotRequest m;
         m.owner = Owner();
@@ -295,6 +329,11 @@ class Decoder {
   }
 
  private:
+  std::string AccountName() {
+    std::string name = r_.Str8();
+    if (r_.ok() && !ValidAccountName(name)) r_.Fail("not a user or group name");
+    return name;
+  }
   std::string Owner() {
     std::string owner = r_.Str8();
     if (r_.ok() && !ValidOwner(owner)) r_.Fail("owner name is not an agent name");
@@ -362,7 +401,7 @@ MessageType TypeOf(const MessageBody& body) {
       MessageType::kChunkReply,       MessageType::kReleaseChunksReply, MessageType::kRootsReply,
       MessageType::kWrappedKeyReply,  MessageType::kStatsReply,     MessageType::kError,
       MessageType::kMigrateHasChunks, MessageType::kMigratePutChunks, MessageType::kMigrateRestore,
-      MessageType::kMigrateRestoreReply, MessageType::kHoldSnapshot,
+      MessageType::kMigrateRestoreReply, MessageType::kHoldSnapshot, MessageType::kMigrateCheck,
   };
   static_assert(std::size(kTypes) == std::variant_size_v<MessageBody>);
   return kTypes[body.index()];
@@ -394,6 +433,7 @@ std::string MessageName(uint8_t type) {
     case MessageType::kMigrateRestore: name = "MigrateRestore"; break;
     case MessageType::kMigrateRestoreReply: name = "MigrateRestoreReply"; break;
     case MessageType::kHoldSnapshot: name = "HoldSnapshot"; break;
+    case MessageType::kMigrateCheck: name = "MigrateCheck"; break;
   }
   char hex[8];
   std::snprintf(hex, sizeof hex, "0x%02x", type);

@@ -1,6 +1,7 @@
 /* Holds one thing stage 1 must refuse, chosen by argv[2], then logs "ready"
  * and "tick" lines to argv[1] every 5 ms so a test can see it keep running
- * after a refused checkpoint. Modes: thread child socket eventfd epoll
+ * after a refused checkpoint. Modes: threadcreds (a thread with its
+ * own gid) child socket eventfd epoll
  * signalfd timerfd inotify pidfd io_uring memfd deleted sysvshm device
  * seccomp halfpipe. */
 #include <fcntl.h>
@@ -23,16 +24,24 @@
 
 #include "mig_common.h"
 
+static volatile int thread_ready;
+
 static void* sleeper(void* arg) {
   (void)arg;
+  /* The raw call changes this thread's credentials only (glibc's setresgid
+   * would change every thread's). */
+  syscall(SYS_setresgid, -1, 4321, -1);
+  __atomic_store_n(&thread_ready, 1, __ATOMIC_SEQ_CST);
   for (;;) pause();
   return NULL;
 }
 
 static int setup(const char* mode, const char* out) {
-  if (!strcmp(mode, "thread")) {
+  if (!strcmp(mode, "threadcreds")) {
     pthread_t t;
-    return pthread_create(&t, NULL, sleeper, NULL);
+    if (pthread_create(&t, NULL, sleeper, NULL) != 0) return 1;
+    while (!__atomic_load_n(&thread_ready, __ATOMIC_SEQ_CST)) mig_sleep_ms(1);
+    return 0;
   }
   if (!strcmp(mode, "child")) {
     pid_t c = fork();

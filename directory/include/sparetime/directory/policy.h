@@ -42,6 +42,7 @@ struct EffectivePolicy {
   uint64_t snapshot_size = 0;  // 0: 10% of the origin LV, at least 64 MiB
   bool migration_allowed = false;
   std::vector<std::string> migration_from;
+  bool migration_privileged = false;  // migrated processes may run as root / with capabilities
   std::optional<PublicKey> escrow_public_key;
   uint32_t peer_max_age_minutes = 15;
   // sparetimeMaxAge: a device whose last success is older is overdue (shown

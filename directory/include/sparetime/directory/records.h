@@ -92,6 +92,7 @@ struct PolicySettings {
   std::optional<uint64_t> snapshot_size;        // bytes of an LVM CoW snapshot, 0: 10%
   std::optional<bool> migration_allowed;
   std::optional<std::vector<std::string>> migration_from;
+  std::optional<bool> migration_privileged;
   std::optional<PublicKey> escrow_public_key;
   std::optional<uint32_t> peer_max_age_minutes;
   std::optional<int64_t> max_age_seconds;  // sparetimeMaxAge ("3d")

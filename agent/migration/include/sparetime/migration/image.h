@@ -1,5 +1,5 @@
-// ProcessImage: everything a checkpoint saves about one single-threaded
-// process, and its on-disk form (see docs/migration.md, "Image format").
+// ProcessImage: everything a checkpoint saves about one process and its
+// threads, and its on-disk form (see docs/migration.md, "Image format").
 //
 // The image is a manifest (the structs below, serialized as JSON) plus a page
 // store: a sequence of `page_count` 4 KiB pages, which image_store.h turns
@@ -13,7 +13,11 @@
 // Invariants: mappings are sorted and do not overlap; every PageRun lies
 // inside its mapping and inside the page store; registers/xstate are the raw
 // kernel structs of the source (x86-64), with interrupted syscalls already
-// rewritten for restart (see checkpoint.h).
+// rewritten for restart (see checkpoint.h). The thread-group leader's
+// per-thread state is in the top-level fields (as in format 3, which had only
+// the leader); `threads` holds every other thread, sorted by TID, each with
+// the same kinds of per-thread state (ThreadImage). Credentials are the same
+// in every thread (preflight refuses otherwise).
 #ifndef SPARETIME_MIGRATION_IMAGE_H_
 #define SPARETIME_MIGRATION_IMAGE_H_
 
@@ -31,7 +35,9 @@
 namespace sparetime::migration {
 
 inline constexpr size_t kPageSize = 4096;
-inline constexpr uint32_t kImageFormatVersion = 3;
+// 4: `threads` added. Version 3 manifests (single-threaded) are still read.
+inline constexpr uint32_t kImageFormatVersion = 4;
+inline constexpr uint32_t kOldestImageFormatVersion = 3;
 
 struct PageRun {
   uint64_t addr = 0;   // first virtual address
@@ -110,11 +116,36 @@ struct Credentials {
   uint64_t cap_inheritable = 0, cap_permitted = 0, cap_effective = 0, cap_bounding = 0;
 };
 
+// The names of Credentials' ids on the source (credentials.h): the target
+// runs the process under the ids these names have there. Empty `users[0]`:
+// not known (a format-3 image, or an id without a name on the source).
+struct CredentialNames {
+  std::array<std::string, 4> users, groups;  // of uids / gids, same order
+  std::vector<std::string> supplementary;    // of Credentials::groups
+  bool empty() const { return users[0].empty(); }
+};
+
 // prctl_mm_map fields (PR_SET_MM_MAP) plus brk from an injected brk(0).
 struct MmFields {
   uint64_t start_code = 0, end_code = 0, start_data = 0, end_data = 0;
   uint64_t start_brk = 0, brk = 0, start_stack = 0;
   uint64_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
+};
+
+// The per-thread state of one task of the thread group.
+struct ThreadImage {
+  pid_t tid = 0;
+  std::string comm;                // /proc/PID/task/TID/comm
+  std::vector<std::byte> regs;     // struct user_regs_struct (fs_base/gs_base: TLS)
+  std::vector<std::byte> xstate;   // NT_X86_XSTATE
+  uint64_t blocked = 0;            // signal mask
+  std::vector<PendingSignal> pending;  // this thread's queue only (never `shared`)
+  uint64_t altstack_sp = 0, altstack_size = 0;
+  int altstack_flags = 0;
+  uint64_t tid_address = 0;        // clear_child_tid (PR_GET_TID_ADDRESS)
+  uint64_t robust_list = 0, robust_list_len = 0;
+  uint64_t rseq_addr = 0;
+  uint32_t rseq_len = 0, rseq_sig = 0;
 };
 
 struct ProcessImage {
@@ -132,7 +163,7 @@ struct ProcessImage {
   std::vector<std::byte> auxv;
   std::string exe_path;
   FileIdentity exe;
-  // Thread state.
+  // Thread state (of the leader; the other threads are in `threads`).
   uint64_t tid_address = 0;                      // set_tid_address
   uint64_t robust_list = 0, robust_list_len = 0; // set_robust_list
   uint64_t rseq_addr = 0;  // 0: no rseq registered
@@ -152,11 +183,18 @@ struct ProcessImage {
   uint32_t personality = 0;
   std::array<std::array<uint64_t, 2>, 16> rlimits{};  // {cur, max} per RLIMIT_*
   Credentials creds;
+  CredentialNames names;
+  std::vector<ThreadImage> threads;  // every thread but the leader, sorted by TID
   // The page store: `page_count` pages; their bytes when held in memory
   // (empty, or page_count * kPageSize bytes).
   uint64_t page_count = 0;
   std::vector<std::byte> pages;
 };
+
+// The leader's per-thread state as a ThreadImage (tid = pid, its pending
+// signals without the process-wide ones), and the reverse.
+ThreadImage LeaderThread(const ProcessImage& image);
+void SetLeaderThread(ProcessImage& image, ThreadImage leader);
 
 // Receives the page store while a dump reads the process, in store order.
 // `data` is whole pages read at virtual address `addr` of the mapping that

@@ -3,7 +3,10 @@
 //
 //   preflight   the process can be checkpointed (before anything connects)
 //   connect     an authenticated session to HOST as this agent; an empty
-//               query lets HOST check its policy before anything stops
+//               query lets HOST check its policy before anything stops, and
+//               MigrateCheck whether the process may run there as who it is
+//               (its user and groups by name; root or capabilities only when
+//               HOST's policy allows them)
 //   freeze      the source stops (ptrace)
 //   dump+send   pages are sealed and sent as they are read (only what HOST's
 //               migration cache lacks), then the index and the key

@@ -63,6 +63,8 @@ class PeerClient {
   Result<std::vector<bool>> MigrateHas(std::span<const ChunkId> ids);
   Result<std::vector<Status>> MigratePut(std::vector<transport::PutChunksRequest::Item> chunks);
   Result<transport::MigrateRestoreReply> MigrateRestore(transport::MigrateRestoreRequest request);
+  // OK when the peer would run a process with these credentials.
+  Status MigrateCheck(transport::MigrateCheckRequest request);
 
   // Pipelining: send now, collect the reply later (in send order).
   Result<uint32_t> SendRequest(transport::MessageBody body);

@@ -60,6 +60,8 @@ class MigrationHandler {
                                           const std::vector<transport::PutChunksRequest::Item>& chunks) = 0;
   virtual Result<transport::MigrateRestoreReply> Restore(const std::string& source,
                                                          const transport::MigrateRestoreRequest& request) = 0;
+  // May a process with these credentials (by name) run here? OK or why not.
+  virtual Status Check(const std::string& source, const transport::MigrateCheckRequest& request) = 0;
 };
 
 struct PeerServerOptions {

@@ -19,6 +19,7 @@
 #define SPARETIME_TRANSPORT_MESSAGES_H_
 
 #include <cstddef>
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -69,6 +70,7 @@ enum class MessageType : uint8_t {
   kMigrateHasChunks = 0x20,
   kMigratePutChunks = 0x21,
   kMigrateRestore = 0x22,
+  kMigrateCheck = 0x23,
   kMigrateRestoreReply = 0xa2,
 };
 
@@ -162,6 +164,17 @@ struct MigrateRestoreRequest {
 struct MigrateRestoreReply {
   uint32_t pid = 0;  // the restored process, running on the target
 };
+// May a process with these credentials run on you? Asked before the source
+// stops it; answered with OkReply or an Error saying why not. Names of the
+// process's 4 uids and 4 gids (real, effective, saved, fs) and of its
+// supplementary groups (1-255 bytes each, no NUL or control characters);
+// `privileged`: root or capabilities.
+inline constexpr uint32_t kMaxMigrateGroups = 1024;
+struct MigrateCheckRequest {
+  bool privileged = false;
+  std::array<std::string, 4> users, groups;
+  std::vector<std::string> supplementary;
+};
 
 // A read hold (docs/peers.md "Read holds"): `owner`'s snapshot `snapshot` is
 // mounted by the session's agent; while a hold of `owner` is live the peer
@@ -181,7 +194,7 @@ using MessageBody =
                  GetStatsRequest, OkReply, HasChunksReply, PutChunksReply, ChunkReply,
                  ReleaseChunksReply, RootsReply, WrappedKeyReply, StatsReply, ErrorReply,
                  MigrateHasChunksRequest, MigratePutChunksRequest, MigrateRestoreRequest,
-                 MigrateRestoreReply, HoldSnapshotRequest>;
+                 MigrateRestoreReply, HoldSnapshotRequest, MigrateCheckRequest>;
 
 struct Message {
   uint32_t request_id = 0;
