@@ -246,6 +246,7 @@ int RunPolicy(const GlobalOptions& g, const std::string& host) {
       {"sparetimeEscrowPublicKey",
        p.escrow_public_key ? nlohmann::json(KeyBase64(*p.escrow_public_key)) : nlohmann::json()},
       {"sparetimePeerMaxAgeMinutes", p.peer_max_age_minutes},
+      {"sparetimeCaretakerAfterMinutes", p.caretaker_after_minutes},
   };
   auto source = [&](const std::string& attr) {
     auto it = p.source.find(attr);

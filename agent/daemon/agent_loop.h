@@ -33,6 +33,7 @@
 #include "sparetime/directory/records.h"
 #include "sparetime/imaging/device_fds.h"
 #include "sparetime/ops/idle_jobs.h"
+#include "sparetime/peerstore/peer_store.h"
 #include "sparetime/scheduler/job_controller.h"
 #include "sparetime/transport/identity.h"
 #include "scheduled_jobs.h"
@@ -47,7 +48,8 @@ class AgentLoop {
   AgentLoop(config::AgentConfig config, const transport::Identity& identity,
             std::unique_ptr<directory::DirectoryClient> client, const Clock& clock,
             std::function<void(const std::string&)> notify,
-            std::function<uint64_t()> held_bytes, DeviceOpener open_device = nullptr);
+            std::function<uint64_t()> held_bytes, DeviceOpener open_device = nullptr,
+            peerstore::PeerStore* held = nullptr);
 
   // The port peers connect to, when the listener picked it (listen port 0).
   void set_listen_port(uint16_t port) { config_.listen_port = port; }
@@ -75,6 +77,12 @@ class AgentLoop {
   // sparetimeRestoreFor; else kPermissionDenied saying what an admin can do.
   // Any thread (the peer service asks it for every read of another owner).
   Status MayReadBackupsOf(const std::string& caller, const std::string& owner) const
+      EXCLUDES(keys_mu_);
+
+  // OK when agent `caller` is the caretaker of `owner` in the directory as
+  // last read, now (ops::MayCareFor). Any thread (the peer service asks it
+  // for every caretaker request).
+  Status MayCareFor(const std::string& caller, const std::string& owner) const
       EXCLUDES(keys_mu_);
 
  private:
@@ -115,6 +123,12 @@ class AgentLoop {
   std::vector<std::string> migration_from_ GUARDED_BY(keys_mu_);
   // owner (lower case) -> its sparetimeRestoreFor names.
   std::map<std::string, std::vector<std::string>> restore_for_ GUARDED_BY(keys_mu_);
+  // The last directory read, for MayCareFor.
+  std::optional<directory::DirectoryView> view_ GUARDED_BY(keys_mu_);
+  // What this agent holds for others (status: per owner), may be null.
+  peerstore::PeerStore* const held_;
+  // Fills status_.held from the peer store and the scrub state.
+  void UpdateHeld();
 
   // Declared before idle_ so that the controller (and any job thread) is
   // gone before the jobs' owner.

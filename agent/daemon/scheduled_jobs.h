@@ -15,6 +15,15 @@
 //   verify         every snapshot, read back from the peers and checked,
 //                  once per [backup] verify_interval
 //
+// and for the owners whose data this agent's peer store holds (these run
+// without a passphrase or devices of its own):
+//
+//   scrub          re-reads every blob held for others, once per [storage]
+//                  scrub_interval, resuming at its cursor (ops/peer_scrub.h)
+//   caretaker H    while this agent is the caretaker of the silent owner H
+//                  (ops/caretaker.h): restores H's replica count on the
+//                  peers, at most once per kCaretakerEvery
+//
 // Every kind of work is the ops use case the CLI runs too (agent/ops:
 // ops::Backup, VerifyBackups, Repair, Prune over ops::Open'd AgentPeers);
 // this class only schedules and logs.
@@ -54,6 +63,7 @@
 #include "sparetime/imaging/device_fds.h"
 #include "sparetime/imaging/key_cache.h"
 #include "sparetime/ops/backups.h"
+#include "sparetime/peerstore/peer_store.h"
 #include "sparetime/scheduler/job_controller.h"
 #include "sparetime/transport/identity.h"
 
@@ -63,11 +73,13 @@ class ScheduledJobs {
  public:
   // A failed job is tried again after this long (or the interval, if shorter).
   static constexpr std::chrono::minutes kRetryAfter{15};
+  // A caretaker heals again this long after its last complete heal.
+  static constexpr std::chrono::minutes kCaretakerEvery{30};
 
   // `identity` and `controller` must outlive this object.
   ScheduledJobs(const config::AgentConfig& config, const transport::Identity& identity,
                 scheduler::JobController& controller, const Clock& clock, LogFn log,
-                DeviceOpener open_device = nullptr);
+                DeviceOpener open_device = nullptr, peerstore::PeerStore* held = nullptr);
 
   // Submits the jobs that are due with this directory view (the policy's
   // devices and replica count, the live peers).
@@ -87,6 +99,10 @@ class ScheduledJobs {
   Status RunVerify(PauseGate& gate, const scheduler::JobProgressFn& progress);
   Status RunRepair(PauseGate& gate);
   Status RunPrune(PauseGate& gate);
+  Status RunScrub(PauseGate& gate, const scheduler::JobProgressFn& progress);
+  Status RunCaretaker(const std::string& owner, PauseGate& gate);
+  // Submits the peer-side jobs (scrub, caretakers) due with `view`.
+  void PlanPeerJobs(const directory::DirectoryView& view);
   // Logs the run's warnings; asks for a repair when they leave work for one.
   void NoteWarnings(const std::string& job, const ops::Backups& backups) EXCLUDES(mu_);
   // The latest directory view (REQUIRES: Plan ran).
@@ -103,6 +119,8 @@ class ScheduledJobs {
   // How backups open their device: the privileged helper under privsep
   // (agent/privsep), else null (ops::Backup opens it itself).
   const DeviceOpener open_device_;
+  // What this agent holds for others (null: no peer-side jobs).
+  peerstore::PeerStore* const held_;
   // One log entry at `priority`, with the job's fields.
   void Log(const std::string& line, Priority priority = Priority::kInfo,
            const LogFields& fields = {}) const {

@@ -120,6 +120,8 @@ void MergeLevel(const std::vector<const PolicyEntry*>& level, EffectivePolicy& o
   m.Merge("sparetimeMigrationFrom", &S::migration_from, &E::migration_from);
   m.Merge("sparetimeEscrowPublicKey", &S::escrow_public_key, &E::escrow_public_key);
   m.Merge("sparetimePeerMaxAgeMinutes", &S::peer_max_age_minutes, &E::peer_max_age_minutes);
+  m.Merge("sparetimeCaretakerAfterMinutes", &S::caretaker_after_minutes,
+          &E::caretaker_after_minutes);
 }
 
 // Every attribute a policy can set, all sourced from the built-in defaults.
@@ -131,7 +133,8 @@ void SetBuiltInSources(EffectivePolicy& out) {
         "sparetimeBandwidthLimit", "sparetimeCompressionLevel", "sparetimeChunkSize",
         "sparetimeConsistencyMode", "sparetimeMaxFreezeSeconds", "sparetimeSnapshotSize",
         "sparetimeMigrationAllowed", "sparetimeMigrationFrom",
-        "sparetimeEscrowPublicKey", "sparetimePeerMaxAgeMinutes"}) {
+        "sparetimeEscrowPublicKey", "sparetimePeerMaxAgeMinutes",
+        "sparetimeCaretakerAfterMinutes"}) {
     out.source[attribute] = kBuiltIn;
   }
 }

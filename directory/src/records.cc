@@ -228,6 +228,8 @@ Status ReadSettings(const EntryReader& r, const Entry& entry, PolicySettings& s)
   }
   ST_RETURN_IF_ERROR(r.KeyInto("sparetimeEscrowPublicKey", s.escrow_public_key));
   ST_RETURN_IF_ERROR(r.IntegerInto("sparetimePeerMaxAgeMinutes", 1, 10080, s.peer_max_age_minutes));
+  ST_RETURN_IF_ERROR(
+      r.IntegerInto("sparetimeCaretakerAfterMinutes", 0, 525600, s.caretaker_after_minutes));
   return Status::Ok();
 }
 

@@ -44,6 +44,10 @@ struct EffectivePolicy {
   std::vector<std::string> migration_from;
   std::optional<PublicKey> escrow_public_key;
   uint32_t peer_max_age_minutes = 15;
+  // An owner with no heartbeat for this long gets a caretaker: one live
+  // peer that restores its chunks' replica count (docs/peers.md
+  // "Caretaker"). 0: never.
+  uint32_t caretaker_after_minutes = 1440;
 
   // LDAP attribute name (e.g. "sparetimeReplicas") -> DN of the policy that
   // set it, or "built-in default".

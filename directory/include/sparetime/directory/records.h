@@ -83,6 +83,7 @@ struct PolicySettings {
   std::optional<std::vector<std::string>> migration_from;
   std::optional<PublicKey> escrow_public_key;
   std::optional<uint32_t> peer_max_age_minutes;
+  std::optional<uint32_t> caretaker_after_minutes;  // 0: no caretaker
 };
 
 struct PolicyEntry {
