@@ -83,9 +83,10 @@ TEST(ResolvePolicy, BuiltInDefaultsWhenNothingApplies) {
   EXPECT_EQ(p.replicas, defaults.replicas);
   EXPECT_EQ(p.chunk_size, 1u << 20);
   EXPECT_EQ(p.peer_max_age_minutes, 15u);
+  EXPECT_EQ(p.caretaker_after_minutes, 1440u);
   EXPECT_TRUE(p.applied.empty());
   EXPECT_TRUE(p.warnings.empty());
-  EXPECT_EQ(p.source.size(), 21u);  // every policy attribute
+  EXPECT_EQ(p.source.size(), 22u);  // every policy attribute
   for (const auto& [attr, src] : p.source) EXPECT_EQ(src, "built-in default") << attr;
 }
 

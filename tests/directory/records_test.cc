@@ -192,6 +192,7 @@ TEST(ParsePolicy, ReadsEverySetting) {
       {"sparetimeChunkSize", "65536"},      {"sparetimeConsistencyMode", "Snapshot"},
       {"sparetimeMigrationAllowed", "TRUE"}, {"sparetimeMigrationFrom", "beta"},
       {"sparetimeEscrowPublicKey", kBetaKey}, {"sparetimePeerMaxAgeMinutes", "60"},
+      {"sparetimeCaretakerAfterMinutes", "90"},
       {"sparetimeMaxFreezeSeconds", "45"},  {"sparetimeSnapshotSize", "2147483648"}};
   for (const auto& [attr, value] : values) e.Add(attr, value);
   Result<PolicyEntry> p = ParsePolicy(e);
@@ -217,6 +218,7 @@ TEST(ParsePolicy, ReadsEverySetting) {
   EXPECT_EQ(s.migration_from, std::vector<std::string>{"beta"});
   EXPECT_TRUE(s.escrow_public_key.has_value());
   EXPECT_EQ(s.peer_max_age_minutes, 60u);
+  EXPECT_EQ(s.caretaker_after_minutes, 90u);
   EXPECT_EQ(s.max_freeze_seconds, 45u);
   EXPECT_EQ(s.snapshot_size, 2147483648u);
 }
@@ -257,6 +259,7 @@ TEST(ParsePolicy, EveryErrorNamesEntryAttributeAndValidValue) {
       {"sparetimeAppliesToGroup", "lab", "not a DN"},
       {"sparetimeEscrowPublicKey", "short", "32 bytes"},
       {"sparetimePeerMaxAgeMinutes", "0", "1 to 10080"},
+      {"sparetimeCaretakerAfterMinutes", "525601", "0 to 525600"},
   };
   for (const Case& c : cases) {
     Entry e = PolicyWith("p", c.attr, c.value);
