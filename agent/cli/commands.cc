@@ -399,6 +399,7 @@ int RunRepair(const GlobalOptions& g, const std::string& source) {
                        {"chunks", report->chunks},
                        {"copied", report->copied},
                        {"dropped", report->dropped},
+                       {"learned", report->learned},
                        {"lost", report->lost}};
     if (report->local) {
       out["lost_at"] = nlohmann::json::array();

@@ -251,6 +251,7 @@ int RunPolicy(const GlobalOptions& g, const std::string& host) {
       {"sparetimeMaxAge", std::to_string(p.max_age_seconds) + " s"},
       {"sparetimePeerGraceDays", p.peer_grace_days},
       {"sparetimeDepartedGraceDays", p.departed_grace_days},
+      {"sparetimeCaretakerAfterMinutes", p.caretaker_after_minutes},
   };
   auto source = [&](const std::string& attr) {
     auto it = p.source.find(attr);

@@ -122,6 +122,26 @@ void PrintBackups(const config::AgentStatus& st) {
   }
 }
 
+// What this agent's peer store holds for each owner (issue 21 part 6).
+void PrintHeld(const config::AgentStatus& st) {
+  if (st.held.empty()) std::printf("holds:      nothing for other agents\n");
+  for (const auto& h : st.held) {
+    std::string scrub = h.last_scrub == 0 ? std::string("never scrubbed")
+                                          : "last scrub " + Ago(h.last_scrub) + " (" +
+                                                std::to_string(h.scrub_passes) + " pass" +
+                                                (h.scrub_passes == 1 ? "" : "es") + ")";
+    if (h.scrub_in_progress) scrub += ", a pass under way";
+    // Pack bytes beyond the live ones: record headers, and released chunks
+    // a repack has not given back yet (the store knows no more than that).
+    std::printf("holds:      %s: %llu live chunk(s), %s (+ %s key and roots); %s in pack files "
+                "(live and released-pending); %s; damage found: %llu\n",
+                h.owner.c_str(), static_cast<unsigned long long>(h.chunks),
+                HumanBytes(h.live_bytes).c_str(), HumanBytes(h.record_bytes).c_str(),
+                HumanBytes(h.disk_bytes).c_str(), scrub.c_str(),
+                static_cast<unsigned long long>(h.damaged));
+  }
+}
+
 }  // namespace
 
 int RunStatus(const GlobalOptions& g) {
@@ -190,6 +210,7 @@ int RunStatus(const GlobalOptions& g) {
   for (const auto& w : st->directory_warnings) std::printf("left out:   %s\n", w.c_str());
   PrintIdle(*st);
   PrintBackups(*st);
+  PrintHeld(*st);
   return running ? kExitOk : kExitUnavailable;
 }
 

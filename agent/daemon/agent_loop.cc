@@ -19,6 +19,8 @@
 #include "sparetime/base/fd.h"
 
 #include "sparetime/directory/policy.h"
+#include "sparetime/ops/caretaker.h"
+#include "sparetime/ops/peer_scrub.h"
 
 namespace sparetime::daemon {
 namespace {
@@ -68,7 +70,8 @@ std::map<std::string, std::string> PolicyValues(const directory::EffectivePolicy
           {"sparetimePeerMaxAgeMinutes", std::to_string(p.peer_max_age_minutes)},
           {"sparetimeMaxAge", std::to_string(p.max_age_seconds) + " s"},
           {"sparetimePeerGraceDays", std::to_string(p.peer_grace_days)},
-          {"sparetimeDepartedGraceDays", std::to_string(p.departed_grace_days)}};
+          {"sparetimeDepartedGraceDays", std::to_string(p.departed_grace_days)},
+          {"sparetimeCaretakerAfterMinutes", std::to_string(p.caretaker_after_minutes)}};
 }
 
 // "ATTR OLD -> NEW; ..." for the values that differ.
@@ -102,14 +105,16 @@ void ReadPidNamespace(config::AgentStatus& status) {
 AgentLoop::AgentLoop(config::AgentConfig config, const transport::Identity& identity,
                      std::unique_ptr<directory::DirectoryClient> client, const Clock& clock,
                      std::function<void(const std::string&)> notify,
-                     std::function<uint64_t()> held_bytes, DeviceOpener open_device)
+                     std::function<uint64_t()> held_bytes, DeviceOpener open_device,
+                     peerstore::PeerStore* held)
     : config_(std::move(config)),
       identity_(identity),
       client_(std::move(client)),
       clock_(clock),
       notify_(std::move(notify)),
       held_bytes_(std::move(held_bytes)),
-      open_device_(std::move(open_device)) {
+      open_device_(std::move(open_device)),
+      held_(held) {
   std::memcpy(public_key_.data(), identity_.public_key().bytes.data(), public_key_.size());
   status_.agent = config_.name;
   status_.pid = ::getpid();
@@ -129,7 +134,7 @@ void AgentLoop::StartScheduler() {
   idle_ = std::move(idle).value();
   scheduler_ = &idle_->controller();
   jobs_ = std::make_unique<ScheduledJobs>(config_, identity_, *scheduler_, clock_, JournalLog(),
-                                         open_device_);
+                                         open_device_, held_);
   notifier_ = std::make_unique<ops::Notifier>(
       config_.notify_command, config_.notify_timeout, [](const std::string& line, bool failed) {
         daemon::Log(failed ? Priority::kWarning : Priority::kInfo, line);
@@ -173,6 +178,7 @@ void AgentLoop::UpdateBackupState() {
     metrics_error_ = s.ok() ? "" : s.message();
   }
   backup_state_ = std::move(*report);
+}
 }
 
 bool AgentLoop::UpdateIdle() {
@@ -279,6 +285,7 @@ void AgentLoop::Refresh() {
     migration_allowed_ = policy.migration_allowed;
     migration_from_ = policy.migration_from;
     migration_privileged_ = policy.migration_privileged;
+    view_ = state->view;
   }
   std::map<std::string, std::string> values = PolicyValues(policy);
   if (status_.policy_applied != policy.applied || !policy_values_.empty()) {
@@ -363,8 +370,41 @@ Status AgentLoop::MayReadBackupsOf(const std::string& caller, const std::string&
                           "'s sparetimeRestoreFor, may (docs/peers.md \"Who may do what\")");
 }
 
+Status AgentLoop::MayCareFor(const std::string& caller, const std::string& owner) const {
+  MutexLock l(keys_mu_);
+  if (!view_) return PermissionDenied("this peer has not read the directory yet");
+  return ops::MayCareFor(*view_, caller, owner, clock_.WallNow());
+}
+
+void AgentLoop::UpdateHeld() {
+  status_.held.clear();
+  if (held_ == nullptr) return;
+  Result<ops::ScrubState> scrub = ops::LoadScrubState(ops::ScrubStatePath(config_.state_dir));
+  for (const std::string& owner : held_->Owners()) {
+    config::HeldStatus h;
+    h.owner = owner;
+    if (Result<peerstore::OwnerUsage> u = held_->Usage(owner); u.ok()) {
+      h.chunks = u->chunks;
+      h.live_bytes = u->chunk_bytes;
+      h.record_bytes = u->record_bytes;
+    }
+    if (Result<uint64_t> disk = held_->DiskBytes(owner); disk.ok()) h.disk_bytes = *disk;
+    if (scrub.ok()) {
+      auto it = scrub->owners.find(owner);
+      if (it != scrub->owners.end()) {
+        h.last_scrub = it->second.last_complete;
+        h.scrub_passes = it->second.passes;
+        h.scrub_in_progress = !it->second.cursor.empty();
+        h.damaged = it->second.damaged;
+      }
+    }
+    status_.held.push_back(std::move(h));
+  }
+}
+
 void AgentLoop::Publish() {
   UpdateIdle();
+  UpdateHeld();
   status_.updated = ToUnixSeconds(clock_.WallNow());
   Status s = config::WriteStatus(config::StatusPath(config_.state_dir), status_);
   if (!s.ok()) Warn("cannot write the status file: " + s.message());

@@ -43,6 +43,7 @@
 #include "sparetime/ops/backup_state.h"
 #include "sparetime/ops/idle_jobs.h"
 #include "sparetime/ops/notify.h"
+#include "sparetime/peerstore/peer_store.h"
 #include "sparetime/scheduler/job_controller.h"
 #include "sparetime/transport/identity.h"
 #include "scheduled_jobs.h"
@@ -57,7 +58,8 @@ class AgentLoop {
   AgentLoop(config::AgentConfig config, const transport::Identity& identity,
             std::unique_ptr<directory::DirectoryClient> client, const Clock& clock,
             std::function<void(const std::string&)> notify,
-            std::function<uint64_t()> held_bytes, DeviceOpener open_device = nullptr);
+            std::function<uint64_t()> held_bytes, DeviceOpener open_device = nullptr,
+            peerstore::PeerStore* held = nullptr);
 
   // What this agent holds for others, for the peer-gc job (before Start).
   void set_held(peerstore::PeerStore* store, peerstore::ReadHolds* holds) {
@@ -94,6 +96,12 @@ class AgentLoop {
   // sparetimeRestoreFor; else kPermissionDenied saying what an admin can do.
   // Any thread (the peer service asks it for every read of another owner).
   Status MayReadBackupsOf(const std::string& caller, const std::string& owner) const
+      EXCLUDES(keys_mu_);
+
+  // OK when agent `caller` is the caretaker of `owner` in the directory as
+  // last read, now (ops::MayCareFor). Any thread (the peer service asks it
+  // for every caretaker request).
+  Status MayCareFor(const std::string& caller, const std::string& owner) const
       EXCLUDES(keys_mu_);
 
  private:
@@ -138,6 +146,12 @@ class AgentLoop {
   bool migration_privileged_ GUARDED_BY(keys_mu_) = false;
   // owner (lower case) -> its sparetimeRestoreFor names.
   std::map<std::string, std::vector<std::string>> restore_for_ GUARDED_BY(keys_mu_);
+  // The last directory read, for MayCareFor.
+  std::optional<directory::DirectoryView> view_ GUARDED_BY(keys_mu_);
+  // What this agent holds for others (status: per owner), may be null.
+  peerstore::PeerStore* const held_;
+  // Fills status_.held from the peer store and the scrub state.
+  void UpdateHeld();
 
   // The policy as last read, for the backup state (nullopt before the first read).
   struct StatePolicy {

@@ -161,7 +161,7 @@ int Main(int argc, char** argv) {
   daemon::AgentLoop loop(
       std::move(*config), *identity, std::move(*client), SystemClock(),
       [](const std::string& state) { sd_notify(0, state.c_str()); },
-      [&store] { return (*store)->TotalUsed(); }, open_device);
+      [&store] { return (*store)->TotalUsed(); }, open_device, store->get());
   daemon::MigrationService migration(
       state_dir, agent_name, [&loop](const std::string& source) { return loop.MigrationAllowedFrom(source); },
       [&loop](const std::string& what) { return loop.MigrationPrivilegedAllowed(what); },
@@ -169,6 +169,9 @@ int Main(int argc, char** argv) {
   server_options.migration = &migration;
   server_options.may_read = [&loop](const std::string& caller, const std::string& owner) {
     return loop.MayReadBackupsOf(caller, owner);
+  };
+  server_options.may_care_for = [&loop](const std::string& caller, const std::string& owner) {
+    return loop.MayCareFor(caller, owner);
   };
   Result<std::unique_ptr<peer::PeerServer>> server = peer::PeerServer::Start(
       *identity, **store,

@@ -13,8 +13,10 @@
 #include "sparetime/ops/backup.h"
 #include "sparetime/ops/backups.h"
 #include "sparetime/ops/directory_policy.h"
+#include "sparetime/ops/caretaker.h"
 #include "sparetime/ops/maintenance.h"
 #include "sparetime/ops/peer_gc.h"
+#include "sparetime/ops/peer_scrub.h"
 
 namespace sparetime::daemon {
 namespace {
@@ -40,9 +42,9 @@ LogFields JobFields(const std::string& name) {
 ScheduledJobs::ScheduledJobs(const config::AgentConfig& config,
                              const transport::Identity& identity,
                              scheduler::JobController& controller, const Clock& clock,
-                             LogFn log, DeviceOpener open_device)
+                             LogFn log, DeviceOpener open_device, peerstore::PeerStore* held)
     : config_(config), identity_(identity), controller_(controller), clock_(clock),
-      log_(std::move(log)), open_device_(std::move(open_device)) {
+      log_(std::move(log)), open_device_(std::move(open_device)), held_(held) {
   LoadState();
 }
 
@@ -184,6 +186,7 @@ void ScheduledJobs::Plan(const directory::DirectoryView& view) {
     SubmitIfDue("peer-gc", kHeldGcInterval,
                 [this](PauseGate& gate, const scheduler::JobProgressFn&) { return RunHeldGc(gate); });
   }
+  PlanPeerJobs(view);
   for (const std::string& device : devices) {
     const bool overdue = Overdue(device, max_age);
     SubmitIfDue(kBackupPrefix + device, config_.backup_interval,
@@ -425,6 +428,71 @@ Status ScheduledJobs::RunHeldGc(PauseGate& gate) {
   Log("peer-gc: " + report.ToString(), Priority::kInfo, JobFields("peer-gc"));
   for (const ops::HeldGcOwner& o : report.owners) {
     if (!o.error.ok()) return o.error.WithContext("peer-gc of what is held for " + o.owner);
+  }
+  return Status::Ok();
+}
+
+void ScheduledJobs::PlanPeerJobs(const directory::DirectoryView& view) {
+  if (held_ == nullptr) return;
+  // Nothing held for others: no scrub (and no job in the status).
+  if (!held_->Owners().empty()) SubmitIfDue("scrub", config_.scrub_interval,
+              [this](PauseGate& gate, const scheduler::JobProgressFn& progress) {
+                return RunScrub(gate, progress);
+              });
+  const auto now = clock_.WallNow();
+  for (const directory::AgentRecord& a : view.agents) {
+    if (directory::EqualsIgnoreCase(a.name, config_.name)) continue;
+    ops::CaretakerDecision d = ops::DecideCaretaker(view, a.name, now);
+    if (!directory::EqualsIgnoreCase(d.caretaker, config_.name)) continue;
+    const std::string owner = a.name;
+    SubmitIfDue("caretaker " + owner, kCaretakerEvery,
+                [this, owner](PauseGate& gate, const scheduler::JobProgressFn&) {
+                  return RunCaretaker(owner, gate);
+                });
+  }
+}
+
+Status ScheduledJobs::RunScrub(PauseGate& gate, const scheduler::JobProgressFn& progress) {
+  ops::ScrubRequest request;
+  request.state_path = ops::ScrubStatePath(config_.state_dir);
+  request.gate = &gate;
+  request.now = [this] { return ToUnixSeconds(clock_.WallNow()); };
+  request.on_damage = [this](const ops::ScrubDamage& d) {
+    Log("scrub: chunk " + d.id_hex.substr(0, 8) + " held for " + d.owner +
+            " is damaged; dropped (the owner's next repair copies a good replica): " + d.error,
+        Priority::kWarning, JobFields("scrub"));
+  };
+  request.progress = progress;
+  ST_ASSIGN_OR_RETURN(ops::ScrubReport r, ops::ScrubHeld(*held_, request));
+  Log("scrub: " + r.ToString(), Priority::kInfo, JobFields("scrub"));
+  return Status::Ok();
+}
+
+Status ScheduledJobs::RunCaretaker(const std::string& owner, PauseGate& gate) {
+  ST_RETURN_IF_ERROR(gate.WaitWhilePaused(0));
+  const std::string job = "caretaker " + owner;
+  directory::DirectoryView view = View();
+  ops::CaretakeRequest request;
+  request.config = &config_;
+  request.view = &view;
+  request.identity = &identity_;
+  request.owner = owner;
+  request.now = clock_.WallNow();
+  request.gate = &gate;
+  request.log = [this, job](const std::string& line) {
+    Log(line, Priority::kWarning, JobFields(job));
+  };
+  Result<ops::CaretakeReport> r = ops::Caretake(request);
+  if (!r.ok() && r.status().code() == ErrorCode::kFailedPrecondition) {
+    Log(job + ": " + r.status().message(), Priority::kInfo, JobFields(job));
+    return Status::Ok();  // the owner came back or another peer took over
+  }
+  ST_RETURN_IF_ERROR(r.status());
+  Log(job + ": " + r->ToString(), Priority::kInfo, JobFields(job));
+  if (r->still_short > 0) {
+    return Status(ErrorCode::kUnavailable,
+                  std::to_string(r->still_short) + " chunk(s) of " + owner +
+                      " stay below their replica count; retried later");
   }
   return Status::Ok();
 }

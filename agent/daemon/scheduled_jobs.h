@@ -18,6 +18,15 @@
 //                  per kHeldGcInterval, also without a passphrase or devices
 //                  (ops::CollectHeld, docs/peers.md "Lifecycle")
 //
+// and for the owners whose data this agent's peer store holds (these run
+// without a passphrase or devices of its own):
+//
+//   scrub          re-reads every blob held for others, once per [storage]
+//                  scrub_interval, resuming at its cursor (ops/peer_scrub.h)
+//   caretaker H    while this agent is the caretaker of the silent owner H
+//                  (ops/caretaker.h): restores H's replica count on the
+//                  peers, at most once per kCaretakerEvery
+//
 // Every kind of work is the ops use case the CLI runs too (agent/ops:
 // ops::Backup, VerifyBackups, Repair, Prune over ops::Open'd AgentPeers);
 // this class only schedules and logs.
@@ -76,11 +85,13 @@ class ScheduledJobs {
  public:
   // A failed job is tried again after this long (or the interval, if shorter).
   static constexpr std::chrono::minutes kRetryAfter{15};
+  // A caretaker heals again this long after its last complete heal.
+  static constexpr std::chrono::minutes kCaretakerEvery{30};
 
   // `identity` and `controller` must outlive this object.
   ScheduledJobs(const config::AgentConfig& config, const transport::Identity& identity,
                 scheduler::JobController& controller, const Clock& clock, LogFn log,
-                DeviceOpener open_device = nullptr);
+                DeviceOpener open_device = nullptr, peerstore::PeerStore* held = nullptr);
 
   // How often peer-gc runs (at idle).
   static constexpr std::chrono::hours kHeldGcInterval{24};
@@ -127,6 +138,10 @@ class ScheduledJobs {
   Status RunRepair(PauseGate& gate);
   Status RunPrune(PauseGate& gate);
   Status RunHeldGc(PauseGate& gate);
+  Status RunScrub(PauseGate& gate, const scheduler::JobProgressFn& progress);
+  Status RunCaretaker(const std::string& owner, PauseGate& gate);
+  // Submits the peer-side jobs (scrub, caretakers) due with `view`.
+  void PlanPeerJobs(const directory::DirectoryView& view);
   // Logs the run's warnings; asks for a repair when they leave work for one.
   void NoteWarnings(const std::string& job, const ops::Backups& backups) EXCLUDES(mu_);
   // The latest directory view (REQUIRES: Plan ran).

@@ -125,6 +125,8 @@ void MergeLevel(const std::vector<const PolicyEntry*>& level, EffectivePolicy& o
   m.Merge("sparetimeMaxAge", &S::max_age_seconds, &E::max_age_seconds);
   m.Merge("sparetimePeerGraceDays", &S::peer_grace_days, &E::peer_grace_days);
   m.Merge("sparetimeDepartedGraceDays", &S::departed_grace_days, &E::departed_grace_days);
+  m.Merge("sparetimeCaretakerAfterMinutes", &S::caretaker_after_minutes,
+          &E::caretaker_after_minutes);
 }
 
 // Every attribute a policy can set, all sourced from the built-in defaults.
@@ -137,7 +139,8 @@ void SetBuiltInSources(EffectivePolicy& out) {
         "sparetimeConsistencyMode", "sparetimeMaxFreezeSeconds", "sparetimeSnapshotSize",
         "sparetimeMigrationAllowed", "sparetimeMigrationFrom", "sparetimeMigrationPrivileged",
         "sparetimeEscrowPublicKey", "sparetimePeerMaxAgeMinutes", "sparetimeMaxAge",
-        "sparetimePeerGraceDays", "sparetimeDepartedGraceDays"}) {
+        "sparetimePeerGraceDays", "sparetimeDepartedGraceDays",
+        "sparetimeCaretakerAfterMinutes"}) {
     out.source[attribute] = kBuiltIn;
   }
 }

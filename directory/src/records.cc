@@ -237,6 +237,8 @@ Status ReadSettings(const EntryReader& r, const Entry& entry, PolicySettings& s)
   }
   ST_RETURN_IF_ERROR(r.IntegerInto("sparetimePeerGraceDays", 0, 3650, s.peer_grace_days));
   ST_RETURN_IF_ERROR(r.IntegerInto("sparetimeDepartedGraceDays", 0, 3650, s.departed_grace_days));
+  ST_RETURN_IF_ERROR(
+      r.IntegerInto("sparetimeCaretakerAfterMinutes", 0, 525600, s.caretaker_after_minutes));
   return Status::Ok();
 }
 

@@ -83,12 +83,13 @@ TEST(ResolvePolicy, BuiltInDefaultsWhenNothingApplies) {
   EXPECT_EQ(p.replicas, defaults.replicas);
   EXPECT_EQ(p.chunk_size, 1u << 20);
   EXPECT_EQ(p.peer_max_age_minutes, 15u);
+  EXPECT_EQ(p.caretaker_after_minutes, 1440u);
   EXPECT_EQ(p.peer_grace_days, 7u);
   EXPECT_EQ(p.departed_grace_days, 30u);
   EXPECT_TRUE(p.applied.empty());
   EXPECT_TRUE(p.warnings.empty());
   EXPECT_FALSE(p.migration_privileged);
-  EXPECT_EQ(p.source.size(), 25u);  // every policy attribute
+  EXPECT_EQ(p.source.size(), 26u);  // every policy attribute
   EXPECT_EQ(p.max_age_seconds, 7 * 86400);
   for (const auto& [attr, src] : p.source) EXPECT_EQ(src, "built-in default") << attr;
 }

@@ -193,6 +193,7 @@ TEST(ParsePolicy, ReadsEverySetting) {
       {"sparetimeMigrationAllowed", "TRUE"}, {"sparetimeMigrationFrom", "beta"},
       {"sparetimeMigrationPrivileged", "TRUE"},
       {"sparetimeEscrowPublicKey", kBetaKey}, {"sparetimePeerMaxAgeMinutes", "60"},
+      {"sparetimeCaretakerAfterMinutes", "90"},
       {"sparetimeMaxFreezeSeconds", "45"},  {"sparetimeSnapshotSize", "2147483648"},
       {"sparetimePeerGraceDays", "0"},      {"sparetimeDepartedGraceDays", "3650"}};
   for (const auto& [attr, value] : values) e.Add(attr, value);
@@ -222,6 +223,7 @@ TEST(ParsePolicy, ReadsEverySetting) {
   EXPECT_EQ(s.peer_max_age_minutes, 60u);
   EXPECT_EQ(s.peer_grace_days, 0u);
   EXPECT_EQ(s.departed_grace_days, 3650u);
+  EXPECT_EQ(s.caretaker_after_minutes, 90u);
   EXPECT_EQ(s.max_freeze_seconds, 45u);
   EXPECT_EQ(s.snapshot_size, 2147483648u);
 }
@@ -265,6 +267,7 @@ TEST(ParsePolicy, EveryErrorNamesEntryAttributeAndValidValue) {
       {"sparetimePeerMaxAgeMinutes", "0", "1 to 10080"},
       {"sparetimePeerGraceDays", "3651", "0 to 3650"},
       {"sparetimeDepartedGraceDays", "-1", "0 to 3650"},
+      {"sparetimeCaretakerAfterMinutes", "525601", "0 to 525600"},
   };
   for (const Case& c : cases) {
     Entry e = PolicyWith("p", c.attr, c.value);

@@ -248,6 +248,8 @@ int main(int argc, char** argv) {
   message(RootsReply{3, std::vector<std::byte>(40, std::byte(9))});
   message(ErrorReply{Status(ErrorCode::kNotFound, "chunk not held")});
   message(HoldSnapshotRequest{"alpha", "3f9a", 120});
+  message(ListChunksRequest{"alpha", true, ChunkId{}});
+  message(CaretakerPutChunksRequest{"alpha", {{ChunkId{}, std::vector<std::byte>(24, std::byte(3))}}});
 
   // privsep: a request (selector 0) and replies (selector 1) as sparetimed
   // and its helper send them.

@@ -4,6 +4,7 @@
 // with sessions open.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -58,7 +59,14 @@ class PeerServiceTest : public ::testing::Test {
       return Status(ErrorCode::kPermissionDenied, caller + " is not in " + owner +
                                                       "'s sparetimeRestoreFor");
     };
+    // delta is alpha's caretaker (docs/peers.md "Caretaker"), as the
+    // daemon's ops::MayCareFor would say for a silent alpha.
+    o.may_care_for = [](const std::string& caller, const std::string& owner) -> Status {
+      if (owner == "alpha" && caller == "delta") return Status::Ok();
+      return Status(ErrorCode::kPermissionDenied, caller + " is not the caretaker of " + owner);
+    };
     auto lookup = [this](const transport::PublicKey& key) -> Result<std::string> {
+      if (key == delta_.public_key()) return std::string("delta");
       if (key == alpha_.public_key()) return std::string("alpha");
       if (key == beta_.public_key()) return std::string("beta");
       if (key == gamma_.public_key()) return std::string("gamma");
@@ -86,6 +94,7 @@ class PeerServiceTest : public ::testing::Test {
   Identity alpha_ = Identity::Generate();
   Identity beta_ = Identity::Generate();
   Identity gamma_ = Identity::Generate();
+  Identity delta_ = Identity::Generate();
   std::unique_ptr<peerstore::PeerStore> store_;
   testing::FakeClock clock_;
   std::unique_ptr<peerstore::ReadHolds> holds_;
@@ -295,6 +304,88 @@ TEST_F(PeerServiceTest, StopEndsOpenSessionsPromptly) {
   server_->Stop();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
   EXPECT_FALSE(alpha->Stats().ok());  // the session is gone, with an error
+}
+
+}  // namespace
+}  // namespace sparetime::peer
+
+namespace sparetime::peer {
+namespace {
+
+// The caretaker rule (issue 21): delta, alpha's caretaker, lists, reads and
+// stores alpha's sealed chunks — never its key or roots; a copy already held
+// is OK and stores nothing (two caretakers are harmless); alpha's quota
+// bounds it; gamma, not the caretaker, is refused and nothing is stored.
+TEST_F(PeerServiceTest, TheCaretakerListsReadsAndStoresWithinTheOwnersQuota) {
+  auto alpha = ConnectAs(alpha_);
+  auto delta = ConnectAs(delta_);
+  auto gamma = ConnectAs(gamma_);
+  ASSERT_TRUE(alpha && delta && gamma);
+  std::vector<PutChunksRequest::Item> items;
+  for (int i = 0; i < 3; ++i) items.push_back({testing::TestChunkId(i), testing::RandomBytes(1000, i)});
+  ASSERT_TRUE(alpha->PutChunks(items).ok());
+  ASSERT_TRUE(alpha->PutRoots(1, testing::RandomBytes(50, 1)).ok());
+
+  std::vector<ChunkId> listed = Must(delta->ListChunks("alpha"));
+  std::vector<ChunkId> expected = {testing::TestChunkId(0), testing::TestChunkId(1), testing::TestChunkId(2)};
+  std::sort(expected.begin(), expected.end(), [](const ChunkId& a, const ChunkId& b) { return a.bytes < b.bytes; });
+  EXPECT_EQ(listed, expected);
+  EXPECT_EQ(Must(alpha->ListChunks("")), expected);
+  EXPECT_EQ(Must(delta->GetChunk("alpha", testing::TestChunkId(1))), items[1].sealed);
+  EXPECT_EQ(delta->GetRoots("alpha").status().code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(delta->GetWrappedKey("alpha").status().code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(gamma->ListChunks("alpha").status().code(), ErrorCode::kPermissionDenied);
+
+  // A copy for alpha, and one alpha already has: both OK, one stored.
+  std::vector<PutChunksRequest::Item> copies = {{testing::TestChunkId(7), testing::RandomBytes(1000, 7)},
+                                                items[0]};
+  std::vector<Status> put = Must(delta->CaretakerPut("alpha", copies));
+  ASSERT_EQ(put.size(), 2u);
+  EXPECT_TRUE(put[0].ok() && put[1].ok()) << put[0].ToString() << put[1].ToString();
+  EXPECT_EQ(Must(store_->Usage("alpha")).chunks, 4u);
+  put = Must(delta->CaretakerPut("alpha", copies));  // a second caretaker, or a rerun
+  EXPECT_TRUE(put[0].ok() && put[1].ok());
+  EXPECT_EQ(Must(store_->Usage("alpha")).chunks, 4u);
+  EXPECT_EQ(Must(alpha->GetChunk("", testing::TestChunkId(7))), copies[0].sealed);
+  EXPECT_NE(Log().find("caretaker delta stored 1 chunk(s) (1000 bytes) for alpha"), std::string::npos) << Log();
+
+  // Not the caretaker: refused, logged, nothing stored.
+  auto refused = gamma->CaretakerPut("alpha", {{testing::TestChunkId(8), testing::RandomBytes(10, 8)}});
+  EXPECT_EQ(refused.status().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(Log().find("refused: gamma tried to store chunks for alpha"), std::string::npos) << Log();
+  EXPECT_EQ(Must(store_->Usage("alpha")).chunks, 4u);
+
+  // alpha's quota (8 MiB) bounds the caretaker: the third 3 MiB copy is refused.
+  std::vector<Status> big;
+  for (int i = 10; i < 13; ++i) {
+    std::vector<Status> one =
+        Must(delta->CaretakerPut("alpha", {{testing::TestChunkId(i), testing::RandomBytes(3 << 20, i)}}));
+    ASSERT_EQ(one.size(), 1u);
+    big.push_back(one[0]);
+  }
+  EXPECT_TRUE(big[0].ok() && big[1].ok()) << big[0].ToString() << big[1].ToString();
+  EXPECT_EQ(big[2].code(), ErrorCode::kNoSpace);
+  EXPECT_NE(big[2].message().find("over quota"), std::string::npos) << big[2].message();
+  EXPECT_EQ(Must(store_->Usage("alpha")).chunks, 6u);
+}
+
+TEST_F(PeerServiceTest, ListChunksPagesThroughMoreIdsThanOneReply) {
+  auto alpha = ConnectAs(alpha_);
+  ASSERT_TRUE(alpha);
+  const int n = static_cast<int>(transport::kMaxIdsPerBatch) + 100;
+  std::vector<ChunkId> ids;
+  for (int start = 0; start < n; start += 1024) {
+    std::vector<PutChunksRequest::Item> batch;
+    for (int i = start; i < std::min(n, start + 1024); ++i) {
+      batch.push_back({testing::TestChunkId(i), testing::RandomBytes(16, i)});
+      ids.push_back(testing::TestChunkId(i));
+    }
+    ASSERT_TRUE(alpha->PutChunks(batch).ok());
+  }
+  std::sort(ids.begin(), ids.end(), [](const ChunkId& a, const ChunkId& b) { return a.bytes < b.bytes; });
+  auto delta = ConnectAs(delta_);
+  ASSERT_TRUE(delta);
+  EXPECT_EQ(Must(delta->ListChunks("alpha")), ids);
 }
 
 }  // namespace

@@ -60,6 +60,10 @@ std::vector<Message> Samples() {
   add(MigrateRestoreReply{4242});
   add(HoldSnapshotRequest{"alpha", "3f9a0c", 120});
   add(MigrateCheckRequest{true, {"alice", "alice", "root", "alice"}, {"staff", "staff", "staff", "staff"}, {"audio"}});
+  add(ListChunksRequest{"alpha", true, ChunkId{}});
+  add(ListChunksRequest{"beta", false, Id(19)});
+  add(ChunkListReply{{Id(20), Id(21)}});
+  add(CaretakerPutChunksRequest{"alpha", {{Id(22), RandomBytes(70, 22)}}});
   return v;
 }
 
@@ -80,6 +84,26 @@ TEST(MessagesTest, EveryTypeRoundTripsByteForByte) {
     EXPECT_EQ(*again, *bytes) << MessageName(uint8_t(TypeOf(m.body)));
   }
   EXPECT_EQ(seen.size(), std::variant_size_v<MessageBody>);
+}
+
+TEST(MessagesTest, CaretakerMessagesKeepTheirFields) {
+  auto list = DecodeMessage(*EncodeMessage({3, ListChunksRequest{"alpha", false, Id(9)}}));
+  ASSERT_TRUE(list.ok());
+  const auto& l = std::get<ListChunksRequest>(list->body);
+  EXPECT_EQ(l.owner, "alpha");
+  EXPECT_FALSE(l.from_start);
+  EXPECT_EQ(l.after, Id(9));
+  auto put = DecodeMessage(
+      *EncodeMessage({4, CaretakerPutChunksRequest{"gamma", {{Id(1), RandomBytes(10, 1)}}}}));
+  ASSERT_TRUE(put.ok());
+  const auto& p = std::get<CaretakerPutChunksRequest>(put->body);
+  EXPECT_EQ(p.owner, "gamma");
+  ASSERT_EQ(p.chunks.size(), 1u);
+  EXPECT_EQ(p.chunks[0].sealed, RandomBytes(10, 1));
+  // A from_start flag other than 0 or 1 is refused.
+  std::vector<std::byte> bytes = *EncodeMessage({5, ListChunksRequest{"a", true, Id(2)}});
+  bytes[5 + 1 + 1] = std::byte{2};  // header, owner length, "a"
+  EXPECT_EQ(DecodeMessage(bytes).status().code(), ErrorCode::kCorruption);
 }
 
 TEST(MessagesTest, FieldsSurviveTheRoundTrip) {

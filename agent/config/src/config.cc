@@ -162,6 +162,8 @@ const std::map<std::string, std::map<std::string, Setter>>& Keys() {
            {"capacity", [](C& c, const std::string& v) { return SetSize(&c.capacity, v); }},
            {"owner_quota",
             [](C& c, const std::string& v) { return SetSize(&c.owner_quota, v); }},
+           {"scrub_interval",
+            [](C& c, const std::string& v) { return SetDuration(&c.scrub_interval, v); }},
        }},
       {"directory",
        {

@@ -32,6 +32,34 @@ nlohmann::json JobsJson(const std::vector<JobStatus>& jobs) {
   return out;
 }
 
+nlohmann::json HeldJson(const std::vector<HeldStatus>& held) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const HeldStatus& h : held) {
+    out.push_back({{"owner", h.owner},
+                   {"chunks", h.chunks},
+                   {"live_bytes", h.live_bytes},
+                   {"record_bytes", h.record_bytes},
+                   {"disk_bytes", h.disk_bytes},
+                   {"last_scrub", h.last_scrub},
+                   {"scrub_passes", h.scrub_passes},
+                   {"scrub_in_progress", h.scrub_in_progress},
+                   {"damaged", h.damaged}});
+  }
+  return out;
+}
+
+// Files written before issue 21 have no "held": not an error.
+void ReadHeld(const nlohmann::json& j, AgentStatus* s) {
+  if (!j.contains("held")) return;
+  for (const auto& h : j.at("held")) {
+    s->held.push_back({h.at("owner").get<std::string>(), h.at("chunks").get<uint64_t>(),
+                       h.at("live_bytes").get<uint64_t>(), h.at("record_bytes").get<uint64_t>(),
+                       h.at("disk_bytes").get<uint64_t>(), h.at("last_scrub").get<int64_t>(),
+                       h.at("scrub_passes").get<uint64_t>(), h.at("scrub_in_progress").get<bool>(),
+                       h.at("damaged").get<uint64_t>()});
+  }
+}
+
 // Files written before the scheduler section existed have none: not an error.
 void ReadIdle(const nlohmann::json& j, AgentStatus* s) {
   if (j.contains("idle")) {
@@ -102,6 +130,7 @@ Status WriteStatus(const std::string& path, const AgentStatus& s) {
       {"policy", {{"applied", s.policy_applied}, {"warnings", s.policy_warnings}}},
       {"idle", IdleJson(s.idle)},
       {"jobs", JobsJson(s.jobs)},
+      {"held", HeldJson(s.held)},
   };
   if (s.backups_known) j["backups"] = BackupsJson(s);
   return WriteFileAtomic(path, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
@@ -142,6 +171,7 @@ Result<AgentStatus> ParseStatus(std::string_view text, const std::string& path) 
     if (Status b = ReadBackups(j, &s); !b.ok()) {
       return Status(ErrorCode::kCorruption, path + ": backups: " + b.message());
     }
+    ReadHeld(j, &s);
     return s;
   } catch (const nlohmann::json::exception& e) {
     return Status(ErrorCode::kCorruption,

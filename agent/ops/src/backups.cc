@@ -97,6 +97,7 @@ class PeerBackups final : public Backups {
     out.copied = r.copied;
     out.dropped = r.dropped;
     out.lost = r.lost;
+    out.learned = r.learned;
     return out;
   }
 
@@ -171,7 +172,10 @@ std::string RepairText(const RepairReport& r) {
            " damaged, " + std::to_string(r.copied) + " stored again from the source device, " +
            std::to_string(r.lost) + " lost";
   }
-  return std::to_string(r.chunks) + " chunks checked: " + std::to_string(r.copied) +
+  return std::to_string(r.chunks) + " chunks checked: " +
+         (r.learned ? std::to_string(r.learned) + " holders learned (a caretaker's copies), "
+                    : std::string()) +
+         std::to_string(r.copied) +
          " new replicas made, " + std::to_string(r.dropped) + " stale records dropped, " +
          std::to_string(r.lost) + " chunks lost (no live peer has a good copy)";
 }

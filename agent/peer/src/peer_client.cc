@@ -187,6 +187,32 @@ Status PeerClient::MigrateCheck(transport::MigrateCheckRequest request) {
   return impl_->Call<transport::OkReply>(std::move(request)).status();
 }
 
+Result<std::vector<ChunkId>> PeerClient::ListChunks(const std::string& owner) {
+  std::vector<ChunkId> out;
+  transport::ListChunksRequest request{owner, true, ChunkId{}};
+  for (;;) {
+    ST_ASSIGN_OR_RETURN(auto reply, impl_->Call<transport::ChunkListReply>(request));
+    for (const ChunkId& id : reply.ids) {
+      if (!out.empty() && !(out.back().bytes < id.bytes)) {
+        return Status(ErrorCode::kCorruption,
+                      "peer " + peer().name + " listed chunks of " + owner + " out of order");
+      }
+      out.push_back(id);
+    }
+    if (reply.ids.size() < transport::kMaxIdsPerBatch) return out;
+    request.from_start = false;
+    request.after = out.back();
+  }
+}
+
+Result<std::vector<Status>> PeerClient::CaretakerPut(
+    const std::string& owner, std::vector<transport::PutChunksRequest::Item> chunks) {
+  size_t n = chunks.size();
+  ST_ASSIGN_OR_RETURN(auto reply, impl_->Call<transport::PutChunksReply>(
+                                      transport::CaretakerPutChunksRequest{owner, std::move(chunks)}));
+  return Answered(peer().name, std::move(reply.results), n, "puts");
+}
+
 Result<uint32_t> PeerClient::SendRequest(transport::MessageBody body) {
   return impl_->Send(std::move(body));
 }

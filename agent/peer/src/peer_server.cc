@@ -39,7 +39,9 @@ class RequestHandler {
         options_(options) {}
 
   MessageBody operator()(const transport::HasChunksRequest& r) {
-    if (Status s = MayRead(r.owner, "ask which chunks it holds"); !s.ok()) return Error(s);
+    if (Status s = MayRead(r.owner, "ask which chunks it holds", /*caretaker=*/true); !s.ok()) {
+      return Error(s);
+    }
     auto present = store_.Has(Owner(r.owner), r.ids);
     if (!present.ok()) return Error(present.status());
     return transport::HasChunksReply{std::move(*present)};
@@ -56,7 +58,7 @@ class RequestHandler {
     return reply;
   }
   MessageBody operator()(const transport::GetChunkRequest& r) {
-    if (Status s = MayRead(r.owner, "get a chunk"); !s.ok()) return Error(s);
+    if (Status s = MayRead(r.owner, "get a chunk", /*caretaker=*/true); !s.ok()) return Error(s);
     auto sealed = store_.Get(Owner(r.owner), r.id);
     if (!sealed.ok()) return Error(sealed.status());
     return transport::ChunkReply{std::move(*sealed)};
@@ -138,6 +140,47 @@ class RequestHandler {
     }
     return transport::OkReply{};
   }
+  MessageBody operator()(const transport::ListChunksRequest& r) {
+    if (Status s = MayRead(r.owner, "list the chunks", /*caretaker=*/true); !s.ok()) return Error(s);
+    auto chunks = store_.ListChunks(Owner(r.owner));
+    if (!chunks.ok()) return Error(chunks.status());
+    transport::ChunkListReply reply;
+    for (const StoredChunk& c : *chunks) {
+      if (!r.from_start && !(r.after.bytes < c.id.bytes)) continue;
+      if (reply.ids.size() == transport::kMaxIdsPerBatch) break;
+      reply.ids.push_back(c.id);
+    }
+    return reply;
+  }
+  MessageBody operator()(const transport::CaretakerPutChunksRequest& r) {
+    const std::string owner = Owner(r.owner);
+    if (owner != self_) {
+      Status s = options_.may_care_for
+                     ? options_.may_care_for(self_, owner)
+                     : PermissionDenied("this peer accepts no caretaker for " + owner);
+      if (!s.ok()) {
+        options_.log("refused: " + self_ + " tried to store chunks for " + owner + ": " + s.message());
+        return Error(s);
+      }
+    }
+    transport::PutChunksReply reply;
+    uint64_t stored = 0, bytes = 0;
+    for (const auto& item : r.chunks) {
+      auto put = store_.Put(owner, item.id, item.sealed, HashBlob(item.sealed));
+      reply.results.push_back(put.ok() ? Status::Ok() : put.status());
+      if (put.ok() && !*put) {
+        ++stored;
+        bytes += item.sealed.size();
+      }
+    }
+    ++puts_;
+    if (Status s = store_.Flush(owner); !s.ok()) return Error(s);
+    if (owner != self_ && stored > 0) {
+      options_.log("caretaker " + self_ + " stored " + std::to_string(stored) + " chunk(s) (" +
+                   std::to_string(bytes) + " bytes) for " + owner);
+    }
+    return reply;
+  }
   // A reply sent as a request.
   template <typename Reply>
   MessageBody operator()(const Reply&) {
@@ -148,8 +191,12 @@ class RequestHandler {
   std::string Owner(const std::string& owner) const { return owner.empty() ? self_ : owner; }
   // OK for the owner itself; otherwise what options_.may_read says (null:
   // refused). A refusal is logged once per request.
-  Status MayRead(const std::string& owner, const char* what) const {
+  // With `caretaker`, the owner's caretaker may too (chunk reads only).
+  Status MayRead(const std::string& owner, const char* what, bool caretaker = false) const {
     if (owner.empty() || owner == self_) return Status::Ok();
+    if (caretaker && options_.may_care_for && options_.may_care_for(self_, owner).ok()) {
+      return Status::Ok();
+    }
     Status s = options_.may_read
                    ? options_.may_read(self_, owner)
                    : PermissionDenied("agent " + self_ + " may not read the backups of " + owner +

@@ -66,13 +66,58 @@ Result<uint64_t> ReleaseOn(const ReplicaTools& t, const std::string& peer,
   return before->used_bytes - after->used_bytes;
 }
 
+// Holders the owner did not record (a caretaker copied chunks while the
+// owner was gone, docs/peers.md "Caretaker"): asks every live peer that is
+// not a verified holder of an under-replicated chunk whether it has it, and
+// records those that do with the recorded hash — a caretaker copies the
+// sealed blob byte for byte, and a read still checks it (a differing blob
+// is checked with the AEAD, replica_reader.h). Returns how many were added.
+Result<uint64_t> LearnHolders(const ReplicaTools& t, const std::vector<ChunkLocation>& rows,
+                              std::set<std::pair<ChunkId, std::string>>& verified) {
+  std::map<ChunkId, size_t> good;  // verified holders per chunk
+  std::map<ChunkId, BlobHash> hash;
+  for (const ChunkLocation& r : rows) {
+    // Any recorded row's hash: every replica of a chunk the owner sent is
+    // the same blob unless it re-sealed it (then the AEAD decides on read).
+    hash.try_emplace(r.id, r.hash);
+    good[r.id] += verified.contains({r.id, r.peer}) ? 1 : 0;
+  }
+  std::vector<ChunkId> short_ids;
+  for (const auto& [id, n] : good) {
+    if (n < t.options.replicas) short_ids.push_back(id);
+  }
+  if (short_ids.empty()) return uint64_t{0};
+  Mutex mu;
+  std::vector<ChunkLocation> found;  // guarded by mu
+  std::vector<std::function<void()>> asks;
+  for (size_t i = 0; i < t.links.size(); ++i) {
+    PeerLink* link = &t.links.at(i);
+    if (link->down()) continue;
+    asks.push_back([&, link] {
+      ForEachHeld(*link, "", short_ids, [&](const ChunkId& id) {
+        MutexLock lock(mu);
+        if (!verified.contains({id, link->name()})) found.push_back({id, link->name(), hash[id]});
+      }).IgnoreError();
+    });
+  }
+  t.pool.RunAll(std::move(asks));
+  if (found.empty()) return uint64_t{0};
+  ST_RETURN_IF_ERROR(t.locations.Add(found));
+  for (const ChunkLocation& f : found) verified.insert({f.id, f.peer});
+  return uint64_t{found.size()};
+}
+
 }  // namespace
 
 Result<PeerSet::RepairReport> RepairReplicas(const ReplicaTools& t) {
   ST_RETURN_IF_ERROR(t.uploads.Flush());
   ST_ASSIGN_OR_RETURN(std::vector<ChunkLocation> rows, t.locations.All());  // ordered by id
-  const std::set<std::pair<ChunkId, std::string>> verified = VerifiedHolders(t, rows);
+  std::set<std::pair<ChunkId, std::string>> verified = VerifiedHolders(t, rows);
   PeerSet::RepairReport report;
+  ST_ASSIGN_OR_RETURN(report.learned, LearnHolders(t, rows, verified));
+  if (report.learned > 0) {
+    ST_ASSIGN_OR_RETURN(rows, t.locations.All());  // with the learned holders
+  }
   std::map<std::string, std::vector<ChunkId>> stale;  // rows of live peers that lost the chunk
   const uint64_t sent_before = t.uploads.counters().chunks_sent;
   for (size_t i = 0; i < rows.size();) {

@@ -160,6 +160,17 @@ class Encoder {
     w_.U32(m.seconds);
     return Status::Ok();
   }
+  Status operator()(const ListChunksRequest& m) {
+    ST_RETURN_IF_ERROR(Owner(m.owner));
+    w_.U8(m.from_start ? 1 : 0);
+    w_.Fixed(m.after.bytes);
+    return Status::Ok();
+  }
+  Status operator()(const ChunkListReply& m) { return Ids(m.ids); }
+  Status operator()(const CaretakerPutChunksRequest& m) {
+    ST_RETURN_IF_ERROR(Owner(m.owner));
+    return Chunks(m.chunks);
+  }
 
  private:
   Status AccountName(const std::string& name) {
@@ -323,6 +334,22 @@ class Decoder {
         m.seconds = r_.U32();
         return m;
       }
+      case MessageType::kListChunks: {
+        ListChunksRequest m;
+        m.owner = Owner();
+        uint8_t flag = r_.U8();
+        if (r_.ok() && flag > 1) r_.Fail("ListChunks from_start is neither 0 nor 1");
+        m.from_start = flag == 1;
+        m.after = Id();
+        return m;
+      }
+      case MessageType::kChunkListReply: return ChunkListReply{Ids()};
+      case MessageType::kCaretakerPutChunks: {
+        CaretakerPutChunksRequest m;
+        m.owner = Owner();
+        m.chunks = std::get<PutChunksRequest>(Decode(MessageType::kPutChunks)).chunks;
+        return m;
+      }
     }
     r_.Fail("unknown message type");
     return OkReply{};
@@ -402,6 +429,7 @@ MessageType TypeOf(const MessageBody& body) {
       MessageType::kWrappedKeyReply,  MessageType::kStatsReply,     MessageType::kError,
       MessageType::kMigrateHasChunks, MessageType::kMigratePutChunks, MessageType::kMigrateRestore,
       MessageType::kMigrateRestoreReply, MessageType::kHoldSnapshot, MessageType::kMigrateCheck,
+      MessageType::kListChunks,       MessageType::kChunkListReply, MessageType::kCaretakerPutChunks,
   };
   static_assert(std::size(kTypes) == std::variant_size_v<MessageBody>);
   return kTypes[body.index()];
@@ -434,6 +462,9 @@ std::string MessageName(uint8_t type) {
     case MessageType::kMigrateRestoreReply: name = "MigrateRestoreReply"; break;
     case MessageType::kHoldSnapshot: name = "HoldSnapshot"; break;
     case MessageType::kMigrateCheck: name = "MigrateCheck"; break;
+    case MessageType::kListChunks: name = "ListChunks"; break;
+    case MessageType::kChunkListReply: name = "ChunkListReply"; break;
+    case MessageType::kCaretakerPutChunks: name = "CaretakerPutChunks"; break;
   }
   char hex[8];
   std::snprintf(hex, sizeof hex, "0x%02x", type);

@@ -50,6 +50,10 @@ struct EffectivePolicy {
   int64_t max_age_seconds = 7 * 86400;
   uint32_t peer_grace_days = 7;       // releases and old roots kept on peers (docs/peers.md)
   uint32_t departed_grace_days = 30;  // a departed owner's data kept on peers
+  // An owner with no heartbeat for this long gets a caretaker: one live
+  // peer that restores its chunks' replica count (docs/peers.md
+  // "Caretaker"). 0: never.
+  uint32_t caretaker_after_minutes = 1440;
 
   // LDAP attribute name (e.g. "sparetimeReplicas") -> DN of the policy that
   // set it, or "built-in default".

@@ -98,6 +98,7 @@ struct PolicySettings {
   std::optional<int64_t> max_age_seconds;  // sparetimeMaxAge ("3d")
   std::optional<uint32_t> peer_grace_days;      // delayed delete on peers (issue 21)
   std::optional<uint32_t> departed_grace_days;  // data of owners gone from the directory
+  std::optional<uint32_t> caretaker_after_minutes;  // 0: no caretaker
 };
 
 struct PolicyEntry {

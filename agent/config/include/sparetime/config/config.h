@@ -3,7 +3,7 @@
 //
 //     [agent]      name, listen, advertise_address, state_dir, site, heartbeat,
 //                  peer_timeout
-//     [storage]    capacity, owner_quota
+//     [storage]    capacity, owner_quota, scrub_interval
 //     [directory]  uri, base, bind_dn, password_file, sasl_external,
 //                  ca_file, cert_file, key_file, timeout, poll_interval,
 //                  page_size, cache
@@ -49,6 +49,9 @@ struct AgentConfig {
   // [storage]
   uint64_t capacity = 0;             // bytes offered to peers; 0 = none
   uint64_t owner_quota = 0;          // per-owner cap; 0 = capacity
+  // How often the idle scrub re-reads everything held for others
+  // (ops/peer_scrub.h); a pass stopped midway resumes at its cursor.
+  std::chrono::milliseconds scrub_interval{std::chrono::hours(24 * 7)};
 
   // [directory]
   directory::DirectoryConfig directory;  // uri default file:///etc/sparetime/directory.ldif

@@ -39,6 +39,21 @@ struct JobStatus {
   std::string detail;  // why paused / the error
 };
 
+// What this agent's peer store holds for one owner (issue 21 part 6).
+struct HeldStatus {
+  std::string owner;
+  uint64_t chunks = 0;
+  uint64_t live_bytes = 0;    // sealed bytes of the chunks held (the quota counts these)
+  uint64_t record_bytes = 0;  // wrapped key + roots
+  // Pack files on disk: live chunks plus released ones not yet repacked
+  // (disk_bytes - live_bytes is what a repack could give back).
+  uint64_t disk_bytes = 0;
+  int64_t last_scrub = 0;     // Unix s a full scrub pass ended; 0 = never
+  uint64_t scrub_passes = 0;
+  bool scrub_in_progress = false;  // a pass stopped midway, resumes at its cursor
+  uint64_t damaged = 0;       // damaged copies the scrub found (and dropped), all passes
+};
+
 struct AgentStatus {
   std::string agent;  // name
   int64_t pid = 0;           // getpid(): in sparetimed's own PID namespace
@@ -77,6 +92,7 @@ struct AgentStatus {
   std::vector<directory::DeviceBackupState> backups;
   directory::BackupHealth backup_health;
   std::string backup_state_error;  // why it could not be read ("" ok)
+  std::vector<HeldStatus> held;  // by owner name
 };
 
 std::string StatusPath(const std::string& state_dir);

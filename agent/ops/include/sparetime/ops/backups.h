@@ -124,6 +124,7 @@ struct RepairReport {
   uint64_t copied = 0;   // new replicas made (local: damaged chunks stored again from the source)
   uint64_t dropped = 0;  // stale location records dropped
   uint64_t lost = 0;     // chunks no live peer has a good copy of (local: damaged, not stored again)
+  uint64_t learned = 0;  // holders found that locations.db did not list (a caretaker's copies)
   std::vector<LostRange> lost_at;  // local: every snapshot range a lost chunk leaves unreadable
 };
 // "N chunks checked: N new replicas made, N stale records dropped, N chunks

@@ -66,6 +66,13 @@ class PeerClient {
   // OK when the peer would run a process with these credentials.
   Status MigrateCheck(transport::MigrateCheckRequest request);
 
+  // Caretaker (docs/peers.md "Caretaker"): every chunk id the peer holds
+  // for `owner`, in id order (pages of ListChunks until a short one).
+  Result<std::vector<ChunkId>> ListChunks(const std::string& owner);
+  // Stores `owner`'s sealed chunks as its caretaker; per-chunk results.
+  Result<std::vector<Status>> CaretakerPut(const std::string& owner,
+                                           std::vector<transport::PutChunksRequest::Item> chunks);
+
   // Pipelining: send now, collect the reply later (in send order).
   Result<uint32_t> SendRequest(transport::MessageBody body);
   Result<transport::Message> ReceiveReply(uint32_t request_id);

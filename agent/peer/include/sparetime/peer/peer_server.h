@@ -6,7 +6,9 @@
 // stats) for any owner — everything held is sealed by its owner, and a box
 // rebuilt after a disk failure must read its old chunks before it has
 // anything else. Only the owner itself (the agent name the session's key
-// belongs to) stores, releases, or replaces its roots and key.
+// belongs to) stores, releases, or replaces its roots and key — except that
+// a silent owner's caretaker (may_care_for, docs/peers.md "Caretaker") may
+// list, read and store that owner's sealed chunks.
 //
 // Strangers (issue 26): a connection is "pending" until its handshake has
 // authenticated a key the directory knows, and pending connections have
@@ -97,6 +99,12 @@ struct PeerServerOptions {
   // its ReleaseChunks is refused with kUnavailable ("deferred: ..."). Null:
   // HoldSnapshot is refused and releases always go through.
   peerstore::ReadHolds* holds = nullptr;
+  // Caretaker (docs/peers.md "Caretaker"): OK when `caller` is, in this
+  // peer's own view, the caretaker of the silent `owner` (ops::MayCareFor).
+  // It may then list, ask about and get `owner`'s chunks and store sealed
+  // chunks for `owner` (CaretakerPutChunks) — never read or replace the key
+  // or roots, never release. Null: caretaker requests are refused.
+  std::function<Status(const std::string& caller, const std::string& owner)> may_care_for;
 };
 
 class PeerServer {

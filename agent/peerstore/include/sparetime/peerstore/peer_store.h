@@ -63,6 +63,7 @@
 #include "sparetime/crypto/chunk_id.h"
 #include "sparetime/imaging/chunk_store.h"
 #include "sparetime/imaging/pack_store.h"
+#include "sparetime/imaging/prune.h"
 
 namespace sparetime::peerstore {
 
@@ -159,6 +160,14 @@ class PeerStore {
   // checked.
   Result<uint64_t> Scrub(const std::string& owner,
                          const std::function<void(const ChunkId&, const Status&)>& bad);
+
+  // Scrub on peers (issue 21 part 2, ops/peer_scrub.h): every chunk held
+  // for `owner` with its sealed length, in id order (the scrub's cursor
+  // walks it); empty when nothing is held. And the bytes the owner's pack
+  // files take on disk (live chunks with their record headers, plus
+  // released ones a repack has not reclaimed yet).
+  Result<std::vector<StoredChunk>> ListChunks(const std::string& owner);
+  Result<uint64_t> DiskBytes(const std::string& owner);
 
   Result<OwnerUsage> Usage(const std::string& owner);
   std::vector<std::string> Owners();

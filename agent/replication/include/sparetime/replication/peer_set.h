@@ -150,6 +150,9 @@ class PeerSet final : public ChunkSink, public ChunkSource, public ChunkRemover 
     uint64_t copied = 0;     // new replicas made
     uint64_t dropped = 0;    // location rows of holders that lost the chunk
     uint64_t lost = 0;       // chunks no live holder has
+    // Holders found that locations.db did not list (copies a caretaker
+    // made while this owner was gone), recorded before anything is copied.
+    uint64_t learned = 0;
   };
   Result<RepairReport> Repair();
 

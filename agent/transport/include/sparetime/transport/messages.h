@@ -72,6 +72,11 @@ enum class MessageType : uint8_t {
   kMigrateRestore = 0x22,
   kMigrateCheck = 0x23,
   kMigrateRestoreReply = 0xa2,
+  // Caretaker (docs/peers.md "Caretaker"): a live peer heals the replicas
+  // of an owner that stopped sending heartbeats.
+  kListChunks = 0x30,
+  kCaretakerPutChunks = 0x31,
+  kChunkListReply = 0xb0,
 };
 
 // Which of these chunks of `owner` do you hold?
@@ -188,13 +193,34 @@ struct HoldSnapshotRequest {
   uint32_t seconds = 0;
 };
 
+// Which chunks do you hold for `owner`, in id order, after `after` (from
+// the first when `from_start`)? Answered with ChunkListReply: at most
+// kMaxIdsPerBatch ids; fewer means the list is complete. Allowed for the
+// owner itself and for its caretaker (docs/peers.md "Who may do what").
+struct ListChunksRequest {
+  std::string owner;
+  bool from_start = true;
+  ChunkId after;
+};
+struct ChunkListReply {
+  std::vector<ChunkId> ids;
+};
+// The caretaker of `owner` stores these sealed chunks (copied, never
+// opened) for `owner`. Answered with PutChunksReply, one status per chunk;
+// a chunk already held is OK (idempotent).
+struct CaretakerPutChunksRequest {
+  std::string owner;
+  std::vector<PutChunksRequest::Item> chunks;
+};
+
 using MessageBody =
     std::variant<HasChunksRequest, PutChunksRequest, GetChunkRequest, ReleaseChunksRequest,
                  PutRootsRequest, GetRootsRequest, PutWrappedKeyRequest, GetWrappedKeyRequest,
                  GetStatsRequest, OkReply, HasChunksReply, PutChunksReply, ChunkReply,
                  ReleaseChunksReply, RootsReply, WrappedKeyReply, StatsReply, ErrorReply,
                  MigrateHasChunksRequest, MigratePutChunksRequest, MigrateRestoreRequest,
-                 MigrateRestoreReply, HoldSnapshotRequest, MigrateCheckRequest>;
+                 MigrateRestoreReply, HoldSnapshotRequest, MigrateCheckRequest, ListChunksRequest,
+                 ChunkListReply, CaretakerPutChunksRequest>;
 
 struct Message {
   uint32_t request_id = 0;
