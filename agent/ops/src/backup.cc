@@ -5,15 +5,19 @@
 // returns; a snapshot is recorded only after ConsistentSource::Finish()
 // succeeded (so a freeze past its deadline or a full LVM snapshot records
 // nothing); a frozen or snapshotted image never resumes another run's
-// journaled chunks (they were read at another moment).
+// journaled chunks (they were read at another moment). A thin LV's image
+// takes from its base snapshot only the chunks thin_delta calls unchanged;
+// the new thin snapshot becomes the base only after the image is committed.
 #include "sparetime/ops/backup.h"
 
 #include <algorithm>
 #include <optional>
 
 #include "sparetime/base/token_bucket.h"
+#include "sparetime/imaging/chunker.h"
 #include "sparetime/imaging/device.h"
 #include "sparetime/imaging/fs_allocation.h"
+#include "sparetime/ops/thin_delta.h"
 
 namespace sparetime::ops {
 
@@ -152,6 +156,18 @@ Result<Snapshot> Backup(Backups& backups, const BackupRequest& r) {
     }
     if (allocation->known) options.allocated = &allocation->ranges;
   }
+  // A thin LV with a kept base: read only what changed since it.
+  std::optional<ThinDelta> delta;
+  if (const ThinChain* chain = source.thin_chain()) {
+    delta = UnchangedSinceBase(*chain, backups, device->identity(), device->size(),
+                                       options.chunk_size ? options.chunk_size
+                                                          : kDefaultChunkSize);
+    if (r.notice) {
+      r.notice(delta->note);
+      if (!delta->warning.empty()) r.notice(delta->warning);
+    }
+    if (!delta->unchanged.empty()) options.unchanged = &delta->unchanged;
+  }
   Catalog& catalog = backups.catalog();
   const std::string taken = source.taken();
   ConsistentJournal journal(catalog, taken != kTakenFrozen && taken != kTakenSnapshot);
@@ -163,6 +179,10 @@ Result<Snapshot> Backup(Backups& backups, const BackupRequest& r) {
     return st.WithContext("snapshot " + snap->id + " of " + r.device +
                           " is stored but its peers did not get the new snapshot list; run the "
                           "backup again");
+  }
+  // Not a failure: the snapshot is recorded; the next incremental reads in full.
+  if (Status kept = source.Keep(snap->id); !kept.ok() && r.notice) {
+    r.notice(kept.message() + "; the next backup of " + r.device + " reads it in full");
   }
   return snap;
 }

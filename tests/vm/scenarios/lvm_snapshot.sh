@@ -2,9 +2,9 @@
 # sparetime itself: the snapshot keeps the old bytes while the origin
 # changes; `sparetime backup` of the snapshot LV, then `restore`, gives back
 # exactly the bytes the volume had when the snapshot was taken.
-# lab-packages: lvm2
-# lab-disk: 256M
-# lab-timeout: 900
+# lab-packages: lvm2 thin-provisioning-tools
+# lab-disk: 384M
+# lab-timeout: 1500
 set -euo pipefail
 disk=${LAB_DISKS%% *}
 pkg=/tmp/pkg
@@ -37,3 +37,92 @@ echo "restored $size bytes"
 [ "$size" = $((64 * 1024 * 1024)) ]
 cmp /tmp/restored /tmp/before
 echo "OK: sparetime backed up the snapshot LV and restored it byte for byte"
+
+# ---- issue 20: --consistency snapshot (sparetime's own LVM snapshots) ----
+count() { st --json snapshots | grep -o '"id":' | wc -l; }
+no_snap_left() {  # LV
+  if lvs "lab/$1-sparetime-snap" >/dev/null 2>&1; then echo "FAIL: lab/$1-sparetime-snap left behind"; exit 1; fi
+}
+# writer DIR: files 0,1,2,... each written and fsynced, its number logged after the fsync.
+writer() {
+  local i=0
+  mkdir -p "$1"
+  while :; do
+    head -c $((4096 + (i * 7919) % 61440)) /dev/urandom > "$1/$i.tmp"
+    sync "$1/$i.tmp"; mv "$1/$i.tmp" "$1/$i"; sync "$1"
+    sha256sum "$1/$i" >> "/tmp/$(basename "$1").log"
+    i=$((i + 1))
+  done
+}
+# check_restore LV DIR: restore latest of /dev/lab/LV onto lab/restore (no
+# loop devices in the guest), fsck it, and find every file the writer had
+# finished before the backup (listed in /tmp/DIR.before), byte-identical.
+check_restore() {
+  lvs lab/restore >/dev/null 2>&1 || { lvcreate -q -y -n restore -L 64M lab; udevadm settle; }
+  st restore latest --device "/dev/lab/$1" --to /dev/lab/restore
+  e2fsck -fn /dev/lab/restore
+  mkdir -p /mnt/restore
+  mount -o ro /dev/lab/restore /mnt/restore
+  local n
+  n=$(wc -l < "/tmp/$2.before")
+  [ "$n" -gt 0 ] || { echo "FAIL: the writer finished no file before the backup"; exit 1; }
+  (cd /mnt/restore && sha256sum -c --quiet "/tmp/$2.before")
+  echo "restored /dev/lab/$1: fsck clean, all $n files fsynced before the backup are byte-identical"
+  umount /mnt/restore
+}
+# backup_while_writing LV MODE EXTRA...: mount, start the writer, back up, stop it.
+backup_while_writing() {
+  local lv=$1 mode=$2; shift 2
+  mkfs.ext4 -q -F "/dev/lab/$lv"
+  mkdir -p "/mnt/$lv"; mount "/dev/lab/$lv" "/mnt/$lv"
+  writer "/mnt/$lv/w$lv" & local wpid=$!
+  sleep 2
+  sed 's| /mnt/'"$lv"'/| ./|' "/tmp/w$lv.log" > "/tmp/w$lv.before"
+  st --json backup "/dev/lab/$lv" --consistency "$mode" "$@" > "/tmp/$lv.json"
+  kill "$wpid"; wait "$wpid" 2>/dev/null || true
+  grep -q '"consistency":"snapshot"' "/tmp/$lv.json" || { echo "FAIL: not taken as snapshot"; cat "/tmp/$lv.json"; exit 1; }
+  umount "/mnt/$lv"
+  no_snap_left "$lv"
+}
+
+# Classic CoW: a stale snapshot of a killed agent first, then the backup.
+lvcreate -q -y -n data-sparetime-snap -s -L 8M lab/data
+udevadm settle
+backup_while_writing data snapshot --snapshot-size 48M
+echo "classic: the stale lab/data-sparetime-snap was removed and sparetime's own is gone"
+check_restore data wdata
+
+# Thin: auto picks a snapshot for an LVM volume; a thin snapshot needs no size.
+lvcreate -q -y -L 120M -T lab/pool
+lvcreate -q -y -V 64M -T lab/pool -n thin
+udevadm settle
+backup_while_writing thin auto
+check_restore thin wthin
+
+# A CoW snapshot that fills up: 4 MiB of CoW, a slow backup (--bwlimit), and
+# 40 MiB written to the origin meanwhile.
+before=$(count)
+mount /dev/lab/data /mnt/data
+( sleep 2; dd if=/dev/urandom of=/mnt/data/fill bs=1M count=40 oflag=direct status=none; sync ) &
+fill=$!
+set +e
+st backup /dev/lab/data --consistency snapshot --snapshot-size 4M --bwlimit 4M 2> /tmp/full.err
+rc=$?
+set -e
+wait "$fill"
+cat /tmp/full.err
+[ "$rc" = 7 ] || { echo "FAIL: a filled CoW snapshot exited $rc, not 7"; exit 1; }
+grep -q "filled up" /tmp/full.err
+[ "$(count)" = "$before" ] || { echo "FAIL: a snapshot was recorded"; exit 1; }
+no_snap_left data
+touch /mnt/data/still-writable && umount /mnt/data
+echo "a filled CoW snapshot failed the backup with exit 7, was removed, recorded nothing"
+
+# No lvm2 tools on PATH.
+set +e
+PATH=/nonexistent "$pkg/usr/bin/sparetime" --repo /tmp/repo backup /dev/lab/data --consistency snapshot 2> /tmp/tools.err
+rc=$?
+set -e
+cat /tmp/tools.err
+[ "$rc" = 5 ] && grep -q "lvm2" /tmp/tools.err
+echo "OK: consistency snapshot (classic, thin, stale, full, no tools)"
