@@ -132,17 +132,26 @@ tool_open() {  # a read-only command: the per-invocation cost (KDF, index load)
     partclone) bench_step "$t-open.r$rep" ls -l "$repo" ;;  # no repository to open
   esac
 }
-# The restored image against disk-v2.img: byte for byte, except partclone's,
-# which restores used blocks only (free space stays zero): e2fsck must find
-# the filesystem clean.
+# The restored image against disk-v2.img: byte for byte for restic and borg;
+# partclone and sparetime restore used blocks only (free space stays zero,
+# docs/formats.md "Used-blocks images"): e2fsck must find the filesystem
+# clean, and sparetime's must hold the same files as disk-v2.img (both mounted
+# read-only, diff -r).
 check_restore() {
   local t=$1 restored=$2
-  if [ "$t" = partclone ]; then
-    e2fsck -fn "$restored" > "$STEPS/$t-restore.fsck" 2>&1 ||
-      bench_die "$t restored an image e2fsck does not pass (see $STEPS/$t-restore.fsck)"
-  else
-    cmp "$restored" "$corpus/disk-v2.img" || bench_die "$t restored an image that differs from disk-v2.img"
-  fi
+  case $t in
+    partclone|sparetime*)
+      e2fsck -fn "$restored" > "$STEPS/$t-restore.fsck" 2>&1 ||
+        bench_die "$t restored an image e2fsck does not pass (see $STEPS/$t-restore.fsck)"
+      [ "$t" = partclone ] && return 0
+      local a b rc=0
+      a=$(mktemp -d) b=$(mktemp -d)
+      mount -o ro,loop,noload "$restored" "$a" && mount -o ro,loop,noload "$corpus/disk-v2.img" "$b" &&
+        { diff -r --no-dereference "$a" "$b" > "$STEPS/$t-restore.diff" 2>&1 || rc=1; } || rc=2
+      umount "$a" 2>/dev/null || true; umount "$b" 2>/dev/null || true; rmdir "$a" "$b"
+      [ "$rc" = 0 ] || bench_die "$t restored an image whose files differ from disk-v2.img's (see $STEPS/$t-restore.diff)" ;;
+    *) cmp "$restored" "$corpus/disk-v2.img" || bench_die "$t restored an image that differs from disk-v2.img" ;;
+  esac
 }
 
 { bench_env
