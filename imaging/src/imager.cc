@@ -57,6 +57,8 @@ class BackupRun {
 
  private:
   Status LoadResumeState();
+  // Marks the chunks of options.unchanged done (after the journal's).
+  Status LoadUnchanged();
   // The next chunk to read, in device order; records the holes on the way.
   std::optional<ChunkExtent> NextToRead() EXCLUDES(cursor_mu_, mu_);
   void ReadLoop(BoundedQueue<AlignedBuffer>& free, BoundedQueue<ChunkWork>& work);
@@ -113,6 +115,30 @@ Status BackupRun::LoadResumeState() {
     }
     done_[index] = true;
     progress_.Add(chunker_.At(index).length);
+  }
+  return Status::Ok();
+}
+
+Status BackupRun::LoadUnchanged() {
+  if (options_.unchanged == nullptr) return Status::Ok();
+  for (const auto& [index, id] : *options_.unchanged) {
+    if (index >= chunker_.count() || done_[index]) continue;
+    const ChunkExtent extent = chunker_.At(index);
+    // Free space now: a hole, whatever the earlier snapshot held there.
+    if (options_.allocated && !AnyAllocated(*options_.allocated, extent.offset, extent.length)) {
+      continue;
+    }
+    if (!id.is_hole()) {
+      ST_ASSIGN_OR_RETURN(bool held, env_.sink.Contains(id));
+      if (!held) continue;  // pruned or damaged since: read it
+    }
+    {
+      MutexLock lock(mu_);  // no other thread yet
+      if (id.is_hole()) ++stats_.holes;
+      ids_[index] = id;
+    }
+    done_[index] = true;
+    progress_.Add(extent.length);
   }
   return Status::Ok();
 }
@@ -246,6 +272,7 @@ Status BackupRun::Checkpoint(ProgressBatch batch) {
 Result<Snapshot> BackupRun::Run() {
   auto started = std::chrono::steady_clock::now();
   ST_RETURN_IF_ERROR(LoadResumeState());
+  ST_RETURN_IF_ERROR(LoadUnchanged());
 
   unsigned threads = options_.threads ? options_.threads
                                       : std::max(1u, std::thread::hardware_concurrency());

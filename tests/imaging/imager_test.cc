@@ -1,6 +1,7 @@
 // The backup and restore pipelines over the real codec, pack store and
 // catalog on regular files: ordering under many threads, holes, dedup within
-// and across runs, cancel + resume, and restore/verify refusals.
+// and across runs, cancel + resume, chunks known unchanged taken unread, and
+// restore/verify refusals.
 #include "sparetime/imaging/imager.h"
 
 #include <gtest/gtest.h>
@@ -235,6 +236,38 @@ TEST_F(ImagerTest, SecondRunStoresNothingNew) {
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->stats.new_chunks, 0u);
   EXPECT_EQ(again->stats.stored_bytes, 0u);
+}
+
+TEST_F(ImagerTest, UnchangedChunksAreTakenUnreadWhenTheStoreHoldsThem) {
+  auto first = RunBackup({});
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  auto manifest = LoadManifest(first->manifest_root, codec_, *store_);
+  ASSERT_TRUE(manifest.ok());
+  // Chunks 10 and 11 change on disk; the list calls 11 unchanged (so it must
+  // not be read: the image keeps its old bytes) and gives 12 an id the store
+  // lacks (so it must be read). Chunk 10 is not in the list.
+  const std::vector<std::byte> old = image_;
+  std::vector<std::byte> fresh = RandomBytes(2 * kChunk, 7);
+  std::memcpy(image_.data() + 10 * kChunk, fresh.data(), fresh.size());
+  testing::WriteFileOrDie(tmp_ / "disk.img", image_);
+  std::vector<std::pair<uint64_t, ChunkId>> unchanged;
+  for (uint64_t i = 0; i < manifest->chunk_count(); ++i) {
+    if (i == 10) continue;
+    unchanged.emplace_back(i, i == 12 ? codec_.Id(RandomBytes(100, 9)) : manifest->chunks[i]);
+  }
+  auto inner = OpenBlockDevice(tmp_ / "disk.img");
+  ASSERT_TRUE(inner.ok());
+  CountingDevice device(std::move(*inner));
+  BackupOptions options;
+  options.unchanged = &unchanged;
+  auto second = BackupOf(device, options);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(device.reads, 2);  // chunks 10 and 12
+  EXPECT_EQ(second->stats.holes, 40u);
+  EXPECT_EQ(second->stats.new_chunks, 1u);  // chunk 10; chunk 12 is stored already
+  std::vector<std::byte> want = image_;
+  std::memcpy(want.data() + 11 * kChunk, old.data() + 11 * kChunk, kChunk);
+  EXPECT_EQ(RestoreToFile(*second, "out.img"), want);
 }
 
 TEST_F(ImagerTest, CancelledBackupResumesWhereItStopped) {

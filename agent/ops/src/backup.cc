@@ -5,15 +5,19 @@
 // returns; a snapshot is recorded only after ConsistentSource::Finish()
 // succeeded (so a freeze past its deadline or a full LVM snapshot records
 // nothing); a frozen or snapshotted image never resumes another run's
-// journaled chunks (they were read at another moment).
+// journaled chunks (they were read at another moment). A thin LV's image
+// takes from its base snapshot only the chunks thin_delta calls unchanged;
+// the new thin snapshot becomes the base only after the image is committed.
 #include "sparetime/ops/backup.h"
 
 #include <algorithm>
 #include <optional>
 
 #include "sparetime/base/token_bucket.h"
+#include "sparetime/imaging/chunker.h"
 #include "sparetime/imaging/device.h"
 #include "sparetime/imaging/fs_allocation.h"
+#include "sparetime/ops/thin_delta.h"
 
 namespace sparetime::ops {
 
@@ -55,10 +59,17 @@ class ReadUnderIdentity final : public BlockDevice {
       : origin_(std::move(origin)), read_(std::move(read)) {}
   const DeviceIdentity& identity() const override { return origin_->identity(); }
   Result<size_t> ReadAt(uint64_t offset, std::span<std::byte> buf) override {
+    if (!read_) return FailedPrecondition("the snapshot device was closed before its image was read");
     return read_->ReadAt(offset, buf);
   }
-  void DoneWith(uint64_t offset, uint64_t len) override { read_->DoneWith(offset, len); }
-  uint64_t NextDataOffset(uint64_t offset) override { return read_->NextDataOffset(offset); }
+  void DoneWith(uint64_t offset, uint64_t len) override {
+    if (read_) read_->DoneWith(offset, len);
+  }
+  uint64_t NextDataOffset(uint64_t offset) override {
+    return read_ ? read_->NextDataOffset(offset) : offset;
+  }
+  // Closes the snapshot: LVM refuses to remove an LV that is still open.
+  void CloseRead() { read_.reset(); }
 
  private:
   std::unique_ptr<BlockDevice> origin_, read_;
@@ -89,9 +100,12 @@ class ConsistentJournal final : public BackupJournal {
 // and says how it was taken.
 class ConsistentRecorder final : public SnapshotRecorder {
  public:
-  ConsistentRecorder(SnapshotRecorder& inner, ConsistentSource& source)
-      : inner_(inner), source_(source) {}
+  ConsistentRecorder(SnapshotRecorder& inner, ConsistentSource& source,
+                     ReadUnderIdentity* snapshot_reader)
+      : inner_(inner), source_(source), snapshot_reader_(snapshot_reader) {}
   Result<Snapshot> AddSnapshot(Snapshot snapshot) override {
+    // The image is read: close the snapshot so Finish() can remove it.
+    if (snapshot_reader_ != nullptr) snapshot_reader_->CloseRead();
     ST_RETURN_IF_ERROR(source_.Finish());
     snapshot.consistency = source_.taken();
     return inner_.AddSnapshot(std::move(snapshot));
@@ -100,6 +114,7 @@ class ConsistentRecorder final : public SnapshotRecorder {
  private:
   SnapshotRecorder& inner_;
   ConsistentSource& source_;
+  ReadUnderIdentity* const snapshot_reader_;
 };
 
 }  // namespace
@@ -117,13 +132,16 @@ Result<Snapshot> Backup(Backups& backups, const BackupRequest& r) {
       ConsistentSource::Prepare(r.device, consistency, r.cancel);
   if (!prepared.ok()) return prepared.status().WithContext("backup of " + r.device);
   ConsistentSource& source = **prepared;
+  ReadUnderIdentity* snapshot_reader = nullptr;  // owned by `device`
   if (source.read_path() != r.device) {
     Result<std::unique_ptr<BlockDevice>> snap_dev =
         open(source.read_path());
     if (!snap_dev.ok()) {
       return source.Explain(snap_dev.status()).WithContext("backup of " + r.device);
     }
-    device = std::make_unique<ReadUnderIdentity>(std::move(device), std::move(*snap_dev));
+    auto reader = std::make_unique<ReadUnderIdentity>(std::move(device), std::move(*snap_dev));
+    snapshot_reader = reader.get();
+    device = std::move(reader);
   }
   std::optional<RateGate> rate;
   BackupOptions options;
@@ -152,17 +170,34 @@ Result<Snapshot> Backup(Backups& backups, const BackupRequest& r) {
     }
     if (allocation->known) options.allocated = &allocation->ranges;
   }
+  // A thin LV with a kept base: read only what changed since it.
+  std::optional<ThinDelta> delta;
+  if (const ThinChain* chain = source.thin_chain()) {
+    delta = UnchangedSinceBase(*chain, backups, device->identity(), device->size(),
+                                       options.chunk_size ? options.chunk_size
+                                                          : kDefaultChunkSize);
+    if (r.notice) {
+      r.notice(delta->note);
+      if (!delta->warning.empty()) r.notice(delta->warning);
+    }
+    if (!delta->unchanged.empty()) options.unchanged = &delta->unchanged;
+  }
   Catalog& catalog = backups.catalog();
   const std::string taken = source.taken();
   ConsistentJournal journal(catalog, taken != kTakenFrozen && taken != kTakenSnapshot);
-  ConsistentRecorder recorder(catalog, source);
+  ConsistentRecorder recorder(catalog, source, snapshot_reader);
   BackupEnv env{backups.codec(), backups.sink(), journal, recorder};
   Result<Snapshot> snap = sparetime::Backup(*device, env, options);
+  device.reset();  // closed before the snapshot is removed or kept (LVM: "in use")
   if (!snap.ok()) return source.Explain(snap.status()).WithContext("backup of " + r.device);
   if (Status st = backups.Commit(); !st.ok()) {
     return st.WithContext("snapshot " + snap->id + " of " + r.device +
                           " is stored but its peers did not get the new snapshot list; run the "
                           "backup again");
+  }
+  // Not a failure: the snapshot is recorded; the next incremental reads in full.
+  if (Status kept = source.Keep(snap->id); !kept.ok() && r.notice) {
+    r.notice(kept.message() + "; the next backup of " + r.device + " reads it in full");
   }
   return snap;
 }

@@ -12,6 +12,10 @@
 //     snap_percent 100) fails Finish(): nothing is recorded.
 //   - Tools run without a shell (argv only), so LV names are never parsed
 //     by one.
+//   - Thin LVs: the snapshot is removed unless Keep() makes it the base
+//     (<lv>-sparetime-base, tagged sparetime_snapshot_<id>) after the image
+//     was recorded; the old base goes then, so there is at most one base per
+//     LV. A base is never taken for a stale snapshot.
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,6 +30,8 @@ namespace sparetime::ops::detail {
 namespace {
 
 constexpr char kSnapSuffix[] = "-sparetime-snap";
+constexpr char kBaseSuffix[] = "-sparetime-base";
+constexpr char kTagPrefix[] = "sparetime_snapshot_";
 constexpr uint64_t kMinCowBytes = 64ull << 20;
 
 const char kNoTools[] =
@@ -60,8 +66,8 @@ Result<std::string> ReadAll(int fd) {
 }
 
 struct Lv {
-  std::string vg, name, pool, dm_path, attr;
-  uint64_t size = 0;
+  std::string vg, name, pool, dm_path, attr, origin, tags;
+  uint64_t size = 0, thin_id = 0;
   double snap_percent = 0;
 };
 
@@ -70,7 +76,8 @@ Result<std::optional<Lv>> Lvs(const std::string& which) {
   ST_ASSIGN_OR_RETURN(
       ToolResult r,
       RunTool({"lvs", "--reportformat", "json", "--units", "b", "--nosuffix", "-o",
-               "vg_name,lv_name,lv_size,pool_lv,lv_dm_path,lv_attr,snap_percent", which}));
+               "vg_name,lv_name,lv_size,pool_lv,lv_dm_path,lv_attr,snap_percent,origin,lv_tags,thin_id",
+               which}));
   if (r.exit_code != 0) return std::optional<Lv>();  // "Failed to find logical volume"
   nlohmann::json j = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
   try {
@@ -84,7 +91,10 @@ Result<std::optional<Lv>> Lvs(const std::string& which) {
     lv.pool = e.value("pool_lv", "");
     lv.dm_path = e.value("lv_dm_path", "");
     lv.attr = e.value("lv_attr", "");
+    lv.origin = e.value("origin", "");
+    lv.tags = e.value("lv_tags", "");
     lv.size = std::strtoull(e.value("lv_size", "0").c_str(), nullptr, 10);
+    lv.thin_id = std::strtoull(e.value("thin_id", "0").c_str(), nullptr, 10);
     const std::string pct = e.value("snap_percent", "");
     lv.snap_percent = pct.empty() ? 0 : std::strtod(pct.c_str(), nullptr);
     return std::optional<Lv>(lv);
@@ -106,17 +116,21 @@ Status Lvremove(const std::string& vg_lv) {
 class LvmSnapshotSource final : public ConsistentSource {
  public:
   LvmSnapshotSource(std::string device, std::string vg_snap, std::string path, bool thin,
-                    uint64_t cow_bytes, const std::atomic<bool>* cancel)
+                    uint64_t cow_bytes, const std::atomic<bool>* cancel,
+                    std::optional<ThinChain> chain)
       : device_(std::move(device)), vg_snap_(std::move(vg_snap)), path_(std::move(path)),
-        thin_(thin), cow_bytes_(cow_bytes), cancel_(cancel) {}
+        thin_(thin), cow_bytes_(cow_bytes), cancel_(cancel), chain_(std::move(chain)) {}
   ~LvmSnapshotSource() override { (void)Release(); }
 
   const std::string& read_path() const override { return path_; }
   const char* taken() const override { return kTakenSnapshot; }
   const std::atomic<bool>* cancel_flag() const override { return cancel_; }
 
+  const ThinChain* thin_chain() const override { return chain_ ? &*chain_ : nullptr; }
+
   Status Finish() override {
     Status valid = CheckValid();
+    if (thin_ && valid.ok()) return valid;  // kept until Keep() or the destructor
     Status removed = Release();
     if (!valid.ok()) return valid;
     return removed;
@@ -130,6 +144,38 @@ class LvmSnapshotSource final : public ConsistentSource {
   }
 
  private:
+  // The recorded thin snapshot becomes the base: tag it, drop the old base,
+  // rename. On a failure the new snapshot is removed (the next backup of the
+  // LV then reads in full).
+  Status Keep(const std::string& snapshot_id) override {
+    if (!thin_ || removed_) return Status::Ok();
+    const size_t slash = vg_snap_.find('/');
+    const std::string vg = vg_snap_.substr(0, slash);
+    const std::string lv = vg_snap_.substr(slash + 1, vg_snap_.size() - slash - 1 -
+                                                         (sizeof kSnapSuffix - 1));
+    const std::string base = lv + kBaseSuffix;
+    Status st = Tool({"lvchange", "--addtag", kTagPrefix + snapshot_id, vg_snap_});
+    if (st.ok()) {
+      Result<std::optional<Lv>> old = Lvs(vg + "/" + base);
+      if (!old.ok()) st = old.status();
+      else if (*old) st = Lvremove(vg + "/" + base);
+    }
+    if (st.ok()) st = Tool({"lvrename", vg, vg_snap_.substr(slash + 1), base});
+    if (!st.ok()) {
+      Status removed = Release();
+      return st.WithContext("keeping " + vg_snap_ + " as the base of the next incremental" +
+                            (removed.ok() ? "" : "; " + removed.message()));
+    }
+    removed_ = true;  // it is the base now
+    return Status::Ok();
+  }
+
+  static Status Tool(const std::vector<std::string>& argv) {
+    ST_ASSIGN_OR_RETURN(ToolResult r, RunTool(argv));
+    if (r.exit_code == 0) return Status::Ok();
+    return IoError(argv[0] + " " + argv[1] + " failed (" + r.err.substr(0, 300) + ")");
+  }
+
   Status CheckValid() {
     if (removed_ || thin_) return Status::Ok();  // a thin snapshot cannot overflow on its own
     ST_ASSIGN_OR_RETURN(std::optional<Lv> lv, Lvs(vg_snap_));
@@ -154,8 +200,40 @@ class LvmSnapshotSource final : public ConsistentSource {
   const bool thin_;
   const uint64_t cow_bytes_;
   const std::atomic<bool>* const cancel_;
+  const std::optional<ThinChain> chain_;
   bool removed_ = false;
 };
+
+// The kept base of a thin origin, or why there is none (ThinChain::broken).
+Result<ThinChain> ThinBase(const Lv& origin) {
+  ThinChain chain;
+  chain.base_lv = origin.vg + "/" + origin.name + kBaseSuffix;
+  ST_ASSIGN_OR_RETURN(std::optional<Lv> base, Lvs(chain.base_lv));
+  ST_ASSIGN_OR_RETURN(std::optional<Lv> pool, Lvs(origin.vg + "/" + origin.pool));
+  if (pool) chain.pool_dm_path = pool->dm_path;
+  if (!base) {
+    chain.broken = "there is no earlier thin snapshot " + chain.base_lv;
+  } else if (base->pool != origin.pool || base->origin != origin.name) {
+    chain.broken = chain.base_lv + " is not a snapshot of " + origin.vg + "/" + origin.name +
+                   " in pool " + origin.pool + " (origin '" + base->origin + "', pool '" +
+                   base->pool + "')";
+  } else if (!pool || pool->dm_path.empty()) {
+    chain.broken = "the pool " + origin.vg + "/" + origin.pool + " has no device-mapper path";
+  } else {
+    chain.base_thin_id = base->thin_id;
+    for (size_t at = 0; at < base->tags.size();) {
+      size_t end = base->tags.find(',', at);
+      if (end == std::string::npos) end = base->tags.size();
+      const std::string tag = base->tags.substr(at, end - at);
+      if (tag.rfind(kTagPrefix, 0) == 0) chain.base_snapshot_id = tag.substr(sizeof kTagPrefix - 1);
+      at = end + 1;
+    }
+    if (chain.base_snapshot_id.empty()) {
+      chain.broken = chain.base_lv + " has no sparetime_snapshot_<id> tag";
+    }
+  }
+  return chain;
+}
 
 }  // namespace
 
@@ -213,7 +291,7 @@ Result<std::unique_ptr<ConsistentSource>> MakeLvmSnapshotSource(const std::strin
   }
   const std::string snap = origin->name + kSnapSuffix;
   const std::string vg_snap = origin->vg + "/" + snap;
-  if (origin->name.ends_with(kSnapSuffix)) {
+  if (origin->name.ends_with(kSnapSuffix) || origin->name.ends_with(kBaseSuffix)) {
     return FailedPrecondition(device + " is itself a sparetime snapshot (" + vg_snap +
                               "); back up its origin instead");
   }
@@ -223,7 +301,9 @@ Result<std::unique_ptr<ConsistentSource>> MakeLvmSnapshotSource(const std::strin
   const bool thin = !origin->pool.empty();
   uint64_t cow = 0;
   std::vector<std::string> create = {"lvcreate", "-y", "-s", "-n", snap};
+  std::optional<ThinChain> chain;
   if (thin) {
+    ST_ASSIGN_OR_RETURN(chain, ThinBase(*origin));
     create.push_back("-kn");  // thin snapshots skip activation by default
   } else {
     cow = options.snapshot_bytes != 0 ? options.snapshot_bytes
@@ -242,8 +322,12 @@ Result<std::unique_ptr<ConsistentSource>> MakeLvmSnapshotSource(const std::strin
   Result<std::optional<Lv>> created = Lvs(vg_snap);
   std::string path = "/dev/" + origin->vg + "/" + snap;
   if (created.ok() && *created && !(*created)->dm_path.empty()) path = (*created)->dm_path;
-  return std::unique_ptr<ConsistentSource>(
-      std::make_unique<LvmSnapshotSource>(device, vg_snap, path, thin, cow, cancel));
+  if (chain && created.ok() && *created) chain->new_thin_id = (*created)->thin_id;
+  if (chain && chain->broken.empty() && chain->new_thin_id == 0) {
+    chain->broken = "lvs gave no thin_id for " + vg_snap;
+  }
+  return std::unique_ptr<ConsistentSource>(std::make_unique<LvmSnapshotSource>(
+      device, vg_snap, path, thin, cow, cancel, std::move(chain)));
 }
 
 }  // namespace sparetime::ops::detail

@@ -12,6 +12,7 @@
 // With `allocated` set, chunks holding no allocated byte of the filesystem
 // are recorded as holes without a read (a partly allocated chunk is read
 // whole and its free bytes zeroed); such runs keep their resume journal apart from raw runs.
+// With `unchanged` set, the chunks it lists are taken from an earlier snapshot unread.
 #ifndef SPARETIME_IMAGING_IMAGER_H_
 #define SPARETIME_IMAGING_IMAGER_H_
 
@@ -19,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sparetime/base/pause_gate.h"
@@ -53,6 +55,11 @@ struct BackupOptions {
   // in a partly allocated chunk (read whole) the free bytes are zeroed.
   // Null: every chunk is read (--all-blocks, or an unknown filesystem).
   const std::vector<ByteRange>* allocated = nullptr;
+  // Chunks known unchanged since an earlier snapshot (chunk index, that
+  // snapshot's id for it), e.g. from thin_delta: taken without a read when
+  // the sink still holds the id, unless the chunk holds no allocated byte
+  // now (then it is a hole). Null: none.
+  const std::vector<std::pair<uint64_t, ChunkId>>* unchanged = nullptr;
 };
 
 struct BackupEnv {

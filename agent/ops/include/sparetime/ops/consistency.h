@@ -16,6 +16,11 @@
 //            of the image, at most `max_freeze_seconds`.
 //   crash    read live; the snapshot is recorded as inconsistent.
 //
+// Thin LVs (issue 20 section 5): after a recorded backup the thin snapshot is
+// kept as <lv>-sparetime-base, tagged sparetime_snapshot_<id> (the catalog
+// snapshot it was imaged into); the next backup's ThinChain names it, so
+// ops::Backup can ask thin_delta what changed (ops/src/thin_delta.cc).
+//
 // Invariants:
 //   - Nothing is left frozen: the ConsistentSource's destructor thaws; a
 //     deadline thread thaws at `max_freeze_seconds` even when the pipeline
@@ -81,6 +86,15 @@ struct DeviceMount {
 Result<std::optional<DeviceMount>> FindMount(const std::string& device,
                                            const std::string& proc_root = "");
 
+// A thin LV's previous sparetime snapshot and the new one, in one pool.
+struct ThinChain {
+  std::string base_lv;           // VG/<lv>-sparetime-base
+  std::string base_snapshot_id;  // from its tag; "" when it has none
+  uint64_t base_thin_id = 0, new_thin_id = 0;
+  std::string pool_dm_path;  // /dev/mapper/<vg>-<pool>: "-tpool" and "_tmeta" are its layers
+  std::string broken;        // why there is no usable base ("": there is one)
+};
+
 class ConsistentSource {
  public:
   // Prepares the device according to `options`: may freeze or snapshot.
@@ -104,6 +118,15 @@ class ConsistentSource {
   // The imager failed with `error`: the clearer error when the cause was the
   // consistency step (deadline, full snapshot), else `error`. Releases too.
   virtual Status Explain(const Status& error) = 0;
+  // A thin LVM snapshot with a kept base from an earlier backup: the chain
+  // (null otherwise, and for classic snapshots).
+  virtual const ThinChain* thin_chain() const { return nullptr; }
+  // The image was recorded as `snapshot_id`: a thin snapshot becomes the
+  // new base (the old one is removed). Others: nothing to do.
+  virtual Status Keep(const std::string& snapshot_id) {
+    (void)snapshot_id;
+    return Status::Ok();
+  }
 };
 
 }  // namespace sparetime::ops
