@@ -133,7 +133,7 @@ void PrintHeld(const config::AgentStatus& st) {
     if (h.scrub_in_progress) scrub += ", a pass under way";
     // Pack bytes beyond the live ones: record headers, and released chunks
     // a repack has not given back yet (the store knows no more than that).
-    std::printf("holds:      %s: %llu live chunk(s), %s (+ %s key and roots); %s in pack files "
+    std::printf("holds:      %s: %llu live chunk(s), %s (+ %s key and roots); %s on disk "
                 "(live and released-pending); %s; damage found: %llu\n",
                 h.owner.c_str(), static_cast<unsigned long long>(h.chunks),
                 HumanBytes(h.live_bytes).c_str(), HumanBytes(h.record_bytes).c_str(),

@@ -388,7 +388,7 @@ void AgentLoop::UpdateHeld() {
       h.live_bytes = u->chunk_bytes;
       h.record_bytes = u->record_bytes;
     }
-    if (Result<uint64_t> disk = held_->DiskBytes(owner); disk.ok()) h.disk_bytes = *disk;
+    h.disk_bytes = held_->DiskBytes(owner);
     if (scrub.ok()) {
       auto it = scrub->owners.find(owner);
       if (it != scrub->owners.end()) {

@@ -217,25 +217,6 @@ Result<std::vector<StoredChunk>> PeerStore::ListChunks(const std::string& owner)
   return (*o)->chunks->ListStored();
 }
 
-Result<uint64_t> PeerStore::DiskBytes(const std::string& owner) {
-  Result<Impl::Owner*> o = impl_->Get(owner, /*create=*/false);
-  if (!o.ok()) {
-    if (o.status().code() == ErrorCode::kNotFound) return uint64_t{0};
-    return o.status();
-  }
-  // packs/NN/PPPPPPPP.pack (docs/storage.md)
-  const std::string packs = (*o)->dir + "/chunks/packs";
-  ST_ASSIGN_OR_RETURN(std::vector<std::string> groups, ListDir(packs));
-  uint64_t total = 0;
-  for (const std::string& g : groups) {
-    ST_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(packs + "/" + g));
-    for (const std::string& n : names) {
-      if (n.ends_with(".pack")) total += FileSize(packs + "/" + g + "/" + n);
-    }
-  }
-  return total;
-}
-
 Result<OwnerUsage> PeerStore::Usage(const std::string& owner) {
   Result<Impl::Access> a = impl_->Enter(owner, /*create=*/false);
   if (!a.ok()) {

@@ -163,11 +163,8 @@ class PeerStore {
 
   // Scrub on peers (issue 21 part 2, ops/peer_scrub.h): every chunk held
   // for `owner` with its sealed length, in id order (the scrub's cursor
-  // walks it); empty when nothing is held. And the bytes the owner's pack
-  // files take on disk (live chunks with their record headers, plus
-  // released ones a repack has not reclaimed yet).
+  // walks it); empty when nothing is held. (The bytes on disk: DiskBytes.)
   Result<std::vector<StoredChunk>> ListChunks(const std::string& owner);
-  Result<uint64_t> DiskBytes(const std::string& owner);
 
   Result<OwnerUsage> Usage(const std::string& owner);
   std::vector<std::string> Owners();
@@ -198,7 +195,8 @@ class PeerStore {
   // Deletes everything held for `owner` now and frees its quota. Refused
   // (kFailedPrecondition) unless it is marked departed and not in `present`.
   Status Purge(const std::string& owner, const std::set<std::string>& present);
-  // Bytes of the files under held/<owner> (what the disk really holds).
+  // Bytes of the files under held/<owner> (what the disk really holds:
+  // packs with live and released-pending chunks, index, key, roots, history).
   uint64_t DiskBytes(const std::string& owner);
 
  private:
