@@ -179,7 +179,6 @@ void AgentLoop::UpdateBackupState() {
   }
   backup_state_ = std::move(*report);
 }
-}
 
 bool AgentLoop::UpdateIdle() {
   std::optional<scheduler::Decision> d = scheduler_->LastDecision();
