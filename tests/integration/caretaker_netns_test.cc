@@ -199,14 +199,16 @@ TEST_F(CaretakerNetnsTest, ACaretakerRestoresTheReplicasOfAKilledOwnerAfterAPeer
   ASSERT_TRUE(WaitUntil([&] { return EveryChunkHeldTwice(); }, seconds(40))) << Logs();
   int caretakers = 0;
   for (int h = 1; h < kRescue; ++h) {
-    const std::string log = agents_[h]->Log();
+    std::string log = agents_[h]->Log();
     if (log.find("caretaker alpha started") != std::string::npos) {
       EXPECT_EQ(kHosts[h], caretaker);
       ++caretakers;
-      EXPECT_NE(log.find(std::to_string(short_chunks) + " below R, " + std::to_string(short_chunks) +
-                         " copy(ies) made"),
-                std::string::npos)
-          << log;
+      // The copies land before the caretaker logs its summary line.
+      const std::string summary =
+          std::to_string(short_chunks) + " below R, " + std::to_string(short_chunks) + " copy(ies) made";
+      WaitUntil([&] { return agents_[h]->Log().find(summary) != std::string::npos; }, seconds(10));
+      log = agents_[h]->Log();
+      EXPECT_NE(log.find(summary), std::string::npos) << log;
     }
   }
   EXPECT_EQ(caretakers, 1) << Logs();
