@@ -12,6 +12,7 @@
 
 #include "sparetime/directory/policy.h"
 #include "sparetime/directory/records.h"
+#include "directory/fleet_state_testing.h"
 
 namespace sparetime::directory {
 namespace {
@@ -30,31 +31,8 @@ Entry AgentEntry(const std::string& name, const std::string& key) {
   return e;
 }
 
-DeviceBackupState Dev(std::string device, int64_t time = 0, uint64_t size = 0,
-                      std::string snapshot = "", uint64_t seconds = 0, uint64_t stored = 0,
-                      bool forced = false) {
-  DeviceBackupState d;
-  d.device = std::move(device);
-  d.time = time;
-  d.size = size;
-  d.snapshot = std::move(snapshot);
-  d.seconds = seconds;
-  d.stored = stored;
-  d.forced = forced;
-  return d;
-}
-
-BackupHealth Health(uint32_t replicas, uint64_t healthy, uint64_t under, int64_t last_verify = 0,
-                    std::string error = "", int64_t error_time = 0) {
-  BackupHealth h;
-  h.replicas = replicas;
-  h.healthy = healthy;
-  h.under_replicated = under;
-  h.last_verify = last_verify;
-  h.last_error = std::move(error);
-  h.last_error_time = error_time;
-  return h;
-}
+using directory::testing::Dev;
+using directory::testing::Health;
 
 DeviceBackupState Vdb() {
   return Dev("/dev/vdb", 1765142000, 1073741824, "3f9a0c11d2e4b5a6", 12, 52428800, true);

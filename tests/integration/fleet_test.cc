@@ -25,6 +25,7 @@
 #include "testutil/agent_process.h"
 #include "testutil/slapd.h"
 #include "testutil/testutil.h"
+#include "directory/fleet_state_testing.h"
 
 namespace sparetime::testing {
 namespace {
@@ -37,31 +38,8 @@ constexpr char kBroken[] = "{\"device\":\"/dev/vdz\",\"time\":\"yesterday\"}";
 
 std::string AgentDn(const std::string& name) { return "cn=" + name + ",ou=agents," + kBase; }
 
-directory::DeviceBackupState Dev(std::string device, int64_t time = 0, uint64_t size = 0,
-                      std::string snapshot = "", uint64_t seconds = 0, uint64_t stored = 0,
-                      bool forced = false) {
-  directory::DeviceBackupState d;
-  d.device = std::move(device);
-  d.time = time;
-  d.size = size;
-  d.snapshot = std::move(snapshot);
-  d.seconds = seconds;
-  d.stored = stored;
-  d.forced = forced;
-  return d;
-}
-
-directory::BackupHealth Health(uint32_t replicas, uint64_t healthy, uint64_t under, int64_t last_verify = 0,
-                    std::string error = "", int64_t error_time = 0) {
-  directory::BackupHealth h;
-  h.replicas = replicas;
-  h.healthy = healthy;
-  h.under_replicated = under;
-  h.last_verify = last_verify;
-  h.last_error = std::move(error);
-  h.last_error_time = error_time;
-  return h;
-}
+using directory::testing::Dev;
+using directory::testing::Health;
 
 int64_t Now() { return ToUnixSeconds(SystemClock().WallNow()); }
 

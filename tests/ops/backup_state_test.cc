@@ -16,6 +16,7 @@
 #include "sparetime/imaging/catalog.h"
 #include "sparetime/replication/chunk_locations.h"
 #include "testutil/testutil.h"
+#include "directory/fleet_state_testing.h"
 
 namespace sparetime::ops {
 namespace {
@@ -38,31 +39,8 @@ Snapshot Snap(const std::string& path, int64_t time, uint64_t size, double secon
   return s;
 }
 
-directory::DeviceBackupState Dev(std::string device, int64_t time = 0, uint64_t size = 0,
-                      std::string snapshot = "", uint64_t seconds = 0, uint64_t stored = 0,
-                      bool forced = false) {
-  directory::DeviceBackupState d;
-  d.device = std::move(device);
-  d.time = time;
-  d.size = size;
-  d.snapshot = std::move(snapshot);
-  d.seconds = seconds;
-  d.stored = stored;
-  d.forced = forced;
-  return d;
-}
-
-directory::BackupHealth Health(uint32_t replicas, uint64_t healthy, uint64_t under, int64_t last_verify = 0,
-                    std::string error = "", int64_t error_time = 0) {
-  directory::BackupHealth h;
-  h.replicas = replicas;
-  h.healthy = healthy;
-  h.under_replicated = under;
-  h.last_verify = last_verify;
-  h.last_error = std::move(error);
-  h.last_error_time = error_time;
-  return h;
-}
+using directory::testing::Dev;
+using directory::testing::Health;
 
 ChunkId Id(uint8_t n) {
   ChunkId id;
