@@ -102,16 +102,7 @@ TEST_F(CheckpointRestoreTest, CounterContinuesWithSamePidFileOffsetAndHandler) {
   const size_t at_checkpoint = LineCount(out);
 
   // Through chunks and the image file, as the CLI does.
-  auto key = MigrationKey::LoadOrCreate(tmp_ / "key");
-  ASSERT_TRUE(key.ok()) << key.error().ToString();
-  auto store = PackStore::Create(tmp_ / "store");
-  ASSERT_TRUE(store.ok()) << store.error().ToString();
-  auto stored = StoreImage(*image, *key, **store);
-  ASSERT_TRUE(stored.ok()) << stored.error().ToString();
-  ASSERT_TRUE(WriteImageFile(*stored, tmp_ / "image").ok());
-  auto file = ReadImageFile(tmp_ / "image");
-  ASSERT_TRUE(file.ok()) << file.error().ToString();
-  auto loaded = LoadImage(*file, *key, **store);
+  auto loaded = testing::ThroughImageFile(*image, tmp_.path());
   ASSERT_TRUE(loaded.ok()) << loaded.error().ToString();
 
   auto pid = Restore(*loaded);

@@ -17,6 +17,10 @@
 #include <thread>
 #include <vector>
 
+#include "sparetime/base/status.h"
+#include "sparetime/imaging/pack_store.h"
+#include "sparetime/migration/image_store.h"
+
 extern char** environ;
 
 namespace sparetime::migration::testing {
@@ -100,6 +104,17 @@ class Child {
  private:
   pid_t pid_ = -1;
 };
+
+// A checkpointed image the way the CLI moves it: sealed into chunks of a pack
+// store under `dir`, written to an image file, read back and loaded.
+inline Result<ProcessImage> ThroughImageFile(const ProcessImage& image, const std::string& dir) {
+  ST_ASSIGN_OR_RETURN(MigrationKey key, MigrationKey::LoadOrCreate(dir + "/key"));
+  ST_ASSIGN_OR_RETURN(std::unique_ptr<PackStore> store, PackStore::Create(dir + "/store"));
+  ST_ASSIGN_OR_RETURN(StoredImage stored, StoreImage(image, key, *store));
+  ST_RETURN_IF_ERROR(WriteImageFile(stored, dir + "/image"));
+  ST_ASSIGN_OR_RETURN(StoredImage file, ReadImageFile(dir + "/image"));
+  return LoadImage(file, key, *store);
+}
 
 }  // namespace sparetime::migration::testing
 

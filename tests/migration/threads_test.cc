@@ -41,16 +41,7 @@ class ThreadsTest : public ::testing::Test {
     ASSERT_TRUE(image.ok()) << image.error().ToString();
     EXPECT_EQ(image->threads.size() + 1, expected_threads);
     EXPECT_EQ(testing::ProcState(pid), '?') << "the source must be gone after a checkpoint";
-    auto key = MigrationKey::LoadOrCreate(tmp_ / "key");
-    ASSERT_TRUE(key.ok()) << key.error().ToString();
-    auto store = PackStore::Create(tmp_ / "store");
-    ASSERT_TRUE(store.ok()) << store.error().ToString();
-    auto stored = StoreImage(*image, *key, **store);
-    ASSERT_TRUE(stored.ok()) << stored.error().ToString();
-    ASSERT_TRUE(WriteImageFile(*stored, tmp_ / "image").ok());
-    auto file = ReadImageFile(tmp_ / "image");
-    ASSERT_TRUE(file.ok()) << file.error().ToString();
-    auto loaded = LoadImage(*file, *key, **store);
+    auto loaded = testing::ThroughImageFile(*image, tmp_.path());
     ASSERT_TRUE(loaded.ok()) << loaded.error().ToString();
     ASSERT_EQ(loaded->threads.size(), image->threads.size());
     for (size_t i = 0; i < image->threads.size(); ++i) {
